@@ -1,0 +1,54 @@
+# sdksign: `make run` starts the service, `make test` runs every test.
+# Everything the project needs is installed from here (PyPI into .venv, npm into tests/js).
+
+PYTHON  ?= python3
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+LISTEN  ?= 127.0.0.1:50051
+PROTO   := protos/sdksign/v1/signature_service.proto
+GEN_DIR := client
+GEN     := client/sdksign/v1/signature_service_pb2.py
+PYTEST_ARGS ?=
+
+.PHONY: install protos check-protos run test lint typecheck ci clean
+
+install: $(VENV)/.installed ## create .venv with the server, client and dev tools
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+protos: $(VENV)/.installed ## regenerate client/sdksign/v1 from protos/
+	$(PY) -m grpc_tools.protoc -I protos \
+	  --python_out=$(GEN_DIR) --pyi_out=$(GEN_DIR) --grpc_python_out=$(GEN_DIR) \
+	  $(PROTO)
+
+check-protos: $(VENV)/.installed ## fail when the committed generated code is stale
+	@tmp=$$(mktemp -d) && \
+	$(PY) -m grpc_tools.protoc -I protos --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTO) && \
+	for f in $$(cd $$tmp && find . -type f); do \
+	  cmp -s $$tmp/$$f $(GEN_DIR)/$$f || { echo "stale generated code: $(GEN_DIR)/$$f (run make protos)"; rm -rf $$tmp; exit 1; }; \
+	done; rm -rf $$tmp; echo "generated code is up to date"
+
+run: $(VENV)/.installed protos ## start the service on $(LISTEN)
+	$(VENV)/bin/sdksign serve --listen $(LISTEN) $(if $(CONFIG),--config $(CONFIG))
+
+tests/js/node_modules/.package-lock.json: tests/js/package.json tests/js/package-lock.json
+	npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+
+test: $(VENV)/.installed tests/js/node_modules/.package-lock.json ## run the whole test suite
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed ## ruff (lint and format check)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(VENV)/.installed ## mypy on our own code (not the generated code)
+	$(VENV)/bin/mypy
+
+ci: check-protos lint typecheck test
+
+clean:
+	rm -rf $(VENV) tests/js/node_modules .pytest_cache .mypy_cache .ruff_cache

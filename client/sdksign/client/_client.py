@@ -1,0 +1,252 @@
+"""AsyncClient and Client: SignatureService with deadlines, retries on UNAVAILABLE only, typed results."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from types import TracebackType
+from typing import Any, Self
+
+import grpc
+from sdksign.v1 import signature_service_pb2 as pb
+from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
+
+from ._errors import from_rpc_error
+from ._types import (
+    Role,
+    SignedToken,
+    Verification,
+    meeting_request,
+    signed_token,
+    verification,
+    verify_request,
+    video_request,
+)
+
+DEFAULT_TARGET = "localhost:50051"
+
+
+def channel_options(retries: int) -> list[tuple[str, Any]]:
+    """gRPC's own retry policy: up to `retries` more attempts, on UNAVAILABLE only."""
+    policy = {
+        "methodConfig": [
+            {
+                "name": [{"service": "sdksign.v1.SignatureService"}],
+                "retryPolicy": {
+                    "maxAttempts": retries + 1,
+                    "initialBackoff": "0.05s",
+                    "maxBackoff": "1s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+    return [("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(policy))]
+
+
+class AsyncClient:
+    """An asyncio client. Use `async with AsyncClient(target) as client: ...`.
+
+    Every call has a deadline (`timeout` seconds) and is retried by gRPC itself
+    on UNAVAILABLE, up to `retries` more times; any other failure raises
+    SdkSignError at once.
+    """
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        timeout: float = 5.0,
+        retries: int = 3,
+    ) -> None:
+        options = channel_options(retries)
+        self._channel = (
+            grpc.aio.secure_channel(target, credentials, options=options)
+            if credentials
+            else grpc.aio.insecure_channel(target, options=options)
+        )
+        self._stub = pb_grpc.SignatureServiceStub(self._channel)
+        self._timeout = timeout
+
+    async def sign(self, request: pb.SignRequest) -> SignedToken:
+        """Sign with a raw SignRequest."""
+        try:
+            return signed_token(await self._stub.Sign(request, timeout=self._timeout))
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    async def sign_meeting(
+        self,
+        meeting_number: str | int | None = None,
+        role: Role | None = None,
+        *,
+        app: str = "",
+        ttl: timedelta | int | None = None,
+        video_webrtc_mode: bool | None = None,
+    ) -> SignedToken:
+        """A Meeting SDK token: with meeting number and role for the web SDK, neither for native SDKs."""
+        return await self.sign(
+            meeting_request(
+                meeting_number, role, app=app, ttl=ttl, video_webrtc_mode=video_webrtc_mode
+            )
+        )
+
+    async def sign_video(
+        self,
+        session_name: str,
+        role: Role,
+        *,
+        app: str = "",
+        ttl: timedelta | int | None = None,
+        user_identity: str = "",
+        session_key: str = "",
+        geo_regions: Iterable[str] = (),
+        **flags: bool | None,
+    ) -> SignedToken:
+        """A Video SDK token. `flags`: cloud_recording_option, cloud_recording_election,
+        video_webrtc_mode, audio_webrtc_mode."""
+        return await self.sign(
+            video_request(
+                session_name,
+                role,
+                app=app,
+                ttl=ttl,
+                user_identity=user_identity,
+                session_key=session_key,
+                geo_regions=geo_regions,
+                flags=flags,
+            )
+        )
+
+    async def verify(
+        self,
+        token: str,
+        *,
+        app: str | None = None,
+        expected_meeting_number: str | int | None = None,
+    ) -> Verification:
+        """Diagnose any token; an invalid token is a result (valid=False), not an exception."""
+        try:
+            response = await self._stub.Verify(
+                verify_request(token, app, expected_meeting_number), timeout=self._timeout
+            )
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+        return verification(response)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class Client:
+    """A blocking client with the same calls, deadlines and retries as AsyncClient."""
+
+    def __init__(
+        self,
+        target: str = DEFAULT_TARGET,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        timeout: float = 5.0,
+        retries: int = 3,
+    ) -> None:
+        options = channel_options(retries)
+        self._channel = (
+            grpc.secure_channel(target, credentials, options=options)
+            if credentials
+            else grpc.insecure_channel(target, options=options)
+        )
+        self._stub = pb_grpc.SignatureServiceStub(self._channel)
+        self._timeout = timeout
+
+    def sign(self, request: pb.SignRequest) -> SignedToken:
+        """Sign with a raw SignRequest."""
+        try:
+            return signed_token(self._stub.Sign(request, timeout=self._timeout))
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+
+    def sign_meeting(
+        self,
+        meeting_number: str | int | None = None,
+        role: Role | None = None,
+        *,
+        app: str = "",
+        ttl: timedelta | int | None = None,
+        video_webrtc_mode: bool | None = None,
+    ) -> SignedToken:
+        """See AsyncClient.sign_meeting."""
+        return self.sign(
+            meeting_request(
+                meeting_number, role, app=app, ttl=ttl, video_webrtc_mode=video_webrtc_mode
+            )
+        )
+
+    def sign_video(
+        self,
+        session_name: str,
+        role: Role,
+        *,
+        app: str = "",
+        ttl: timedelta | int | None = None,
+        user_identity: str = "",
+        session_key: str = "",
+        geo_regions: Sequence[str] = (),
+        **flags: bool | None,
+    ) -> SignedToken:
+        """See AsyncClient.sign_video."""
+        return self.sign(
+            video_request(
+                session_name,
+                role,
+                app=app,
+                ttl=ttl,
+                user_identity=user_identity,
+                session_key=session_key,
+                geo_regions=geo_regions,
+                flags=flags,
+            )
+        )
+
+    def verify(
+        self,
+        token: str,
+        *,
+        app: str | None = None,
+        expected_meeting_number: str | int | None = None,
+    ) -> Verification:
+        """See AsyncClient.verify."""
+        try:
+            response = self._stub.Verify(
+                verify_request(token, app, expected_meeting_number), timeout=self._timeout
+            )
+        except grpc.RpcError as error:
+            raise from_rpc_error(error) from None
+        return verification(response)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

@@ -1,0 +1,167 @@
+"""Typed results and the request builders shared by the async and sync clients."""
+
+from __future__ import annotations
+
+import enum
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.protobuf import duration_pb2, json_format
+from sdksign.v1 import signature_service_pb2 as pb
+
+
+class Role(enum.Enum):
+    """The role a token grants: PARTICIPANT (written as 0) or HOST (written as 1)."""
+
+    PARTICIPANT = pb.ROLE_PARTICIPANT
+    HOST = pb.ROLE_HOST
+
+
+@dataclass(frozen=True)
+class SignedToken:
+    """A minted token. `token` is the whole header.payload.signature."""
+
+    token: str = field(repr=False)
+    sdk_key: str
+    issued_at: datetime
+    expires_at: datetime
+    app: str
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem Verify found: its code (e.g. "EXPIRED"), how to fix it, the claim concerned."""
+
+    code: str
+    message: str
+    claim: str
+
+
+@dataclass(frozen=True)
+class Verification:
+    """Verify's diagnosis. `claims` and `header` are the decoded JSON, when it could be decoded."""
+
+    valid: bool
+    problems: list[Problem]
+    claims: dict[str, Any] | None
+    header: dict[str, Any] | None
+    app: str
+    kind: str  # "MEETING_WEB", "MEETING_NATIVE", "VIDEO", "LEGACY_SIGNATURE" or "UNSPECIFIED"
+
+    @property
+    def codes(self) -> list[str]:
+        return [p.code for p in self.problems]
+
+    def explain(self) -> str:
+        """A human-readable report, as `sdksign verify` prints it."""
+        kind = self.kind.replace("_", " ").lower()
+        if self.valid:
+            lines = [f"valid: a {kind} token for app {self.app!r}"]
+        else:
+            count = len(self.problems)
+            lines = [f"INVALID: {count} problem{'s' if count != 1 else ''} ({kind} token)"]
+            for p in self.problems:
+                where = f" [{p.claim}]" if p.claim else ""
+                lines.append(f"  - {p.code}{where}: {p.message}")
+        if self.header is not None:
+            lines.append(f"header: {json.dumps(self.header)}")
+        if self.claims is not None:
+            lines.append(f"claims: {json.dumps(self.claims)}")
+        return "\n".join(lines)
+
+
+def duration(ttl: timedelta | int | None) -> duration_pb2.Duration | None:
+    if ttl is None:
+        return None
+    seconds = ttl.total_seconds() if isinstance(ttl, timedelta) else ttl
+    message = duration_pb2.Duration()
+    message.FromTimedelta(timedelta(seconds=seconds))
+    return message
+
+
+def meeting_request(
+    meeting_number: str | int | None,
+    role: Role | None,
+    *,
+    app: str,
+    ttl: timedelta | int | None,
+    video_webrtc_mode: bool | None,
+) -> pb.SignRequest:
+    claims = pb.MeetingClaims(
+        meeting_number="" if meeting_number is None else str(meeting_number),
+        role=role.value if role else pb.ROLE_UNSPECIFIED,
+    )
+    if video_webrtc_mode is not None:
+        claims.video_webrtc_mode = video_webrtc_mode
+    return pb.SignRequest(app=app, meeting=claims, ttl=duration(ttl))
+
+
+def video_request(
+    session_name: str,
+    role: Role,
+    *,
+    app: str,
+    ttl: timedelta | int | None,
+    user_identity: str,
+    session_key: str,
+    geo_regions: Iterable[str],
+    flags: dict[str, bool | None],
+) -> pb.SignRequest:
+    claims = pb.VideoClaims(
+        session_name=session_name,
+        role=role.value,
+        user_identity=user_identity,
+        session_key=session_key,
+        geo_regions=list(geo_regions),
+    )
+    for name, value in flags.items():
+        if value is not None:
+            setattr(claims, name, value)
+    return pb.SignRequest(app=app, video=claims, ttl=duration(ttl))
+
+
+def verify_request(
+    token: str, app: str | None, expected_meeting_number: str | int | None
+) -> pb.VerifyRequest:
+    request = pb.VerifyRequest(token=token)
+    if app is not None:
+        request.app = app
+    if expected_meeting_number is not None:
+        request.expected_meeting_number = str(expected_meeting_number)
+    return request
+
+
+def signed_token(response: pb.SignResponse) -> SignedToken:
+    return SignedToken(
+        token=response.token,
+        sdk_key=response.sdk_key,
+        issued_at=datetime.fromtimestamp(response.issued_at.seconds, UTC),
+        expires_at=datetime.fromtimestamp(response.expires_at.seconds, UTC),
+        app=response.app,
+    )
+
+
+def verification(response: pb.VerifyResponse) -> Verification:
+    def struct(name: str) -> dict[str, Any] | None:
+        return (
+            json_format.MessageToDict(getattr(response, name)) if response.HasField(name) else None
+        )
+
+    return Verification(
+        valid=response.valid,
+        problems=[
+            Problem(
+                code=pb.ProblemCode.Name(p.code).removeprefix("PROBLEM_CODE_"),
+                message=p.message,
+                claim=p.claim,
+            )
+            for p in response.problems
+        ],
+        claims=struct("claims"),
+        header=struct("header"),
+        app=response.app,
+        kind=pb.TokenKind.Name(response.kind).removeprefix("TOKEN_KIND_"),
+    )

@@ -1,0 +1,170 @@
+import datetime
+
+from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ROLE_UNSPECIFIED: _ClassVar[Role]
+    ROLE_PARTICIPANT: _ClassVar[Role]
+    ROLE_HOST: _ClassVar[Role]
+
+class TokenKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TOKEN_KIND_UNSPECIFIED: _ClassVar[TokenKind]
+    TOKEN_KIND_MEETING_WEB: _ClassVar[TokenKind]
+    TOKEN_KIND_MEETING_NATIVE: _ClassVar[TokenKind]
+    TOKEN_KIND_VIDEO: _ClassVar[TokenKind]
+    TOKEN_KIND_LEGACY_SIGNATURE: _ClassVar[TokenKind]
+
+class ProblemCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PROBLEM_CODE_UNSPECIFIED: _ClassVar[ProblemCode]
+    PROBLEM_CODE_NOT_A_JWT: _ClassVar[ProblemCode]
+    PROBLEM_CODE_LEGACY_SIGNATURE: _ClassVar[ProblemCode]
+    PROBLEM_CODE_MALFORMED: _ClassVar[ProblemCode]
+    PROBLEM_CODE_UNSUPPORTED_ALGORITHM: _ClassVar[ProblemCode]
+    PROBLEM_CODE_UNKNOWN_SDK_KEY: _ClassVar[ProblemCode]
+    PROBLEM_CODE_BAD_SIGNATURE: _ClassVar[ProblemCode]
+    PROBLEM_CODE_MISSING_CLAIM: _ClassVar[ProblemCode]
+    PROBLEM_CODE_WRONG_CLAIM_TYPE: _ClassVar[ProblemCode]
+    PROBLEM_CODE_TIMESTAMP_IN_MILLISECONDS: _ClassVar[ProblemCode]
+    PROBLEM_CODE_EXPIRED: _ClassVar[ProblemCode]
+    PROBLEM_CODE_ISSUED_IN_FUTURE: _ClassVar[ProblemCode]
+    PROBLEM_CODE_LIFETIME_TOO_SHORT: _ClassVar[ProblemCode]
+    PROBLEM_CODE_LIFETIME_TOO_LONG: _ClassVar[ProblemCode]
+    PROBLEM_CODE_INVALID_ROLE: _ClassVar[ProblemCode]
+    PROBLEM_CODE_KEY_MISMATCH: _ClassVar[ProblemCode]
+    PROBLEM_CODE_MEETING_MISMATCH: _ClassVar[ProblemCode]
+    PROBLEM_CODE_INVALID_CLAIM: _ClassVar[ProblemCode]
+ROLE_UNSPECIFIED: Role
+ROLE_PARTICIPANT: Role
+ROLE_HOST: Role
+TOKEN_KIND_UNSPECIFIED: TokenKind
+TOKEN_KIND_MEETING_WEB: TokenKind
+TOKEN_KIND_MEETING_NATIVE: TokenKind
+TOKEN_KIND_VIDEO: TokenKind
+TOKEN_KIND_LEGACY_SIGNATURE: TokenKind
+PROBLEM_CODE_UNSPECIFIED: ProblemCode
+PROBLEM_CODE_NOT_A_JWT: ProblemCode
+PROBLEM_CODE_LEGACY_SIGNATURE: ProblemCode
+PROBLEM_CODE_MALFORMED: ProblemCode
+PROBLEM_CODE_UNSUPPORTED_ALGORITHM: ProblemCode
+PROBLEM_CODE_UNKNOWN_SDK_KEY: ProblemCode
+PROBLEM_CODE_BAD_SIGNATURE: ProblemCode
+PROBLEM_CODE_MISSING_CLAIM: ProblemCode
+PROBLEM_CODE_WRONG_CLAIM_TYPE: ProblemCode
+PROBLEM_CODE_TIMESTAMP_IN_MILLISECONDS: ProblemCode
+PROBLEM_CODE_EXPIRED: ProblemCode
+PROBLEM_CODE_ISSUED_IN_FUTURE: ProblemCode
+PROBLEM_CODE_LIFETIME_TOO_SHORT: ProblemCode
+PROBLEM_CODE_LIFETIME_TOO_LONG: ProblemCode
+PROBLEM_CODE_INVALID_ROLE: ProblemCode
+PROBLEM_CODE_KEY_MISMATCH: ProblemCode
+PROBLEM_CODE_MEETING_MISMATCH: ProblemCode
+PROBLEM_CODE_INVALID_CLAIM: ProblemCode
+
+class SignRequest(_message.Message):
+    __slots__ = ("app", "meeting", "video", "ttl")
+    APP_FIELD_NUMBER: _ClassVar[int]
+    MEETING_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_FIELD_NUMBER: _ClassVar[int]
+    TTL_FIELD_NUMBER: _ClassVar[int]
+    app: str
+    meeting: MeetingClaims
+    video: VideoClaims
+    ttl: _duration_pb2.Duration
+    def __init__(self, app: _Optional[str] = ..., meeting: _Optional[_Union[MeetingClaims, _Mapping]] = ..., video: _Optional[_Union[VideoClaims, _Mapping]] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+
+class MeetingClaims(_message.Message):
+    __slots__ = ("meeting_number", "role", "video_webrtc_mode")
+    MEETING_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_WEBRTC_MODE_FIELD_NUMBER: _ClassVar[int]
+    meeting_number: str
+    role: Role
+    video_webrtc_mode: bool
+    def __init__(self, meeting_number: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., video_webrtc_mode: _Optional[bool] = ...) -> None: ...
+
+class VideoClaims(_message.Message):
+    __slots__ = ("session_name", "role", "user_identity", "session_key", "geo_regions", "cloud_recording_option", "cloud_recording_election", "video_webrtc_mode", "audio_webrtc_mode", "telemetry_tracking_id")
+    SESSION_NAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    USER_IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    SESSION_KEY_FIELD_NUMBER: _ClassVar[int]
+    GEO_REGIONS_FIELD_NUMBER: _ClassVar[int]
+    CLOUD_RECORDING_OPTION_FIELD_NUMBER: _ClassVar[int]
+    CLOUD_RECORDING_ELECTION_FIELD_NUMBER: _ClassVar[int]
+    VIDEO_WEBRTC_MODE_FIELD_NUMBER: _ClassVar[int]
+    AUDIO_WEBRTC_MODE_FIELD_NUMBER: _ClassVar[int]
+    TELEMETRY_TRACKING_ID_FIELD_NUMBER: _ClassVar[int]
+    session_name: str
+    role: Role
+    user_identity: str
+    session_key: str
+    geo_regions: _containers.RepeatedScalarFieldContainer[str]
+    cloud_recording_option: bool
+    cloud_recording_election: bool
+    video_webrtc_mode: bool
+    audio_webrtc_mode: bool
+    telemetry_tracking_id: str
+    def __init__(self, session_name: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., user_identity: _Optional[str] = ..., session_key: _Optional[str] = ..., geo_regions: _Optional[_Iterable[str]] = ..., cloud_recording_option: _Optional[bool] = ..., cloud_recording_election: _Optional[bool] = ..., video_webrtc_mode: _Optional[bool] = ..., audio_webrtc_mode: _Optional[bool] = ..., telemetry_tracking_id: _Optional[str] = ...) -> None: ...
+
+class SignResponse(_message.Message):
+    __slots__ = ("token", "sdk_key", "issued_at", "expires_at", "app")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    SDK_KEY_FIELD_NUMBER: _ClassVar[int]
+    ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    APP_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    sdk_key: str
+    issued_at: _timestamp_pb2.Timestamp
+    expires_at: _timestamp_pb2.Timestamp
+    app: str
+    def __init__(self, token: _Optional[str] = ..., sdk_key: _Optional[str] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., app: _Optional[str] = ...) -> None: ...
+
+class VerifyRequest(_message.Message):
+    __slots__ = ("token", "app", "expected_meeting_number")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    APP_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_MEETING_NUMBER_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    app: str
+    expected_meeting_number: str
+    def __init__(self, token: _Optional[str] = ..., app: _Optional[str] = ..., expected_meeting_number: _Optional[str] = ...) -> None: ...
+
+class VerifyResponse(_message.Message):
+    __slots__ = ("valid", "problems", "claims", "app", "kind", "header")
+    VALID_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    APP_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    valid: bool
+    problems: _containers.RepeatedCompositeFieldContainer[Problem]
+    claims: _struct_pb2.Struct
+    app: str
+    kind: TokenKind
+    header: _struct_pb2.Struct
+    def __init__(self, valid: _Optional[bool] = ..., problems: _Optional[_Iterable[_Union[Problem, _Mapping]]] = ..., claims: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., app: _Optional[str] = ..., kind: _Optional[_Union[TokenKind, str]] = ..., header: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+
+class Problem(_message.Message):
+    __slots__ = ("code", "message", "claim")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_FIELD_NUMBER: _ClassVar[int]
+    code: ProblemCode
+    message: str
+    claim: str
+    def __init__(self, code: _Optional[_Union[ProblemCode, str]] = ..., message: _Optional[str] = ..., claim: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,175 @@
+"""The `sdksign` command: serve, sign and verify."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from ._config import Config, ConfigError, load_config, parse_duration
+
+TARGET_HELP = "the server, HOST:PORT (default: $SDKSIGN_TARGET or localhost:50051)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sdksign", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the gRPC server")
+    serve.add_argument(
+        "--listen", help="HOST:PORT to listen on (default: the config's, else 127.0.0.1:50051)"
+    )
+    serve.add_argument(
+        "--config",
+        type=Path,
+        default=os.environ.get("SDKSIGN_CONFIG") or None,
+        help="TOML file with [[apps]] (default: $SDKSIGN_CONFIG; without one, Zoom's sample "
+        "variables ZOOM_MEETING_SDK_KEY/SECRET and ZOOM_VIDEO_SDK_KEY/SECRET, else development apps)",
+    )
+
+    sign = commands.add_parser("sign", help="mint a token and print it")
+    sign.add_argument(
+        "--target", default=os.environ.get("SDKSIGN_TARGET", "localhost:50051"), help=TARGET_HELP
+    )
+    sign.add_argument(
+        "--app", default="", help="the configured app (default: the only one of the kind)"
+    )
+    what = sign.add_mutually_exclusive_group()
+    what.add_argument("--meeting-number", help="meeting number, for a web Meeting SDK token")
+    what.add_argument("--session", help="session name, for a Video SDK token")
+    sign.add_argument(
+        "--role", choices=["participant", "host"], help="required for web and video tokens"
+    )
+    sign.add_argument("--ttl", help="lifetime, e.g. 7200, 30m, 2h (1800 s to 48 h; default 2h)")
+    sign.add_argument("--json", action="store_true", help="print token, sdk key and times as JSON")
+
+    verify = commands.add_parser(
+        "verify", help="diagnose a token (exit status 1 when it is invalid)"
+    )
+    verify.add_argument("token", help="the token, or - to read it from standard input")
+    verify.add_argument(
+        "--target", default=os.environ.get("SDKSIGN_TARGET", "localhost:50051"), help=TARGET_HELP
+    )
+    verify.add_argument("--app", help="check against this configured app only")
+    verify.add_argument("--expect-meeting", help="the meeting number the token must be for")
+    verify.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "sign":
+            return _sign(args)
+        return _verify(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from ._logging import configure_logging
+        from ._serve import ListenError, serve
+    except ImportError as exc:
+        print(
+            f"sdksign serve: the server extra is not installed ({exc.name}): pip install 'sdksign[server]'",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"sdksign: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(config.log_level)
+    if config.development:
+        _warn_development(config)
+    try:
+        asyncio.run(serve(config, args.listen or config.listen))
+    except ListenError as exc:
+        print(f"sdksign: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _warn_development(config: Config) -> None:
+    keys = ", ".join(f"{a.name}: {a.sdk_key}" for a in config.apps)
+    print(
+        f"sdksign: WARNING: no configuration given, so serving development apps ({keys}) whose "
+        f"random secrets are kept in {config.source}. For development only: Zoom does not know "
+        "these keys. Use --config or ZOOM_MEETING_SDK_KEY/ZOOM_MEETING_SDK_SECRET for real apps.",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _sign(args: argparse.Namespace) -> int:
+    import json
+
+    from sdksign.client import Client, Role, SdkSignError
+
+    role = Role[args.role.upper()] if args.role else None
+    try:
+        ttl = parse_duration(args.ttl, "--ttl") if args.ttl else None
+    except ConfigError as exc:
+        print(f"sdksign sign: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with Client(args.target) as client:
+            if args.session is not None:
+                if role is None:
+                    print("sdksign sign: --role is required with --session", file=sys.stderr)
+                    return 2
+                signed = client.sign_video(args.session, role, app=args.app, ttl=ttl)
+            else:
+                signed = client.sign_meeting(args.meeting_number, role, app=args.app, ttl=ttl)
+    except SdkSignError as exc:
+        print(f"sdksign sign: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "token": signed.token,
+                    "sdk_key": signed.sdk_key,
+                    "app": signed.app,
+                    "issued_at": signed.issued_at.isoformat(),
+                    "expires_at": signed.expires_at.isoformat(),
+                }
+            )
+        )
+    else:
+        print(signed.token)
+    return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    import json
+
+    from sdksign.client import Client, SdkSignError
+
+    token = sys.stdin.read().strip() if args.token == "-" else args.token  # noqa: S105
+    try:
+        with Client(args.target) as client:
+            result = client.verify(token, app=args.app, expected_meeting_number=args.expect_meeting)
+    except SdkSignError as exc:
+        print(f"sdksign verify: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "valid": result.valid,
+                    "kind": result.kind,
+                    "app": result.app,
+                    "problems": [p.__dict__ for p in result.problems],
+                    "header": result.header,
+                    "claims": result.claims,
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(result.explain())
+    return 0 if result.valid else 1

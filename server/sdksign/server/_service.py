@@ -1,0 +1,142 @@
+"""The SignatureService servicer: proto in, proto out; the logic lives in _claims and _diagnose."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+import structlog
+from google.protobuf import struct_pb2, timestamp_pb2
+from sdksign.v1 import signature_service_pb2 as pb
+from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
+
+from ._claims import ROLE_NAMES, mint
+from ._config import Config
+from ._diagnose import MAX_TOKEN_LENGTH, Diagnosis, diagnose
+from ._errors import FieldViolation, InvalidArgument
+from ._tokens import fingerprint
+
+_KINDS = {
+    "meeting_web": pb.TOKEN_KIND_MEETING_WEB,
+    "meeting_native": pb.TOKEN_KIND_MEETING_NATIVE,
+    "video": pb.TOKEN_KIND_VIDEO,
+    "legacy_signature": pb.TOKEN_KIND_LEGACY_SIGNATURE,
+}
+
+
+class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,unused-ignore]
+    """Sign and Verify for the apps in `config`, on the clock `clock` (epoch seconds)."""
+
+    def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
+        self._config = config
+        self._clock = clock
+
+    async def Sign(
+        self, request: pb.SignRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SignResponse:
+        claims = request.WhichOneof("claims")
+        role = request.meeting.role if claims == "meeting" else request.video.role
+        structlog.contextvars.bind_contextvars(
+            app=request.app, kind=claims or "", role=ROLE_NAMES.get(role, "")
+        )
+        minted = mint(request, self._config, self._clock())
+        structlog.contextvars.bind_contextvars(
+            app=minted.app.name, token_fp=fingerprint(minted.token)
+        )
+        return pb.SignResponse(
+            token=minted.token,
+            sdk_key=minted.app.sdk_key,
+            issued_at=timestamp_pb2.Timestamp(seconds=minted.issued_at),
+            expires_at=timestamp_pb2.Timestamp(seconds=minted.expires_at),
+            app=minted.app.name,
+        )
+
+    async def Verify(
+        self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.VerifyResponse:
+        token = request.token
+        if token:
+            structlog.contextvars.bind_contextvars(token_fp=fingerprint(token))
+        violations = []
+        if not token:
+            violations.append(
+                FieldViolation("token", "is required: the whole token, header.payload.signature")
+            )
+        elif len(token) > MAX_TOKEN_LENGTH:
+            violations.append(
+                FieldViolation(
+                    "token", f"has {len(token)} characters; at most {MAX_TOKEN_LENGTH} are allowed"
+                )
+            )
+        only_app = None
+        if request.HasField("app"):
+            only_app = self._config.app_named(request.app)
+            if only_app is None:
+                configured = ", ".join(a.name for a in self._config.apps)
+                violations.append(
+                    FieldViolation(
+                        "app", f"no app is named {request.app[:64]!r}; configured: {configured}"
+                    )
+                )
+        expected = (
+            request.expected_meeting_number if request.HasField("expected_meeting_number") else None
+        )
+        if expected is not None and not (expected.isdigit() and len(expected) <= 20):
+            violations.append(
+                FieldViolation(
+                    "expected_meeting_number", "must be digits only (at most 20), e.g. 94843468909"
+                )
+            )
+        if violations:
+            raise InvalidArgument(violations)
+
+        diagnosis = diagnose(
+            token,
+            self._config.apps,
+            int(self._clock()),
+            only_app=only_app,
+            expected_meeting_number=expected,
+        )
+        structlog.contextvars.bind_contextvars(
+            app=diagnosis.app.name if diagnosis.app else "",
+            valid=diagnosis.valid,
+            problems=[p.code for p in diagnosis.problems],
+        )
+        return verify_response(diagnosis)
+
+
+def verify_response(diagnosis: Diagnosis) -> pb.VerifyResponse:
+    """The VerifyResponse for a diagnosis."""
+    response = pb.VerifyResponse(
+        valid=diagnosis.valid,
+        problems=[
+            pb.Problem(
+                code=f"PROBLEM_CODE_{p.code}",
+                message=p.message,
+                claim=p.claim,
+            )
+            for p in diagnosis.problems
+        ],
+        app=diagnosis.app.name if diagnosis.app else "",
+        kind=_KINDS.get(diagnosis.kind, pb.TOKEN_KIND_UNSPECIFIED),
+    )
+    for name, value in (("claims", diagnosis.claims), ("header", diagnosis.header)):
+        struct = _struct(value)
+        if struct is not None:
+            getattr(response, name).CopyFrom(struct)
+    return response
+
+
+def _struct(value: dict[str, Any] | None) -> struct_pb2.Struct | None:
+    """A Struct of decoded JSON, or None when protobuf cannot hold it (too deep, too large)."""
+    if value is None:
+        return None
+    struct = struct_pb2.Struct()
+    try:
+        struct.update(value)
+        struct.ByteSize()  # refuses nesting over protobuf's depth limit now, not at send time
+    except (ValueError, TypeError, OverflowError, RecursionError):
+        return None
+    return struct

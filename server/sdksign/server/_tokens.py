@@ -1,0 +1,52 @@
+"""JWT encoding: unpadded base64url segments and an HMAC-SHA256 signature.
+
+The bytes are those PyJWT writes for the same claims (compact JSON, the header's
+keys sorted, the payload's in insertion order); tests hold that. The header
+segment never changes, so it is encoded once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping
+
+HEADER = {"alg": "HS256", "typ": "JWT"}
+
+
+def b64url(data: bytes) -> bytes:
+    """Base64url without `=` padding, as JWTs use."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def b64decode_lenient(segment: str) -> bytes:
+    """Decode base64url or standard base64, padded or not; raises ValueError otherwise.
+
+    Lenient on purpose: Verify decodes what broken signers write so that it can
+    still show the claims, and reports the wrong alphabet or padding itself.
+    """
+    unpadded = segment.rstrip("=").replace("-", "+").replace("_", "/")
+    return base64.b64decode(unpadded + "=" * (-len(unpadded) % 4), validate=True)
+
+
+def hs256(secret: bytes, signing_input: bytes) -> bytes:
+    """The raw HMAC-SHA256 of `signing_input` (header.payload) under `secret`."""
+    return hmac.new(secret, signing_input, hashlib.sha256).digest()
+
+
+_HEADER_SEGMENT = b64url(json.dumps(HEADER, separators=(",", ":"), sort_keys=True).encode())
+
+
+def encode(payload: Mapping[str, object], secret: bytes) -> str:
+    """Return the whole token, header.payload.signature, for `payload` signed with `secret`."""
+    body = b64url(json.dumps(payload, separators=(",", ":")).encode())
+    signing_input = _HEADER_SEGMENT + b"." + body
+    return (signing_input + b"." + b64url(hs256(secret, signing_input))).decode("ascii")
+
+
+def fingerprint(value: str | bytes) -> str:
+    """A short, one-way fingerprint (12 hex digits of SHA-256) safe to log in place of a token or secret."""
+    data = value.encode() if isinstance(value, str) else value
+    return hashlib.sha256(data).hexdigest()[:12]
