@@ -1,0 +1,209 @@
+"""SignatureService on a real grpc.aio server on loopback, called through sdksign.client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from sdksign.client import AsyncClient, Client, Role, SdkSignError
+from sdksign.server import App, Config
+from sdksign.server import _service
+from sdksign.server._serve import SERVICE_NAME, bind, build_server
+from sdksign.v1 import signature_service_pb2 as pb
+from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
+
+
+@pytest.fixture
+async def client(target: str) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(target) as client:
+        yield client
+
+
+async def test_sign_then_verify(client: AsyncClient, meeting_app: App) -> None:
+    signed = await client.sign_meeting("94843468909", Role.HOST, ttl=timedelta(hours=3))
+    assert signed.app == "meeting" and signed.sdk_key == meeting_app.sdk_key
+    assert signed.expires_at - signed.issued_at == timedelta(hours=3)
+    assert signed.token not in repr(signed)
+    result = await client.verify(signed.token, expected_meeting_number="94843468909")
+    assert result.valid, result.explain()
+    assert (result.app, result.kind, result.problems) == ("meeting", "MEETING_WEB", [])
+    assert result.claims is not None and result.claims["role"] == 1 and result.claims["mn"] == "94843468909"
+    assert result.header == {"alg": "HS256", "typ": "JWT"}
+
+
+async def test_native_and_video_tokens_verify(client: AsyncClient) -> None:
+    native = await client.sign_meeting()
+    assert (await client.verify(native.token)).kind == "MEETING_NATIVE"
+    video = await client.sign_video("math-101", Role.PARTICIPANT, geo_regions=["US"], audio_webrtc_mode=True)
+    result = await client.verify(video.token, app="video")
+    assert result.valid and result.kind == "VIDEO" and result.claims is not None
+    assert result.claims["geo_regions"] == "US" and result.claims["audio_webrtc_mode"] == 1
+
+
+async def test_invalid_token_is_an_ok_answer_listing_problems(client: AsyncClient) -> None:
+    signed = await client.sign_meeting("94843468909", Role.PARTICIPANT)
+    result = await client.verify(signed.token, expected_meeting_number="111111111")
+    assert not result.valid
+    assert result.codes == ["MEETING_MISMATCH"]
+    assert "111111111" in result.problems[0].message
+    alone = await client.verify(signed.token.rsplit(".", 1)[1])
+    assert alone.codes == ["NOT_A_JWT"] and alone.claims is None
+    assert "INVALID" in alone.explain() and "NOT_A_JWT" in alone.explain()
+
+
+async def test_sign_refusal_names_fields_with_bad_request_details(client: AsyncClient) -> None:
+    with pytest.raises(SdkSignError) as caught:
+        await client.sign_meeting("9484-3468", Role.HOST, ttl=60)
+    error = caught.value
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert {v.field for v in error.violations} == {"meeting.meeting_number", "ttl"}
+    assert "meeting.meeting_number" in error.message and "ttl" in error.message
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"token": ""}, "token"),
+        ({"token": "x" * 8193}, "token"),
+        ({"token": "a.b.c", "app": "nope"}, "app"),
+        ({"token": "a.b.c", "expected_meeting_number": "12-34"}, "expected_meeting_number"),
+    ],
+)
+async def test_verify_refuses_bad_requests(client: AsyncClient, kwargs: dict[str, str], field: str) -> None:
+    with pytest.raises(SdkSignError) as caught:
+        await client.verify(**kwargs)
+    assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert [v.field for v in caught.value.violations] == [field]
+
+
+async def test_missing_app_kind_is_failed_precondition(meeting_app: App) -> None:
+    server, _ = build_server(Config(apps=(meeting_app,), source="tests"))
+    port = bind(server, "127.0.0.1:0")
+    await server.start()
+    try:
+        async with AsyncClient(f"127.0.0.1:{port}") as client:
+            with pytest.raises(SdkSignError) as caught:
+                await client.sign_video("s", Role.HOST)
+        assert caught.value.code == grpc.StatusCode.FAILED_PRECONDITION
+        assert "no video app is configured" in caught.value.message
+    finally:
+        await server.stop(None)
+
+
+async def test_unexpected_error_is_internal_without_details(
+    target: str, monkeypatch: pytest.MonkeyPatch, meeting_secret: str
+) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError(f"boom {meeting_secret}")
+
+    monkeypatch.setattr(_service, "mint", broken)
+    async with AsyncClient(target) as client:
+        with pytest.raises(SdkSignError) as caught:
+            await client.sign_meeting()
+        assert caught.value.code == grpc.StatusCode.INTERNAL
+        assert "boom" not in caught.value.message and meeting_secret not in caught.value.message
+        # The worker survived: the next call is answered.
+        assert (await client.verify("a.b.c")).valid is False
+
+
+async def test_oversized_message_is_refused_by_grpc(client: AsyncClient) -> None:
+    with pytest.raises(SdkSignError) as caught:
+        await client.verify("x" * 100_000)
+    assert caught.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+
+
+async def test_concurrent_calls_are_all_answered(client: AsyncClient) -> None:
+    numbers = [str(100000000 + i) for i in range(200)]
+    signed = await asyncio.gather(*(client.sign_meeting(n, Role.PARTICIPANT) for n in numbers))
+    results = await asyncio.gather(*(client.verify(s.token, expected_meeting_number=n) for s, n in zip(signed, numbers, strict=True)))
+    assert all(r.valid for r in results)
+    assert len({s.token for s in signed}) == 200
+
+
+async def test_health_per_service(target: str) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        overall = await stub.Check(health_pb2.HealthCheckRequest(service=""))
+        assert overall.status == health_pb2.HealthCheckResponse.SERVING
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.Check(health_pb2.HealthCheckRequest(service="no.such.Service"))
+        assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+    assert SERVICE_NAME == "sdksign.v1.SignatureService"
+
+
+async def test_sync_client(target: str, meeting_app: App) -> None:
+    # The server runs on this test's event loop, so the blocking client calls from a thread.
+    def calls() -> tuple[str, bool]:
+        with Client(target) as client:
+            signed = client.sign_meeting(123456789, Role.PARTICIPANT)
+            return signed.sdk_key, client.verify(signed.token).valid
+
+    assert await asyncio.to_thread(calls) == (meeting_app.sdk_key, True)
+
+
+class Flaky(pb_grpc.SignatureServiceServicer):  # type: ignore[misc]
+    """A stand-in servicer (a unit seam) that fails the first `failures` calls with `code`."""
+
+    def __init__(self, failures: int, code: grpc.StatusCode) -> None:
+        self.calls = 0
+        self.failures = failures
+        self.code = code
+
+    async def Verify(self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext) -> pb.VerifyResponse:
+        self.calls += 1
+        if self.calls <= self.failures:
+            await context.abort(self.code, "try again")
+        return pb.VerifyResponse(valid=True)
+
+    async def Sign(self, request: pb.SignRequest, context: grpc.aio.ServicerContext) -> pb.SignResponse:
+        await asyncio.sleep(5)
+        return pb.SignResponse()
+
+
+async def serve_flaky(servicer: Flaky) -> tuple[grpc.aio.Server, str]:
+    server = grpc.aio.server()
+    pb_grpc.add_SignatureServiceServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, f"127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize(
+    ("code", "failures", "calls", "ok"),
+    [
+        (grpc.StatusCode.UNAVAILABLE, 2, 3, True),
+        (grpc.StatusCode.UNAVAILABLE, 9, 4, False),
+        (grpc.StatusCode.INVALID_ARGUMENT, 1, 1, False),
+        (grpc.StatusCode.INTERNAL, 1, 1, False),
+    ],
+)
+async def test_client_retries_unavailable_only(code: grpc.StatusCode, failures: int, calls: int, ok: bool) -> None:
+    servicer = Flaky(failures, code)
+    server, address = await serve_flaky(servicer)
+    try:
+        async with AsyncClient(address, retries=3) as client:
+            if ok:
+                assert (await client.verify("t")).valid
+            else:
+                with pytest.raises(SdkSignError) as caught:
+                    await client.verify("t")
+                assert caught.value.code == code
+        assert servicer.calls == calls
+    finally:
+        await server.stop(None)
+
+
+async def test_client_deadline() -> None:
+    server, address = await serve_flaky(Flaky(0, grpc.StatusCode.OK))
+    try:
+        async with AsyncClient(address, timeout=0.2) as client:
+            with pytest.raises(SdkSignError) as caught:
+                await client.sign_meeting()
+        assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    finally:
+        await server.stop(None)
