@@ -84,7 +84,11 @@ def start_server_process(
     process = subprocess.Popen(
         [sys.executable, "-m", "sdksign.server", "serve", "--listen", "127.0.0.1:0", *args],
         cwd=tmp_path,
-        env={"PATH": os.environ["PATH"], "PYTHONPATH": f"{ROOT / 'client'}:{ROOT / 'server'}", **env},
+        env={
+            "PATH": os.environ["PATH"],
+            "PYTHONPATH": f"{ROOT / 'client'}:{ROOT / 'server'}",
+            **env,
+        },
         stdout=subprocess.DEVNULL,
         stderr=stderr_path.open("w"),
         text=True,

@@ -22,11 +22,15 @@ def raw_token(
 ) -> str:
     """header.payload.signature with each part JSON-encoded (unless a str), `encode`d, HMAC-signed."""
     parts = [
-        encode((part if isinstance(part, str) else json.dumps(part, separators=(",", ":"))).encode())
+        encode(
+            (part if isinstance(part, str) else json.dumps(part, separators=(",", ":"))).encode()
+        )
         for part in (header, payload)
     ]
     signing_input = ".".join(parts).encode()
-    signature = "" if secret is None else encode(hmac.new(secret, signing_input, hashlib.sha256).digest())
+    signature = (
+        "" if secret is None else encode(hmac.new(secret, signing_input, hashlib.sha256).digest())
+    )
     return f"{parts[0]}.{parts[1]}.{signature}"
 
 

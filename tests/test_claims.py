@@ -16,7 +16,9 @@ NOW = 1_790_000_000.7
 
 
 def decode(token: str, secret: bytes) -> dict[str, object]:
-    return jwt.decode(token, secret, algorithms=["HS256"], options={"verify_exp": False, "verify_iat": False})
+    return jwt.decode(
+        token, secret, algorithms=["HS256"], options={"verify_exp": False, "verify_iat": False}
+    )
 
 
 def violations(exc: InvalidArgument) -> dict[str, str]:
@@ -24,7 +26,9 @@ def violations(exc: InvalidArgument) -> dict[str, str]:
 
 
 def test_web_meeting_token_has_zoom_claims_in_order(config: Config, meeting_app: App) -> None:
-    request = pb.SignRequest(meeting=pb.MeetingClaims(meeting_number="94843468909", role=pb.ROLE_HOST))
+    request = pb.SignRequest(
+        meeting=pb.MeetingClaims(meeting_number="94843468909", role=pb.ROLE_HOST)
+    )
     minted = mint(request, config, NOW)
     claims = decode(minted.token, meeting_app.secret)
     iat = 1_790_000_000 - 30
@@ -38,12 +42,21 @@ def test_web_meeting_token_has_zoom_claims_in_order(config: Config, meeting_app:
         "exp": iat + 7200,
         "tokenExp": iat + 7200,
     }
-    assert (minted.app, minted.issued_at, minted.expires_at, minted.role) == (meeting_app, iat, iat + 7200, "host")
+    assert (minted.app, minted.issued_at, minted.expires_at, minted.role) == (
+        meeting_app,
+        iat,
+        iat + 7200,
+        "host",
+    )
 
 
-def test_participant_is_role_zero_and_webrtc_flag_is_an_integer(config: Config, meeting_app: App) -> None:
+def test_participant_is_role_zero_and_webrtc_flag_is_an_integer(
+    config: Config, meeting_app: App
+) -> None:
     request = pb.SignRequest(
-        meeting=pb.MeetingClaims(meeting_number="123456789", role=pb.ROLE_PARTICIPANT, video_webrtc_mode=True)
+        meeting=pb.MeetingClaims(
+            meeting_number="123456789", role=pb.ROLE_PARTICIPANT, video_webrtc_mode=True
+        )
     )
     claims = decode(mint(request, config, NOW).token, meeting_app.secret)
     assert claims["role"] == 0 and type(claims["role"]) is int
@@ -59,15 +72,25 @@ def test_native_token_has_no_meeting_number_and_no_role(config: Config, meeting_
 
 def test_ttl_sets_lifetime_within_bounds(config: Config, meeting_app: App) -> None:
     for seconds in (1800, 172800):
-        request = pb.SignRequest(meeting=pb.MeetingClaims(), ttl=duration_pb2.Duration(seconds=seconds))
+        request = pb.SignRequest(
+            meeting=pb.MeetingClaims(), ttl=duration_pb2.Duration(seconds=seconds)
+        )
         claims = decode(mint(request, config, NOW).token, meeting_app.secret)
         assert claims["exp"] - claims["iat"] == seconds  # type: ignore[operator]
 
 
 @pytest.mark.parametrize(
-    ("ttl", "shown"), [(duration_pb2.Duration(seconds=1799), "1799s"), (duration_pb2.Duration(seconds=172801), "172801s"), (duration_pb2.Duration(seconds=3600, nanos=500_000_000), "3600.5s"), (duration_pb2.Duration(seconds=0), "0s")]
+    ("ttl", "shown"),
+    [
+        (duration_pb2.Duration(seconds=1799), "1799s"),
+        (duration_pb2.Duration(seconds=172801), "172801s"),
+        (duration_pb2.Duration(seconds=3600, nanos=500_000_000), "3600.5s"),
+        (duration_pb2.Duration(seconds=0), "0s"),
+    ],
 )
-def test_ttl_outside_bounds_names_the_field_and_range(config: Config, ttl: duration_pb2.Duration, shown: str) -> None:
+def test_ttl_outside_bounds_names_the_field_and_range(
+    config: Config, ttl: duration_pb2.Duration, shown: str
+) -> None:
     with pytest.raises(InvalidArgument) as caught:
         mint(pb.SignRequest(meeting=pb.MeetingClaims(), ttl=ttl), config, NOW)
     description = violations(caught.value)["ttl"]
@@ -79,7 +102,10 @@ def test_ttl_outside_bounds_names_the_field_and_range(config: Config, ttl: durat
     [
         (pb.MeetingClaims(meeting_number="94843468909"), "meeting.role"),
         (pb.MeetingClaims(role=pb.ROLE_HOST), "meeting.meeting_number"),
-        (pb.MeetingClaims(meeting_number="948 4346 8909", role=pb.ROLE_HOST), "meeting.meeting_number"),
+        (
+            pb.MeetingClaims(meeting_number="948 4346 8909", role=pb.ROLE_HOST),
+            "meeting.meeting_number",
+        ),
         (pb.MeetingClaims(meeting_number="9484-3468", role=pb.ROLE_HOST), "meeting.meeting_number"),
         (pb.MeetingClaims(meeting_number="1" * 21, role=pb.ROLE_HOST), "meeting.meeting_number"),
         (pb.MeetingClaims(meeting_number="123", role=7), "meeting.role"),  # type: ignore[arg-type]
@@ -148,9 +174,18 @@ def test_video_token_claims(config: Config, video_app: App) -> None:
         (pb.VideoClaims(role=pb.ROLE_HOST), "video.session_name"),
         (pb.VideoClaims(session_name="s" * 201, role=pb.ROLE_HOST), "video.session_name"),
         (pb.VideoClaims(session_name="s"), "video.role"),
-        (pb.VideoClaims(session_name="s", role=pb.ROLE_HOST, user_identity="u" * 36), "video.user_identity"),
-        (pb.VideoClaims(session_name="s", role=pb.ROLE_HOST, session_key="k" * 37), "video.session_key"),
-        (pb.VideoClaims(session_name="s", role=pb.ROLE_HOST, geo_regions=["US", "XX"]), "video.geo_regions[1]"),
+        (
+            pb.VideoClaims(session_name="s", role=pb.ROLE_HOST, user_identity="u" * 36),
+            "video.user_identity",
+        ),
+        (
+            pb.VideoClaims(session_name="s", role=pb.ROLE_HOST, session_key="k" * 37),
+            "video.session_key",
+        ),
+        (
+            pb.VideoClaims(session_name="s", role=pb.ROLE_HOST, geo_regions=["US", "XX"]),
+            "video.geo_regions[1]",
+        ),
     ],
 )
 def test_video_rules(config: Config, claims: pb.VideoClaims, field: str) -> None:
@@ -160,7 +195,9 @@ def test_video_rules(config: Config, claims: pb.VideoClaims, field: str) -> None
 
 
 def test_video_limits_are_inclusive(config: Config) -> None:
-    claims = pb.VideoClaims(session_name="s" * 200, role=pb.ROLE_HOST, user_identity="u" * 35, session_key="k" * 36)
+    claims = pb.VideoClaims(
+        session_name="s" * 200, role=pb.ROLE_HOST, user_identity="u" * 35, session_key="k" * 36
+    )
     assert mint(pb.SignRequest(video=claims), config, NOW).token
 
 
@@ -190,6 +227,8 @@ def test_no_app_of_the_kind_is_a_failed_precondition(meeting_app: App) -> None:
 
 def test_clock_skew_is_configurable(meeting_app: App) -> None:
     config = Config(apps=(meeting_app,), source="tests", clock_skew=0)
-    claims = decode(mint(pb.SignRequest(meeting=pb.MeetingClaims()), config, NOW).token, meeting_app.secret)
+    claims = decode(
+        mint(pb.SignRequest(meeting=pb.MeetingClaims()), config, NOW).token, meeting_app.secret
+    )
     assert claims["iat"] == 1_790_000_000
     assert json.dumps(claims)  # plain JSON types only

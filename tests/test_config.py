@@ -87,15 +87,27 @@ APP = '[[apps]]\nname = "a"\nkind = "meeting"\nsdk_key = "k"\n'
     [
         ("not toml [", "not valid TOML"),
         ("", "no apps"),
-        ('[[apps]]\nname = "a"\nkind = "webinar"\nsdk_key = "k"\nsecret_env = "S"\n', "kind 'webinar'"),
+        (
+            '[[apps]]\nname = "a"\nkind = "webinar"\nsdk_key = "k"\nsecret_env = "S"\n',
+            "kind 'webinar'",
+        ),
         (APP + f'secret = "{SECRET}"\n', "never written inline"),
         (APP, "exactly one of secret_env and secret_file"),
-        (APP + 'secret_env = "S"\nsecret_file = "f"\n', "exactly one of secret_env and secret_file"),
+        (
+            APP + 'secret_env = "S"\nsecret_file = "f"\n',
+            "exactly one of secret_env and secret_file",
+        ),
         (APP + 'secret_env = "UNSET_VARIABLE"\n', "'UNSET_VARIABLE' is empty or not set"),
         (APP + 'secret_file = "missing.secret"\n', "missing.secret"),
         ('[[apps]]\nname = "a"\nkind = "meeting"\nsecret_env = "S"\n', "sdk_key is required"),
         (APP + 'secret_env = "S"\nsdk_kee = "typo"\n', "unknown key 'sdk_kee'"),
-        (APP + 'secret_env = "S"\n' + APP.replace('sdk_key = "k"', 'sdk_key = "k2"') + 'secret_env = "S"\n', "two apps have the name 'a'"),
+        (
+            APP
+            + 'secret_env = "S"\n'
+            + APP.replace('sdk_key = "k"', 'sdk_key = "k2"')
+            + 'secret_env = "S"\n',
+            "two apps have the name 'a'",
+        ),
         (APP + 'secret_env = "S"\n[server]\nclock_skew = "soon"\n', "clock_skew"),
         (APP + 'secret_env = "S"\n[server]\nlog_level = "loud"\n', "log_level"),
         (APP + 'secret_env = "S"\n[sever]\n', "unknown table or key 'sever'"),
@@ -135,7 +147,10 @@ def test_unreadable_development_file(tmp_path: Path) -> None:
         dev_apps(path)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [(30, 30), ("30s", 30), ("90m", 5400), ("2h", 7200), ("1h30m", 5400), ("2d", 172800)])
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [(30, 30), ("30s", 30), ("90m", 5400), ("2h", 7200), ("1h30m", 5400), ("2d", 172800)],
+)
 def test_durations(text: object, seconds: int) -> None:
     assert parse_duration(text, "x") == seconds
 

@@ -11,8 +11,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sdksign.client import AsyncClient, Client, Role, SdkSignError
-from sdksign.server import App, Config
-from sdksign.server import _service
+from sdksign.server import App, Config, _service
 from sdksign.server._serve import SERVICE_NAME, bind, build_server
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
@@ -32,14 +31,20 @@ async def test_sign_then_verify(client: AsyncClient, meeting_app: App) -> None:
     result = await client.verify(signed.token, expected_meeting_number="94843468909")
     assert result.valid, result.explain()
     assert (result.app, result.kind, result.problems) == ("meeting", "MEETING_WEB", [])
-    assert result.claims is not None and result.claims["role"] == 1 and result.claims["mn"] == "94843468909"
+    assert (
+        result.claims is not None
+        and result.claims["role"] == 1
+        and result.claims["mn"] == "94843468909"
+    )
     assert result.header == {"alg": "HS256", "typ": "JWT"}
 
 
 async def test_native_and_video_tokens_verify(client: AsyncClient) -> None:
     native = await client.sign_meeting()
     assert (await client.verify(native.token)).kind == "MEETING_NATIVE"
-    video = await client.sign_video("math-101", Role.PARTICIPANT, geo_regions=["US"], audio_webrtc_mode=True)
+    video = await client.sign_video(
+        "math-101", Role.PARTICIPANT, geo_regions=["US"], audio_webrtc_mode=True
+    )
     result = await client.verify(video.token, app="video")
     assert result.valid and result.kind == "VIDEO" and result.claims is not None
     assert result.claims["geo_regions"] == "US" and result.claims["audio_webrtc_mode"] == 1
@@ -74,7 +79,9 @@ async def test_sign_refusal_names_fields_with_bad_request_details(client: AsyncC
         ({"token": "a.b.c", "expected_meeting_number": "12-34"}, "expected_meeting_number"),
     ],
 )
-async def test_verify_refuses_bad_requests(client: AsyncClient, kwargs: dict[str, str], field: str) -> None:
+async def test_verify_refuses_bad_requests(
+    client: AsyncClient, kwargs: dict[str, str], field: str
+) -> None:
     with pytest.raises(SdkSignError) as caught:
         await client.verify(**kwargs)
     assert caught.value.code == grpc.StatusCode.INVALID_ARGUMENT
@@ -120,7 +127,12 @@ async def test_oversized_message_is_refused_by_grpc(client: AsyncClient) -> None
 async def test_concurrent_calls_are_all_answered(client: AsyncClient) -> None:
     numbers = [str(100000000 + i) for i in range(200)]
     signed = await asyncio.gather(*(client.sign_meeting(n, Role.PARTICIPANT) for n in numbers))
-    results = await asyncio.gather(*(client.verify(s.token, expected_meeting_number=n) for s, n in zip(signed, numbers, strict=True)))
+    results = await asyncio.gather(
+        *(
+            client.verify(s.token, expected_meeting_number=n)
+            for s, n in zip(signed, numbers, strict=True)
+        )
+    )
     assert all(r.valid for r in results)
     assert len({s.token for s in signed}) == 200
 
@@ -154,13 +166,17 @@ class Flaky(pb_grpc.SignatureServiceServicer):  # type: ignore[misc]
         self.failures = failures
         self.code = code
 
-    async def Verify(self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext) -> pb.VerifyResponse:
+    async def Verify(
+        self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext
+    ) -> pb.VerifyResponse:
         self.calls += 1
         if self.calls <= self.failures:
             await context.abort(self.code, "try again")
         return pb.VerifyResponse(valid=True)
 
-    async def Sign(self, request: pb.SignRequest, context: grpc.aio.ServicerContext) -> pb.SignResponse:
+    async def Sign(
+        self, request: pb.SignRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SignResponse:
         await asyncio.sleep(5)
         return pb.SignResponse()
 
@@ -182,7 +198,9 @@ async def serve_flaky(servicer: Flaky) -> tuple[grpc.aio.Server, str]:
         (grpc.StatusCode.INTERNAL, 1, 1, False),
     ],
 )
-async def test_client_retries_unavailable_only(code: grpc.StatusCode, failures: int, calls: int, ok: bool) -> None:
+async def test_client_retries_unavailable_only(
+    code: grpc.StatusCode, failures: int, calls: int, ok: bool
+) -> None:
     servicer = Flaky(failures, code)
     server, address = await serve_flaky(servicer)
     try:

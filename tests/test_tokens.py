@@ -42,7 +42,7 @@ def test_same_bytes_as_pyjwt_for_any_claims(payload: dict[str, object], secret: 
 
 def test_header_and_segments() -> None:
     token = encode({"x": 1}, SECRET)
-    header, payload, signature = token.split(".")
+    header, _, signature = token.split(".")
     assert json.loads(b64decode_lenient(header)) == {"alg": "HS256", "typ": "JWT"}
     assert "=" not in token and "+" not in token and "/" not in token
     assert len(b64decode_lenient(signature)) == 32

@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any, Self
 
 import grpc
+
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf import duration_pb2, json_format
+
 from sdksign.v1 import signature_service_pb2 as pb
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 import structlog
 from google.protobuf import struct_pb2, timestamp_pb2
+
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 
