@@ -69,6 +69,27 @@ def diagnose(
 ) -> Diagnosis:
     """Diagnose `token` against `apps` (or `only_app` alone) at epoch second `now`."""
     d = Diagnosis()
+    _diagnose(d, token, apps, now, only_app, expected_meeting_number)
+    # The safety net under every message: a claim value that happens to be a
+    # configured secret (an SDK key and secret swapped, say) is never echoed.
+    known = [*apps, only_app] if only_app is not None else apps
+    secrets = [(a.secret.decode(errors="ignore"), a.name) for a in known if len(a.secret) >= 8]
+    for index, problem in enumerate(d.problems):
+        for secret, name in secrets:
+            if secret[:40] in problem.message:
+                message = problem.message.replace(secret[:40], f"<the secret of app {name!r}>")
+                d.problems[index] = problem = Problem(problem.code, message, problem.claim)
+    return d
+
+
+def _diagnose(
+    d: Diagnosis,
+    token: str,
+    apps: Sequence[App],
+    now: int,
+    only_app: App | None,
+    expected_meeting_number: str | None,
+) -> None:
     text = token.strip()
     if text != token:
         d.add(
@@ -76,14 +97,13 @@ def diagnose(
             "the token has leading or trailing white space (a newline?): send it as minted",
         )
     segments = text.split(".")
-    if len(segments) != 3:
+    if len(segments) != 3 or text.startswith("{"):  # JSON holding a token has its dots too
         _not_three_segments(text, segments, d)
-        return d
+        return
 
     header_segment, payload_segment, signature_segment = segments
     d.header = _json_segment(header_segment, "header", d)
     d.claims = _json_segment(payload_segment, "payload", d)
-    signature = _signature_segment(signature_segment, d)
     alg = d.header.get("alg") if d.header is not None else None
     if d.header is not None and alg != "HS256":
         what = "no alg" if alg is None else f"alg {_show(alg)}"
@@ -93,8 +113,11 @@ def diagnose(
             "so the signature was not checked",
             "alg",
         )
+        signature = None  # not an HS256 signature: its length or absence says nothing more
+    else:
+        signature = _signature_segment(signature_segment, d)
     if d.claims is None:
-        return d
+        return
 
     claims = d.claims
     kind = _token_kind(claims)
@@ -138,7 +161,6 @@ def diagnose(
             f"expected a token for meeting {expected_meeting_number}; this is not a Meeting SDK token",
             "mn",
         )
-    return d
 
 
 # --- shape --------------------------------------------------------------------------------
@@ -147,6 +169,12 @@ def diagnose(
 def _not_three_segments(text: str, segments: list[str], d: Diagnosis) -> None:
     if not text:
         d.add("NOT_A_JWT", "the token is empty")
+        return
+    if text.startswith("{"):
+        d.add(
+            "NOT_A_JWT",
+            "this is JSON (a response body?), not a token: pass the value of its signature field",
+        )
         return
     if len(segments) == 1:
         legacy = _legacy_signature(text)
@@ -168,13 +196,6 @@ def _not_three_segments(text: str, segments: list[str], d: Diagnosis) -> None:
                 "NOT_A_JWT",
                 f"one segment of {len(text)} characters: this looks like an HS256 signature alone. "
                 "Return the whole token, header.payload.signature, not only its last segment",
-            )
-            return
-        if text.startswith("{"):
-            d.add(
-                "NOT_A_JWT",
-                "this is JSON (a response body?), not a token: pass the value of its "
-                "signature field",
             )
             return
     if len(segments) == 5:
@@ -199,7 +220,9 @@ def _legacy_signature(text: str) -> dict[str, Any] | None:
     if len(parts) != 5:
         return None
     key, number, stamp, role, _ = parts
-    if not (key and number.isdigit() and stamp.isdigit() and role in ("0", "1")):
+    if not (
+        key and number.isdigit() and stamp.isdigit() and len(stamp) < 16 and role in ("0", "1")
+    ):
         return None
     return {"key": key, "meetingNumber": number, "timestampMs": int(stamp), "role": int(role)}
 
@@ -226,6 +249,9 @@ def _json_segment(segment: str, name: str, d: Diagnosis) -> dict[str, Any] | Non
         value = json.loads(b64decode_lenient(segment))
     except ValueError:  # bad base64, bad UTF-8 and bad JSON alike
         d.add("MALFORMED", f"the {name} segment is not base64url-encoded JSON")
+        return None
+    except RecursionError:  # e.g. "[[[[…": the parser gives up before the text ends
+        d.add("MALFORMED", f"the {name} segment nests JSON arrays or objects too deeply")
         return None
     if not isinstance(value, dict):
         d.add("MALFORMED", f"the {name} segment is JSON but not an object")
@@ -302,6 +328,17 @@ def _find_app(
     claim = "sdkKey" if kind == "meeting" else "app_key"
     sdk = "Meeting SDK" if kind == "meeting" else "Video SDK"
     app: App | None
+    candidates = apps if only_app is None else (*apps, only_app)
+    raw = key.encode("utf-8", "surrogatepass")
+    owner = next((a for a in candidates if hmac.compare_digest(a.secret, raw)), None)
+    if owner is not None:  # key and secret swapped: never show the value
+        d.add(
+            "UNKNOWN_SDK_KEY",
+            f"{claim} holds the secret of app {owner.name!r}, not its SDK key: put the SDK key "
+            f"(Client ID) in {claim} and use the secret only to sign",
+            claim,
+        )
+        return None
     if only_app is not None:
         if only_app.sdk_key != key:
             d.add(
@@ -353,7 +390,7 @@ def _meeting_claims(claims: dict[str, Any], d: Diagnosis, expected: str | None) 
                 "mn",
             )
             mn = None
-        elif isinstance(mn, str) and not mn.isdigit():
+        elif isinstance(mn, str) and not (mn.isascii() and mn.isdigit()):
             d.add(
                 "INVALID_CLAIM",
                 f"mn {_show(mn)} is not a meeting number: digits only, no spaces or dashes",
@@ -522,6 +559,9 @@ def _epoch(claims: dict[str, Any], name: str, d: Diagnosis) -> int | None:
         return None
     value = claims[name]
     if isinstance(value, int) and not isinstance(value, bool):
+        if value <= -MILLISECONDS_FROM:  # thousands of years back: arithmetic on it is no use
+            d.add("INVALID_CLAIM", f"{name} is {_show(value)}: not a time in epoch seconds", name)
+            return None
         return value
     if isinstance(value, float) and value == value and abs(value) < 1e15:  # not NaN or huge
         d.add(
@@ -536,7 +576,7 @@ def _epoch(claims: dict[str, Any], name: str, d: Diagnosis) -> int | None:
             f"{name} is the string {_show(value)}; write it as a number, no quotes",
             name,
         )
-        return int(value) if value.isdigit() and len(value) < 16 else None
+        return int(value) if value.isascii() and value.isdigit() and len(value) < 16 else None
     d.add(
         "WRONG_CLAIM_TYPE",
         f"{name} is {_json_type(value)}; it must be an integer of epoch seconds",
