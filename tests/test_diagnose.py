@@ -1058,7 +1058,9 @@ def test_any_lifetime_added_in_milliseconds_is_named(video_app: App, lifetime: i
     assert f"exp = iat + {lifetime})" in d.problems[0].message
 
 
-def test_a_secret_in_any_claim_never_reaches_a_message(meeting_app: App, meeting_secret: str) -> None:
+def test_a_secret_in_any_claim_never_reaches_a_message(
+    meeting_app: App, meeting_secret: str
+) -> None:
     # appKey set to the secret: KEY_MISMATCH quotes appKey, and the secret must not be quoted.
     payload = meeting_claims(MEETING_KEY, NOW, appKey=meeting_secret, role="1")
     d = diagnose(raw_token(HS256, payload, meeting_app.secret), [meeting_app], NOW)

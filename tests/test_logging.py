@@ -33,5 +33,7 @@ def test_configured_logger_writes_json_lines_with_bound_context() -> None:
         structlog.reset_defaults()
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert len(lines) == 1
-    assert lines[0]["app"] == "meeting" and lines[0]["event"] == "rpc" and lines[0]["level"] == "info"
+    assert (
+        lines[0]["app"] == "meeting" and lines[0]["event"] == "rpc" and lines[0]["level"] == "info"
+    )
     assert token not in stream.getvalue()
