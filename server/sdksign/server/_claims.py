@@ -143,7 +143,7 @@ def _role_violation(field: str, role: int) -> FieldViolation:
 
 def _check_meeting(claims: pb.MeetingClaims, violations: list[FieldViolation]) -> None:
     number, role = claims.meeting_number, claims.role
-    if number and not _DIGITS.fullmatch(number):
+    if number and not is_meeting_number(number):
         violations.append(
             FieldViolation(
                 "meeting.meeting_number",
@@ -203,16 +203,24 @@ def _check_video(claims: pb.VideoClaims, violations: list[FieldViolation]) -> No
             )
 
 
+def unknown_app(name: str, config: Config) -> FieldViolation:
+    """The violation for an `app` field that names no configured app."""
+    configured = ", ".join(a.name for a in config.apps)
+    return FieldViolation("app", f"no app is named {name[:64]!r}; configured: {configured}")
+
+
+def is_meeting_number(text: str) -> bool:
+    """Digits only (ASCII), at most 20 of them."""
+    return _DIGITS.fullmatch(text) is not None
+
+
 def _pick_app(
     name: str, kind: Kind, config: Config, violations: list[FieldViolation]
 ) -> App | None:
     if name:
         app = config.app_named(name)
         if app is None:
-            configured = ", ".join(a.name for a in config.apps)
-            violations.append(
-                FieldViolation("app", f"no app is named {name[:64]!r}; configured: {configured}")
-            )
+            violations.append(unknown_app(name, config))
         elif app.kind != kind:
             violations.append(
                 FieldViolation(

@@ -18,8 +18,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ._claims import GEO_REGIONS, MAX_TTL, MIN_TTL
-from ._config import App
+from sdksign.v1 import signature_service_pb2 as pb
+
+from ._claims import GEO_REGIONS, MAX_TTL, MIN_TTL, is_meeting_number, unknown_app
+from ._config import App, Config
+from ._errors import FieldViolation, InvalidArgument
 from ._tokens import b64decode_lenient, hs256
 
 # Epoch seconds reach 1e11 in the year 5138; epoch milliseconds passed it in 1973.
@@ -57,6 +60,39 @@ class Diagnosis:
 
     def add(self, code: str, message: str, claim: str = "") -> None:
         self.problems.append(Problem(code, message, claim))
+
+
+def check(request: pb.VerifyRequest, config: Config, now: int) -> Diagnosis:
+    """Validate a VerifyRequest (raises InvalidArgument) and diagnose its token."""
+    violations = []
+    token = request.token
+    if not token:
+        violations.append(
+            FieldViolation("token", "is required: the whole token, header.payload.signature")
+        )
+    elif len(token) > MAX_TOKEN_LENGTH:
+        violations.append(
+            FieldViolation(
+                "token", f"has {len(token)} characters; at most {MAX_TOKEN_LENGTH} are allowed"
+            )
+        )
+    only_app = None
+    if request.HasField("app"):
+        only_app = config.app_named(request.app)
+        if only_app is None:
+            violations.append(unknown_app(request.app, config))
+    expected = (
+        request.expected_meeting_number if request.HasField("expected_meeting_number") else None
+    )
+    if expected is not None and not is_meeting_number(expected):
+        violations.append(
+            FieldViolation(
+                "expected_meeting_number", "must be digits only (at most 20), e.g. 94843468909"
+            )
+        )
+    if violations:
+        raise InvalidArgument(violations)
+    return diagnose(token, config.apps, now, only_app=only_app, expected_meeting_number=expected)
 
 
 def diagnose(

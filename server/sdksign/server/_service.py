@@ -15,8 +15,7 @@ from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 
 from ._claims import ROLE_NAMES, mint
 from ._config import Config
-from ._diagnose import MAX_TOKEN_LENGTH, Diagnosis, diagnose
-from ._errors import FieldViolation, InvalidArgument
+from ._diagnose import Diagnosis, check
 from ._tokens import fingerprint
 
 _KINDS = {
@@ -57,49 +56,8 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
     async def Verify(
         self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext
     ) -> pb.VerifyResponse:
-        token = request.token
-        if token:
-            structlog.contextvars.bind_contextvars(token_fp=fingerprint(token))
-        violations = []
-        if not token:
-            violations.append(
-                FieldViolation("token", "is required: the whole token, header.payload.signature")
-            )
-        elif len(token) > MAX_TOKEN_LENGTH:
-            violations.append(
-                FieldViolation(
-                    "token", f"has {len(token)} characters; at most {MAX_TOKEN_LENGTH} are allowed"
-                )
-            )
-        only_app = None
-        if request.HasField("app"):
-            only_app = self._config.app_named(request.app)
-            if only_app is None:
-                configured = ", ".join(a.name for a in self._config.apps)
-                violations.append(
-                    FieldViolation(
-                        "app", f"no app is named {request.app[:64]!r}; configured: {configured}"
-                    )
-                )
-        expected = (
-            request.expected_meeting_number if request.HasField("expected_meeting_number") else None
-        )
-        if expected is not None and not (expected.isdigit() and len(expected) <= 20):
-            violations.append(
-                FieldViolation(
-                    "expected_meeting_number", "must be digits only (at most 20), e.g. 94843468909"
-                )
-            )
-        if violations:
-            raise InvalidArgument(violations)
-
-        diagnosis = diagnose(
-            token,
-            self._config.apps,
-            int(self._clock()),
-            only_app=only_app,
-            expected_meeting_number=expected,
-        )
+        structlog.contextvars.bind_contextvars(token_fp=fingerprint(request.token))
+        diagnosis = check(request, self._config, int(self._clock()))
         structlog.contextvars.bind_contextvars(
             app=diagnosis.app.name if diagnosis.app else "",
             valid=diagnosis.valid,
