@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import grpc
 import pytest
@@ -12,7 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sdksign.client import AsyncClient, Client, Role, SdkSignError
 from sdksign.server import App, Config, _service
-from sdksign.server._serve import SERVICE_NAME, bind, build_server
+from sdksign.server._serve import SERVICE_NAME, bind, build_server, serve
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 
@@ -190,21 +194,22 @@ async def serve_flaky(servicer: Flaky) -> tuple[grpc.aio.Server, str]:
 
 
 @pytest.mark.parametrize(
-    ("code", "failures", "calls", "ok"),
+    ("code", "failures", "retries", "calls", "ok"),
     [
-        (grpc.StatusCode.UNAVAILABLE, 2, 3, True),
-        (grpc.StatusCode.UNAVAILABLE, 9, 4, False),
-        (grpc.StatusCode.INVALID_ARGUMENT, 1, 1, False),
-        (grpc.StatusCode.INTERNAL, 1, 1, False),
+        (grpc.StatusCode.UNAVAILABLE, 2, 3, 3, True),
+        (grpc.StatusCode.UNAVAILABLE, 9, 3, 4, False),
+        (grpc.StatusCode.UNAVAILABLE, 9, 0, 1, False),
+        (grpc.StatusCode.INVALID_ARGUMENT, 1, 3, 1, False),
+        (grpc.StatusCode.INTERNAL, 1, 3, 1, False),
     ],
 )
 async def test_client_retries_unavailable_only(
-    code: grpc.StatusCode, failures: int, calls: int, ok: bool
+    code: grpc.StatusCode, failures: int, retries: int, calls: int, ok: bool
 ) -> None:
     servicer = Flaky(failures, code)
     server, address = await serve_flaky(servicer)
     try:
-        async with AsyncClient(address, retries=3) as client:
+        async with AsyncClient(address, retries=retries) as client:
             if ok:
                 assert (await client.verify("t")).valid
             else:
@@ -225,3 +230,39 @@ async def test_client_deadline() -> None:
         assert caught.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
     finally:
         await server.stop(None)
+
+
+async def test_serve_lets_calls_in_flight_finish_on_sigterm(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_flight = asyncio.Event()
+    original = _service.SignatureService.Sign
+
+    async def slow_sign(self: Any, request: pb.SignRequest, context: Any) -> pb.SignResponse:
+        in_flight.set()
+        await asyncio.sleep(0.5)
+        return await original(self, request, context)
+
+    monkeypatch.setattr(_service.SignatureService, "Sign", slow_sign)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    serving = asyncio.create_task(serve(config, address))
+    async with AsyncClient(address, retries=4) as client:
+        await client.verify("a.b.c")  # up and answering (retried while it starts)
+        slow = asyncio.create_task(client.sign_meeting())
+        await in_flight.wait()
+        os.kill(os.getpid(), signal.SIGTERM)
+        signed = await slow
+        assert signed.app == "meeting"
+        await asyncio.wait_for(serving, timeout=15)
+    async with AsyncClient(address, retries=0) as late:
+        with pytest.raises(SdkSignError) as caught:
+            await late.verify("a.b.c")
+        assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+@pytest.mark.parametrize("retries", [-1, 5])
+def test_retries_out_of_range_are_refused(retries: int) -> None:
+    with pytest.raises(ValueError, match="retries must be from 0 to 4"):
+        Client("127.0.0.1:1", retries=retries)

@@ -28,8 +28,15 @@ from ._types import (
 DEFAULT_TARGET = "localhost:50051"
 
 
+MAX_RETRIES = 4  # gRPC caps a retry policy at 5 attempts
+
+
 def channel_options(retries: int) -> list[tuple[str, Any]]:
     """gRPC's own retry policy: up to `retries` more attempts, on UNAVAILABLE only."""
+    if not 0 <= retries <= MAX_RETRIES:
+        raise ValueError(f"retries must be from 0 to {MAX_RETRIES}, not {retries}")
+    if retries == 0:
+        return [("grpc.enable_retries", 0)]
     policy = {
         "methodConfig": [
             {
