@@ -7,6 +7,8 @@ import json
 import jwt
 import pytest
 from google.protobuf import duration_pb2
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sdksign.server import Config, FailedPrecondition, InvalidArgument, mint
 from sdksign.server._config import App
@@ -232,3 +234,46 @@ def test_clock_skew_is_configurable(meeting_app: App) -> None:
     )
     assert claims["iat"] == 1_790_000_000
     assert json.dumps(claims)  # plain JSON types only
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    app=st.sampled_from(["", "meeting", "video", "nope"]),
+    number=st.text(max_size=25),
+    role=st.integers(min_value=-3, max_value=5),
+    session=st.text(max_size=210),
+    identity=st.text(max_size=40),
+    regions=st.lists(st.sampled_from(["US", "DE", "XX", "", "us"]), max_size=4),
+    seconds=st.integers(min_value=-(10**12), max_value=10**12),
+    nanos=st.integers(min_value=0, max_value=999_999_999),
+    video=st.booleans(),
+)
+def test_any_request_is_signed_or_refused_with_named_fields(
+    config: Config,
+    app: str,
+    number: str,
+    role: int,
+    session: str,
+    identity: str,
+    regions: list[str],
+    seconds: int,
+    nanos: int,
+    video: bool,
+) -> None:
+    request = pb.SignRequest(app=app, ttl=duration_pb2.Duration(seconds=seconds, nanos=nanos))
+    if video:
+        request.video.CopyFrom(
+            pb.VideoClaims(
+                session_name=session, role=role, user_identity=identity, geo_regions=regions
+            )  # type: ignore[arg-type]
+        )
+    else:
+        request.meeting.CopyFrom(pb.MeetingClaims(meeting_number=number, role=role))  # type: ignore[arg-type]
+    try:
+        minted = mint(request, config, NOW)
+    except InvalidArgument as refused:
+        assert refused.violations and all(v.field and v.description for v in refused.violations)
+    else:
+        secret = next(a.secret for a in config.apps if a.kind == ("video" if video else "meeting"))
+        claims = decode(minted.token, secret)
+        assert 1800 <= claims["exp"] - claims["iat"] <= 172800  # type: ignore[operator]
