@@ -145,11 +145,22 @@ def signed_token(response: pb.SignResponse) -> SignedToken:
     )
 
 
+def _whole_numbers(value: Any) -> Any:
+    """Struct holds every number as a double: give whole ones back as int (1795362574, not 1.79e9)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    return value
+
+
 def verification(response: pb.VerifyResponse) -> Verification:
     def struct(name: str) -> dict[str, Any] | None:
-        return (
-            json_format.MessageToDict(getattr(response, name)) if response.HasField(name) else None
-        )
+        if not response.HasField(name):
+            return None
+        return _whole_numbers(json_format.MessageToDict(getattr(response, name)))  # type: ignore[no-any-return]
 
     return Verification(
         valid=response.valid,
