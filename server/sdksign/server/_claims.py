@@ -38,7 +38,6 @@ class Minted:
     issued_at: int
     expires_at: int
     role: str  # "participant", "host" or "" for a native meeting token
-    meeting_number: str
 
 
 def mint(request: pb.SignRequest, config: Config, now: float) -> Minted:
@@ -76,7 +75,6 @@ def mint(request: pb.SignRequest, config: Config, now: float) -> Minted:
         issued_at=iat,
         expires_at=exp,
         role=ROLE_NAMES.get(role_enum, ""),
-        meeting_number=request.meeting.meeting_number if kind == "meeting" else "",
     )
 
 
