@@ -9,6 +9,7 @@ PROTO   := protos/sdksign/v1/signature_service.proto
 GEN_DIR := client
 GEN     := client/sdksign/v1/signature_service_pb2.py
 PYTEST_ARGS ?=
+NODE_DEPS := tests/js/node_modules/.package-lock.json
 
 .PHONY: install protos check-protos run test lint typecheck ci clean
 
@@ -35,15 +36,16 @@ check-protos: $(VENV)/.installed ## fail when the committed generated code is st
 run: $(VENV)/.installed protos ## start the service on $(LISTEN)
 	$(VENV)/bin/sdksign serve --listen $(LISTEN) $(if $(CONFIG),--config $(CONFIG))
 
-tests/js/node_modules/.package-lock.json: tests/js/package.json tests/js/package-lock.json
-	npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
+$(NODE_DEPS): tests/js/package.json tests/js/package-lock.json
+	npm install --prefix tests/js --no-audit --no-fund --loglevel=error
 
-test: $(VENV)/.installed tests/js/node_modules/.package-lock.json ## run the whole test suite
+test: $(VENV)/.installed $(NODE_DEPS) ## run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed ## ruff (lint and format check)
+lint: $(VENV)/.installed $(NODE_DEPS) ## ruff (lint, format check) and buf lint on the protos
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	tests/js/node_modules/.bin/buf lint
 
 typecheck: $(VENV)/.installed ## mypy on our own code (not the generated code)
 	$(VENV)/bin/mypy

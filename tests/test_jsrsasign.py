@@ -23,7 +23,7 @@ def node(script: str, data: dict[str, Any]) -> str:
     executable = shutil.which("node")
     assert executable, "Node.js is needed for the interop tests: install nodejs and npm"
     assert (JS / "node_modules" / "jsrsasign").is_dir(), (
-        "jsrsasign is missing: run `make test` (it runs npm ci)"
+        "jsrsasign is missing: run `make test` (it installs tests/js with npm)"
     )
     done = subprocess.run(
         [executable, str(JS / script)],
