@@ -144,6 +144,7 @@ def test_logs_one_line_per_rpc_and_never_a_secret_or_token(
     ]
     verifies = [line for line in rpcs if str(line["method"]).endswith("/Verify")]
     assert [line["valid"] for line in verifies] == [True, True, False]
+    assert [line["role"] for line in verifies] == ["host", "participant", "host"]
     assert all(len(str(line["token_fp"])) == 12 for line in verifies)
 
 

@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import socket
+import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -19,6 +20,7 @@ from sdksign.server import App, Config, _service
 from sdksign.server._serve import SERVICE_NAME, bind, build_server, serve
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
+from tests.helpers import HS256, meeting_claims, raw_token
 
 
 @pytest.fixture
@@ -269,3 +271,15 @@ async def test_serve_lets_calls_in_flight_finish_on_sigterm(
 def test_retries_out_of_range_are_refused(retries: int) -> None:
     with pytest.raises(ValueError, match="retries must be from 0 to 4"):
         Client("127.0.0.1:1", retries=retries)
+
+
+@pytest.mark.parametrize("role", [[1], {"r": 1}, True, "1", None])
+async def test_odd_claim_values_get_an_answer_not_an_error(
+    client: AsyncClient, meeting_app: App, role: object
+) -> None:
+    token = raw_token(
+        HS256, meeting_claims(meeting_app.sdk_key, int(time.time()), role=role), meeting_app.secret
+    )
+    result = await client.verify(token)
+    assert result.valid is False
+    assert result.codes in (["WRONG_CLAIM_TYPE"], ["MISSING_CLAIM"])

@@ -58,8 +58,10 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
     ) -> pb.VerifyResponse:
         structlog.contextvars.bind_contextvars(token_fp=fingerprint(request.token))
         diagnosis = check(request, self._config, int(self._clock()))
+        claims = diagnosis.claims or {}
         structlog.contextvars.bind_contextvars(
             app=diagnosis.app.name if diagnosis.app else "",
+            role=_role_claim(claims),
             valid=diagnosis.valid,
             problems=[p.code for p in diagnosis.problems],
         )
@@ -99,3 +101,9 @@ def _struct(value: dict[str, Any] | None) -> struct_pb2.Struct | None:
     except (ValueError, TypeError, OverflowError, RecursionError):
         return None
     return struct
+
+
+def _role_claim(claims: dict[str, Any]) -> str:
+    """The token's role as the log names it; anything but the integers 0 and 1 is left out."""
+    value = claims.get("role", claims.get("role_type"))
+    return {0: "participant", 1: "host"}.get(value, "") if type(value) is int else ""
