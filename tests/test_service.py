@@ -283,3 +283,19 @@ async def test_odd_claim_values_get_an_answer_not_an_error(
     result = await client.verify(token)
     assert result.valid is False
     assert result.codes in (["WRONG_CLAIM_TYPE"], ["MISSING_CLAIM"])
+
+
+@pytest.mark.parametrize("depth", [31, 60, 500])
+async def test_deeply_nested_claims_are_shown_cut_short(
+    client: AsyncClient, meeting_app: App, depth: int
+) -> None:
+    nested: object = 1
+    for _ in range(depth):
+        nested = [nested]
+    claims = meeting_claims(meeting_app.sdk_key, int(time.time()), extra=nested)
+    result = await client.verify(raw_token(HS256, claims, meeting_app.secret))
+    assert result.valid and result.claims is not None
+    shown = result.claims["extra"]
+    for _ in range(min(depth, 31)):
+        shown = shown[0]
+    assert shown == (1 if depth <= 31 else "(nested too deeply to show)")

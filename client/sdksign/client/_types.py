@@ -9,9 +9,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import grpc
 from google.protobuf import duration_pb2, json_format
 
 from sdksign.v1 import signature_service_pb2 as pb
+
+from ._errors import SdkSignError
 
 
 class Role(enum.Enum):
@@ -135,7 +138,14 @@ def verify_request(
     return request
 
 
+def _parsed(response: object) -> None:
+    # grpcio hands back None, not an error, when it cannot parse an answer.
+    if response is None:
+        raise SdkSignError(grpc.StatusCode.INTERNAL, "the server's answer could not be parsed", [])
+
+
 def signed_token(response: pb.SignResponse) -> SignedToken:
+    _parsed(response)
     return SignedToken(
         token=response.token,
         sdk_key=response.sdk_key,
@@ -157,6 +167,8 @@ def _whole_numbers(value: Any) -> Any:
 
 
 def verification(response: pb.VerifyResponse) -> Verification:
+    _parsed(response)
+
     def struct(name: str) -> dict[str, Any] | None:
         if not response.HasField(name):
             return None

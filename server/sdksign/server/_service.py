@@ -90,17 +90,32 @@ def verify_response(diagnosis: Diagnosis) -> pb.VerifyResponse:
     return response
 
 
+# Protobuf parsers refuse messages nested over 100 deep, and each JSON level costs a
+# Struct two (Value, then ListValue or Struct): keep what we send well inside that.
+MAX_JSON_DEPTH = 32
+TOO_DEEP = "(nested too deeply to show)"
+
+
 def _struct(value: dict[str, Any] | None) -> struct_pb2.Struct | None:
-    """A Struct of decoded JSON, or None when protobuf cannot hold it (too deep, too large)."""
+    """A Struct of decoded JSON (too-deep parts replaced by a note), or None if it cannot be held."""
     if value is None:
         return None
     struct = struct_pb2.Struct()
     try:
-        struct.update(value)
-        struct.ByteSize()  # refuses nesting over protobuf's depth limit now, not at send time
-    except (ValueError, TypeError, OverflowError, RecursionError):
+        struct.update(_shallow(value, MAX_JSON_DEPTH))
+    except (ValueError, TypeError, OverflowError):
         return None
     return struct
+
+
+def _shallow(value: Any, depth: int) -> Any:
+    if isinstance(value, dict | list) and depth == 0:
+        return TOO_DEEP
+    if isinstance(value, dict):
+        return {key: _shallow(item, depth - 1) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_shallow(item, depth - 1) for item in value]
+    return value
 
 
 def _role_claim(claims: dict[str, Any]) -> str:
