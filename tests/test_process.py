@@ -37,9 +37,10 @@ def grpcurl(
     )
 
 
-def cli(*args: str) -> subprocess.CompletedProcess[str]:
+def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "sdksign.server", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=30,
@@ -71,6 +72,8 @@ def test_grpcurl_by_reflection_and_the_cli(server_process: ServerProcess) -> Non
 
     ok = cli("verify", "--target", target, token)
     assert ok.returncode == 0 and ok.stdout.startswith("valid")
+    piped = cli("verify", "--target", target, "--json", "-", stdin=token + "\n")
+    assert piped.returncode == 0 and json.loads(piped.stdout)["valid"] is True
     bad = cli("verify", "--target", target, token.rsplit(".", 1)[1])
     assert bad.returncode == 1 and "NOT_A_JWT" in bad.stdout
     minted = cli(
