@@ -36,6 +36,29 @@ def raw_token(
 
 HS256 = {"alg": "HS256", "typ": "JWT"}
 
+# Every claim either SDK knows, for property tests that mix them.
+CLAIM_NAMES = [
+    "sdkKey",
+    "appKey",
+    "mn",
+    "role",
+    "iat",
+    "exp",
+    "tokenExp",
+    "video_webrtc_mode",
+    "app_key",
+    "role_type",
+    "tpc",
+    "version",
+    "user_identity",
+    "session_key",
+    "geo_regions",
+    "cloud_recording_option",
+    "cloud_recording_election",
+    "telemetry_tracking_id",
+    "audio_webrtc_mode",
+]
+
 
 def meeting_claims(key: str, now: int, **overrides: Any) -> dict[str, Any]:
     """A valid web Meeting SDK payload as Zoom's sample writes it; None in overrides drops a claim."""

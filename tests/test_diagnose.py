@@ -22,7 +22,7 @@ from sdksign.server import App, Diagnosis, Problem, diagnose, encode
 from sdksign.server._claims import MAX_TTL, MIN_TTL
 from sdksign.v1 import signature_service_pb2 as pb
 from tests.conftest import MEETING_KEY, VIDEO_KEY
-from tests.helpers import HS256, b64url, meeting_claims, raw_token, video_claims
+from tests.helpers import CLAIM_NAMES, HS256, b64url, meeting_claims, raw_token, video_claims
 
 NOW = 1_790_000_000
 MN = "94843468909"  # the meeting number meeting_claims writes
@@ -877,27 +877,6 @@ def test_every_problem_code_of_the_proto_has_a_token_showing_it(
 
 # --- properties -----------------------------------------------------------------------------
 
-CLAIM_NAMES = [
-    "sdkKey",
-    "appKey",
-    "mn",
-    "role",
-    "iat",
-    "exp",
-    "tokenExp",
-    "video_webrtc_mode",
-    "app_key",
-    "role_type",
-    "tpc",
-    "version",
-    "user_identity",
-    "session_key",
-    "geo_regions",
-    "cloud_recording_option",
-    "cloud_recording_election",
-    "telemetry_tracking_id",
-    "audio_webrtc_mode",
-]
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
     lambda children: (

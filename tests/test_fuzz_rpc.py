@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from sdksign.client import Client, SdkSignError
 from tests.conftest import MEETING_KEY, ServerProcess, start_server_process
-from tests.helpers import HS256, b64url, raw_token
+from tests.helpers import CLAIM_NAMES, HS256, b64url, raw_token
 
 json_values = st.recursive(
     st.none()
@@ -25,21 +25,7 @@ json_values = st.recursive(
     ),
     max_leaves=20,
 )
-claim_names = st.sampled_from(
-    [
-        "sdkKey",
-        "appKey",
-        "mn",
-        "role",
-        "iat",
-        "exp",
-        "tokenExp",
-        "app_key",
-        "tpc",
-        "role_type",
-        "version",
-    ]
-)
+claim_names = st.sampled_from(CLAIM_NAMES)
 payloads = st.dictionaries(claim_names | st.text(max_size=8), json_values, max_size=10)
 headers = st.fixed_dictionaries(
     {"alg": st.sampled_from(["HS256", "none", "HS512", "RS256", ""]) | json_values}

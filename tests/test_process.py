@@ -164,11 +164,12 @@ def test_signal_stops_the_process_with_status_zero(
     assert events[-2:] == ["shutting down", "stopped"]
 
 
-def config_error(
-    tmp_path: Path, args: list[str], env: dict[str, str]
+def serve_until_exit(
+    tmp_path: Path, env: dict[str, str], args: list[str], listen: str = "127.0.0.1:0"
 ) -> subprocess.CompletedProcess[str]:
+    """Run `sdksign serve` expecting it to stop by itself (a refusal), and return how it ended."""
     return subprocess.run(
-        [sys.executable, "-m", "sdksign.server", "serve", "--listen", "127.0.0.1:0", *args],
+        [sys.executable, "-m", "sdksign.server", "serve", "--listen", listen, *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -209,7 +210,7 @@ def test_bad_configuration_stops_before_listening(
     if config is not None:
         (tmp_path / "sdksign.toml").write_text(config)
         args = ["--config", "sdksign.toml"]
-    done = config_error(tmp_path, args, env)
+    done = serve_until_exit(tmp_path, env, args)
     assert done.returncode == 2
     lines = done.stderr.strip().splitlines()
     assert (
@@ -267,14 +268,6 @@ def test_port_in_use(tmp_path: Path, server_env: dict[str, str]) -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        done = subprocess.run(
-            [sys.executable, "-m", "sdksign.server", "serve", "--listen", f"127.0.0.1:{port}"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            env={**ENV, **server_env},
-            check=False,
-        )
+        done = serve_until_exit(tmp_path, server_env, [], listen=f"127.0.0.1:{port}")
     assert done.returncode == 2
     assert f"cannot listen on '127.0.0.1:{port}'" in done.stderr
