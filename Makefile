@@ -7,11 +7,10 @@ PY      := $(VENV)/bin/python
 LISTEN  ?= 127.0.0.1:50051
 PROTO   := protos/sdksign/v1/signature_service.proto
 GEN_DIR := client
-GEN     := client/sdksign/v1/signature_service_pb2.py
 PYTEST_ARGS ?=
 NODE_DEPS := tests/js/node_modules/.package-lock.json
 
-.PHONY: install protos check-protos run test lint typecheck ci clean
+.PHONY: install protos check-protos run test lint typecheck clean
 
 install: $(VENV)/.installed ## create .venv with the server, client and dev tools
 
@@ -49,8 +48,6 @@ lint: $(VENV)/.installed $(NODE_DEPS) ## ruff (lint, format check) and buf lint 
 
 typecheck: $(VENV)/.installed ## mypy on our own code (not the generated code)
 	$(VENV)/bin/mypy
-
-ci: check-protos lint typecheck test
 
 clean:
 	rm -rf $(VENV) tests/js/node_modules .pytest_cache .mypy_cache .ruff_cache

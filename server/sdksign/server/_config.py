@@ -18,12 +18,10 @@ import os
 import re
 import secrets
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
-
-from ._tokens import fingerprint
 
 Kind = Literal["meeting", "video"]
 KINDS: tuple[Kind, ...] = ("meeting", "video")
@@ -49,11 +47,6 @@ class App:
     kind: Kind
     sdk_key: str
     secret: bytes = field(repr=False)
-
-    @property
-    def secret_fingerprint(self) -> str:
-        """A one-way fingerprint of the secret, safe to log and show."""
-        return fingerprint(self.secret)
 
 
 @dataclass(frozen=True)
@@ -169,7 +162,9 @@ def _from_file(path: Path, environ: Mapping[str, str]) -> Config:
     )
 
 
-def _refuse_unknown(table: dict[str, Any], allowed: set[str], where: str, fail: Any) -> None:
+def _refuse_unknown(
+    table: dict[str, Any], allowed: set[str], where: str, fail: Callable[[str], ConfigError]
+) -> None:
     unknown = sorted(set(table) - allowed)
     if "secret" in unknown:
         raise fail(f"{where}: secrets are never written inline; use secret_env or secret_file")
@@ -177,7 +172,13 @@ def _refuse_unknown(table: dict[str, Any], allowed: set[str], where: str, fail: 
         raise fail(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
 
 
-def _app(index: int, raw: object, path: Path, environ: Mapping[str, str], fail: Any) -> App:
+def _app(
+    index: int,
+    raw: object,
+    path: Path,
+    environ: Mapping[str, str],
+    fail: Callable[[str], ConfigError],
+) -> App:
     where = f"apps[{index}]"
     if not isinstance(raw, dict):
         raise fail(f"{where} must be a table")

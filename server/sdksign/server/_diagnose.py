@@ -108,6 +108,8 @@ def diagnose(
     _diagnose(d, token, apps, now, only_app, expected_meeting_number)
     # The safety net under every message: a claim value that happens to be a
     # configured secret (an SDK key and secret swapped, say) is never echoed.
+    if not d.problems:
+        return d
     known = [*apps, only_app] if only_app is not None else apps
     secrets = [(a.secret.decode(errors="ignore"), a.name) for a in known if len(a.secret) >= 8]
     for index, problem in enumerate(d.problems):

@@ -13,7 +13,7 @@ from google.protobuf import struct_pb2, timestamp_pb2
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 
-from ._claims import ROLE_NAMES, mint
+from ._claims import ROLE_CLAIM, ROLE_NAMES, mint
 from ._config import Config
 from ._diagnose import Diagnosis, check
 from ._tokens import fingerprint
@@ -118,7 +118,11 @@ def _shallow(value: Any, depth: int) -> Any:
     return value
 
 
+# The role claim's integer -> the name the log uses ("participant", "host").
+_CLAIM_ROLES = {ROLE_CLAIM[role]: name for role, name in ROLE_NAMES.items()}
+
+
 def _role_claim(claims: dict[str, Any]) -> str:
     """The token's role as the log names it; anything but the integers 0 and 1 is left out."""
     value = claims.get("role", claims.get("role_type"))
-    return {0: "participant", 1: "host"}.get(value, "") if type(value) is int else ""
+    return _CLAIM_ROLES.get(value, "") if type(value) is int else ""
