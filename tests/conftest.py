@@ -95,7 +95,10 @@ def start_server_process(
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        match = re.search(r'"address": "([^"]+)"', stderr_path.read_text())
+        # The first worker's line: from then on the port takes connections.
+        match = re.search(
+            r'"address": "([^"]+)"[^\n]*"event": "listening"', stderr_path.read_text()
+        )
         if match:
             return ServerProcess(process, match.group(1), stderr_path)
         if process.poll() is not None:

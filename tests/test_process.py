@@ -156,7 +156,7 @@ def test_signal_stops_the_process_with_status_zero(
     tmp_path: Path, server_env: dict[str, str], signum: signal.Signals
 ) -> None:
     # That calls in flight finish is shown in test_service.py, on the same serve().
-    server = start_server_process(tmp_path, server_env)
+    server = start_server_process(tmp_path, server_env, ["--workers", "1"])
     assert grpcurl(server.target, SIGN, data={"meeting": {}}).returncode == 0
     server.process.send_signal(signum)
     assert server.process.wait(timeout=15) == 0

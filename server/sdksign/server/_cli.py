@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from pathlib import Path
@@ -27,6 +26,13 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("SDKSIGN_CONFIG") or None,
         help="TOML file with [[apps]] (default: $SDKSIGN_CONFIG; without one, Zoom's sample "
         "variables ZOOM_MEETING_SDK_KEY/SECRET and ZOOM_VIDEO_SDK_KEY/SECRET, else development apps)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_worker_count,
+        default=os.environ.get("SDKSIGN_WORKERS") or None,
+        help="worker processes sharing the port (default: $SDKSIGN_WORKERS, else one per core); "
+        "1 serves from this process",
     )
 
     sign = commands.add_parser("sign", help="mint a token and print it")
@@ -70,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     try:
         from ._logging import configure_logging
-        from ._serve import ListenError, serve
+        from ._serve import ListenError, run
+        from ._workers import default_workers, serve_workers
     except ImportError as exc:
         print(
             f"sdksign serve: the server extra is not installed ({exc.name}): pip install 'sdksign[server]'",
@@ -85,12 +92,32 @@ def _serve(args: argparse.Namespace) -> int:
     configure_logging(config.log_level)
     if config.development:
         _warn_development(config)
+    listen = args.listen or config.listen
+    workers = args.workers or default_workers()
     try:
-        asyncio.run(serve(config, args.listen or config.listen))
+        if workers == 1:
+            run(config, listen)
+            return 0
+        return serve_workers(config, listen, workers, config.log_level)
     except ListenError as exc:
         print(f"sdksign: {exc}", file=sys.stderr)
         return 2
-    return 0
+
+
+MAX_WORKERS = 256
+
+
+def _worker_count(text: str) -> int:
+    """--workers: a whole number from 1 to MAX_WORKERS."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(
+            f"must be a whole number from 1 to {MAX_WORKERS}, not {text!r}"
+        )
+    return count
 
 
 def _warn_development(config: Config) -> None:

@@ -26,11 +26,17 @@ def redact_tokens(
     return event
 
 
-def configure_logging(level: str = "info", stream: TextIO | None = None) -> None:
-    """Configure structlog for the whole process; call once, before serving."""
+def configure_logging(
+    level: str = "info", stream: TextIO | None = None, worker: int | None = None
+) -> None:
+    """Configure structlog for the whole process; call once, before serving.
+
+    A worker process (`serve --workers`) passes its index, and every line names it.
+    """
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            *([_name_worker(worker)] if worker is not None else []),
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
@@ -43,3 +49,15 @@ def configure_logging(level: str = "info", stream: TextIO | None = None) -> None
         logger_factory=structlog.PrintLoggerFactory(stream or sys.stderr),
         cache_logger_on_first_use=True,
     )
+
+
+def _name_worker(worker: int) -> structlog.types.Processor:
+    """Processor: add `worker` to every line of a worker process."""
+
+    def name_worker(
+        _logger: Any, _method: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        event["worker"] = worker
+        return event
+
+    return name_worker

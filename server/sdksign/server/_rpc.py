@@ -55,27 +55,46 @@ def status_for(error: RequestError) -> grpc.Status:
     return rpc_status.to_status(status)
 
 
+# Health checks come every few seconds from every load balancer: logged at debug level only.
+QUIET_PREFIX = "/grpc.health.v1.Health/"
+
+
 class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Wraps every unary-unary handler: status mapping and one log line per RPC."""
+    """Wraps every unary-unary handler: status mapping and one log line per RPC.
+
+    grpc.aio asks on every call; the wrapped handler of each method is made once
+    and kept (only methods the server has, so the cache cannot grow without bound).
+    """
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
+        method = handler_call_details.method
+        wrapped = self._handlers.get(method)
+        if wrapped is not None:
+            return wrapped
         handler = await continuation(handler_call_details)
         if handler is None or handler.unary_unary is None:
             return handler
-        return grpc.unary_unary_rpc_method_handler(
-            _wrap(handler_call_details.method, handler.unary_unary),
+        wrapped = grpc.unary_unary_rpc_method_handler(
+            _wrap(method, handler.unary_unary),
             request_deserializer=handler.request_deserializer,
             response_serializer=handler.response_serializer,
         )
+        self._handlers[method] = wrapped
+        return wrapped
 
 
 def _wrap(
     method: str, behavior: Callable[[Any, Any], Awaitable[Any]]
 ) -> Callable[[Any, Any], Awaitable[Any]]:
+    write = log.debug if method.startswith(QUIET_PREFIX) else log.info
+
     async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
         structlog.contextvars.clear_contextvars()
         start = time.perf_counter()
@@ -98,7 +117,7 @@ def _wrap(
                 grpc.StatusCode.INTERNAL, "internal error: the server log has the details"
             )
         finally:
-            log.info(
+            write(
                 "rpc",
                 method=method,
                 peer=context.peer(),

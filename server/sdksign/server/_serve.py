@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 
 import grpc
@@ -28,14 +29,20 @@ class ListenError(Exception):
     """The listen address cannot be bound."""
 
 
-def build_server(config: Config) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
-    """A server with SignatureService, per-service health and reflection (not yet listening)."""
+def build_server(
+    config: Config, reuse_port: bool = False
+) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
+    """A server with SignatureService, per-service health and reflection (not yet listening).
+
+    `reuse_port` lets several worker processes listen on one port; without it a port
+    that is taken fails loudly.
+    """
     server = grpc.aio.server(
         interceptors=[RpcInterceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),
+            ("grpc.so_reuseport", int(reuse_port)),
         ],
     )
     pb_grpc.add_SignatureServiceServicer_to_server(SignatureService(config), server)
@@ -58,9 +65,21 @@ def bind(server: grpc.aio.Server, listen: str) -> int:
     return port
 
 
-async def serve(config: Config, listen: str) -> None:
+def run(config: Config, listen: str, reuse_port: bool = False) -> None:
+    """Serve on uvloop's event loop where it is installed (it is with the server extra on
+    Linux and macOS), else on asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(serve(config, listen, reuse_port))
+        return
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(config, listen, reuse_port))
+
+
+async def serve(config: Config, listen: str, reuse_port: bool = False) -> None:
     """Serve until SIGTERM or SIGINT, then let RPCs in flight finish within the grace period."""
-    server, health_servicer = build_server(config)
+    server, health_servicer = build_server(config, reuse_port)
     port = bind(server, listen)
     await server.start()
     for name in ("", SERVICE_NAME):
@@ -69,6 +88,7 @@ async def serve(config: Config, listen: str) -> None:
     log.info(
         "listening",
         address=f"{host}:{port}",
+        pid=os.getpid(),
         config=config.source,
         apps=[f"{a.name} ({a.kind}, sdk key {a.sdk_key})" for a in config.apps],
     )
@@ -77,6 +97,8 @@ async def serve(config: Config, listen: str) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    # SIGHUP would end the process by default; configuration is read once, at start-up.
+    loop.add_signal_handler(signal.SIGHUP, lambda: log.warning("SIGHUP ignored: restart to reload"))
     await stop.wait()
 
     log.info("shutting down", grace_seconds=config.shutdown_grace)

@@ -33,15 +33,17 @@ def b64decode_lenient(segment: str) -> bytes:
 
 def hs256(secret: bytes, signing_input: bytes) -> bytes:
     """The raw HMAC-SHA256 of `signing_input` (header.payload) under `secret`."""
-    return hmac.new(secret, signing_input, hashlib.sha256).digest()
+    return hmac.digest(secret, signing_input, "sha256")
 
 
+# PyJWT's JSON: compact separators, ASCII escapes. One encoder, made once.
+_JSON = json.JSONEncoder(separators=(",", ":"))
 _HEADER_SEGMENT = b64url(json.dumps(HEADER, separators=(",", ":"), sort_keys=True).encode())
 
 
 def encode(payload: Mapping[str, object], secret: bytes) -> str:
     """Return the whole token, header.payload.signature, for `payload` signed with `secret`."""
-    body = b64url(json.dumps(payload, separators=(",", ":")).encode())
+    body = b64url(_JSON.encode(payload).encode())
     signing_input = _HEADER_SEGMENT + b"." + body
     return (signing_input + b"." + b64url(hs256(secret, signing_input))).decode("ascii")
 

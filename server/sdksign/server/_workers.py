@@ -1,0 +1,141 @@
+"""Several worker processes on one port.
+
+Each worker is a spawned process running the ordinary single-process `serve()`;
+they all listen on the same port with SO_REUSEPORT, and the kernel spreads new
+connections among them. The parent only supervises: it holds the port (bound,
+not listening) so that port 0 means one port for all, forwards SIGTERM, SIGINT
+and SIGHUP to every worker, and replaces a worker that dies.
+"""
+
+from __future__ import annotations
+
+import errno
+import multiprocessing
+import os
+import signal
+import socket
+import time
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
+from types import FrameType
+
+import structlog
+
+from ._config import Config
+from ._serve import ListenError
+
+log = structlog.get_logger("sdksign")
+
+# A worker that dies sooner than this after its start is failing, not crashing now and then:
+# the whole server stops instead of restarting it in a loop.
+MIN_WORKER_LIFETIME = 2.0
+# How long the parent waits past the grace period before it kills a worker that has not stopped.
+STOP_MARGIN = 5.0
+
+
+def default_workers() -> int:
+    """One worker per core this process may run on."""
+    return len(os.sched_getaffinity(0))
+
+
+def reserve_port(listen: str) -> tuple[socket.socket, str]:
+    """Hold HOST:PORT for the workers; return the socket and the address with the real port.
+
+    A port where anything already listens is refused, even a server that also uses
+    SO_REUSEPORT: two independent servers never share a port by accident.
+    """
+    host, _, port_text = listen.rpartition(":")
+    host = host.strip("[]")
+    try:
+        port = int(port_text)
+        family, _, _, _, address = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (ValueError, socket.gaierror, IndexError) as exc:
+        raise ListenError(f"cannot listen on {listen!r}: not HOST:PORT ({exc})") from None
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+            address = probe.getsockname()
+        held = socket.socket(family, socket.SOCK_STREAM)
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        held.bind(address)
+    except OSError as exc:
+        reason = "address in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise ListenError(f"cannot listen on {listen!r}: {reason}") from None
+    bound_host = f"[{address[0]}]" if family == socket.AF_INET6 else address[0]
+    return held, f"{bound_host}:{address[1]}"
+
+
+def serve_workers(config: Config, listen: str, workers: int, log_level: str) -> int:
+    """Run `workers` worker processes until SIGTERM or SIGINT; return the exit status."""
+    held, address = reserve_port(listen)
+    context = multiprocessing.get_context("spawn")
+    processes: dict[int, tuple[BaseProcess, float]] = {}
+    stopping = False
+
+    def start(index: int) -> None:
+        process = context.Process(
+            target=_worker_main,
+            args=(config, address, index, log_level),
+            name=f"sdksign-worker-{index}",
+        )
+        process.start()
+        processes[index] = (process, time.monotonic())
+
+    def forward(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            stopping = True
+        log.info("forwarding signal", signal=signal.Signals(signum).name, workers=len(processes))
+        for process, _ in processes.values():
+            if process.pid is not None and process.exitcode is None:
+                os.kill(process.pid, signal.SIGTERM if signum == signal.SIGINT else signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, forward)
+    log.info("starting workers", workers=workers, address=address)
+    for index in range(workers):
+        start(index)
+
+    status = 0
+    try:
+        while not stopping:
+            wait([p.sentinel for p, _ in processes.values()], timeout=1.0)
+            for index, (process, started) in list(processes.items()):
+                if process.exitcode is None or stopping:
+                    continue
+                lived = time.monotonic() - started
+                log.error("worker exited", worker=index, exit_code=process.exitcode)
+                if lived < MIN_WORKER_LIFETIME:
+                    log.error("worker failed right after its start: stopping", worker=index)
+                    status = 1
+                    forward(signal.SIGTERM, None)
+                    break
+                start(index)
+    finally:
+        deadline = time.monotonic() + config.shutdown_grace + STOP_MARGIN
+        for index, (process, _) in processes.items():
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.exitcode is None:
+                log.error("worker did not stop in time: killing it", worker=index)
+                process.kill()
+                process.join()
+        held.close()
+    log.info("stopped", workers=workers)
+    return status
+
+
+def _worker_main(config: Config, address: str, index: int, log_level: str) -> None:
+    """A worker process: logging that names the worker, then the ordinary server."""
+    from ._logging import configure_logging
+    from ._serve import run
+
+    configure_logging(log_level, worker=index)
+    try:
+        run(config, address, reuse_port=True)
+    except ListenError as exc:
+        log.error("cannot listen", error=str(exc))
+        raise SystemExit(2) from None

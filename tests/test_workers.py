@@ -1,0 +1,136 @@
+"""`sdksign serve --workers N`: real worker processes on one port, signals reach every one."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from sdksign.v1 import signature_service_pb2 as pb
+from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
+from tests.conftest import ROOT, ServerProcess, log_lines, start_server_process
+
+ENV = {"PATH": os.environ["PATH"], "PYTHONPATH": f"{ROOT / 'client'}:{ROOT / 'server'}"}
+SIGN = pb.SignRequest(meeting=pb.MeetingClaims(meeting_number="123456789", role=1))
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path, server_env: dict[str, str]) -> Iterator[ServerProcess]:
+    server = start_server_process(tmp_path, server_env, ["--workers", "2"])
+    wait_for(lambda: len(events(server, "listening")) == 2, server)
+    try:
+        yield server
+    finally:
+        if server.process.poll() is None:
+            server.process.terminate()
+            server.process.wait(timeout=30)
+
+
+def events(server: ServerProcess, event: str) -> list[dict[str, object]]:
+    return [line for line in log_lines(server.logs()) if event in str(line["event"])]
+
+
+def wait_for(condition: object, server: ServerProcess, timeout: float = 20.0) -> None:
+    assert callable(condition)
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out; server log:\n{server.logs()}"
+        time.sleep(0.05)
+
+
+def sign_on_new_connections(target: str, count: int) -> None:
+    """`count` Sign calls, each on its own TCP connection (a channel with its own subchannel)."""
+    for _ in range(count):
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        with grpc.insecure_channel(target, options=options) as channel:
+            assert pb_grpc.SignatureServiceStub(channel).Sign(SIGN, timeout=10).token
+
+
+def test_connections_spread_over_workers_and_lines_name_them(two_workers: ServerProcess) -> None:
+    sign_on_new_connections(two_workers.target, 24)
+    wait_for(lambda: len(events(two_workers, "rpc")) == 24, two_workers)
+    served_by = Counter(line["worker"] for line in events(two_workers, "rpc"))
+    # The kernel picks a worker per connection by a hash: 24 connections all on one
+    # worker would happen once in 2**23 runs.
+    assert set(served_by) == {0, 1}
+    assert sorted(line["worker"] for line in events(two_workers, "listening")) == [0, 1]
+
+
+def test_sigterm_reaches_every_worker(two_workers: ServerProcess) -> None:
+    two_workers.process.send_signal(signal.SIGTERM)
+    assert two_workers.process.wait(timeout=30) == 0
+    assert sorted(line["worker"] for line in events(two_workers, "shutting down")) == [0, 1]
+    last = log_lines(two_workers.logs())[-1]
+    assert (last["event"], "worker" in last) == ("stopped", False)
+
+
+def test_sighup_reaches_every_worker_and_serving_goes_on(two_workers: ServerProcess) -> None:
+    two_workers.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: len(events(two_workers, "SIGHUP")) == 2, two_workers)
+    assert sorted(line["worker"] for line in events(two_workers, "SIGHUP")) == [0, 1]
+    assert two_workers.process.poll() is None
+    sign_on_new_connections(two_workers.target, 4)
+
+
+def test_a_worker_that_dies_is_replaced(two_workers: ServerProcess) -> None:
+    # Past the start-up window, a dead worker is a crash to recover from, not a failing start.
+    time.sleep(2.5)
+    victim = next(line["pid"] for line in events(two_workers, "listening") if line["worker"] == 0)
+    assert isinstance(victim, int)
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: len(events(two_workers, "listening")) == 3, two_workers)
+    exited = events(two_workers, "worker exited")
+    assert [line["exit_code"] for line in exited] == [-signal.SIGKILL]
+    assert two_workers.process.poll() is None
+    sign_on_new_connections(two_workers.target, 8)
+
+
+def test_a_second_server_cannot_share_the_port(
+    tmp_path: Path, two_workers: ServerProcess, server_env: dict[str, str]
+) -> None:
+    # The workers share their port on purpose (SO_REUSEPORT); an unrelated server must not.
+    for workers in ("1", "2"):
+        second = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sdksign.server",
+                "serve",
+                "--listen",
+                two_workers.target,
+                "--workers",
+                workers,
+            ],
+            cwd=tmp_path,
+            env={**ENV, **server_env},
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert second.returncode == 2
+        assert "address in use" in second.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "257"])
+def test_workers_must_be_a_sensible_count(tmp_path: Path, value: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "sdksign.server", "serve", "--workers", value],
+        cwd=tmp_path,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--workers" in result.stderr
+    assert "whole number from 1 to 256" in result.stderr
