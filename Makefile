@@ -10,7 +10,11 @@ GEN_DIR := client
 PYTEST_ARGS ?=
 NODE_DEPS := tests/js/node_modules/.package-lock.json
 
-.PHONY: install protos check-protos run test lint typecheck clean
+.PHONY: install protos check-protos run test lint typecheck bench clean
+BENCH_ARGS ?=
+# Debian packages (h2load for make bench) are installed with apt-get, through sudo unless root.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_INSTALL = $(SUDO) apt-get install -y -q $(1) >/dev/null || { $(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q $(1) >/dev/null; }
 
 install: $(VENV)/.installed ## create .venv with the server, client and dev tools
 
@@ -48,6 +52,10 @@ lint: $(VENV)/.installed $(NODE_DEPS) ## ruff (lint, format check) and buf lint 
 
 typecheck: $(VENV)/.installed ## mypy on our own code (not the generated code)
 	$(VENV)/bin/mypy
+
+bench: $(VENV)/.installed ## h2load on a real server: Health/Check, Sign, Verify (and Zoom's sample with ZOOM_SAMPLE_DIR)
+	@command -v h2load >/dev/null || $(call APT_INSTALL,nghttp2-client)
+	$(PY) bench/bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) tests/js/node_modules .pytest_cache .mypy_cache .ruff_cache

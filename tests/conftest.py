@@ -96,9 +96,7 @@ def start_server_process(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         # The first worker's line: from then on the port takes connections.
-        match = re.search(
-            r'"address": "([^"]+)"[^\n]*"event": "listening"', stderr_path.read_text()
-        )
+        match = re.search(r'"address":"([^"]+)"[^\n]*"event":"listening"', stderr_path.read_text())
         if match:
             return ServerProcess(process, match.group(1), stderr_path)
         if process.poll() is not None:

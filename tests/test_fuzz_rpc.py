@@ -72,4 +72,4 @@ def test_the_server_survived_the_fuzzing(fuzzed: ServerProcess) -> None:
     with Client(fuzzed.target) as client:
         assert client.verify(raw_token(HS256, {"a": 1}, b"x")).valid is False
     assert fuzzed.process.poll() is None
-    assert '"code": "INTERNAL"' not in fuzzed.logs()
+    assert '"code":"INTERNAL"' not in fuzzed.logs()

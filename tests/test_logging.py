@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+from typing import Any
 
 import structlog
 
-from sdksign.server._logging import configure_logging, redact_tokens
+from sdksign.server._logging import LineWriter, configure_logging, redact_tokens
 from sdksign.server._tokens import encode, fingerprint
 
 
@@ -21,7 +23,7 @@ def test_redact_tokens_replaces_whole_tokens_with_their_fingerprint() -> None:
 
 
 def test_configured_logger_writes_json_lines_with_bound_context() -> None:
-    stream = io.StringIO()
+    stream = io.BytesIO()
     configure_logging("info", stream)
     try:
         token = encode({"x": 1}, b"secret")
@@ -36,4 +38,35 @@ def test_configured_logger_writes_json_lines_with_bound_context() -> None:
     assert (
         lines[0]["app"] == "meeting" and lines[0]["event"] == "rpc" and lines[0]["level"] == "info"
     )
-    assert token not in stream.getvalue()
+    assert token.encode() not in stream.getvalue()
+
+
+class CountingStream(io.BytesIO):
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, data: Any) -> int:
+        self.writes += 1
+        return super().write(data)
+
+
+async def test_lines_of_one_event_loop_iteration_are_written_together() -> None:
+    stream = CountingStream()
+    writer = LineWriter(stream)
+    for n in range(3):
+        writer.msg(f'{{"n": {n}}}'.encode())
+    assert stream.writes == 0  # not yet: the loop has not finished this iteration
+    await asyncio.sleep(0)
+    assert stream.writes == 1
+    assert [json.loads(line)["n"] for line in stream.getvalue().splitlines()] == [0, 1, 2]
+    writer.msg(b'{"n": 3}')
+    await asyncio.sleep(0)
+    assert stream.writes == 2
+
+
+def test_without_an_event_loop_each_line_is_written_at_once() -> None:
+    stream = CountingStream()
+    writer = LineWriter(stream)
+    writer.msg(b'{"n": 0}')
+    assert stream.getvalue() == b'{"n": 0}\n'
