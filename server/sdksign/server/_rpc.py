@@ -1,6 +1,6 @@
 """The one thing every RPC shares: a log line, and errors turned into gRPC statuses.
 
-A servicer raises RequestError (or returns); this interceptor aborts with the
+A servicer raises RequestError (or returns); the wrapper aborts with the
 right code and a google.rpc.Status carrying BadRequest field violations, maps
 anything unexpected to INTERNAL (never UNKNOWN), and writes one log line with
 the method, the peer, the status code, the duration and whatever the servicer
@@ -17,6 +17,7 @@ from typing import Any
 import grpc
 import structlog
 from google.protobuf import any_pb2
+from google.protobuf.descriptor import ServiceDescriptor
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
@@ -59,35 +60,22 @@ def status_for(error: RequestError) -> grpc.Status:
 QUIET_PREFIX = "/grpc.health.v1.Health/"
 
 
-class RpcInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
-    """Wraps every unary-unary handler: status mapping and one log line per RPC.
+class LoggedServicer:
+    """Stands in for a servicer when it is registered: its unary methods come wrapped.
 
-    grpc.aio asks on every call; the wrapped handler of each method is made once
-    and kept (only methods the server has, so the cache cannot grow without bound).
+    Each unary method of `service` is wrapped once, here (status mapping and one
+    log line per call); streaming methods pass through as they are.
     """
 
-    def __init__(self) -> None:
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {}
+    def __init__(self, servicer: object, service: ServiceDescriptor) -> None:
+        self._servicer = servicer
+        for method in service.methods:
+            if not (method.client_streaming or method.server_streaming):
+                behavior = getattr(servicer, method.name)
+                setattr(self, method.name, _wrap(f"/{service.full_name}/{method.name}", behavior))
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        method = handler_call_details.method
-        wrapped = self._handlers.get(method)
-        if wrapped is not None:
-            return wrapped
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        wrapped = grpc.unary_unary_rpc_method_handler(
-            _wrap(method, handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-        self._handlers[method] = wrapped
-        return wrapped
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._servicer, name)
 
 
 def _wrap(

@@ -15,7 +15,7 @@ from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 
 from ._config import Config
-from ._rpc import RpcInterceptor
+from ._rpc import LoggedServicer
 from ._service import SignatureService
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SignatureService"].full_name
@@ -38,16 +38,22 @@ def build_server(
     that is taken fails loudly.
     """
     server = grpc.aio.server(
-        interceptors=[RpcInterceptor()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", int(reuse_port)),
         ],
     )
-    pb_grpc.add_SignatureServiceServicer_to_server(SignatureService(config), server)
+    pb_grpc.add_SignatureServiceServicer_to_server(
+        LoggedServicer(
+            SignatureService(config), pb.DESCRIPTOR.services_by_name["SignatureService"]
+        ),
+        server,
+    )
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health_pb2_grpc.add_HealthServicer_to_server(
+        LoggedServicer(health_servicer, health_pb2.DESCRIPTOR.services_by_name["Health"]), server
+    )
     reflection.enable_server_reflection(
         [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 import grpc
 import structlog
-from google.protobuf import struct_pb2, timestamp_pb2
+from google.protobuf import struct_pb2
 
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
@@ -45,13 +45,12 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         structlog.contextvars.bind_contextvars(
             app=minted.app.name, token_fp=fingerprint(minted.token)
         )
-        return pb.SignResponse(
-            token=minted.token,
-            sdk_key=minted.app.sdk_key,
-            issued_at=timestamp_pb2.Timestamp(seconds=minted.issued_at),
-            expires_at=timestamp_pb2.Timestamp(seconds=minted.expires_at),
-            app=minted.app.name,
+        response = pb.SignResponse(
+            token=minted.token, sdk_key=minted.app.sdk_key, app=minted.app.name
         )
+        response.issued_at.seconds = minted.issued_at
+        response.expires_at.seconds = minted.expires_at
+        return response
 
     async def Verify(
         self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext
@@ -102,20 +101,39 @@ def _struct(value: dict[str, Any] | None) -> struct_pb2.Struct | None:
         return None
     struct = struct_pb2.Struct()
     try:
-        struct.update(_shallow(value, MAX_JSON_DEPTH))
+        _fill(struct, value, MAX_JSON_DEPTH)
     except (ValueError, TypeError, OverflowError):
         return None
     return struct
 
 
-def _shallow(value: Any, depth: int) -> Any:
-    if isinstance(value, dict | list) and depth == 0:
-        return TOO_DEEP
-    if isinstance(value, dict):
-        return {key: _shallow(item, depth - 1) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_shallow(item, depth - 1) for item in value]
-    return value
+def _fill(struct: struct_pb2.Struct, value: dict[str, Any], depth: int) -> None:
+    fields = struct.fields
+    for key, item in value.items():
+        _set(fields[key], item, depth - 1)
+
+
+def _set(target: struct_pb2.Value, item: Any, depth: int) -> None:
+    """Set `target` to the JSON value `item`; containers at depth 0 become the TOO_DEEP note."""
+    if isinstance(item, str):
+        target.string_value = item
+    elif isinstance(item, bool):
+        target.bool_value = item
+    elif isinstance(item, int | float):
+        target.number_value = item
+    elif item is None:
+        target.null_value = struct_pb2.NULL_VALUE
+    elif not isinstance(item, dict | list):
+        raise TypeError(f"not a JSON value: {type(item).__name__}")
+    elif depth == 0:
+        target.string_value = TOO_DEEP
+    elif isinstance(item, dict):
+        target.struct_value.SetInParent()
+        _fill(target.struct_value, item, depth)
+    else:
+        target.list_value.SetInParent()
+        for element in item:
+            _set(target.list_value.values.add(), element, depth - 1)
 
 
 # The role claim's integer -> the name the log uses ("participant", "host").
