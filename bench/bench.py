@@ -150,21 +150,14 @@ def sdksign_server(tmp: Path, secret: str, workers: int) -> Iterator[tuple[str, 
                 sys.exit(f"bench: the server did not start:\n{text}")
             time.sleep(0.1)
         address = re.findall(r'"address":"([^"]+)"', text)[-1]
-        yield address, log_path, worker_pids(process.pid, workers)
+        pids = [int(pid) for pid in re.findall(r'"pid":(\d+)', text)]
+        yield address, log_path, pids
     finally:
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(30)
         except subprocess.TimeoutExpired:
             process.kill()
-
-
-def worker_pids(pid: int, workers: int) -> list[int]:
-    """The worker processes of server `pid` (the server itself when it has one worker)."""
-    if workers == 1:
-        return [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    return [int(child) for child in children]
 
 
 def rss_kib(pid: int) -> int:

@@ -74,8 +74,11 @@ def test_sigterm_reaches_every_worker(two_workers: ServerProcess) -> None:
 
 def test_sighup_reaches_every_worker_and_serving_goes_on(two_workers: ServerProcess) -> None:
     two_workers.process.send_signal(signal.SIGHUP)
-    wait_for(lambda: len(events(two_workers, "SIGHUP")) == 2, two_workers)
-    assert sorted(line["worker"] for line in events(two_workers, "SIGHUP")) == [0, 1]
+    wait_for(lambda: len(events(two_workers, "configuration reloaded")) == 2, two_workers)
+    assert sorted(line["worker"] for line in events(two_workers, "configuration reloaded")) == [
+        0,
+        1,
+    ]
     assert two_workers.process.poll() is None
     sign_on_new_connections(two_workers.target, 4)
 

@@ -54,12 +54,25 @@ def channel_options(retries: int) -> list[tuple[str, Any]]:
     return [("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(policy))]
 
 
+def bearer_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    """The metadata that carries a bearer token (none without one)."""
+    if token is None:
+        return ()
+    if not token.strip() or any(c in token for c in "\r\n"):
+        raise ValueError("bearer_token must be a non-empty single line")
+    return (("authorization", f"Bearer {token.strip()}"),)
+
+
 class AsyncClient:
     """An asyncio client. Use `async with AsyncClient(target) as client: ...`.
 
     Every call has a deadline (`timeout` seconds) and is retried by gRPC itself
     on UNAVAILABLE, up to `retries` more times; any other failure raises
     SdkSignError at once.
+
+    `credentials` are TLS channel credentials (`grpc.ssl_channel_credentials`,
+    with a client certificate for mTLS); `bearer_token` is sent as
+    `authorization: Bearer ...` metadata on every call.
     """
 
     def __init__(
@@ -67,10 +80,12 @@ class AsyncClient:
         target: str = DEFAULT_TARGET,
         *,
         credentials: grpc.ChannelCredentials | None = None,
+        bearer_token: str | None = None,
         timeout: float = 5.0,
         retries: int = 3,
     ) -> None:
         options = channel_options(retries)
+        self._metadata = bearer_metadata(bearer_token)
         self._channel = (
             grpc.aio.secure_channel(target, credentials, options=options)
             if credentials
@@ -82,7 +97,9 @@ class AsyncClient:
     async def sign(self, request: pb.SignRequest) -> SignedToken:
         """Sign with a raw SignRequest."""
         try:
-            return signed_token(await self._stub.Sign(request, timeout=self._timeout))
+            return signed_token(
+                await self._stub.Sign(request, timeout=self._timeout, metadata=self._metadata)
+            )
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
 
@@ -139,7 +156,9 @@ class AsyncClient:
         """Diagnose any token; an invalid token is a result (valid=False), not an exception."""
         try:
             response = await self._stub.Verify(
-                verify_request(token, app, expected_meeting_number), timeout=self._timeout
+                verify_request(token, app, expected_meeting_number),
+                timeout=self._timeout,
+                metadata=self._metadata,
             )
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
@@ -168,10 +187,12 @@ class Client:
         target: str = DEFAULT_TARGET,
         *,
         credentials: grpc.ChannelCredentials | None = None,
+        bearer_token: str | None = None,
         timeout: float = 5.0,
         retries: int = 3,
     ) -> None:
         options = channel_options(retries)
+        self._metadata = bearer_metadata(bearer_token)
         self._channel = (
             grpc.secure_channel(target, credentials, options=options)
             if credentials
@@ -183,7 +204,9 @@ class Client:
     def sign(self, request: pb.SignRequest) -> SignedToken:
         """Sign with a raw SignRequest."""
         try:
-            return signed_token(self._stub.Sign(request, timeout=self._timeout))
+            return signed_token(
+                self._stub.Sign(request, timeout=self._timeout, metadata=self._metadata)
+            )
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
 
@@ -239,7 +262,9 @@ class Client:
         """See AsyncClient.verify."""
         try:
             response = self._stub.Verify(
-                verify_request(token, app, expected_meeting_number), timeout=self._timeout
+                verify_request(token, app, expected_meeting_number),
+                timeout=self._timeout,
+                metadata=self._metadata,
             )
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None

@@ -144,20 +144,22 @@ class VerifyRequest(_message.Message):
     def __init__(self, token: _Optional[str] = ..., app: _Optional[str] = ..., expected_meeting_number: _Optional[str] = ...) -> None: ...
 
 class VerifyResponse(_message.Message):
-    __slots__ = ("valid", "problems", "claims", "app", "kind", "header")
+    __slots__ = ("valid", "problems", "claims", "app", "kind", "header", "secret_fingerprint")
     VALID_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
     CLAIMS_FIELD_NUMBER: _ClassVar[int]
     APP_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     HEADER_FIELD_NUMBER: _ClassVar[int]
+    SECRET_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     valid: bool
     problems: _containers.RepeatedCompositeFieldContainer[Problem]
     claims: _struct_pb2.Struct
     app: str
     kind: TokenKind
     header: _struct_pb2.Struct
-    def __init__(self, valid: _Optional[bool] = ..., problems: _Optional[_Iterable[_Union[Problem, _Mapping]]] = ..., claims: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., app: _Optional[str] = ..., kind: _Optional[_Union[TokenKind, str]] = ..., header: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ...) -> None: ...
+    secret_fingerprint: str
+    def __init__(self, valid: _Optional[bool] = ..., problems: _Optional[_Iterable[_Union[Problem, _Mapping]]] = ..., claims: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., app: _Optional[str] = ..., kind: _Optional[_Union[TokenKind, str]] = ..., header: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., secret_fingerprint: _Optional[str] = ...) -> None: ...
 
 class Problem(_message.Message):
     __slots__ = ("code", "message", "claim")

@@ -15,6 +15,7 @@ from sdksign.v1 import signature_service_pb2 as pb
 
 from ._config import App, Config, Kind
 from ._errors import FailedPrecondition, FieldViolation, InvalidArgument
+from ._policy import Caller, Grant, authorize
 from ._tokens import encode
 
 MIN_TTL = 1800
@@ -40,8 +41,14 @@ class Minted:
     role: str  # "participant", "host" or "" for a native meeting token
 
 
-def mint(request: pb.SignRequest, config: Config, now: float) -> Minted:
-    """Validate `request`, pick its app and sign its claims; raises RequestError."""
+def mint(
+    request: pb.SignRequest, config: Config, now: float, caller: Caller | None = None
+) -> Minted:
+    """Validate `request`, pick its app, check `caller`'s rule and sign; raises RequestError.
+
+    The request is checked first (INVALID_ARGUMENT), then the caller's rule
+    (PERMISSION_DENIED): a caller learns what its rule allows only for valid requests.
+    """
     kind: Kind
     claims_field = request.WhichOneof("claims")
     if claims_field == "meeting":
@@ -62,6 +69,18 @@ def mint(request: pb.SignRequest, config: Config, now: float) -> Minted:
     if violations:
         raise InvalidArgument(violations)
     assert app is not None
+    if caller is not None:
+        authorize(
+            caller,
+            Grant(
+                app=app.name,
+                kind=kind,
+                role=ROLE_NAMES.get(role_enum, ""),
+                ttl=ttl,
+                meeting_number=request.meeting.meeting_number if kind == "meeting" else "",
+                session_name=request.video.session_name if kind == "video" else "",
+            ),
+        )
 
     iat = int(now) - config.clock_skew
     exp = iat + ttl

@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ._config import Config, ConfigError, load_config, parse_duration
+from ._config import Config, ConfigError, exposure_problems, load_config, parse_duration
+
+if TYPE_CHECKING:
+    from sdksign.client import Client
 
 TARGET_HELP = "the server, HOST:PORT (default: $SDKSIGN_TARGET or localhost:50051)"
 
@@ -34,6 +39,11 @@ def main(argv: list[str] | None = None) -> int:
         help="worker processes sharing the port (default: $SDKSIGN_WORKERS, else one per core); "
         "1 serves from this process",
     )
+    serve.add_argument(
+        "--insecure",
+        action="store_true",
+        help="serve beyond loopback without TLS or without a caller policy (refused otherwise)",
+    )
 
     sign = commands.add_parser("sign", help="mint a token and print it")
     sign.add_argument(
@@ -50,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sign.add_argument("--ttl", help="lifetime, e.g. 7200, 30m, 2h (1800 s to 48 h; default 2h)")
     sign.add_argument("--json", action="store_true", help="print token, sdk key and times as JSON")
+    _connection_options(sign)
 
     verify = commands.add_parser(
         "verify", help="diagnose a token (exit status 1 when it is invalid)"
@@ -61,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     verify.add_argument("--app", help="check against this configured app only")
     verify.add_argument("--expect-meeting", help="the meeting number the token must be for")
     verify.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
+    _connection_options(verify)
 
     args = parser.parse_args(argv)
     try:
@@ -89,10 +101,27 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         print(f"sdksign: configuration error: {exc}", file=sys.stderr)
         return 2
+    listen = args.listen or config.listen
+    problems = exposure_problems(config, listen)
+    if problems and not args.insecure:
+        print(
+            f"sdksign: refusing to serve on {listen}, beyond loopback, with "
+            f"{' and '.join(problems)}: configure them, listen on 127.0.0.1, or pass --insecure",
+            file=sys.stderr,
+        )
+        return 2
     configure_logging(config.log_level)
     if config.development:
         _warn_development(config)
-    listen = args.listen or config.listen
+    if problems:
+        config = replace(config, insecure=True)
+        print(
+            f"sdksign: WARNING: --insecure: serving on {listen} with {' and '.join(problems)}. "
+            "Anyone who can reach this port can mint the tokens the policy allows anonymous "
+            "callers; tokens and credentials cross the network in clear text without TLS.",
+            file=sys.stderr,
+            flush=True,
+        )
     workers = args.workers or default_workers()
     try:
         if workers == 1:
@@ -131,10 +160,45 @@ def _warn_development(config: Config) -> None:
     )
 
 
+def _connection_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--bearer-file",
+        type=Path,
+        help="file holding this caller's bearer token (default: $SDKSIGN_BEARER_TOKEN)",
+    )
+    command.add_argument("--ca-file", type=Path, help="CA certificate (PEM): connect with TLS")
+    command.add_argument("--cert-file", type=Path, help="client certificate (PEM), for mTLS")
+    command.add_argument("--key-file", type=Path, help="client certificate's key (PEM), for mTLS")
+
+
+def _client(args: argparse.Namespace) -> Client:
+    """A client for `args.target` with the TLS files and bearer token the options name."""
+    import grpc
+
+    from sdksign.client import Client
+
+    if (args.cert_file is None) != (args.key_file is None):
+        raise SystemExit("sdksign: give --cert-file and --key-file together")
+    try:
+        bearer = os.environ.get("SDKSIGN_BEARER_TOKEN") or None
+        if args.bearer_file is not None:
+            bearer = args.bearer_file.read_text(encoding="utf-8").strip()
+        credentials = None
+        if args.ca_file or args.cert_file:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=args.ca_file.read_bytes() if args.ca_file else None,
+                private_key=args.key_file.read_bytes() if args.key_file else None,
+                certificate_chain=args.cert_file.read_bytes() if args.cert_file else None,
+            )
+    except OSError as exc:
+        raise SystemExit(f"sdksign: cannot read {exc.filename}: {exc.strerror}") from None
+    return Client(args.target, credentials=credentials, bearer_token=bearer)
+
+
 def _sign(args: argparse.Namespace) -> int:
     import json
 
-    from sdksign.client import Client, Role, SdkSignError
+    from sdksign.client import Role, SdkSignError
 
     role = Role[args.role.upper()] if args.role else None
     try:
@@ -143,7 +207,7 @@ def _sign(args: argparse.Namespace) -> int:
         print(f"sdksign sign: {exc}", file=sys.stderr)
         return 2
     try:
-        with Client(args.target) as client:
+        with _client(args) as client:
             if args.session is not None:
                 if role is None:
                     print("sdksign sign: --role is required with --session", file=sys.stderr)
@@ -174,11 +238,11 @@ def _sign(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     import json
 
-    from sdksign.client import Client, SdkSignError
+    from sdksign.client import SdkSignError
 
     token = sys.stdin.read().strip() if args.token == "-" else args.token  # noqa: S105
     try:
-        with Client(args.target) as client:
+        with _client(args) as client:
             result = client.verify(token, app=args.app, expected_meeting_number=args.expect_meeting)
     except SdkSignError as exc:
         print(f"sdksign verify: {exc}", file=sys.stderr)

@@ -13,6 +13,7 @@ part of that line.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -22,6 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
+
+from ._policy import ANONYMOUS, ROLES, Caller, Policy, Rule
 
 Kind = Literal["meeting", "video"]
 KINDS: tuple[Kind, ...] = ("meeting", "video")
@@ -41,12 +44,32 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class App:
-    """One Zoom SDK app: its name here, its kind, its SDK key and its secret."""
+    """One Zoom SDK app: its name here, its kind, its SDK key and its secret.
+
+    `previous_secrets` are secrets being rotated out: Verify still accepts them,
+    Sign never uses them.
+    """
 
     name: str
     kind: Kind
     sdk_key: str
     secret: bytes = field(repr=False)
+    previous_secrets: tuple[bytes, ...] = field(default=(), repr=False)
+
+    @property
+    def secrets(self) -> tuple[bytes, ...]:
+        """Every secret a token of this app may be signed with, the active one first."""
+        return (self.secret, *self.previous_secrets)
+
+
+@dataclass(frozen=True)
+class Tls:
+    """The listener's certificate and key, and the CA that signs client certificates."""
+
+    certificate_chain: bytes
+    private_key: bytes = field(repr=False)
+    client_ca: bytes | None = None
+    require_client_cert: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,6 +83,16 @@ class Config:
     shutdown_grace: float = 10.0
     log_level: str = "info"
     development: bool = False
+    # Who may call, and what they may mint. Without a configuration file: no
+    # callers, and anonymous callers may do everything (served on loopback only).
+    policy: Policy = field(default_factory=Policy)
+    # True when the file says who may call ([[callers]] or [anonymous]).
+    policy_configured: bool = False
+    tls: Tls | None = None
+    # The file to read again on SIGHUP (None: the environment or development apps).
+    path: Path | None = None
+    # --insecure: serve beyond loopback without TLS or without a caller policy.
+    insecure: bool = False
 
     def app_named(self, name: str) -> App | None:
         return next((app for app in self.apps if app.name == name), None)
@@ -108,8 +141,27 @@ def _apps_from_environment(environ: Mapping[str, str]) -> tuple[App, ...]:
     return tuple(apps)
 
 
-_SERVER_KEYS = {"listen", "clock_skew", "shutdown_grace", "log_level"}
-_APP_KEYS = {"name", "kind", "sdk_key", "secret_env", "secret_file"}
+_SERVER_KEYS = {
+    "listen",
+    "clock_skew",
+    "shutdown_grace",
+    "log_level",
+    "tls_cert_file",
+    "tls_key_file",
+    "tls_client_ca_file",
+    "tls_require_client_cert",
+}
+_APP_KEYS = {
+    "name",
+    "kind",
+    "sdk_key",
+    "secret_env",
+    "secret_file",
+    "previous_secret_envs",
+    "previous_secret_files",
+}
+_RULE_KEYS = {"apps", "roles", "max_ttl", "meetings", "sessions", "verify", "rate", "burst"}
+_CALLER_KEYS = _RULE_KEYS | {"name", "token_sha256", "cert_identity"}
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -124,9 +176,12 @@ def _from_file(path: Path, environ: Mapping[str, str]) -> Config:
     def fail(message: str) -> ConfigError:
         return ConfigError(f"{path}: {message}")
 
-    unknown = set(data) - {"server", "apps"}
+    unknown = set(data) - {"server", "apps", "callers", "anonymous"}
     if unknown:
-        raise fail(f"unknown table or key {sorted(unknown)[0]!r}; allowed: [server], [[apps]]")
+        raise fail(
+            f"unknown table or key {sorted(unknown)[0]!r}; "
+            "allowed: [server], [[apps]], [[callers]], [anonymous]"
+        )
     server = data.get("server", {})
     if not isinstance(server, dict):
         raise fail("[server] must be a table")
@@ -150,9 +205,35 @@ def _from_file(path: Path, environ: Mapping[str, str]) -> Config:
     listen = server.get("listen", DEFAULT_LISTEN)
     if not isinstance(listen, str) or not listen:
         raise fail("[server] listen: must be a string HOST:PORT")
+    app_names = {app.name for app in apps}
+    raw_callers = data.get("callers", [])
+    if not isinstance(raw_callers, list):
+        raise fail("callers must be an array of tables: [[callers]]")
+    callers = tuple(_caller(i, raw, app_names, fail) for i, raw in enumerate(raw_callers))
+    for attribute in ("name", "token_sha256", "cert_identity"):
+        seen_values: set[object] = set()
+        for caller in callers:
+            value = getattr(caller, attribute)
+            if value is not None and value in seen_values:
+                what = attribute if attribute != "token_sha256" else "token"
+                raise fail(f"two callers have the same {what}; each must be unique")
+            seen_values.add(value)
+    anonymous: Rule | None = ANONYMOUS_DEFAULT
+    if "anonymous" in data:
+        raw = data["anonymous"]
+        if not isinstance(raw, dict):
+            raise fail("[anonymous] must be a table")
+        _refuse_unknown(raw, _RULE_KEYS, "[anonymous]", fail)
+        anonymous = _rule(raw, "[anonymous]", app_names, fail)
+        if not anonymous.roles and not anonymous.verify:
+            anonymous = None
     return Config(
         apps=apps,
         source=str(path),
+        path=path,
+        policy=Policy(callers=callers, anonymous=anonymous),
+        policy_configured=bool(callers) or "anonymous" in data,
+        tls=_tls(server, path, fail),
         listen=listen,
         clock_skew=parse_duration(server.get("clock_skew", 30), f"{path}: [server] clock_skew"),
         shutdown_grace=parse_duration(
@@ -193,23 +274,182 @@ def _app(
     if ("secret_env" in raw) == ("secret_file" in raw):
         raise fail(f"{where}: give exactly one of secret_env and secret_file")
     if "secret_env" in raw:
-        secret = environ.get(str(raw["secret_env"]), "")
-        if not secret:
-            raise fail(f"{where}: environment variable {raw['secret_env']!r} is empty or not set")
+        secret = _secret_from_env(str(raw["secret_env"]), environ, where, fail)
     else:
-        secret_path = path.parent / str(raw["secret_file"])
-        try:
-            secret = secret_path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise fail(f"{where}: secret_file {str(secret_path)!r}: {exc.strerror}") from None
-        if not secret:
-            raise fail(f"{where}: secret_file {str(secret_path)!r} is empty")
+        secret = _secret_from_file(path.parent / str(raw["secret_file"]), where, fail)
+    previous = [
+        _secret_from_env(str(name), environ, where, fail)
+        for name in _strings(raw, "previous_secret_envs", where, fail)
+    ] + [
+        _secret_from_file(path.parent / str(name), where, fail)
+        for name in _strings(raw, "previous_secret_files", where, fail)
+    ]
     return App(
         name=raw["name"],
         kind=cast(Kind, raw["kind"]),
         sdk_key=raw["sdk_key"],
-        secret=secret.encode(),
+        secret=secret,
+        previous_secrets=tuple(previous),
     )
+
+
+def _secret_from_env(
+    name: str, environ: Mapping[str, str], where: str, fail: Callable[[str], ConfigError]
+) -> bytes:
+    secret = environ.get(name, "")
+    if not secret:
+        raise fail(f"{where}: environment variable {name!r} is empty or not set")
+    return secret.encode()
+
+
+def _secret_from_file(path: Path, where: str, fail: Callable[[str], ConfigError]) -> bytes:
+    try:
+        secret = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise fail(f"{where}: file {str(path)!r}: {exc.strerror}") from None
+    if not secret:
+        raise fail(f"{where}: file {str(path)!r} is empty")
+    return secret.encode()
+
+
+def _strings(
+    raw: dict[str, Any], key: str, where: str, fail: Callable[[str], ConfigError]
+) -> list[str]:
+    value = raw.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise fail(f"{where}: {key} must be a list of non-empty strings")
+    return value
+
+
+# With a configuration file and no [anonymous] table, callers without credentials
+# may mint participant tokens and call Verify.
+ANONYMOUS_DEFAULT = Rule(roles=frozenset({"participant"}))
+
+
+def _rule(
+    raw: dict[str, Any], where: str, app_names: set[str], fail: Callable[[str], ConfigError]
+) -> Rule:
+    apps = None
+    if "apps" in raw:
+        apps = frozenset(_strings(raw, "apps", where, fail))
+        unknown = sorted(apps - app_names)
+        if unknown:
+            raise fail(f"{where}: apps: {unknown[0]!r} is not a configured app")
+    roles = _strings(raw, "roles", where, fail) if "roles" in raw else list(ROLES)
+    for role in roles:
+        if role not in ROLES:
+            raise fail(f"{where}: roles: {role!r} is not one of {', '.join(ROLES)}")
+    max_ttl = None
+    if "max_ttl" in raw:
+        max_ttl = parse_duration(raw["max_ttl"], f"{where} max_ttl")
+    verify = raw.get("verify", True)
+    if not isinstance(verify, bool):
+        raise fail(f"{where}: verify must be true or false")
+    rate = raw.get("rate")
+    if rate is not None and (
+        isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0
+    ):
+        raise fail(f"{where}: rate must be a number of requests per second above 0")
+    burst = raw.get("burst", max(1, int(rate)) if rate else 0)
+    if isinstance(burst, bool) or not isinstance(burst, int) or burst < (1 if rate else 0):
+        raise fail(f"{where}: burst must be a whole number of requests, at least 1")
+    return Rule(
+        apps=apps,
+        roles=frozenset(roles),
+        max_ttl=max_ttl,
+        meetings=tuple(_strings(raw, "meetings", where, fail)) if "meetings" in raw else None,
+        sessions=tuple(_strings(raw, "sessions", where, fail)) if "sessions" in raw else None,
+        verify=verify,
+        rate=float(rate) if rate else None,
+        burst=burst,
+    )
+
+
+def _caller(
+    index: int, raw: object, app_names: set[str], fail: Callable[[str], ConfigError]
+) -> Caller:
+    where = f"callers[{index}]"
+    if not isinstance(raw, dict):
+        raise fail(f"{where} must be a table")
+    if not isinstance(raw.get("name"), str) or not raw["name"].strip():
+        raise fail(f"{where}: name is required (a non-empty string)")
+    where = f"{where} ({raw['name']!r})"
+    if "token" in raw:
+        raise fail(f"{where}: tokens are never written inline; write token_sha256")
+    _refuse_unknown(raw, _CALLER_KEYS, where, fail)
+    if raw["name"] == ANONYMOUS:
+        raise fail(f"{where}: the name {ANONYMOUS!r} is kept for callers without credentials")
+    token_hash = raw.get("token_sha256")
+    identity = raw.get("cert_identity")
+    if (token_hash is None) == (identity is None):
+        raise fail(f"{where}: give exactly one of token_sha256 and cert_identity")
+    digest = None
+    if token_hash is not None:
+        if not isinstance(token_hash, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", token_hash):
+            raise fail(
+                f"{where}: token_sha256 must be 64 hex digits (sha256sum of the token, "
+                'e.g. printf %s "$TOKEN" | sha256sum)'
+            )
+        digest = bytes.fromhex(token_hash)
+    elif not isinstance(identity, str) or not identity.strip():
+        raise fail(f"{where}: cert_identity must be a URI SAN (spiffe://...) or a CN")
+    return Caller(
+        name=raw["name"],
+        rule=_rule(raw, where, app_names, fail),
+        token_sha256=digest,
+        cert_identity=identity,
+    )
+
+
+def _tls(server: dict[str, Any], path: Path, fail: Callable[[str], ConfigError]) -> Tls | None:
+    cert, key = server.get("tls_cert_file"), server.get("tls_key_file")
+    ca = server.get("tls_client_ca_file")
+    if cert is None and key is None:
+        if ca is not None:
+            raise fail("[server] tls_client_ca_file needs tls_cert_file and tls_key_file")
+        return None
+    if cert is None or key is None:
+        raise fail("[server] give both tls_cert_file and tls_key_file")
+    require = server.get("tls_require_client_cert", False)
+    if not isinstance(require, bool) or (require and ca is None):
+        raise fail(
+            "[server] tls_require_client_cert is true or false, and needs tls_client_ca_file"
+        )
+
+    def read(name: str, value: object) -> bytes:
+        file = path.parent / str(value)
+        try:
+            data = file.read_bytes()
+        except OSError as exc:
+            raise fail(f"[server] {name} {str(file)!r}: {exc.strerror}") from None
+        if b"-----BEGIN" not in data:
+            raise fail(f"[server] {name} {str(file)!r} is not PEM")
+        return data
+
+    return Tls(
+        certificate_chain=read("tls_cert_file", cert),
+        private_key=read("tls_key_file", key),
+        client_ca=read("tls_client_ca_file", ca) if ca is not None else None,
+        require_client_cert=require,
+    )
+
+
+def exposure_problems(config: Config, listen: str) -> list[str]:
+    """Why listening on `listen` with `config` would expose the service; [] on loopback."""
+    host = listen.rpartition(":")[0].strip("[]")
+    if host == "localhost":
+        return []
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return []
+    except ValueError:
+        pass
+    problems = []
+    if config.tls is None:
+        problems.append("no TLS ([server] tls_cert_file and tls_key_file)")
+    if not config.policy_configured:
+        problems.append("no caller policy ([[callers]] or [anonymous])")
+    return problems
 
 
 def dev_apps(path: Path) -> tuple[App, ...]:

@@ -23,7 +23,7 @@ from sdksign.v1 import signature_service_pb2 as pb
 from ._claims import GEO_REGIONS, MAX_TTL, MIN_TTL, is_meeting_number, unknown_app
 from ._config import App, Config
 from ._errors import FieldViolation, InvalidArgument
-from ._tokens import b64decode_lenient, hs256
+from ._tokens import b64decode_lenient, fingerprint, hs256
 
 # Epoch seconds reach 1e11 in the year 5138; epoch milliseconds passed it in 1973.
 MILLISECONDS_FROM = 100_000_000_000
@@ -53,6 +53,8 @@ class Diagnosis:
     claims: dict[str, Any] | None = None
     app: App | None = None
     kind: str = ""
+    # Which of the app's secrets the signature matched (a fingerprint, never the secret).
+    secret_fingerprint: str = ""
 
     @property
     def valid(self) -> bool:
@@ -111,7 +113,12 @@ def diagnose(
     if not d.problems:
         return d
     known = [*apps, only_app] if only_app is not None else apps
-    secrets = [(a.secret.decode(errors="ignore"), a.name) for a in known if len(a.secret) >= 8]
+    secrets = [
+        (secret.decode(errors="ignore"), a.name)
+        for a in known
+        for secret in a.secrets
+        if len(secret) >= 8
+    ]
     for index, problem in enumerate(d.problems):
         for secret, name in secrets:
             if secret[:40] in problem.message:
@@ -176,7 +183,17 @@ def _diagnose(
         d.app = _find_app(key, kind, apps, only_app, d)
     if d.app is not None and alg == "HS256" and signature is not None:
         signing_input = f"{header_segment}.{payload_segment}".encode()
-        if not hmac.compare_digest(hs256(d.app.secret, signing_input), signature):
+        matched = next(
+            (
+                secret
+                for secret in d.app.secrets
+                if hmac.compare_digest(hs256(secret, signing_input), signature)
+            ),
+            None,
+        )
+        if matched is not None:
+            d.secret_fingerprint = fingerprint(matched)
+        else:
             d.add(
                 "BAD_SIGNATURE",
                 f"the signature does not match the secret of app {d.app.name!r}: the token was "
@@ -368,7 +385,9 @@ def _find_app(
     app: App | None
     candidates = apps if only_app is None else (*apps, only_app)
     raw = key.encode("utf-8", "surrogatepass")
-    owner = next((a for a in candidates if hmac.compare_digest(a.secret, raw)), None)
+    owner = next(
+        (a for a in candidates for secret in a.secrets if hmac.compare_digest(secret, raw)), None
+    )
     if owner is not None:  # key and secret swapped: never show the value
         d.add(
             "UNKNOWN_SDK_KEY",

@@ -37,3 +37,34 @@ class FailedPrecondition(RequestError):
     """The request is well formed but the service is not configured to answer it."""
 
     status = "FAILED_PRECONDITION"
+
+
+class Unauthenticated(RequestError):
+    """The caller did not prove who it is (or, anonymous, asked for more than anonymous may)."""
+
+    status = "UNAUTHENTICATED"
+
+    def __init__(self, message: str, rule: str = "credentials") -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+class PermissionDenied(RequestError):
+    """A known caller asked for something outside its rule; `rule` names which one."""
+
+    status = "PERMISSION_DENIED"
+
+    def __init__(self, message: str, rule: str) -> None:
+        super().__init__(message)
+        self.rule = rule
+
+
+class ResourceExhausted(RequestError):
+    """A caller is over its rate limit; it may try again after `retry_after` seconds."""
+
+    status = "RESOURCE_EXHAUSTED"
+
+    def __init__(self, message: str, retry_after: float, subject: str) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.subject = subject

@@ -16,21 +16,28 @@ from typing import Any
 
 import grpc
 import structlog
-from google.protobuf import any_pb2
+from google.protobuf import duration_pb2
 from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from ._errors import RequestError
+from ._errors import PermissionDenied, RequestError, ResourceExhausted, Unauthenticated
 
 log = structlog.get_logger("sdksign.rpc")
 
 
 def status_for(error: RequestError) -> grpc.Status:
     """The gRPC status (with google.rpc details) that tells the caller what to change."""
-    detail = any_pb2.Any()
+    status = status_pb2.Status(code=code_pb2.Code.Value(error.status), message=error.message)
+    for detail in _details(error):
+        status.details.add().Pack(detail)
+    return rpc_status.to_status(status)
+
+
+def _details(error: RequestError) -> list[Message]:
     if error.violations:
-        detail.Pack(
+        return [
             error_details_pb2.BadRequest(
                 field_violations=[
                     error_details_pb2.BadRequest.FieldViolation(
@@ -39,21 +46,43 @@ def status_for(error: RequestError) -> grpc.Status:
                     for v in error.violations
                 ]
             )
-        )
-    else:
-        detail.Pack(
-            error_details_pb2.PreconditionFailure(
+        ]
+    if isinstance(error, Unauthenticated | PermissionDenied):
+        return [
+            error_details_pb2.ErrorInfo(
+                reason=f"{error.rule.upper()}_NOT_ALLOWED"
+                if isinstance(error, PermissionDenied) or error.rule != "credentials"
+                else "CREDENTIALS_REQUIRED_OR_INVALID",
+                domain=ERROR_DOMAIN,
+                metadata={"rule": error.rule},
+            )
+        ]
+    if isinstance(error, ResourceExhausted):
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(int(error.retry_after * 1e9))
+        return [
+            error_details_pb2.RetryInfo(retry_delay=delay),
+            error_details_pb2.QuotaFailure(
                 violations=[
-                    error_details_pb2.PreconditionFailure.Violation(
-                        type="CONFIGURATION", subject="apps", description=error.message
+                    error_details_pb2.QuotaFailure.Violation(
+                        subject=f"caller:{error.subject}", description=error.message
                     )
                 ]
-            )
+            ),
+        ]
+    return [
+        error_details_pb2.PreconditionFailure(
+            violations=[
+                error_details_pb2.PreconditionFailure.Violation(
+                    type="CONFIGURATION", subject="apps", description=error.message
+                )
+            ]
         )
-    status = status_pb2.Status(
-        code=code_pb2.Code.Value(error.status), message=error.message, details=[detail]
-    )
-    return rpc_status.to_status(status)
+    ]
+
+
+# ErrorInfo's domain: the service's own name.
+ERROR_DOMAIN = "sdksign"
 
 
 # Health checks come every few seconds from every load balancer: logged at debug level only.
@@ -91,6 +120,9 @@ def _wrap(
             return await behavior(request, context)
         except RequestError as error:
             code = error.status
+            structlog.contextvars.bind_contextvars(
+                reason=error.message, rule=getattr(error, "rule", "")
+            )
             await context.abort_with_status(status_for(error))
         except grpc.aio.AbortError:
             code = context.code().name if context.code() else "UNKNOWN"

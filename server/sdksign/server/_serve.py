@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from dataclasses import replace
 
 import grpc
 import structlog
@@ -14,9 +15,10 @@ from grpc_reflection.v1alpha import reflection
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 
-from ._config import Config
+from ._config import Config, ConfigError, Tls, exposure_problems, load_config
 from ._rpc import LoggedServicer
 from ._service import SignatureService
+from ._tokens import fingerprint
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SignatureService"].full_name
 # Requests are small: a token is at most 8 KiB. Anything far larger is refused by gRPC itself.
@@ -30,12 +32,12 @@ class ListenError(Exception):
 
 
 def build_server(
-    config: Config, reuse_port: bool = False
+    config: Config, reuse_port: bool = False, service: SignatureService | None = None
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """A server with SignatureService, per-service health and reflection (not yet listening).
 
     `reuse_port` lets several worker processes listen on one port; without it a port
-    that is taken fails loudly.
+    that is taken fails loudly. `service` is the servicer to use (default: a new one).
     """
     server = grpc.aio.server(
         options=[
@@ -46,7 +48,7 @@ def build_server(
     )
     pb_grpc.add_SignatureServiceServicer_to_server(
         LoggedServicer(
-            SignatureService(config), pb.DESCRIPTOR.services_by_name["SignatureService"]
+            service or SignatureService(config), pb.DESCRIPTOR.services_by_name["SignatureService"]
         ),
         server,
     )
@@ -60,10 +62,18 @@ def build_server(
     return server, health_servicer
 
 
-def bind(server: grpc.aio.Server, listen: str) -> int:
-    """Listen on `listen` (HOST:PORT, port 0 for any free one); return the port."""
+def bind(server: grpc.aio.Server, listen: str, tls: Tls | None = None) -> int:
+    """Listen on `listen` (HOST:PORT, port 0 for any free one), with TLS if given; return the port."""
     try:
-        port: int = server.add_insecure_port(listen)
+        if tls is None:
+            port: int = server.add_insecure_port(listen)
+        else:
+            credentials = grpc.ssl_server_credentials(
+                [(tls.private_key, tls.certificate_chain)],
+                root_certificates=tls.client_ca,
+                require_client_auth=tls.require_client_cert,
+            )
+            port = server.add_secure_port(listen, credentials)
     except RuntimeError:
         port = 0
     if not port:
@@ -85,8 +95,9 @@ def run(config: Config, listen: str, reuse_port: bool = False) -> None:
 
 async def serve(config: Config, listen: str, reuse_port: bool = False) -> None:
     """Serve until SIGTERM or SIGINT, then let RPCs in flight finish within the grace period."""
-    server, health_servicer = build_server(config, reuse_port)
-    port = bind(server, listen)
+    service = SignatureService(config)
+    server, health_servicer = build_server(config, reuse_port, service)
+    port = bind(server, listen, config.tls)
     await server.start()
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -95,19 +106,62 @@ async def serve(config: Config, listen: str, reuse_port: bool = False) -> None:
         "listening",
         address=f"{host}:{port}",
         pid=os.getpid(),
-        config=config.source,
-        apps=[f"{a.name} ({a.kind}, sdk key {a.sdk_key})" for a in config.apps],
+        tls="mutual" if config.tls and config.tls.client_ca else "on" if config.tls else "off",
+        **describe(config),
     )
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    # SIGHUP would end the process by default; configuration is read once, at start-up.
-    loop.add_signal_handler(signal.SIGHUP, lambda: log.warning("SIGHUP ignored: restart to reload"))
+    loop.add_signal_handler(signal.SIGHUP, reload, service, listen)
     await stop.wait()
 
     log.info("shutting down", grace_seconds=config.shutdown_grace)
     await health_servicer.enter_graceful_shutdown()
     await server.stop(config.shutdown_grace)
     log.info("stopped")
+
+
+def describe(config: Config) -> dict[str, object]:
+    """What a log line says of a configuration: apps with their secrets' fingerprints, callers."""
+    return {
+        "config": config.source,
+        "apps": [
+            f"{a.name} ({a.kind}, sdk key {a.sdk_key}, secrets "
+            f"{', '.join(fingerprint(s) for s in a.secrets)})"
+            for a in config.apps
+        ],
+        "callers": [c.name for c in config.policy.callers],
+        "anonymous": sorted(config.policy.anonymous.roles) if config.policy.anonymous else None,
+    }
+
+
+def reload(service: SignatureService, listen: str) -> None:
+    """SIGHUP: read the configuration again; use it only if all of it is valid.
+
+    Calls in flight keep the configuration they started with. TLS files are read
+    at start only: a change to them needs a restart.
+    """
+    old = service.config
+    try:
+        new = replace(load_config(old.path), insecure=old.insecure)
+    except ConfigError as exc:
+        log.error("reload refused: still serving the previous configuration", error=str(exc))
+        return
+    if new.tls != old.tls:
+        log.error(
+            "reload refused: the TLS settings changed, and they take a restart; "
+            "still serving the previous configuration"
+        )
+        return
+    problems = exposure_problems(new, listen)
+    if problems and not new.insecure:
+        log.error(
+            "reload refused: the new configuration would expose the service; "
+            "still serving the previous configuration",
+            problems=problems,
+        )
+        return
+    service.config = new
+    log.info("configuration reloaded", **describe(new))

@@ -13,9 +13,10 @@ from google.protobuf import struct_pb2
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 
-from ._claims import ROLE_CLAIM, ROLE_NAMES, mint
+from ._claims import DEFAULT_TTL, ROLE_CLAIM, ROLE_NAMES, mint
 from ._config import Config
 from ._diagnose import Diagnosis, check
+from ._policy import Caller, RateLimiter, authorize_verify
 from ._tokens import fingerprint
 
 _KINDS = {
@@ -27,21 +28,39 @@ _KINDS = {
 
 
 class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,unused-ignore]
-    """Sign and Verify for the apps in `config`, on the clock `clock` (epoch seconds)."""
+    """Sign and Verify for the apps in `config`, on the clock `clock` (epoch seconds).
+
+    `config` may be replaced while serving (SIGHUP): each call reads it once, at
+    its start, and keeps that one to its end.
+    """
 
     def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
-        self._config = config
+        self.config = config
         self._clock = clock
+        self._limiter = RateLimiter()
+
+    def _caller(self, config: Config, context: grpc.aio.ServicerContext) -> Caller:
+        """Who is calling (raises Unauthenticated), within its rate limit (raises ResourceExhausted)."""
+        caller = config.policy.identify(context.invocation_metadata() or (), context.auth_context)
+        structlog.contextvars.bind_contextvars(caller=caller.name)
+        self._limiter.take(caller)
+        return caller
 
     async def Sign(
         self, request: pb.SignRequest, context: grpc.aio.ServicerContext
     ) -> pb.SignResponse:
+        config = self.config
         claims = request.WhichOneof("claims")
         role = request.meeting.role if claims == "meeting" else request.video.role
         structlog.contextvars.bind_contextvars(
-            app=request.app, kind=claims or "", role=ROLE_NAMES.get(role, "")
+            app=request.app,
+            kind=claims or "",
+            role=ROLE_NAMES.get(role, ""),
+            meeting=request.meeting.meeting_number,
+            ttl=request.ttl.seconds if request.HasField("ttl") else DEFAULT_TTL,
         )
-        minted = mint(request, self._config, self._clock())
+        caller = self._caller(config, context)
+        minted = mint(request, config, self._clock(), caller)
         structlog.contextvars.bind_contextvars(
             app=minted.app.name, token_fp=fingerprint(minted.token)
         )
@@ -55,8 +74,10 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
     async def Verify(
         self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext
     ) -> pb.VerifyResponse:
+        config = self.config
         structlog.contextvars.bind_contextvars(token_fp=fingerprint(request.token))
-        diagnosis = check(request, self._config, int(self._clock()))
+        authorize_verify(self._caller(config, context))
+        diagnosis = check(request, config, int(self._clock()))
         claims = diagnosis.claims or {}
         structlog.contextvars.bind_contextvars(
             app=diagnosis.app.name if diagnosis.app else "",
@@ -81,6 +102,7 @@ def verify_response(diagnosis: Diagnosis) -> pb.VerifyResponse:
         ],
         app=diagnosis.app.name if diagnosis.app else "",
         kind=_KINDS.get(diagnosis.kind, pb.TOKEN_KIND_UNSPECIFIED),
+        secret_fingerprint=diagnosis.secret_fingerprint,
     )
     for name, value in (("claims", diagnosis.claims), ("header", diagnosis.header)):
         struct = _struct(value)

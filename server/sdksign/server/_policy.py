@@ -1,0 +1,203 @@
+"""Who may mint what: callers, their rules, and the check of a Sign request against them.
+
+Pure: identification takes the call's metadata and its TLS peer properties as
+plain values, and the rule check takes what mint() has validated. The servicer
+only passes them in.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import hmac
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from ._errors import PermissionDenied, ResourceExhausted, Unauthenticated
+
+ROLES = ("participant", "host")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one caller (or every anonymous caller) may do."""
+
+    apps: frozenset[str] | None = None  # None: every configured app
+    roles: frozenset[str] = frozenset(ROLES)
+    max_ttl: int | None = None  # None: the service's own maximum
+    meetings: tuple[str, ...] | None = None  # patterns; None: any meeting
+    sessions: tuple[str, ...] | None = None  # patterns; None: any Video SDK session
+    verify: bool = True
+    rate: float | None = None  # requests per second; None: no limit
+    burst: int = 0
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A known caller: its name in logs and errors, how it proves who it is, its rule."""
+
+    name: str
+    rule: Rule
+    token_sha256: bytes | None = field(default=None, repr=False)
+    cert_identity: str | None = None
+
+
+ANONYMOUS = "anonymous"
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Every caller, and what callers without credentials may do (None: nothing)."""
+
+    callers: tuple[Caller, ...] = ()
+    anonymous: Rule | None = Rule()
+
+    def identify(
+        self,
+        metadata: Iterable[tuple[str, str | bytes]],
+        peer: Callable[[], Mapping[str, Sequence[bytes]]],
+    ) -> Caller:
+        """The caller of an RPC, from its `authorization` metadata or its client certificate.
+
+        `peer` gives the TLS peer's properties (grpc's auth context); it is asked
+        only when no bearer token came.
+
+        Raises Unauthenticated, with the same message whatever was wrong, so that
+        nobody learns which credentials exist.
+        """
+        bearer = next((value for key, value in metadata if key == "authorization"), None)
+        if bearer is not None:
+            return self._by_token(bearer if isinstance(bearer, str) else bearer.decode("latin-1"))
+        identity = certificate_identity(peer())
+        if identity is not None:
+            caller = next((c for c in self.callers if c.cert_identity == identity), None)
+            if caller is None:
+                raise Unauthenticated(UNKNOWN_CREDENTIALS)
+            return caller
+        if self.anonymous is None:
+            raise Unauthenticated(
+                "credentials are required: send 'authorization: Bearer <token>' metadata "
+                "or a client certificate"
+            )
+        return Caller(name=ANONYMOUS, rule=self.anonymous)
+
+    def _by_token(self, header: str) -> Caller:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthenticated("the authorization metadata must be 'Bearer <token>'")
+        digest = hashlib.sha256(token.strip().encode()).digest()
+        found = None
+        for caller in self.callers:  # every entry is compared: the time says nothing
+            if caller.token_sha256 is not None and hmac.compare_digest(caller.token_sha256, digest):
+                found = caller
+        if found is None:
+            raise Unauthenticated(UNKNOWN_CREDENTIALS)
+        return found
+
+
+UNKNOWN_CREDENTIALS = "the credentials are not valid for this service"
+
+
+def certificate_identity(peer: Mapping[str, Sequence[bytes]]) -> str | None:
+    """A client certificate's identity: its first URI SAN (e.g. spiffe://...), else its CN."""
+    for uri in peer.get("x509_uri", ()) or ():
+        return uri.decode()
+    for name in peer.get("x509_subject_alternative_name", ()) or ():
+        if b"://" in name:
+            return name.decode()
+    for common_name in peer.get("x509_common_name", ()) or ():
+        return common_name.decode()
+    return None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What a validated Sign request asks for."""
+
+    app: str
+    kind: str  # "meeting" or "video"
+    role: str  # "participant", "host", or "" for a native meeting token
+    ttl: int
+    meeting_number: str = ""
+    session_name: str = ""
+
+
+def authorize(caller: Caller, grant: Grant) -> None:
+    """Raise PermissionDenied (Unauthenticated for anonymous callers) naming the rule broken."""
+    rule = caller.rule
+    denied = Unauthenticated if caller.name == ANONYMOUS else PermissionDenied
+    who = "anonymous callers" if caller.name == ANONYMOUS else f"caller {caller.name!r}"
+    if rule.apps is not None and grant.app not in rule.apps:
+        allowed = ", ".join(sorted(rule.apps)) or "none"
+        raise denied(f"{who} may not use app {grant.app!r} (allowed: {allowed})", rule="app")
+    # A native meeting token (no meeting number) carries no role: it is a participant's.
+    role = grant.role or "participant"
+    if role not in rule.roles:
+        allowed = ", ".join(r for r in ROLES if r in rule.roles) or "none"
+        raise denied(f"{who} may not mint {role} tokens (allowed roles: {allowed})", rule="role")
+    if rule.max_ttl is not None and grant.ttl > rule.max_ttl:
+        raise denied(
+            f"{who} may mint tokens of at most {rule.max_ttl} s; {grant.ttl} s was asked",
+            rule="ttl",
+        )
+    meetings, sessions = rule.meetings, rule.sessions
+    if (
+        grant.kind == "meeting"
+        and meetings is not None
+        and not _matches(grant.meeting_number, meetings)
+    ):
+        raise denied(
+            f"{who} may not mint tokens for meeting {grant.meeting_number or '(none)'} "
+            f"(allowed: {', '.join(meetings) or 'none'})",
+            rule="meeting",
+        )
+    if (
+        grant.kind == "video"
+        and sessions is not None
+        and not _matches(grant.session_name, sessions)
+    ):
+        raise denied(
+            f"{who} may not mint tokens for this session name "
+            f"(allowed: {', '.join(sessions) or 'none'})",
+            rule="session",
+        )
+
+
+def authorize_verify(caller: Caller) -> None:
+    """Raise if `caller` may not call Verify."""
+    if not caller.rule.verify:
+        if caller.name == ANONYMOUS:
+            raise Unauthenticated("Verify needs credentials here", rule="verify")
+        raise PermissionDenied(f"caller {caller.name!r} may not call Verify", rule="verify")
+
+
+def _matches(value: str, patterns: Sequence[str]) -> bool:
+    return bool(value) and any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
+class RateLimiter:
+    """A token bucket per caller name; the clock is passed in, so tests need no sleeping."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, last time)
+
+    def take(self, caller: Caller, now: float | None = None) -> None:
+        """Spend one request of `caller`'s allowance; raise ResourceExhausted when it is gone."""
+        rate = caller.rule.rate
+        if rate is None:
+            return
+        now = time.monotonic() if now is None else now
+        capacity = float(max(caller.rule.burst, 1))
+        tokens, last = self._buckets.get(caller.name, (capacity, now))
+        tokens = min(capacity, tokens + (now - last) * rate)
+        if tokens < 1.0:
+            self._buckets[caller.name] = (tokens, now)
+            retry_after = (1.0 - tokens) / rate
+            raise ResourceExhausted(
+                f"caller {caller.name!r} is over its rate limit of {rate:g} requests/s "
+                f"(burst {int(capacity)}); retry in {retry_after:.2f} s",
+                retry_after=retry_after,
+                subject=caller.name,
+            )
+        self._buckets[caller.name] = (tokens - 1.0, now)
