@@ -70,6 +70,9 @@ def mint(
         raise InvalidArgument(violations)
     assert app is not None
     if caller is not None:
+        rule_ttl = caller.rule.max_ttl
+        if not request.HasField("ttl") and rule_ttl is not None:
+            ttl = min(ttl, rule_ttl)  # no lifetime asked: the default, within the caller's rule
         authorize(
             caller,
             Grant(

@@ -30,6 +30,8 @@ Kind = Literal["meeting", "video"]
 KINDS: tuple[Kind, ...] = ("meeting", "video")
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
+# The shortest lifetime a token may have (_claims.MIN_TTL; a test holds them equal).
+MIN_TOKEN_TTL = 1800
 DEV_APPS_FILE = Path(".sdksign") / "dev-apps.json"
 
 _SAMPLE_VARIABLES: dict[Kind, tuple[str, str]] = {
@@ -64,12 +66,15 @@ class App:
 
 @dataclass(frozen=True)
 class Tls:
-    """The listener's certificate and key, and the CA that signs client certificates."""
+    """The listener's certificate and key, and the CA that signs client certificates.
+
+    With a client CA, every connection must present a certificate it signed
+    (mutual TLS): grpc's Python server cannot ask for one without requiring it.
+    """
 
     certificate_chain: bytes
     private_key: bytes = field(repr=False)
     client_ca: bytes | None = None
-    require_client_cert: bool = False
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,6 @@ _SERVER_KEYS = {
     "tls_cert_file",
     "tls_key_file",
     "tls_client_ca_file",
-    "tls_require_client_cert",
 }
 _APP_KEYS = {
     "name",
@@ -342,6 +346,8 @@ def _rule(
     max_ttl = None
     if "max_ttl" in raw:
         max_ttl = parse_duration(raw["max_ttl"], f"{where} max_ttl")
+        if max_ttl < MIN_TOKEN_TTL:
+            raise fail(f"{where}: max_ttl must be at least {MIN_TOKEN_TTL} s, Zoom's minimum")
     verify = raw.get("verify", True)
     if not isinstance(verify, bool):
         raise fail(f"{where}: verify must be true or false")
@@ -410,11 +416,6 @@ def _tls(server: dict[str, Any], path: Path, fail: Callable[[str], ConfigError])
         return None
     if cert is None or key is None:
         raise fail("[server] give both tls_cert_file and tls_key_file")
-    require = server.get("tls_require_client_cert", False)
-    if not isinstance(require, bool) or (require and ca is None):
-        raise fail(
-            "[server] tls_require_client_cert is true or false, and needs tls_client_ca_file"
-        )
 
     def read(name: str, value: object) -> bytes:
         file = path.parent / str(value)
@@ -430,7 +431,6 @@ def _tls(server: dict[str, Any], path: Path, fail: Callable[[str], ConfigError])
         certificate_chain=read("tls_cert_file", cert),
         private_key=read("tls_key_file", key),
         client_ca=read("tls_client_ca_file", ca) if ca is not None else None,
-        require_client_cert=require,
     )
 
 

@@ -51,7 +51,9 @@ def configure_logging(
             logging.getLevelNamesMapping()[level.upper()]
         ),
         logger_factory=lambda *_args: writer,
-        cache_logger_on_first_use=True,
+        # Loggers are looked up when a handler is wrapped (at start-up), not per call; not
+        # caching them lets tests configure logging again.
+        cache_logger_on_first_use=False,
     )
     atexit.register(writer.flush)
 

@@ -71,7 +71,7 @@ def bind(server: grpc.aio.Server, listen: str, tls: Tls | None = None) -> int:
             credentials = grpc.ssl_server_credentials(
                 [(tls.private_key, tls.certificate_chain)],
                 root_certificates=tls.client_ca,
-                require_client_auth=tls.require_client_cert,
+                require_client_auth=tls.client_ca is not None,
             )
             port = server.add_secure_port(listen, credentials)
     except RuntimeError:

@@ -1,0 +1,200 @@
+"""Callers, rules and rate limits, as pure logic: every rule allowed and denied."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from sdksign.server._errors import PermissionDenied, ResourceExhausted, Unauthenticated
+from sdksign.server._policy import (
+    ANONYMOUS,
+    UNKNOWN_CREDENTIALS,
+    Caller,
+    Grant,
+    Policy,
+    RateLimiter,
+    Rule,
+    authorize,
+    authorize_verify,
+    certificate_identity,
+)
+
+TOKEN = "scheduler-bearer-token-0123456789"
+SCHEDULER = Caller(
+    name="scheduler",
+    rule=Rule(
+        apps=frozenset({"meeting"}),
+        roles=frozenset({"participant", "host"}),
+        max_ttl=7200,
+        meetings=("9484*",),
+    ),
+    token_sha256=hashlib.sha256(TOKEN.encode()).digest(),
+)
+CLASSROOM = Caller(
+    name="classroom",
+    rule=Rule(roles=frozenset({"participant"}), verify=False),
+    cert_identity="spiffe://corp/classroom",
+)
+ROOMS = Caller(name="rooms", rule=Rule(sessions=("room-*",)), cert_identity="rooms.corp")
+POLICY = Policy(callers=(SCHEDULER, CLASSROOM, ROOMS), anonymous=Rule(roles=frozenset()))
+
+
+def no_peer() -> dict[str, list[bytes]]:
+    return {}
+
+
+def peer(**properties: list[bytes]) -> object:
+    return lambda: properties
+
+
+def meeting(role: str = "host", ttl: int = 3600, number: str = "94841234567") -> Grant:
+    return Grant(app="meeting", kind="meeting", role=role, ttl=ttl, meeting_number=number)
+
+
+# --- who is calling ---------------------------------------------------------------------
+
+
+def test_a_known_bearer_token_names_its_caller() -> None:
+    caller = POLICY.identify([("authorization", f"Bearer {TOKEN}")], no_peer)
+    assert caller is SCHEDULER
+
+
+@pytest.mark.parametrize(
+    "header", [f"Bearer {TOKEN}x", "Bearer someone-elses-token", f"bearer {TOKEN[:-1]}"]
+)
+def test_an_unknown_bearer_token_is_unauthenticated(header: str) -> None:
+    with pytest.raises(Unauthenticated) as raised:
+        POLICY.identify([("authorization", header)], no_peer)
+    # The same words whatever was wrong: nothing tells which tokens exist.
+    assert raised.value.message == UNKNOWN_CREDENTIALS
+    assert TOKEN not in str(raised.value)
+
+
+@pytest.mark.parametrize("header", [TOKEN, "Basic abc", "Bearer ", "Bearer"])
+def test_a_malformed_authorization_says_how_to_write_it(header: str) -> None:
+    with pytest.raises(Unauthenticated, match="Bearer <token>"):
+        POLICY.identify([("authorization", header)], no_peer)
+
+
+def test_a_certificate_names_its_caller_by_uri_san_then_cn() -> None:
+    uri = POLICY.identify([], peer(x509_uri=[b"spiffe://corp/classroom"]))
+    assert uri is CLASSROOM
+    san = POLICY.identify([], peer(x509_subject_alternative_name=[b"spiffe://corp/classroom"]))
+    assert san is CLASSROOM
+    assert POLICY.identify([], peer(x509_common_name=[b"rooms.corp"])) is ROOMS
+
+
+def test_certificate_identity_prefers_a_uri_san() -> None:
+    properties = {
+        "x509_subject_alternative_name": [b"host.corp", b"spiffe://corp/a"],
+        "x509_common_name": [b"cn-name"],
+    }
+    assert certificate_identity(properties) == "spiffe://corp/a"
+    assert certificate_identity({"x509_common_name": [b"cn-name"]}) == "cn-name"
+    assert certificate_identity({}) is None
+
+
+def test_an_unknown_certificate_is_unauthenticated_like_an_unknown_token() -> None:
+    with pytest.raises(Unauthenticated) as raised:
+        POLICY.identify([], peer(x509_common_name=[b"stranger"]))
+    assert raised.value.message == UNKNOWN_CREDENTIALS
+
+
+def test_no_credentials_is_anonymous_when_allowed_else_unauthenticated() -> None:
+    open_policy = Policy(callers=(SCHEDULER,), anonymous=Rule(roles=frozenset({"participant"})))
+    assert open_policy.identify([], no_peer).name == ANONYMOUS
+    with pytest.raises(Unauthenticated, match="credentials are required"):
+        Policy(callers=(SCHEDULER,), anonymous=None).identify([], no_peer)
+
+
+def test_the_token_wins_over_a_certificate() -> None:
+    caller = POLICY.identify(
+        [("authorization", f"Bearer {TOKEN}")], peer(x509_uri=[b"spiffe://corp/classroom"])
+    )
+    assert caller is SCHEDULER
+
+
+# --- what a caller may mint --------------------------------------------------------------
+
+
+def test_a_grant_inside_every_rule_is_allowed() -> None:
+    authorize(SCHEDULER, meeting())
+    authorize(SCHEDULER, meeting(role="participant", ttl=7200))
+
+
+@pytest.mark.parametrize(
+    ("grant", "rule"),
+    [
+        (Grant(app="video", kind="video", role="host", ttl=3600, session_name="x"), "app"),
+        (meeting(ttl=7201), "ttl"),
+        (meeting(number="123456789"), "meeting"),
+        (meeting(number=""), "meeting"),
+    ],
+)
+def test_a_grant_outside_a_rule_is_denied_naming_it(grant: Grant, rule: str) -> None:
+    with pytest.raises(PermissionDenied) as raised:
+        authorize(SCHEDULER, grant)
+    assert raised.value.rule == rule
+    assert "scheduler" in raised.value.message
+
+
+def test_roles() -> None:
+    authorize(CLASSROOM, meeting(role="participant"))
+    with pytest.raises(PermissionDenied, match="may not mint host tokens") as raised:
+        authorize(CLASSROOM, meeting(role="host"))
+    assert raised.value.rule == "role"
+    # A native meeting token has no role claim: it counts as a participant's.
+    authorize(CLASSROOM, meeting(role="", number=""))
+
+
+def test_sessions() -> None:
+    video = Grant(app="video", kind="video", role="host", ttl=3600, session_name="room-12")
+    authorize(ROOMS, video)
+    with pytest.raises(PermissionDenied) as raised:
+        authorize(ROOMS, Grant(**{**video.__dict__, "session_name": "lobby"}))
+    assert raised.value.rule == "session"
+
+
+def test_anonymous_callers_outside_their_rule_are_unauthenticated() -> None:
+    anonymous = Caller(name=ANONYMOUS, rule=Rule(roles=frozenset({"participant"})))
+    authorize(anonymous, meeting(role="participant"))
+    with pytest.raises(Unauthenticated, match="anonymous callers may not mint host"):
+        authorize(anonymous, meeting(role="host"))
+
+
+def test_verify_rule() -> None:
+    authorize_verify(SCHEDULER)
+    with pytest.raises(PermissionDenied) as raised:
+        authorize_verify(CLASSROOM)
+    assert raised.value.rule == "verify"
+    with pytest.raises(Unauthenticated):
+        authorize_verify(Caller(name=ANONYMOUS, rule=Rule(verify=False)))
+
+
+# --- rate limits ------------------------------------------------------------------------
+
+
+def test_token_bucket_allows_a_burst_then_refuses_with_the_wait() -> None:
+    caller = Caller(name="bursty", rule=Rule(rate=2.0, burst=3))
+    limiter = RateLimiter()
+    for _ in range(3):
+        limiter.take(caller, now=100.0)
+    with pytest.raises(ResourceExhausted) as raised:
+        limiter.take(caller, now=100.0)
+    assert raised.value.retry_after == pytest.approx(0.5)
+    assert raised.value.subject == "bursty"
+    limiter.take(caller, now=100.5)  # half a second buys one request at 2/s
+    with pytest.raises(ResourceExhausted):
+        limiter.take(caller, now=100.5)
+
+
+def test_callers_have_their_own_buckets_and_no_rate_means_no_limit() -> None:
+    limiter = RateLimiter()
+    one = Caller(name="one", rule=Rule(rate=1.0, burst=1))
+    two = Caller(name="two", rule=Rule(rate=1.0, burst=1))
+    limiter.take(one, now=0.0)
+    limiter.take(two, now=0.0)
+    unlimited = Caller(name="free", rule=Rule())
+    for _ in range(1000):
+        limiter.take(unlimited, now=0.0)
