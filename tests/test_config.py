@@ -8,8 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from sdksign.server import ConfigError, load_config
-from sdksign.server._config import dev_apps, parse_duration
+from sdksign.server import Config, ConfigError, load_config
+from sdksign.server._claims import MIN_TTL
+from sdksign.server._config import (
+    MIN_TOKEN_TTL,
+    Tls,
+    dev_apps,
+    exposure_problems,
+    parse_duration,
+)
 
 SECRET = "s3cret-value-never-shown-0123456789abcdefgh"
 
@@ -159,3 +166,136 @@ def test_durations(text: object, seconds: int) -> None:
 def test_bad_durations(text: object) -> None:
     with pytest.raises(ConfigError, match="not a duration"):
         parse_duration(text, "x")
+
+
+# --- callers, anonymous callers, rotation, TLS ----------------------------------------------
+
+APP = '[[apps]]\nname = "m"\nkind = "meeting"\nsdk_key = "k"\nsecret_env = "S"\n'
+HASH = "a" * 64
+
+
+def test_callers_and_anonymous_rule(tmp_path: Path) -> None:
+    text = APP + (
+        f'[[callers]]\nname = "sched"\ntoken_sha256 = "{HASH}"\napps = ["m"]\nroles = ["host"]\n'
+        'max_ttl = "1h"\nmeetings = ["94*"]\nrate = 5\n'
+        '[[callers]]\nname = "svc"\ncert_identity = "spiffe://corp/svc"\nverify = false\n'
+        '[anonymous]\nroles = ["participant"]\nverify = false\n'
+    )
+    config = load_config(write(tmp_path, text), {"S": "s" * 32})
+    sched, svc = config.policy.callers
+    assert (sched.name, sched.token_sha256, sched.cert_identity) == (
+        "sched",
+        bytes.fromhex(HASH),
+        None,
+    )
+    assert sched.rule.apps == {"m"} and sched.rule.roles == {"host"}
+    assert (sched.rule.max_ttl, sched.rule.meetings, sched.rule.rate, sched.rule.burst) == (
+        3600,
+        ("94*",),
+        5.0,
+        5,
+    )
+    assert svc.cert_identity == "spiffe://corp/svc" and not svc.rule.verify
+    assert svc.rule.roles == {"participant", "host"} and svc.rule.apps is None
+    assert config.policy.anonymous is not None
+    assert config.policy.anonymous.roles == {"participant"}
+    assert config.policy_configured
+
+
+def test_anonymous_defaults(tmp_path: Path) -> None:
+    # A file without [anonymous]: participant tokens only. roles = [] and verify = false: none.
+    plain = load_config(write(tmp_path, APP), {"S": "s" * 32})
+    assert plain.policy.anonymous is not None
+    assert plain.policy.anonymous.roles == {"participant"}
+    assert not plain.policy_configured
+    closed = load_config(
+        write(tmp_path, APP + "[anonymous]\nroles = []\nverify = false\n"), {"S": "s" * 32}
+    )
+    assert closed.policy.anonymous is None and closed.policy_configured
+
+
+@pytest.mark.parametrize(
+    ("callers", "says"),
+    [
+        ('name = "a"\ntoken = "plain"\n', "tokens are never written inline"),
+        ('name = "a"\n', "exactly one of token_sha256 and cert_identity"),
+        (f'name = "a"\ntoken_sha256 = "{HASH}"\ncert_identity = "x"\n', "exactly one of"),
+        ('name = "a"\ntoken_sha256 = "abc"\n', "64 hex digits"),
+        (
+            f'name = "a"\ntoken_sha256 = "{HASH}"\napps = ["nope"]\n',
+            "'nope' is not a configured app",
+        ),
+        (f'name = "a"\ntoken_sha256 = "{HASH}"\nroles = ["admin"]\n', "'admin' is not one of"),
+        (f'name = "a"\ntoken_sha256 = "{HASH}"\nmax_ttl = "10m"\n', "at least 1800 s"),
+        (f'name = "a"\ntoken_sha256 = "{HASH}"\nrate = 0\n', "rate must be a number"),
+        (f'name = "a"\ntoken_sha256 = "{HASH}"\ncolour = "red"\n', "unknown key 'colour'"),
+        (f'name = "anonymous"\ntoken_sha256 = "{HASH}"\n', "kept for callers without"),
+    ],
+)
+def test_bad_callers_are_named(tmp_path: Path, callers: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=says) as raised:
+        load_config(write(tmp_path, APP + "[[callers]]\n" + callers), {"S": "s" * 32})
+    assert "plain" not in str(raised.value)
+
+
+def test_two_callers_with_one_token_are_refused(tmp_path: Path) -> None:
+    text = APP + "".join(f'[[callers]]\nname = "{n}"\ntoken_sha256 = "{HASH}"\n' for n in "ab")
+    with pytest.raises(ConfigError, match="same token"):
+        load_config(write(tmp_path, text), {"S": "s" * 32})
+
+
+def test_previous_secrets_for_rotation(tmp_path: Path) -> None:
+    (tmp_path / "old-2").write_text("old-secret-two-0123456789\n")
+    text = APP + 'previous_secret_envs = ["OLD1"]\nprevious_secret_files = ["old-2"]\n'
+    config = load_config(write(tmp_path, text), {"S": "new" * 11, "OLD1": "old-one" * 5})
+    app = config.apps[0]
+    assert app.secret == b"new" * 11
+    assert app.secrets == (b"new" * 11, b"old-one" * 5, b"old-secret-two-0123456789")
+    assert "old-one" not in repr(app)
+    with pytest.raises(ConfigError, match="'OLD2' is empty or not set"):
+        load_config(write(tmp_path, APP + 'previous_secret_envs = ["OLD2"]\n'), {"S": "s" * 32})
+
+
+def test_tls_files(tmp_path: Path) -> None:
+    (tmp_path / "c.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    (tmp_path / "k.pem").write_text("-----BEGIN PRIVATE KEY-----\n")
+    (tmp_path / "not.pem").write_text("hello")
+    server = '[server]\ntls_cert_file = "c.pem"\ntls_key_file = "k.pem"\n'
+    config = load_config(write(tmp_path, server + APP), {"S": "s" * 32})
+    assert config.tls is not None and config.tls.client_ca is None
+    assert "BEGIN PRIVATE" not in repr(config)
+    for text, says in [
+        ('[server]\ntls_cert_file = "c.pem"\n', "both tls_cert_file and tls_key_file"),
+        ('[server]\ntls_client_ca_file = "c.pem"\n', "needs tls_cert_file"),
+        (server + 'tls_client_ca_file = "not.pem"\n', "is not PEM"),
+        (server.replace("k.pem", "missing.pem"), "No such file"),
+    ]:
+        with pytest.raises(ConfigError, match=says):
+            load_config(write(tmp_path, text + APP), {"S": "s" * 32})
+
+
+@pytest.mark.parametrize(
+    ("listen", "tls", "policy", "problems"),
+    [
+        ("127.0.0.1:50051", False, False, []),
+        ("localhost:1", False, False, []),
+        ("[::1]:1", False, False, []),
+        ("0.0.0.0:50051", False, False, ["no TLS", "no caller policy"]),
+        ("10.1.2.3:50051", True, False, ["no caller policy"]),
+        ("[::]:50051", False, True, ["no TLS"]),
+        ("sdksign.internal:443", True, True, []),
+    ],
+)
+def test_exposure_problems(listen: str, tls: bool, policy: bool, problems: list[str]) -> None:
+    config = Config(
+        apps=(),
+        source="t",
+        tls=Tls(b"cert", b"key") if tls else None,
+        policy_configured=policy,
+    )
+    found = exposure_problems(config, listen)
+    assert [p.split(" (")[0] for p in found] == problems
+
+
+def test_min_ttl_is_the_claims_minimum() -> None:
+    assert MIN_TOKEN_TTL == MIN_TTL
