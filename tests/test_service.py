@@ -9,6 +9,7 @@ import socket
 import time
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -16,7 +17,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sdksign.client import AsyncClient, Client, Role, SdkSignError
-from sdksign.server import App, Config, _service
+from sdksign.server import App, Config, _service, load_config
 from sdksign.server._serve import SERVICE_NAME, bind, build_server, serve
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
@@ -266,6 +267,41 @@ async def test_serve_lets_calls_in_flight_finish_on_sigterm(
         with pytest.raises(SdkSignError) as caught:
             await late.verify("a.b.c")
         assert caught.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+async def test_sighup_reload_leaves_calls_in_flight_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = '[[apps]]\nname = "{0}"\nkind = "meeting"\nsdk_key = "Key{0}"\nsecret_env = "S"\n'
+    anonymous = '[anonymous]\nroles = ["participant", "host"]\n'
+    path = tmp_path / "sdksign.toml"
+    path.write_text(app.format("one") + anonymous)
+    monkeypatch.setenv("S", "reload-test-secret-0123456789abcdef")
+    in_flight = asyncio.Event()
+    original = _service.SignatureService.Sign
+
+    async def slow_sign(self: Any, request: pb.SignRequest, context: Any) -> pb.SignResponse:
+        in_flight.set()
+        await asyncio.sleep(0.5)
+        return await original(self, request, context)
+
+    monkeypatch.setattr(_service.SignatureService, "Sign", slow_sign)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    serving = asyncio.create_task(serve(load_config(path), address))
+    try:
+        async with AsyncClient(address, retries=4) as client:
+            await client.verify("a.b.c")  # up and answering
+            slow = asyncio.create_task(client.sign_meeting("123456789", Role.HOST, app="one"))
+            await in_flight.wait()
+            path.write_text(app.format("one") + app.format("two") + anonymous)
+            os.kill(os.getpid(), signal.SIGHUP)
+            assert (await slow).app == "one"
+            assert (await client.sign_meeting("123456789", Role.HOST, app="two")).app == "two"
+    finally:
+        os.kill(os.getpid(), signal.SIGTERM)
+        await asyncio.wait_for(serving, timeout=15)
 
 
 @pytest.mark.parametrize("retries", [-1, 5])
