@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 
-from sdksign.server._logging import LineWriter, configure_logging, redact_tokens
+from sdksign.server._logging import LineWriter, UtcTimestamp, configure_logging, redact_tokens
 from sdksign.server._tokens import encode, fingerprint
 
 
@@ -70,3 +71,19 @@ def test_without_an_event_loop_each_line_is_written_at_once() -> None:
     writer = LineWriter(stream)
     writer.msg(b'{"n": 0}')
     assert stream.getvalue() == b'{"n": 0}\n'
+
+
+def test_timestamps_are_iso_utc_like_structlogs() -> None:
+    stamp = UtcTimestamp()
+    before = datetime.now(UTC)
+    ours = str(stamp(None, "info", {})["timestamp"])
+    after = datetime.now(UTC)
+    theirs = str(
+        structlog.processors.TimeStamper(fmt="iso", utc=True)(None, "info", {})["timestamp"]
+    )
+    assert len(ours) == len(theirs) == len("2026-11-23T05:29:03.366143Z")
+    assert ours.endswith("Z") and theirs.endswith("Z")
+    parsed = datetime.fromisoformat(ours.replace("Z", "+00:00"))
+    assert before <= parsed <= after
+    second = str(stamp(None, "info", {})["timestamp"])  # the cached second still holds
+    assert datetime.fromisoformat(second.replace("Z", "+00:00")) >= parsed

@@ -426,3 +426,13 @@ async def test_attack_tokens_never_verify(rotating: str, name: str) -> None:
     assert not answer.valid
     assert answer.problems
     assert NEW_SECRET.decode() not in str(answer)
+
+
+async def test_one_call_s_log_fields_never_reach_the_next(deployment: Deployment) -> None:
+    async with deployment.client(bearer=SCHEDULER_TOKEN) as client:  # one connection
+        signed = await client.sign_meeting(SCHEDULER_MEETING, Role.HOST)
+        await client.verify(signed.token)
+    lines = [json.loads(line) for line in deployment.logs.getvalue().splitlines()]
+    sign, verify = (line for line in lines if line.get("event") == "rpc")
+    assert sign["meeting"] == SCHEDULER_MEETING and "ttl" in sign
+    assert "meeting" not in verify and "ttl" not in verify and "kind" not in verify

@@ -7,6 +7,7 @@ import atexit
 import logging
 import re
 import sys
+import time
 from collections.abc import MutableMapping
 from typing import Any, BinaryIO
 
@@ -29,6 +30,27 @@ def redact_tokens(
     return event
 
 
+class UtcTimestamp:
+    """Processor: `timestamp` in ISO 8601 UTC with microseconds, as TimeStamper(fmt="iso",
+    utc=True) writes it, at a quarter of the cost: the date and time up to the second
+    are formatted once per second."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(
+        self, _logger: Any, _method: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        event["timestamp"] = f"{self._prefix}.{int((now - second) * 1_000_000):06d}Z"
+        return event
+
+
 def configure_logging(
     level: str = "info", stream: BinaryIO | None = None, worker: int | None = None
 ) -> None:
@@ -42,7 +64,7 @@ def configure_logging(
             structlog.contextvars.merge_contextvars,
             *([_name_worker(worker)] if worker is not None else []),
             structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            UtcTimestamp(),
             structlog.processors.format_exc_info,
             redact_tokens,
             structlog.processors.JSONRenderer(serializer=orjson.dumps),

@@ -112,8 +112,9 @@ def _wrap(
 ) -> Callable[[Any, Any], Awaitable[Any]]:
     write = log.debug if method.startswith(QUIET_PREFIX) else log.info
 
+    # grpc.aio runs each call in a task of its own, with a copy of the server's
+    # context: what one call binds never reaches another, so nothing is cleared here.
     async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        structlog.contextvars.clear_contextvars()
         start = time.perf_counter()
         code = "OK"
         try:

@@ -16,6 +16,7 @@ from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from ._claims import DEFAULT_TTL, ROLE_CLAIM, ROLE_NAMES, mint
 from ._config import Config
 from ._diagnose import Diagnosis, check
+from ._errors import RequestError
 from ._policy import Caller, RateLimiter, authorize_verify
 from ._tokens import fingerprint
 
@@ -42,8 +43,11 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
     def _caller(self, config: Config, context: grpc.aio.ServicerContext) -> Caller:
         """Who is calling (raises Unauthenticated), within its rate limit (raises ResourceExhausted)."""
         caller = config.policy.identify(context.invocation_metadata() or (), context.auth_context)
-        structlog.contextvars.bind_contextvars(caller=caller.name)
-        self._limiter.take(caller)
+        try:
+            self._limiter.take(caller)
+        except RequestError:
+            structlog.contextvars.bind_contextvars(caller=caller.name)
+            raise
         return caller
 
     async def Sign(
@@ -60,9 +64,13 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
             ttl=request.ttl.seconds if request.HasField("ttl") else DEFAULT_TTL,
         )
         caller = self._caller(config, context)
-        minted = mint(request, config, self._clock(), caller)
+        try:
+            minted = mint(request, config, self._clock(), caller)
+        except RequestError:
+            structlog.contextvars.bind_contextvars(caller=caller.name)
+            raise
         structlog.contextvars.bind_contextvars(
-            app=minted.app.name, token_fp=fingerprint(minted.token)
+            caller=caller.name, app=minted.app.name, token_fp=fingerprint(minted.token)
         )
         response = pb.SignResponse(
             token=minted.token, sdk_key=minted.app.sdk_key, app=minted.app.name
@@ -76,7 +84,9 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
     ) -> pb.VerifyResponse:
         config = self.config
         structlog.contextvars.bind_contextvars(token_fp=fingerprint(request.token))
-        authorize_verify(self._caller(config, context))
+        caller = self._caller(config, context)
+        structlog.contextvars.bind_contextvars(caller=caller.name)
+        authorize_verify(caller)
         diagnosis = check(request, config, int(self._clock()))
         claims = diagnosis.claims or {}
         structlog.contextvars.bind_contextvars(
