@@ -5,12 +5,15 @@ PYTHON  ?= python3
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
 LISTEN  ?= 127.0.0.1:50051
-PROTO   := protos/sdksign/v1/signature_service.proto
+PROTO   := protos/sdksign/v1/signature_service.proto protos/sdksign/v1/zoom_sample.proto
+# google/api and google/rpc .proto files come with googleapis-common-protos (in .venv).
+PROTO_INCLUDE = -I protos -I $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+DESCRIPTORS := gateway/sdksign.pb
 GEN_DIR := client
 PYTEST_ARGS ?=
 NODE_DEPS := tests/js/node_modules/.package-lock.json
 
-.PHONY: install protos check-protos run test lint typecheck bench clean
+.PHONY: install protos check-protos run gateway test lint typecheck bench clean
 BENCH_ARGS ?=
 # Debian packages (h2load for make bench) are installed with apt-get, through sudo unless root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -24,20 +27,30 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
 
-protos: $(VENV)/.installed ## regenerate client/sdksign/v1 from protos/
-	$(PY) -m grpc_tools.protoc -I protos \
+protos: $(VENV)/.installed ## regenerate client/sdksign/v1 and the gateway's descriptor set from protos/
+	$(PY) -m grpc_tools.protoc $(PROTO_INCLUDE) \
 	  --python_out=$(GEN_DIR) --pyi_out=$(GEN_DIR) --grpc_python_out=$(GEN_DIR) \
 	  $(PROTO)
+	$(MAKE) --no-print-directory $(DESCRIPTORS)
+
+# The descriptor set Envoy's JSON transcoder reads (git-ignored, built from the protos).
+# google/rpc types are in it so that Envoy can turn error details into JSON.
+$(DESCRIPTORS): $(PROTO) $(VENV)/.installed
+	$(PY) -m grpc_tools.protoc $(PROTO_INCLUDE) --include_imports --descriptor_set_out=$@ \
+	  $(PROTO) google/rpc/status.proto google/rpc/error_details.proto
 
 check-protos: $(VENV)/.installed ## fail when the committed generated code is stale
 	@tmp=$$(mktemp -d) && \
-	$(PY) -m grpc_tools.protoc -I protos --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTO) && \
+	$(PY) -m grpc_tools.protoc $(PROTO_INCLUDE) --python_out=$$tmp --pyi_out=$$tmp --grpc_python_out=$$tmp $(PROTO) && \
 	for f in $$(cd $$tmp && find . -type f); do \
 	  cmp -s $$tmp/$$f $(GEN_DIR)/$$f || { echo "stale generated code: $(GEN_DIR)/$$f (run make protos)"; rm -rf $$tmp; exit 1; }; \
 	done; rm -rf $$tmp; echo "generated code is up to date"
 
 run: $(VENV)/.installed protos ## start the service on $(LISTEN)
 	$(VENV)/bin/sdksign serve --listen $(LISTEN) $(if $(CONFIG),--config $(CONFIG))
+
+gateway: $(VENV)/.installed $(DESCRIPTORS) ## Envoy on 127.0.0.1:8080: gRPC-web and Zoom's sample JSON in front of `make run`
+	$(VENV)/bin/envoy -c gateway/envoy.yaml --disable-hot-restart -l warning
 
 $(NODE_DEPS): tests/js/package.json tests/js/package-lock.json
 	npm install --prefix tests/js --no-audit --no-fund --loglevel=error
@@ -48,6 +61,9 @@ test: $(VENV)/.installed $(NODE_DEPS) ## run the whole test suite
 lint: $(VENV)/.installed $(NODE_DEPS) ## ruff (lint, format check) and buf lint on the protos
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	@mkdir -p .build/protodeps/google/api && \
+	  site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
+	  cp $$site/google/api/annotations.proto $$site/google/api/http.proto .build/protodeps/google/api/
 	tests/js/node_modules/.bin/buf lint
 
 typecheck: $(VENV)/.installed ## mypy on our own code (not the generated code)

@@ -14,13 +14,16 @@ from grpc_reflection.v1alpha import reflection
 
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
+from sdksign.v1 import zoom_sample_pb2 as zs
+from sdksign.v1 import zoom_sample_pb2_grpc as zs_grpc
 
 from ._config import Config, ConfigError, Tls, exposure_problems, load_config
 from ._rpc import LoggedServicer
-from ._service import SignatureService
+from ._service import SignatureService, ZoomSampleService
 from ._tokens import fingerprint
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SignatureService"].full_name
+SAMPLE_SERVICE_NAME = zs.DESCRIPTOR.services_by_name["ZoomSampleService"].full_name
 # Requests are small: a token is at most 8 KiB. Anything far larger is refused by gRPC itself.
 MAX_MESSAGE_BYTES = 64 * 1024
 
@@ -46,18 +49,23 @@ def build_server(
             ("grpc.so_reuseport", int(reuse_port)),
         ],
     )
+    signatures = service or SignatureService(config)
     pb_grpc.add_SignatureServiceServicer_to_server(
-        LoggedServicer(
-            service or SignatureService(config), pb.DESCRIPTOR.services_by_name["SignatureService"]
-        ),
+        LoggedServicer(signatures, pb.DESCRIPTOR.services_by_name["SignatureService"]),
         server,
     )
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(
         LoggedServicer(health_servicer, health_pb2.DESCRIPTOR.services_by_name["Health"]), server
     )
+    zs_grpc.add_ZoomSampleServiceServicer_to_server(
+        LoggedServicer(
+            ZoomSampleService(signatures), zs.DESCRIPTOR.services_by_name["ZoomSampleService"]
+        ),
+        server,
+    )
     reflection.enable_server_reflection(
-        [SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
+        [SERVICE_NAME, SAMPLE_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
     return server, health_servicer
 
@@ -99,7 +107,7 @@ async def serve(config: Config, listen: str, reuse_port: bool = False) -> None:
     server, health_servicer = build_server(config, reuse_port, service)
     port = bind(server, listen, config.tls)
     await server.start()
-    for name in ("", SERVICE_NAME):
+    for name in ("", SERVICE_NAME, SAMPLE_SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     host = listen.rsplit(":", 1)[0]
     log.info(

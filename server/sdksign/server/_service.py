@@ -12,11 +12,13 @@ from google.protobuf import struct_pb2
 
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
+from sdksign.v1 import zoom_sample_pb2 as zs
+from sdksign.v1 import zoom_sample_pb2_grpc as zs_grpc
 
-from ._claims import DEFAULT_TTL, ROLE_CLAIM, ROLE_NAMES, mint
+from ._claims import DEFAULT_TTL, ROLE_CLAIM, ROLE_NAMES, is_meeting_number, mint
 from ._config import Config
 from ._diagnose import Diagnosis, check
-from ._errors import RequestError
+from ._errors import FieldViolation, InvalidArgument, RequestError
 from ._policy import Caller, RateLimiter, authorize_verify
 from ._tokens import fingerprint
 
@@ -176,3 +178,83 @@ def _role_claim(claims: dict[str, Any]) -> str:
     """The token's role as the log names it; anything but the integers 0 and 1 is left out."""
     value = claims.get("role", claims.get("role_type"))
     return _CLAIM_ROLES.get(value, "") if type(value) is int else ""
+
+
+# Sign's request fields -> the names Zoom's sample (and its JSON) uses for them.
+_SAMPLE_FIELDS = {
+    "meeting.meeting_number": "meetingNumber",
+    "meeting.role": "role",
+    "meeting.video_webrtc_mode": "videoWebRtcMode",
+    "ttl": "expirationSeconds",
+}
+
+
+class ZoomSampleService(zs_grpc.ZoomSampleServiceServicer):  # type: ignore[misc,unused-ignore]
+    """Zoom's sample endpoint in its own shape, on top of SignatureService.Sign.
+
+    The request becomes a SignRequest and goes through Sign itself: the same
+    checks, caller rules and audit line. Errors name the sample's JSON fields.
+    """
+
+    def __init__(self, signatures: SignatureService) -> None:
+        self._signatures = signatures
+
+    async def Sign(
+        self, request: zs.ZoomSampleServiceSignRequest, context: grpc.aio.ServicerContext
+    ) -> zs.ZoomSampleServiceSignResponse:
+        violations: list[FieldViolation] = []
+        number = _sample_meeting_number(request, violations)
+        role = {0: pb.ROLE_PARTICIPANT, 1: pb.ROLE_HOST}.get(request.role)
+        if role is None:
+            violations.append(
+                FieldViolation("role", f"{request.role} is not 0 (participant) or 1 (host)")
+            )
+        mode = request.video_web_rtc_mode
+        if request.HasField("video_web_rtc_mode") and mode not in (0, 1):
+            violations.append(FieldViolation("videoWebRtcMode", f"{mode} is not 0 or 1"))
+        if violations:
+            raise InvalidArgument(violations)
+        sign = pb.SignRequest(meeting=pb.MeetingClaims(meeting_number=number, role=role))
+        if request.HasField("video_web_rtc_mode"):
+            sign.meeting.video_webrtc_mode = bool(mode)
+        if request.expiration_seconds:
+            sign.ttl.seconds = request.expiration_seconds
+        try:
+            signed = await self._signatures.Sign(sign, context)
+        except InvalidArgument as error:
+            raise InvalidArgument(
+                [
+                    FieldViolation(_SAMPLE_FIELDS.get(v.field, v.field), v.description)
+                    for v in error.violations
+                ]
+            ) from None
+        return zs.ZoomSampleServiceSignResponse(signature=signed.token, sdk_key=signed.sdk_key)
+
+
+def _sample_meeting_number(
+    request: zs.ZoomSampleServiceSignRequest, violations: list[FieldViolation]
+) -> str:
+    """meetingNumber as the sample takes it: a JSON number or a string of digits."""
+    value = request.meeting_number
+    kind = value.WhichOneof("kind") if request.HasField("meeting_number") else None
+    if kind == "string_value":
+        number = value.string_value.strip()
+        if not is_meeting_number(number):
+            violations.append(
+                FieldViolation(
+                    "meetingNumber", "must be digits only (at most 20), e.g. 94843468909"
+                )
+            )
+        return number
+    if kind == "number_value" and value.number_value.is_integer() and value.number_value > 0:
+        if value.number_value >= 2**53:  # a JSON number this large has lost digits already
+            violations.append(
+                FieldViolation(
+                    "meetingNumber", "is too large for a JSON number: send it as a string"
+                )
+            )
+        return str(int(value.number_value))
+    violations.append(
+        FieldViolation("meetingNumber", "is required: the meeting number, digits only")
+    )
+    return ""
