@@ -13,7 +13,7 @@ GEN_DIR := client
 PYTEST_ARGS ?=
 NODE_DEPS := tests/js/node_modules/.package-lock.json
 
-.PHONY: install protos check-protos run gateway test lint typecheck bench clean
+.PHONY: install protos check-protos run gateway web test lint typecheck bench clean
 BENCH_ARGS ?=
 # Debian packages (h2load for make bench) are installed with apt-get, through sudo unless root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -49,13 +49,42 @@ check-protos: $(VENV)/.installed ## fail when the committed generated code is st
 run: $(VENV)/.installed protos ## start the service on $(LISTEN)
 	$(VENV)/bin/sdksign serve --listen $(LISTEN) $(if $(CONFIG),--config $(CONFIG))
 
-gateway: $(VENV)/.installed $(DESCRIPTORS) ## Envoy on 127.0.0.1:8080: gRPC-web and Zoom's sample JSON in front of `make run`
+# The web page: a client generated from the protos (protoc-gen-es, for connect-web),
+# bundled with esbuild. Generated code and the bundle are git-ignored.
+WEB_DEPS := web/node_modules/.package-lock.json
+WEB_GEN := web/src/gen/sdksign/v1/signature_service_pb.ts
+WEB := web/dist/index.html web/dist/app.js
+
+$(WEB_DEPS): web/package.json web/package-lock.json
+	npm install --prefix web --no-audit --no-fund --loglevel=error
+
+$(WEB_GEN): protos/sdksign/v1/signature_service.proto $(WEB_DEPS) $(VENV)/.installed
+	@mkdir -p web/src/gen
+	$(PY) -m grpc_tools.protoc -I protos --plugin=protoc-gen-es=web/node_modules/.bin/protoc-gen-es \
+	  --es_out=web/src/gen --es_opt=target=ts protos/sdksign/v1/signature_service.proto
+
+web/dist/app.js: web/src/app.ts $(WEB_GEN)
+	web/node_modules/.bin/esbuild web/src/app.ts --bundle --format=esm --minify --target=es2020 \
+	  --log-level=warning --outfile=$@
+
+web/dist/index.html: web/index.html
+	@mkdir -p web/dist
+	cp $< $@
+
+web: $(WEB) ## build the gateway's web page into web/dist
+
+# Debian's Chromium, for the browser test (Playwright drives it; it never downloads one).
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	$(call APT_INSTALL,chromium)
+
+gateway: $(VENV)/.installed $(DESCRIPTORS) $(WEB) ## Envoy on 127.0.0.1:8080: gRPC-web and Zoom's sample JSON in front of `make run`
 	$(VENV)/bin/envoy -c gateway/envoy.yaml --disable-hot-restart -l warning
 
 $(NODE_DEPS): tests/js/package.json tests/js/package-lock.json
 	npm install --prefix tests/js --no-audit --no-fund --loglevel=error
 
-test: $(VENV)/.installed $(NODE_DEPS) ## run the whole test suite
+test: $(VENV)/.installed $(NODE_DEPS) $(DESCRIPTORS) $(WEB) $(CHROMIUM) ## run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed $(NODE_DEPS) ## ruff (lint, format check) and buf lint on the protos
@@ -66,12 +95,13 @@ lint: $(VENV)/.installed $(NODE_DEPS) ## ruff (lint, format check) and buf lint 
 	  cp $$site/google/api/annotations.proto $$site/google/api/http.proto .build/protodeps/google/api/
 	tests/js/node_modules/.bin/buf lint
 
-typecheck: $(VENV)/.installed ## mypy on our own code (not the generated code)
+typecheck: $(VENV)/.installed $(WEB_GEN) ## mypy on our own code (not the generated code), tsc on the page
 	$(VENV)/bin/mypy
+	web/node_modules/.bin/tsc -p web
 
 bench: $(VENV)/.installed ## h2load on a real server: Health/Check, Sign, Verify (and Zoom's sample with ZOOM_SAMPLE_DIR)
 	@command -v h2load >/dev/null || $(call APT_INSTALL,nghttp2-client)
 	$(PY) bench/bench.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) tests/js/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tests/js/node_modules web/node_modules web/dist web/src/gen gateway/sdksign.pb .build .pytest_cache .mypy_cache .ruff_cache

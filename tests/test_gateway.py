@@ -29,7 +29,7 @@ ALLOWED_ORIGIN = "http://localhost:3000"
 def descriptor_set() -> None:
     """The transcoder's descriptor set, built by the Makefile as `make protos` builds it."""
     subprocess.run(
-        ["make", "--no-print-directory", "-s", "gateway/sdksign.pb"],
+        ["make", "--no-print-directory", "-s", "gateway/sdksign.pb", "web"],
         cwd=ROOT,
         check=True,
         timeout=120,
@@ -70,6 +70,7 @@ def render(config: Path, tmp_path: Path, gateway_port: int, server_port: int) ->
         "port_value: 8080": f"port_value: {gateway_port}",
         "port_value: 50051": f"port_value: {server_port}",
         "proto_descriptor: gateway/sdksign.pb": f"proto_descriptor: {DESCRIPTORS}",
+        "filename: web/dist/": f"filename: {ROOT}/web/dist/",
     }.items():
         assert old in text, old
         text = text.replace(old, new)
@@ -133,6 +134,9 @@ def gateway(tmp_path: Path, server_env: dict[str, str]) -> Iterator[Gateway]:
 def test_envoy_validates_the_config(config: Path, tmp_path: Path) -> None:
     text = config.read_text().replace("gateway/sdksign.pb", str(DESCRIPTORS))
     text = text.replace("/etc/envoy/sdksign.pb", str(DESCRIPTORS))
+    text = text.replace("web/dist/", f"{ROOT}/web/dist/").replace(
+        "/etc/envoy/web/", f"{ROOT}/web/dist/"
+    )
     if "/etc/envoy/tls/" in text:  # the production example's files, made here
         authority = Authority()
         issued = authority.issue("gateway", dns=("app.example.com",), server=True)
@@ -358,3 +362,57 @@ def test_with_the_server_down_the_gateway_answers_503_at_once(gateway: Gateway) 
     )
     # Envoy's own answer: HTTP 503, with grpc-status 14 (UNAVAILABLE) for gRPC-web clients.
     assert (status, headers.get("grpc-status")) == (503, "14")
+
+
+# --- the web page, in a real Chromium ----------------------------------------------------------
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def test_the_page_signs_and_explains_tokens_in_chromium(gateway: Gateway) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
+        )
+        try:
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{gateway.port}/")
+            expect(page.locator("h1")).to_have_text("sdksign")
+
+            page.fill("#meeting-number", "987654321")
+            page.select_option("#role", "host")
+            page.click("#sign")
+            expect(page.locator("#token")).to_contain_text("eyJ")
+            token = page.text_content("#token") or ""
+            claims = json.loads(page.text_content("#claims") or "{}")
+            assert (claims["mn"], claims["role"]) == ("987654321", 1)
+            assert page.text_content("#sdk-key") == claims["sdkKey"]
+
+            page.click("#verify")  # the page put the new token in the box
+            expect(page.locator("#verdict")).to_have_text("valid (app meeting)")
+            assert json.loads(page.text_content("#verified-claims") or "{}")["mn"] == "987654321"
+
+            page.fill(
+                "#pasted", token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")
+            )
+            page.click("#verify")
+            expect(page.locator("#verdict")).to_have_text("invalid")
+            expect(page.locator("#problems li").first).to_contain_text("BAD_SIGNATURE")
+
+            page.fill("#meeting-number", "98-76")
+            page.click("#sign")
+            expect(page.locator("#sign-error")).to_contain_text("InvalidArgument")
+            expect(page.locator("#sign-error")).to_contain_text("meeting.meeting_number")
+        finally:
+            browser.close()
