@@ -10,7 +10,13 @@ from typing import Any
 
 import structlog
 
-from sdksign.server._logging import LineWriter, UtcTimestamp, configure_logging, redact_tokens
+from sdksign.server._logging import (
+    ATOMIC_WRITE,
+    LineWriter,
+    UtcTimestamp,
+    configure_logging,
+    redact_tokens,
+)
 from sdksign.server._tokens import encode, fingerprint
 
 
@@ -87,3 +93,26 @@ def test_timestamps_are_iso_utc_like_structlogs() -> None:
     assert before <= parsed <= after
     second = str(stamp(None, "info", {})["timestamp"])  # the cached second still holds
     assert datetime.fromisoformat(second.replace("Z", "+00:00")) >= parsed
+
+
+async def test_writes_hold_whole_lines_and_fit_in_pipe_buf() -> None:
+    stream = CountingStream()
+    writer = LineWriter(stream)
+    sizes = []
+    original = stream.write
+
+    def record(data: Any) -> int:
+        sizes.append(len(data))
+        assert bytes(data).endswith(b"\n")
+        return original(data)
+
+    stream.write = record  # type: ignore[method-assign]
+    lines = [json.dumps({"n": n, "pad": "x" * (n % 300)}).encode() for n in range(200)]
+    for line in lines:
+        writer.msg(line)
+    await asyncio.sleep(0)
+    assert len(sizes) > 1 and max(sizes) <= ATOMIC_WRITE
+    assert stream.getvalue().splitlines() == lines
+    writer.msg(b"y" * 10_000)  # a longer line still goes out whole
+    await asyncio.sleep(0)
+    assert sizes[-1] == 10_001

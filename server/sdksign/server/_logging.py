@@ -80,6 +80,10 @@ def configure_logging(
     atexit.register(writer.flush)
 
 
+# POSIX's smallest PIPE_BUF on Linux: a write this size or smaller to a pipe is atomic.
+ATOMIC_WRITE = 4096
+
+
 class LineWriter:
     """The structlog logger: JSON lines, written together once per event-loop iteration.
 
@@ -87,6 +91,10 @@ class LineWriter:
     out in one write instead of one write (and one release of the GIL) each.
     Outside an event loop, and whenever the loop gets to it, lines are written at
     once: nothing waits for a timer.
+
+    Each write holds whole lines and at most PIPE_BUF bytes (unless one line is
+    longer): workers share one stderr, and the kernel keeps such a write to a pipe
+    in one piece, so lines of different workers never mix.
     """
 
     def __init__(self, stream: BinaryIO) -> None:
@@ -107,8 +115,17 @@ class LineWriter:
         if not self._pending:
             return
         lines, self._pending = self._pending, []
-        lines.append(b"")
-        self._stream.write(b"\n".join(lines))
+        chunk = bytearray()
+        for line in lines:
+            if chunk and len(chunk) + len(line) + 1 > ATOMIC_WRITE:
+                self._write(chunk)
+                chunk = bytearray()
+            chunk += line
+            chunk += b"\n"
+        self._write(chunk)
+
+    def _write(self, chunk: bytearray) -> None:
+        self._stream.write(chunk)
         self._stream.flush()
 
     debug = info = warning = error = critical = exception = msg

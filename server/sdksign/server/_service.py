@@ -30,6 +30,10 @@ _KINDS = {
 }
 
 
+def _no_peer() -> dict[str, list[bytes]]:
+    return {}
+
+
 class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,unused-ignore]
     """Sign and Verify for the apps in `config`, on the clock `clock` (epoch seconds).
 
@@ -44,7 +48,9 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
 
     def _caller(self, config: Config, context: grpc.aio.ServicerContext) -> Caller:
         """Who is calling (raises Unauthenticated), within its rate limit (raises ResourceExhausted)."""
-        caller = config.policy.identify(context.invocation_metadata() or (), context.auth_context)
+        # Without TLS there is no client certificate to look at.
+        peer = context.auth_context if config.tls is not None else _no_peer
+        caller = config.policy.identify(context.invocation_metadata() or (), peer)
         try:
             self._limiter.take(caller)
         except RequestError:
