@@ -1,10 +1,12 @@
 """The one thing every RPC shares: a log line, and errors turned into gRPC statuses.
 
-A servicer raises RequestError (or returns); the wrapper aborts with the
-right code and a google.rpc.Status carrying BadRequest field violations, maps
-anything unexpected to INTERNAL (never UNKNOWN), and writes one log line with
-the method, the peer, the status code, the duration and whatever the servicer
-bound with structlog.contextvars (app, role, token fingerprint).
+Each unary handler is wrapped once, when it is registered (LoggedServicer). A
+servicer raises RequestError (or returns); the wrapper aborts with the right code
+and a google.rpc.Status with details (BadRequest, ErrorInfo, RetryInfo,
+PreconditionFailure), maps anything unexpected to INTERNAL (never UNKNOWN), and
+writes one log line, the audit event, with the method, the peer, the status code,
+the duration and whatever the servicer bound with structlog.contextvars (caller,
+app, role, meeting, ttl, token fingerprint, and a refusal's reason and rule).
 """
 
 from __future__ import annotations
