@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import io
 import json
 from datetime import UTC, datetime
@@ -14,8 +15,10 @@ from sdksign.server._logging import (
     ATOMIC_WRITE,
     LineWriter,
     UtcTimestamp,
+    bind,
     configure_logging,
     redact_tokens,
+    start_call,
 )
 from sdksign.server._tokens import encode, fingerprint
 
@@ -29,22 +32,28 @@ def test_redact_tokens_replaces_whole_tokens_with_their_fingerprint() -> None:
     assert redacted["count"] == 3
 
 
-def test_configured_logger_writes_json_lines_with_bound_context() -> None:
+def test_configured_logger_writes_json_lines_with_the_calls_fields() -> None:
     stream = io.BytesIO()
     configure_logging("info", stream)
-    try:
-        token = encode({"x": 1}, b"secret")
-        structlog.contextvars.bind_contextvars(app="meeting")
-        structlog.get_logger("t").info("rpc", detail=token)
+    token = encode({"x": 1}, b"secret")
+
+    def one_call() -> None:
+        start_call()
+        bind(app="meeting", role="host")
+        structlog.get_logger("t").info("rpc", detail=token, role="participant")
         structlog.get_logger("t").debug("hidden at info level")
+
+    try:
+        contextvars.copy_context().run(one_call)
+        bind(app="outside a call: ignored")
+        structlog.get_logger("t").info("after the call")
     finally:
-        structlog.contextvars.clear_contextvars()
         structlog.reset_defaults()
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert len(lines) == 1
-    assert (
-        lines[0]["app"] == "meeting" and lines[0]["event"] == "rpc" and lines[0]["level"] == "info"
-    )
+    assert [line["event"] for line in lines] == ["rpc", "after the call"]
+    assert lines[0]["app"] == "meeting" and lines[0]["level"] == "info"
+    assert lines[0]["role"] == "participant"  # the line's own field wins
+    assert "app" not in lines[1]
     assert token.encode() not in stream.getvalue()
 
 

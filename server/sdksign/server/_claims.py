@@ -9,7 +9,7 @@ reported at once.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sdksign.v1 import signature_service_pb2 as pb
 
@@ -30,8 +30,7 @@ ROLE_NAMES = {pb.ROLE_PARTICIPANT: "participant", pb.ROLE_HOST: "host"}
 _DIGITS = re.compile(r"[0-9]{1,20}")
 
 
-@dataclass(frozen=True)
-class Minted:
+class Minted(NamedTuple):
     """A signed token and what it was minted for."""
 
     token: str

@@ -1,4 +1,9 @@
-"""structlog, configured once at start-up: JSON lines on stderr, context bound per RPC."""
+"""structlog, configured once at start-up: JSON lines on stderr, context bound per RPC.
+
+Each RPC gets one dict of log fields (start_call); the servicer adds to it with
+bind(), and every line logged during the call carries them (merge_call_fields),
+the audit line at its end among them.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import re
 import sys
 import time
 from collections.abc import MutableMapping
+from contextvars import ContextVar
 from typing import Any, BinaryIO
 
 import orjson
@@ -28,6 +34,31 @@ def redact_tokens(
         if isinstance(value, str) and "eyJ" in value:
             event[key] = _JWT.sub(lambda m: f"<token {fingerprint(m.group())}>", value)
     return event
+
+
+# The running RPC's log fields. grpc.aio runs each call in a task of its own, with a copy of
+# the server's context, so what one call sets here never reaches another.
+_CALL_FIELDS: ContextVar[dict[str, Any] | None] = ContextVar("sdksign_call_fields", default=None)
+
+
+def start_call() -> None:
+    """Give the running RPC an empty set of log fields (call it first thing in its task)."""
+    _CALL_FIELDS.set({})
+
+
+def bind(**fields: Any) -> None:
+    """Add `fields` to every later log line of the running RPC; outside an RPC, nothing."""
+    current = _CALL_FIELDS.get()
+    if current is not None:
+        current.update(fields)
+
+
+def merge_call_fields(
+    _logger: Any, _method: str, event: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """Processor: the running RPC's fields, under the line's own (the line wins a clash)."""
+    fields = _CALL_FIELDS.get()
+    return {**fields, **event} if fields else event
 
 
 class UtcTimestamp:
@@ -61,7 +92,7 @@ def configure_logging(
     writer = LineWriter(stream or sys.stderr.buffer)
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
+            merge_call_fields,
             *([_name_worker(worker)] if worker is not None else []),
             structlog.processors.add_log_level,
             UtcTimestamp(),

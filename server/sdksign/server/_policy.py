@@ -13,6 +13,8 @@ import hmac
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import NamedTuple
 
 from ._errors import PermissionDenied, ResourceExhausted, Unauthenticated
 
@@ -75,12 +77,16 @@ class Policy:
             if caller is None:
                 raise Unauthenticated(UNKNOWN_CREDENTIALS)
             return caller
-        if self.anonymous is None:
+        if self._anonymous_caller is None:
             raise Unauthenticated(
                 "credentials are required: send 'authorization: Bearer <token>' metadata "
                 "or a client certificate"
             )
-        return Caller(name=ANONYMOUS, rule=self.anonymous)
+        return self._anonymous_caller
+
+    @cached_property
+    def _anonymous_caller(self) -> Caller | None:
+        return None if self.anonymous is None else Caller(name=ANONYMOUS, rule=self.anonymous)
 
     def _by_token(self, header: str) -> Caller:
         scheme, _, token = header.partition(" ")
@@ -111,8 +117,7 @@ def certificate_identity(peer: Mapping[str, Sequence[bytes]]) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Grant:
+class Grant(NamedTuple):
     """What a validated Sign request asks for."""
 
     app: str

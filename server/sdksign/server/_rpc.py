@@ -5,8 +5,8 @@ servicer raises RequestError (or returns); the wrapper aborts with the right cod
 and a google.rpc.Status with details (BadRequest, ErrorInfo, RetryInfo,
 PreconditionFailure), maps anything unexpected to INTERNAL (never UNKNOWN), and
 writes one log line, the audit event, with the method, the peer, the status code,
-the duration and whatever the servicer bound with structlog.contextvars (caller,
-app, role, meeting, ttl, token fingerprint, and a refusal's reason and rule).
+the duration and whatever the servicer bound with _logging.bind (caller, app,
+role, meeting, ttl, token fingerprint, and a refusal's reason and rule).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from ._errors import PermissionDenied, RequestError, ResourceExhausted, Unauthenticated
+from ._logging import bind, start_call
 
 log = structlog.get_logger("sdksign.rpc")
 
@@ -114,18 +115,15 @@ def _wrap(
 ) -> Callable[[Any, Any], Awaitable[Any]]:
     write = log.debug if method.startswith(QUIET_PREFIX) else log.info
 
-    # grpc.aio runs each call in a task of its own, with a copy of the server's
-    # context: what one call binds never reaches another, so nothing is cleared here.
     async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
         start = time.perf_counter()
+        start_call()
         code = "OK"
         try:
             return await behavior(request, context)
         except RequestError as error:
             code = error.status
-            structlog.contextvars.bind_contextvars(
-                reason=error.message, rule=getattr(error, "rule", "")
-            )
+            bind(reason=error.message, rule=getattr(error, "rule", ""))
             await context.abort_with_status(status_for(error))
         except grpc.aio.AbortError:
             code = context.code().name if context.code() else "UNKNOWN"

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import grpc
-import structlog
 from google.protobuf import struct_pb2
 
 from sdksign.v1 import signature_service_pb2 as pb
@@ -19,6 +18,7 @@ from ._claims import DEFAULT_TTL, ROLE_CLAIM, ROLE_NAMES, is_meeting_number, min
 from ._config import Config
 from ._diagnose import Diagnosis, check
 from ._errors import FieldViolation, InvalidArgument, RequestError
+from ._logging import bind
 from ._policy import Caller, RateLimiter, authorize_verify
 from ._tokens import fingerprint
 
@@ -54,7 +54,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         try:
             self._limiter.take(caller)
         except RequestError:
-            structlog.contextvars.bind_contextvars(caller=caller.name)
+            bind(caller=caller.name)
             raise
         return caller
 
@@ -62,23 +62,20 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         self, request: pb.SignRequest, context: grpc.aio.ServicerContext
     ) -> pb.SignResponse:
         config = self.config
-        claims = request.WhichOneof("claims")
-        role = request.meeting.role if claims == "meeting" else request.video.role
-        structlog.contextvars.bind_contextvars(
-            app=request.app,
-            kind=claims or "",
-            role=ROLE_NAMES.get(role, ""),
-            meeting=request.meeting.meeting_number,
-            ttl=request.ttl.seconds if request.HasField("ttl") else DEFAULT_TTL,
-        )
-        caller = self._caller(config, context)
         try:
+            caller = self._caller(config, context)
+            bind(caller=caller.name)
             minted = mint(request, config, self._clock(), caller)
         except RequestError:
-            structlog.contextvars.bind_contextvars(caller=caller.name)
+            bind(**_asked(request))  # a refusal is logged with what was asked for
             raise
-        structlog.contextvars.bind_contextvars(
-            caller=caller.name, app=minted.app.name, token_fp=fingerprint(minted.token)
+        bind(
+            app=minted.app.name,
+            kind=minted.app.kind,
+            role=minted.role,
+            meeting=request.meeting.meeting_number,
+            ttl=minted.expires_at - minted.issued_at,
+            token_fp=fingerprint(minted.token),
         )
         response = pb.SignResponse(
             token=minted.token, sdk_key=minted.app.sdk_key, app=minted.app.name
@@ -91,19 +88,32 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext
     ) -> pb.VerifyResponse:
         config = self.config
-        structlog.contextvars.bind_contextvars(token_fp=fingerprint(request.token))
+        bind(token_fp=fingerprint(request.token))
         caller = self._caller(config, context)
-        structlog.contextvars.bind_contextvars(caller=caller.name)
+        bind(caller=caller.name)
         authorize_verify(caller)
         diagnosis = check(request, config, int(self._clock()))
         claims = diagnosis.claims or {}
-        structlog.contextvars.bind_contextvars(
+        bind(
             app=diagnosis.app.name if diagnosis.app else "",
             role=_role_claim(claims),
             valid=diagnosis.valid,
             problems=[p.code for p in diagnosis.problems],
         )
         return verify_response(diagnosis)
+
+
+def _asked(request: pb.SignRequest) -> dict[str, object]:
+    """The log fields of what a Sign request asked for, before any of it was checked."""
+    claims = request.WhichOneof("claims")
+    role = request.meeting.role if claims == "meeting" else request.video.role
+    return {
+        "app": request.app,
+        "kind": claims or "",
+        "role": ROLE_NAMES.get(role, ""),
+        "meeting": request.meeting.meeting_number,
+        "ttl": request.ttl.seconds if request.HasField("ttl") else DEFAULT_TTL,
+    }
 
 
 def verify_response(diagnosis: Diagnosis) -> pb.VerifyResponse:

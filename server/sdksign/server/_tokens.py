@@ -1,8 +1,8 @@
 """JWT encoding: unpadded base64url segments and an HMAC-SHA256 signature.
 
 The bytes are those PyJWT writes for the same claims (compact JSON, the header's
-keys sorted, the payload's in insertion order); tests hold that. The header
-segment never changes, so it is encoded once.
+keys sorted, the payload's in insertion order, non-ASCII escaped); tests hold
+that. The header segment never changes, so it is encoded once.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
+
+import orjson
 
 HEADER = {"alg": "HS256", "typ": "JWT"}
 
@@ -41,9 +43,23 @@ _JSON = json.JSONEncoder(separators=(",", ":"))
 _HEADER_SEGMENT = b64url(json.dumps(HEADER, separators=(",", ":"), sort_keys=True).encode())
 
 
+def payload_json(payload: Mapping[str, object]) -> bytes:
+    """The payload as PyJWT writes it.
+
+    orjson writes the same compact JSON ten times faster, but it leaves non-ASCII
+    characters unescaped and refuses integers beyond 64 bits: such a payload goes
+    through the json module.
+    """
+    try:
+        text = orjson.dumps(payload)
+    except orjson.JSONEncodeError:  # an integer beyond 64 bits
+        return _JSON.encode(payload).encode()
+    return text if text.isascii() else _JSON.encode(payload).encode()
+
+
 def encode(payload: Mapping[str, object], secret: bytes) -> str:
     """Return the whole token, header.payload.signature, for `payload` signed with `secret`."""
-    body = b64url(_JSON.encode(payload).encode())
+    body = b64url(payload_json(payload))
     signing_input = _HEADER_SEGMENT + b"." + body
     return (signing_input + b"." + b64url(hs256(secret, signing_input))).decode("ascii")
 
