@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sdksign.server._tokens import b64decode_lenient, b64url, encode, fingerprint
+from sdksign.server._tokens import b64decode_lenient, b64url, encode, fingerprint, parse_json
 
 SECRET = b"a-secret-of-forty-three-characters-abcdefgh"
 
@@ -68,3 +68,63 @@ def test_fingerprint_is_short_stable_and_one_way() -> None:
     assert len(fingerprint(token)) == 12
     assert fingerprint(token) not in token
     assert fingerprint(token) != fingerprint(token + "x")
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal, with the same types throughout (1 and 1.0 and True differ); NaN equals NaN."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)  # type: ignore[index]
+    if isinstance(a, list):
+        return len(a) == len(b) and all(map(_same, a, b))  # type: ignore[arg-type]
+    if isinstance(a, float):
+        return a == b or (a != a and b != b)  # type: ignore[comparator-overlap]
+    return a == b
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(min_value=2**63 - 3, max_value=2**70)
+    | st.floats()
+    | st.text(max_size=12),
+    lambda children: (
+        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=6), children, max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=st.dictionaries(st.text(max_size=8), _JSON_VALUES, max_size=6))
+def test_parse_json_reads_what_json_loads_reads(value: dict[str, object]) -> None:
+    text = json.dumps(value).encode()
+    assert _same(parse_json(text), json.loads(text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'{"iat":123456789012345678901234567890}',  # orjson would round it to a float
+        b'{"iat":1e400}',
+        b'{"a":NaN}',
+        b'{"a":"\\ud800"}',
+        b'{"a":1,"a":2}',
+        b"\xef\xbb\xbf{}",
+        '{"a":"\u00e9"}'.encode("utf-16"),
+        b"[1, 2]",
+    ],
+)
+def test_parse_json_agrees_with_json_loads_on_edge_cases(text: bytes) -> None:
+    assert _same(parse_json(text), json.loads(text))
+
+
+@pytest.mark.parametrize("text", [b"", b"{", b'{"a":1,}', b"\xff", b"[" * 100_000])
+def test_parse_json_refuses_what_json_loads_refuses(text: bytes) -> None:
+    with pytest.raises((ValueError, RecursionError)) as ours:
+        parse_json(text)
+    with pytest.raises((ValueError, RecursionError)) as theirs:
+        json.loads(text)
+    assert type(ours.value) is type(theirs.value)

@@ -23,7 +23,7 @@ from sdksign.v1 import signature_service_pb2 as pb
 from ._claims import GEO_REGIONS, MAX_TTL, MIN_TTL, is_meeting_number, unknown_app
 from ._config import App, Config
 from ._errors import FieldViolation, InvalidArgument
-from ._tokens import b64decode_lenient, fingerprint, hs256
+from ._tokens import b64decode_lenient, fingerprint, hs256, parse_json
 
 # Epoch seconds reach 1e11 in the year 5138; epoch milliseconds passed it in 1973.
 MILLISECONDS_FROM = 100_000_000_000
@@ -301,7 +301,7 @@ def _json_segment(segment: str, name: str, d: Diagnosis) -> dict[str, Any] | Non
         return None
     _segment_alphabet(segment, name, d)
     try:
-        value = json.loads(b64decode_lenient(segment))
+        value = parse_json(b64decode_lenient(segment))
     except ValueError:  # bad base64, bad UTF-8 and bad JSON alike
         d.add("MALFORMED", f"the {name} segment is not base64url-encoded JSON")
         return None

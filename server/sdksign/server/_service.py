@@ -8,6 +8,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import struct_pb2
+from google.protobuf.message import Message
 
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
@@ -133,9 +134,8 @@ def verify_response(diagnosis: Diagnosis) -> pb.VerifyResponse:
         secret_fingerprint=diagnosis.secret_fingerprint,
     )
     for name, value in (("claims", diagnosis.claims), ("header", diagnosis.header)):
-        struct = _struct(value)
-        if struct is not None:
-            getattr(response, name).CopyFrom(struct)
+        if value is not None:
+            _set_struct(response, name, value)
     return response
 
 
@@ -145,16 +145,15 @@ MAX_JSON_DEPTH = 32
 TOO_DEEP = "(nested too deeply to show)"
 
 
-def _struct(value: dict[str, Any] | None) -> struct_pb2.Struct | None:
-    """A Struct of decoded JSON (too-deep parts replaced by a note), or None if it cannot be held."""
-    if value is None:
-        return None
-    struct = struct_pb2.Struct()
+def _set_struct(message: Message, name: str, value: dict[str, Any]) -> None:
+    """Set the Struct field `name` of `message` to decoded JSON (too-deep parts replaced by
+    a note); left unset if the JSON cannot be held."""
+    struct = getattr(message, name)
+    struct.SetInParent()
     try:
         _fill(struct, value, MAX_JSON_DEPTH)
     except (ValueError, TypeError, OverflowError):
-        return None
-    return struct
+        message.ClearField(name)
 
 
 def _fill(struct: struct_pb2.Struct, value: dict[str, Any], depth: int) -> None:

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import Mapping
+from typing import Any
 
 import orjson
 
@@ -62,6 +63,27 @@ def encode(payload: Mapping[str, object], secret: bytes) -> str:
     body = b64url(payload_json(payload))
     signing_input = _HEADER_SEGMENT + b"." + body
     return (signing_input + b"." + b64url(hs256(secret, signing_input))).decode("ascii")
+
+
+# What orjson reads exactly as the json module does. A float may be an integer
+# beyond 64 bits that orjson rounded.
+_EXACT = frozenset([str, int, bool, type(None)])
+
+
+def parse_json(data: bytes) -> Any:
+    """json.loads(data), ten times faster for what a token's segments usually hold.
+
+    orjson reads a flat object of strings, integers, booleans and nulls exactly
+    as the json module does; anything else (floats, nested values, whatever
+    orjson refuses) is read by the json module, and raises as json.loads does.
+    """
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)
+    if type(value) is dict and all(type(item) in _EXACT for item in value.values()):
+        return value
+    return json.loads(data)
 
 
 def fingerprint(value: str | bytes) -> str:
