@@ -11,11 +11,19 @@ Rows, all from one run against one server:
 The load generator is h2load (Debian's nghttp2-client) in its own process, speaking HTTP/2
 with gRPC framing; latencies come from its per-request log. Errors are counted from the
 server's own log lines (gRPC answers HTTP 200 even when the call fails).
+
+The saturated rows run in interleaved rounds (floor, Sign, Verify, peer; again), and each
+row reports the median round: this machine's speed drifts by more than the differences
+measured, and interleaving exposes every row to the same drift. Each row also reports
+the server's CPU time per request (its processes' user + system time over the
+measured seconds), which drifts less than throughput does.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import platform
@@ -30,7 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,20 +57,51 @@ GRPC_HEADERS = ["-H", "content-type: application/grpc", "-H", "te: trailers"]
 
 
 @dataclass
-class Row:
-    name: str
+class Sample:
+    """One h2load run: its throughput, latencies and counts, and the server's CPU time."""
+
     rps: float
-    p50_ms: float
-    p99_ms: float
+    latencies_ms: list[float]
     requests: int
     failed: int
+    cpu_seconds: float
+
+
+@dataclass
+class Row:
+    """A row of the table: the median round's throughput, latency over every round."""
+
+    name: str
+    samples: list[Sample]
+
+    @property
+    def rps(self) -> float:
+        return statistics.median(sample.rps for sample in self.samples)
+
+    @property
+    def requests(self) -> int:
+        return sum(sample.requests for sample in self.samples)
+
+    @property
+    def failed(self) -> int:
+        return sum(sample.failed for sample in self.samples)
+
+    def latency_ms(self, percent: int) -> float:
+        latencies = sorted(ms for sample in self.samples for ms in sample.latencies_ms)
+        return statistics.quantiles(latencies, n=100, method="inclusive")[percent - 1]
+
+    @property
+    def cpu_us(self) -> float:
+        """Server CPU time per request, in microseconds."""
+        return 1e6 * sum(s.cpu_seconds for s in self.samples) / max(self.requests, 1)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
-    parser.add_argument("--duration", type=int, default=10, help="seconds per row")
-    parser.add_argument("--warmup", type=int, default=2, help="seconds before each row")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of the rows")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per row and round")
+    parser.add_argument("--warmup", type=int, default=1, help="seconds before each measurement")
     parser.add_argument("--clients", type=int, default=4, help="HTTP/2 connections")
     parser.add_argument("--streams", type=int, default=16, help="requests in flight per connection")
     parser.add_argument(
@@ -77,37 +116,56 @@ def main() -> int:
             sys.exit(f"bench: {tool} not found (make bench installs Debian's nghttp2-client)")
 
     secret = secrets.token_urlsafe(32)
-    rows: list[Row] = []
-    with tempfile.TemporaryDirectory(prefix="sdksign-bench-") as tmp_dir:
-        tmp = Path(tmp_dir)
-        with sdksign_server(tmp, secret, args.workers) as (address, log_path, pids):
-            bodies = request_bodies(address, tmp)
-            memory_before = {pid: rss_kib(pid) for pid in pids}
+    sample_dir = os.environ.get("ZOOM_SAMPLE_DIR")
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sdksign-bench-")))
+        address, log_path, pids = stack.enter_context(sdksign_server(tmp, secret, args.workers))
+        bodies = request_bodies(address, tmp)
+        memory_before = {pid: rss_kib(pid) for pid in pids}
+        loads: list[tuple[str, Callable[[], Sample]]] = [
+            (
+                name,
+                functools.partial(
+                    h2load_grpc, address, path, bodies[body], tmp, args, log_path, pids
+                ),
+            )
             for name, path, body in (
-                ("Health/Check (floor)", "/grpc.health.v1.Health/Check", bodies["health"]),
-                ("Sign", "/sdksign.v1.SignatureService/Sign", bodies["sign"]),
-                ("Verify", "/sdksign.v1.SignatureService/Verify", bodies["verify"]),
-            ):
-                rows.append(h2load_grpc(name, address, path, body, tmp, args, log_path))
-            sign = rows[1]
-            rows.append(
+                ("Health/Check (floor)", "/grpc.health.v1.Health/Check", "health"),
+                ("Sign", "/sdksign.v1.SignatureService/Sign", "sign"),
+                ("Verify", "/sdksign.v1.SignatureService/Verify", "verify"),
+            )
+        ]
+        if sample_dir:
+            port, node = stack.enter_context(zoom_sample(Path(sample_dir), secret))
+            loads.append(
+                (
+                    "Zoom sample POST / (peer)",
+                    functools.partial(zoom_sample_load, port, node, tmp, args),
+                )
+            )
+        rows = [Row(name, []) for name, _ in loads]
+        for _ in range(args.rounds):
+            for row, (_, load) in zip(rows, loads, strict=True):
+                row.samples.append(load())
+        sign = rows[1]
+        half = Row("Sign at half load", [])
+        for _ in range(args.rounds):
+            half.samples.append(
                 h2load_grpc(
-                    "Sign at half load",
                     address,
                     "/sdksign.v1.SignatureService/Sign",
                     bodies["sign"],
                     tmp,
                     args,
                     log_path,
+                    pids,
                     rps=sign.rps / 2,
                 )
             )
-            memory = ""
-            if args.memory_requests:
-                memory = memory_run(address, bodies["sign"], tmp, args, pids, memory_before)
-        sample = os.environ.get("ZOOM_SAMPLE_DIR")
-        if sample:
-            rows.append(zoom_sample_row(Path(sample), secret, tmp, args))
+        rows.insert(3, half)
+        memory = ""
+        if args.memory_requests:
+            memory = memory_run(address, bodies["sign"], tmp, args, pids, memory_before)
 
     print(report(rows, args, memory))
     return 0
@@ -197,16 +255,16 @@ def request_bodies(address: str, tmp: Path) -> dict[str, Path]:
 
 
 def h2load_grpc(
-    name: str,
     address: str,
     path: str,
     body: Path,
     tmp: Path,
     args: argparse.Namespace,
     server_log: Path,
+    pids: list[int],
     rps: float | None = None,
-) -> Row:
-    """One row: h2load over HTTP/2 with gRPC framing; failures read from the server's log."""
+) -> Sample:
+    """One round of a row: h2load over HTTP/2 with gRPC framing; failures from the server's log."""
     errors_before = count_failures(server_log)
     command = [
         "-c",
@@ -219,10 +277,10 @@ def h2load_grpc(
     ]
     if rps is not None:
         command += ["--rps", f"{max(rps / args.clients, 1):.0f}"]
-    row = run_h2load(name, command, f"http://{address}{path}", tmp, args)
+    sample = run_h2load(command, f"http://{address}{path}", tmp, args, pids)
     time.sleep(0.5)  # the last log lines reach the file
-    row.failed += count_failures(server_log) - errors_before
-    return row
+    sample.failed += count_failures(server_log) - errors_before
+    return sample
 
 
 def count_failures(server_log: Path) -> int:
@@ -234,8 +292,20 @@ def count_failures(server_log: Path) -> int:
     )
 
 
-def run_h2load(name: str, options: list[str], url: str, tmp: Path, args: argparse.Namespace) -> Row:
-    """Run h2load for --duration after --warmup; requests/s from its summary, latency from its log."""
+def cpu_seconds(pids: list[int]) -> float:
+    """User plus system CPU time of the processes `pids` so far."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def run_h2load(
+    options: list[str], url: str, tmp: Path, args: argparse.Namespace, pids: list[int]
+) -> Sample:
+    """Run h2load for --duration after --warmup; requests/s from its summary, latency from its
+    log, and the CPU time `pids` spent over the measured seconds."""
     log = tmp / "h2load.log"
     command = [
         "h2load",
@@ -250,28 +320,30 @@ def run_h2load(name: str, options: list[str], url: str, tmp: Path, args: argpars
         *options,
         url,
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=args.duration + 60)
-    if result.returncode != 0:
-        sys.exit(f"bench: h2load failed for {name}:\n{result.stdout}\n{result.stderr}")
-    match = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", result.stdout)
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as process:
+        time.sleep(args.warmup)
+        cpu_before = cpu_seconds(pids)
+        stdout, stderr = process.communicate(timeout=args.duration + 60)
+        cpu = cpu_seconds(pids) - cpu_before
+    if process.returncode != 0:
+        sys.exit(f"bench: h2load failed for {url}:\n{stdout}\n{stderr}")
+    match = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", stdout)
     requests = re.search(
         r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored",
-        result.stdout,
+        stdout,
     )
     if not match or not requests:
-        sys.exit(f"bench: cannot read h2load's output:\n{result.stdout}")
-    latencies = sorted(
-        int(line.split("\t")[2]) / 1000 for line in log.read_text().splitlines() if line
-    )
+        sys.exit(f"bench: cannot read h2load's output:\n{stdout}")
+    latencies = [int(line.split("\t")[2]) / 1000 for line in log.read_text().splitlines() if line]
     log.unlink()
-    quantiles = statistics.quantiles(latencies, n=100, method="inclusive")
-    return Row(
-        name=name,
+    return Sample(
         rps=float(match.group(1)),
-        p50_ms=quantiles[49],
-        p99_ms=quantiles[98],
+        latencies_ms=latencies,
         requests=int(requests.group(1)),
         failed=int(requests.group(2)) + int(requests.group(3)),
+        cpu_seconds=cpu,
     )
 
 
@@ -318,8 +390,9 @@ def memory_run(
     return "\n".join(lines)
 
 
-def zoom_sample_row(sample: Path, secret: str, tmp: Path, args: argparse.Namespace) -> Row:
-    """Zoom's sample endpoint (Node.js, Express), POST / over HTTP/1.1."""
+@contextmanager
+def zoom_sample(sample: Path, secret: str) -> Iterator[tuple[int, int]]:
+    """Zoom's sample endpoint (Node.js, Express) on a free loopback port: (port, pid)."""
     if not (sample / "src" / "index.js").exists() or not (sample / "node_modules").exists():
         sys.exit(f"bench: {sample} is not an npm-installed meetingsdk-auth-endpoint-sample")
     with socket.socket() as probe:
@@ -348,23 +421,26 @@ def zoom_sample_row(sample: Path, secret: str, tmp: Path, args: argparse.Namespa
                 if process.poll() is not None or time.monotonic() > deadline:
                     sys.exit("bench: Zoom's sample did not start")
                 time.sleep(0.1)
-        body = tmp / "zoom.json"
-        body.write_text(json.dumps({"meetingNumber": MEETING, "role": 0}))
-        options = [
-            "--h1",
-            "-c",
-            str(args.clients * args.streams),
-            "-H",
-            "content-type: application/json",
-            "-d",
-            str(body),
-        ]
-        return run_h2load(
-            "Zoom sample POST / (peer)", options, f"http://127.0.0.1:{port}/", tmp, args
-        )
+        yield port, process.pid
     finally:
         process.terminate()
         process.wait(10)
+
+
+def zoom_sample_load(port: int, pid: int, tmp: Path, args: argparse.Namespace) -> Sample:
+    """One round of the peer row: POST / over HTTP/1.1, as many requests in flight as ours."""
+    body = tmp / "zoom.json"
+    body.write_text(json.dumps({"meetingNumber": MEETING, "role": 0}))
+    options = [
+        "--h1",
+        "-c",
+        str(args.clients * args.streams),
+        "-H",
+        "content-type: application/json",
+        "-d",
+        str(body),
+    ]
+    return run_h2load(options, f"http://127.0.0.1:{port}/", tmp, args, [pid])
 
 
 def report(rows: list[Row], args: argparse.Namespace, memory: str) -> str:
@@ -376,16 +452,20 @@ def report(rows: list[Row], args: argparse.Namespace, memory: str) -> str:
         f"grpcio {grpc.__version__}, {h2load_version()}",
         f"Server: sdksign serve --workers {args.workers}; load: h2load -t 1 -c {args.clients} "
         f"-m {args.streams} (HTTP/1.1 peer: -c {args.clients * args.streams}), "
-        f"{args.warmup} s warm-up + {args.duration} s per row, on the same cores",
+        f"{args.rounds} interleaved rounds of {args.warmup} s warm-up + {args.duration} s per "
+        "row, on the same cores; requests/s is the median round's",
         "",
-        "| row | requests/s | p50 ms | p99 ms | requests | failed | vs floor | vs Zoom sample |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| row | requests/s | rounds | p50 ms | p99 ms | requests | failed | server CPU µs/request "
+        "| vs floor | vs Zoom sample |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         versus_peer = f"{row.rps / peer:.2f}x" if peer else "-"
+        rounds = ", ".join(f"{sample.rps:,.0f}" for sample in row.samples)
         lines.append(
-            f"| {row.name} | {row.rps:,.0f} | {row.p50_ms:.2f} | {row.p99_ms:.2f} | "
-            f"{row.requests:,} | {row.failed} | {row.rps / floor:.2f} | {versus_peer} |"
+            f"| {row.name} | {row.rps:,.0f} | {rounds} | {row.latency_ms(50):.2f} | "
+            f"{row.latency_ms(99):.2f} | {row.requests:,} | {row.failed} | {row.cpu_us:.0f} | "
+            f"{row.rps / floor:.2f} | {versus_peer} |"
         )
     if memory:
         lines += ["", memory]
