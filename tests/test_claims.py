@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sdksign.server import Config, FailedPrecondition, InvalidArgument, mint
+from sdksign.server._claims import is_meeting_number
 from sdksign.server._config import App
 from sdksign.v1 import signature_service_pb2 as pb
 
@@ -277,3 +278,23 @@ def test_any_request_is_signed_or_refused_with_named_fields(
         secret = next(a.secret for a in config.apps if a.kind == ("video" if video else "meeting"))
         claims = decode(minted.token, secret)
         assert 1800 <= claims["exp"] - claims["iat"] <= 172800  # type: ignore[operator]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("94843468909", True),
+        ("1", True),
+        ("9" * 20, True),
+        ("9" * 21, False),
+        ("", False),
+        ("948 4346 8909", False),
+        ("948-434-68909", False),
+        ("٩٤٨", False),  # Arabic-Indic digits: digits, but not the ASCII ones
+        ("²", False),
+        ("12a", False),
+        ("-1", False),
+    ],
+)
+def test_a_meeting_number_is_one_to_twenty_ascii_digits(text: str, expected: bool) -> None:
+    assert is_meeting_number(text) is expected

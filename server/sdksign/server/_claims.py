@@ -8,7 +8,6 @@ reported at once.
 
 from __future__ import annotations
 
-import re
 from typing import NamedTuple
 
 from sdksign.v1 import signature_service_pb2 as pb
@@ -26,8 +25,6 @@ GEO_REGIONS = frozenset(["AU", "BR", "CA", "CN", "DE", "HK", "IN", "JP", "MX", "
 # Role enum value -> the integer Zoom expects in `role` / `role_type`.
 ROLE_CLAIM = {pb.ROLE_PARTICIPANT: 0, pb.ROLE_HOST: 1}
 ROLE_NAMES = {pb.ROLE_PARTICIPANT: "participant", pb.ROLE_HOST: "host"}
-
-_DIGITS = re.compile(r"[0-9]{1,20}")
 
 
 class Minted(NamedTuple):
@@ -230,7 +227,8 @@ def unknown_app(name: str, config: Config) -> FieldViolation:
 
 def is_meeting_number(text: str) -> bool:
     """Digits only (ASCII), at most 20 of them."""
-    return _DIGITS.fullmatch(text) is not None
+    # isdigit() alone would take other scripts' digits too; ASCII ones are 0-9 only.
+    return len(text) <= 20 and text.isascii() and text.isdigit()
 
 
 def _pick_app(

@@ -8,6 +8,7 @@ that. The header segment never changes, so it is encoded once.
 from __future__ import annotations
 
 import base64
+import binascii
 import functools
 import hashlib
 import hmac
@@ -32,7 +33,7 @@ def b64decode_lenient(segment: str) -> bytes:
     still show the claims, and reports the wrong alphabet or padding itself.
     """
     unpadded = segment.rstrip("=").replace("-", "+").replace("_", "/")
-    return base64.b64decode(unpadded + "=" * (-len(unpadded) % 4), validate=True)
+    return binascii.a2b_base64(unpadded + "=" * (-len(unpadded) % 4), strict_mode=True)
 
 
 def hs256(secret: bytes, signing_input: bytes) -> bytes:
@@ -100,7 +101,13 @@ def parse_json(data: bytes) -> Any:
     return json.loads(data)
 
 
+# Copied for each fingerprint: hashlib.sha256() would look the algorithm up in OpenSSL
+# every time, which costs more than hashing a token.
+_SHA256 = hashlib.sha256()
+
+
 def fingerprint(value: str | bytes) -> str:
     """A short, one-way fingerprint (12 hex digits of SHA-256) safe to log in place of a token or secret."""
-    data = value.encode() if isinstance(value, str) else value
-    return hashlib.sha256(data).hexdigest()[:12]
+    digest = _SHA256.copy()
+    digest.update(value.encode() if isinstance(value, str) else value)
+    return digest.hexdigest()[:12]
