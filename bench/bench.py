@@ -172,8 +172,14 @@ def main() -> int:
 
 
 @contextmanager
-def sdksign_server(tmp: Path, secret: str, workers: int) -> Iterator[tuple[str, Path, list[int]]]:
-    """`sdksign serve` on a free loopback port, its log in a file; stopped with SIGTERM."""
+def sdksign_server(
+    tmp: Path, secret: str, workers: int, checkout: Path | None = None
+) -> Iterator[tuple[str, Path, list[int]]]:
+    """`sdksign serve` on a free loopback port, its log in a file; stopped with SIGTERM.
+
+    With `checkout`, the server's code comes from that checkout of this repository
+    (its server/ and client/ first on the path) instead of the installed package.
+    """
     log_path = tmp / "server.log"
     env = {
         **os.environ,
@@ -181,6 +187,8 @@ def sdksign_server(tmp: Path, secret: str, workers: int) -> Iterator[tuple[str, 
         "ZOOM_MEETING_SDK_SECRET": secret,
         "SDKSIGN_CONFIG": "",
     }
+    if checkout is not None:
+        env["PYTHONPATH"] = os.pathsep.join(str(checkout / part) for part in ("server", "client"))
     with log_path.open("w") as log_file:
         process = subprocess.Popen(
             [

@@ -1,0 +1,92 @@
+"""Compare two checkouts of sdksign side by side: both served at once, loaded in alternating rounds.
+
+    git worktree add /tmp/before main && python bench/compare.py /tmp/before .
+
+Runs between two `make bench` can differ by more than a change does on a shared
+machine. Here both versions run at the same time (each `sdksign serve --workers
+N`, its code from its checkout, this virtualenv's packages), and every round
+loads Health/Check, Sign and Verify on one, then the other, alternating which
+goes first. Each row prints the median round and the server's CPU time per
+request, the steadier figure of the two.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import secrets
+import sys
+import tempfile
+from pathlib import Path
+
+import bench
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("before", type=Path, help="a checkout of this repository")
+    parser.add_argument("after", type=Path, help="another checkout (e.g. .)")
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--duration", type=int, default=4, help="seconds per row, version, round")
+    parser.add_argument("--warmup", type=int, default=1, help="seconds before each measurement")
+    parser.add_argument("--clients", type=int, default=4, help="HTTP/2 connections")
+    parser.add_argument("--streams", type=int, default=16, help="requests in flight per connection")
+    args = parser.parse_args()
+    checkouts = [args.before.resolve(), args.after.resolve()]
+    for checkout in checkouts:
+        if not (checkout / "server" / "sdksign" / "server").is_dir():
+            sys.exit(f"compare: {checkout} is not a checkout of sdksign")
+    rpcs = {
+        "Health/Check": ("/grpc.health.v1.Health/Check", "health"),
+        "Sign": ("/sdksign.v1.SignatureService/Sign", "sign"),
+        "Verify": ("/sdksign.v1.SignatureService/Verify", "verify"),
+    }
+    samples: dict[tuple[str, int], list[bench.Sample]] = {
+        (name, side): [] for name in rpcs for side in (0, 1)
+    }
+    with contextlib.ExitStack() as stack:
+        servers = []
+        for checkout in checkouts:
+            tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sdksign-compare-")))
+            address, log, pids = stack.enter_context(
+                bench.sdksign_server(tmp, secrets.token_urlsafe(32), args.workers, checkout)
+            )
+            servers.append((address, log, pids, tmp, bench.request_bodies(address, tmp)))
+        for round_ in range(args.rounds):
+            for name, (path, body) in rpcs.items():
+                for side in (0, 1) if round_ % 2 == 0 else (1, 0):
+                    address, log, pids, tmp, bodies = servers[side]
+                    samples[name, side].append(
+                        bench.h2load_grpc(address, path, bodies[body], tmp, args, log, pids)
+                    )
+    print(f"before: {checkouts[0]}\nafter:  {checkouts[1]}")
+    print(f"{args.rounds} alternating rounds of {args.warmup} s warm-up + {args.duration} s\n")
+    print(
+        "| row | before requests/s | after requests/s | before CPU µs/request | after CPU µs/request |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: |")
+    for name in rpcs:
+        before, after = (bench.Row(name, samples[name, side]) for side in (0, 1))
+        print(
+            f"| {name} | {before.rps:,.0f} | {after.rps:,.0f} | {before.cpu_us:.0f} "
+            f"| {after.cpu_us:.0f} |"
+        )
+    failed = sum(sample.failed for runs in samples.values() for sample in runs)
+    if failed:
+        print(f"\n{failed} requests failed")
+        return 1
+    print(f"\nrounds, requests/s: {_rounds(samples)}")
+    return 0
+
+
+def _rounds(samples: dict[tuple[str, int], list[bench.Sample]]) -> str:
+    return "; ".join(
+        f"{name} {('before', 'after')[side]} " + ", ".join(f"{sample.rps:,.0f}" for sample in runs)
+        for (name, side), runs in samples.items()
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
