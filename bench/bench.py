@@ -274,21 +274,18 @@ def h2load_grpc(
 ) -> Sample:
     """One round of a row: h2load over HTTP/2 with gRPC framing; failures from the server's log."""
     errors_before = count_failures(server_log)
-    command = [
-        "-c",
-        str(args.clients),
-        "-m",
-        str(args.streams),
-        *GRPC_HEADERS,
-        "-d",
-        str(body),
-    ]
+    command = grpc_load(body, args)
     if rps is not None:
         command += ["--rps", f"{max(rps / args.clients, 1):.0f}"]
     sample = run_h2load(command, f"http://{address}{path}", tmp, args, pids)
     time.sleep(0.5)  # the last log lines reach the file
     sample.failed += count_failures(server_log) - errors_before
     return sample
+
+
+def grpc_load(body: Path, args: argparse.Namespace) -> list[str]:
+    """h2load's options for gRPC calls: connections, streams, headers and the framed body."""
+    return ["-c", str(args.clients), "-m", str(args.streams), *GRPC_HEADERS, "-d", str(body)]
 
 
 def count_failures(server_log: Path) -> int:
@@ -371,13 +368,7 @@ def memory_run(
         "1",
         "-n",
         str(args.memory_requests),
-        "-c",
-        str(args.clients),
-        "-m",
-        str(args.streams),
-        *GRPC_HEADERS,
-        "-d",
-        str(body),
+        *grpc_load(body, args),
         f"http://{address}/sdksign.v1.SignatureService/Sign",
     ]
     started = time.monotonic()

@@ -12,12 +12,12 @@ from typing import NamedTuple
 
 from sdksign.v1 import signature_service_pb2 as pb
 
-from ._config import App, Config, Kind
+from ._config import MIN_TOKEN_TTL, App, Config, Kind
 from ._errors import FailedPrecondition, FieldViolation, InvalidArgument
 from ._policy import Caller, Grant, authorize
 from ._tokens import encode
 
-MIN_TTL = 1800
+MIN_TTL = MIN_TOKEN_TTL
 MAX_TTL = 172800
 DEFAULT_TTL = 7200
 

@@ -127,7 +127,7 @@ def _serve(args: argparse.Namespace) -> int:
         if workers == 1:
             run(config, listen)
             return 0
-        return serve_workers(config, listen, workers, config.log_level)
+        return serve_workers(config, listen, workers)
     except ListenError as exc:
         print(f"sdksign: {exc}", file=sys.stderr)
         return 2

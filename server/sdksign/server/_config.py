@@ -21,16 +21,18 @@ import secrets
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, cast
 
 from ._policy import ANONYMOUS, ROLES, Caller, Policy, Rule
+from ._tokens import fingerprint
 
 Kind = Literal["meeting", "video"]
 KINDS: tuple[Kind, ...] = ("meeting", "video")
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
-# The shortest lifetime a token may have (_claims.MIN_TTL; a test holds them equal).
+# The shortest lifetime a token may have; _claims.MIN_TTL is this one.
 MIN_TOKEN_TTL = 1800
 DEV_APPS_FILE = Path(".sdksign") / "dev-apps.json"
 
@@ -62,6 +64,11 @@ class App:
     def secrets(self) -> tuple[bytes, ...]:
         """Every secret a token of this app may be signed with, the active one first."""
         return (self.secret, *self.previous_secrets)
+
+    @cached_property
+    def secret_fingerprints(self) -> tuple[str, ...]:
+        """The fingerprint of each of `secrets`, in the same order (worked out once)."""
+        return tuple(fingerprint(secret) for secret in self.secrets)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from sdksign.v1 import signature_service_pb2 as pb
 from ._claims import GEO_REGIONS, MAX_TTL, MIN_TTL, is_meeting_number, unknown_app
 from ._config import App, Config
 from ._errors import FieldViolation, InvalidArgument
-from ._tokens import b64decode_lenient, fingerprint, hs256, parse_json
+from ._tokens import b64decode_lenient, hs256, parse_json
 
 # Epoch seconds reach 1e11 in the year 5138; epoch milliseconds passed it in 1973.
 MILLISECONDS_FROM = 100_000_000_000
@@ -185,14 +185,16 @@ def _diagnose(
         signing_input = f"{header_segment}.{payload_segment}".encode()
         matched = next(
             (
-                secret
-                for secret in d.app.secrets
+                secret_fingerprint
+                for secret, secret_fingerprint in zip(
+                    d.app.secrets, d.app.secret_fingerprints, strict=True
+                )
                 if hmac.compare_digest(hs256(secret, signing_input), signature)
             ),
             None,
         )
         if matched is not None:
-            d.secret_fingerprint = fingerprint(matched)
+            d.secret_fingerprint = matched
         else:
             d.add(
                 "BAD_SIGNATURE",

@@ -20,7 +20,6 @@ from sdksign.v1 import zoom_sample_pb2_grpc as zs_grpc
 from ._config import Config, ConfigError, Tls, exposure_problems, load_config
 from ._rpc import LoggedServicer
 from ._service import SignatureService, ZoomSampleService
-from ._tokens import fingerprint
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SignatureService"].full_name
 SAMPLE_SERVICE_NAME = zs.DESCRIPTOR.services_by_name["ZoomSampleService"].full_name
@@ -136,8 +135,7 @@ def describe(config: Config) -> dict[str, object]:
     return {
         "config": config.source,
         "apps": [
-            f"{a.name} ({a.kind}, sdk key {a.sdk_key}, secrets "
-            f"{', '.join(fingerprint(s) for s in a.secrets)})"
+            f"{a.name} ({a.kind}, sdk key {a.sdk_key}, secrets {', '.join(a.secret_fingerprints)})"
             for a in config.apps
         ],
         "callers": [c.name for c in config.policy.callers],

@@ -48,15 +48,13 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         self._limiter = RateLimiter()
 
     def _caller(self, config: Config, context: grpc.aio.ServicerContext) -> Caller:
-        """Who is calling (raises Unauthenticated), within its rate limit (raises ResourceExhausted)."""
+        """Who is calling (raises Unauthenticated), within its rate limit (raises
+        ResourceExhausted); its name goes on the call's log line either way."""
         # Without TLS there is no client certificate to look at.
         peer = context.auth_context if config.tls is not None else _no_peer
         caller = config.policy.identify(context.invocation_metadata() or (), peer)
-        try:
-            self._limiter.take(caller)
-        except RequestError:
-            bind(caller=caller.name)
-            raise
+        bind(caller=caller.name)
+        self._limiter.take(caller)
         return caller
 
     async def Sign(
@@ -65,7 +63,6 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         config = self.config
         try:
             caller = self._caller(config, context)
-            bind(caller=caller.name)
             minted = mint(request, config, self._clock(), caller)
         except RequestError:
             bind(**_asked(request))  # a refusal is logged with what was asked for
@@ -91,7 +88,6 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         config = self.config
         bind(token_fp=fingerprint(request.token))
         caller = self._caller(config, context)
-        bind(caller=caller.name)
         authorize_verify(caller)
         diagnosis = check(request, config, int(self._clock()))
         claims = diagnosis.claims or {}
@@ -195,6 +191,9 @@ def _role_claim(claims: dict[str, Any]) -> str:
     return _CLAIM_ROLES.get(value, "") if type(value) is int else ""
 
 
+# The sample's `role` (the token's role claim, 0 or 1) -> our Role.
+_SAMPLE_ROLES = {claim: role for role, claim in ROLE_CLAIM.items()}
+
 # Sign's request fields -> the names Zoom's sample (and its JSON) uses for them.
 _SAMPLE_FIELDS = {
     "meeting.meeting_number": "meetingNumber",
@@ -219,7 +218,7 @@ class ZoomSampleService(zs_grpc.ZoomSampleServiceServicer):  # type: ignore[misc
     ) -> zs.ZoomSampleServiceSignResponse:
         violations: list[FieldViolation] = []
         number = _sample_meeting_number(request, violations)
-        role = {0: pb.ROLE_PARTICIPANT, 1: pb.ROLE_HOST}.get(request.role)
+        role = _SAMPLE_ROLES.get(request.role)
         if role is None:
             violations.append(
                 FieldViolation("role", f"{request.role} is not 0 (participant) or 1 (host)")

@@ -69,7 +69,7 @@ def reserve_port(listen: str) -> tuple[socket.socket, str]:
     return held, f"{bound_host}:{address[1]}"
 
 
-def serve_workers(config: Config, listen: str, workers: int, log_level: str) -> int:
+def serve_workers(config: Config, listen: str, workers: int) -> int:
     """Run `workers` worker processes until SIGTERM or SIGINT; return the exit status."""
     held, address = reserve_port(listen)
     context = multiprocessing.get_context("spawn")
@@ -79,7 +79,7 @@ def serve_workers(config: Config, listen: str, workers: int, log_level: str) -> 
     def start(index: int) -> None:
         process = context.Process(
             target=_worker_main,
-            args=(config, address, index, log_level),
+            args=(config, address, index),
             name=f"sdksign-worker-{index}",
         )
         process.start()
@@ -128,12 +128,12 @@ def serve_workers(config: Config, listen: str, workers: int, log_level: str) -> 
     return status
 
 
-def _worker_main(config: Config, address: str, index: int, log_level: str) -> None:
+def _worker_main(config: Config, address: str, index: int) -> None:
     """A worker process: logging that names the worker, then the ordinary server."""
     from ._logging import configure_logging
     from ._serve import run
 
-    configure_logging(log_level, worker=index)
+    configure_logging(config.log_level, worker=index)
     try:
         run(config, address, reuse_port=True)
     except ListenError as exc:
