@@ -13,7 +13,7 @@ GEN_DIR := client
 PYTEST_ARGS ?=
 NODE_DEPS := tests/js/node_modules/.package-lock.json
 
-.PHONY: install protos check-protos run gateway web test lint typecheck bench clean
+.PHONY: install protos check-protos run gateway web test lint typecheck bench clean fleet
 BENCH_ARGS ?=
 # Debian packages (h2load for make bench) are installed with apt-get, through sudo unless root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -80,6 +80,11 @@ $(CHROMIUM):
 
 gateway: $(VENV)/.installed $(DESCRIPTORS) $(WEB) ## Envoy on 127.0.0.1:8080: gRPC-web and Zoom's sample JSON in front of `make run`
 	$(VENV)/bin/envoy -c gateway/envoy.yaml --disable-hot-restart -l warning
+
+# REPLICAS (default 2) and WORKERS (per replica, default 1); FLEET_ARGS for the rest
+# (--port, --base-port, --admin-port, --config): see bench/fleet.py --help.
+fleet: $(VENV)/.installed $(DESCRIPTORS) $(WEB) ## REPLICAS servers on 127.0.0.1:50051.. behind one Envoy on :8080 (admin :9901); Ctrl-C stops all
+	$(PY) bench/fleet.py $(if $(REPLICAS),--replicas $(REPLICAS)) $(if $(WORKERS),--workers $(WORKERS)) $(FLEET_ARGS)
 
 $(NODE_DEPS): tests/js/package.json tests/js/package-lock.json
 	npm install --prefix tests/js --no-audit --no-fund --loglevel=error
