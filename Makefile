@@ -108,5 +108,14 @@ bench: $(VENV)/.installed ## h2load on a real server: Health/Check, Sign, Verify
 	@command -v h2load >/dev/null || $(call APT_INSTALL,nghttp2-client)
 	$(PY) bench/bench.py $(BENCH_ARGS)
 
+# Reliability scenarios, not part of `make test`: a steady soak, drain, worker/parent/replica
+# kills, SIGHUP, fuzzing, then a scan of every log line; one table, exit status 1 on a miss.
+# SOAK_ARGS: --quick (short runs), --only drain,fuzz,..., --fuzz-count N; see bench/soak.py --help.
+.PHONY: soak
+SOAK_ARGS ?=
+soak: $(VENV)/.installed $(DESCRIPTORS) $(WEB) ## reliability scenarios on real servers, Envoy and the client
+	@command -v h2load >/dev/null || $(call APT_INSTALL,nghttp2-client)
+	$(PY) bench/soak.py $(SOAK_ARGS)
+
 clean:
 	rm -rf $(VENV) tests/js/node_modules web/node_modules web/dist web/src/gen gateway/sdksign.pb .build .pytest_cache .mypy_cache .ruff_cache

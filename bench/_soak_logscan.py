@@ -1,0 +1,67 @@
+"""The last check: no line any server (or gateway) logged in the run holds a whole token (three
+base64url segments whose first decodes to JSON) or any configured secret."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from _soak_common import Row, Soak
+
+# Base64url segments joined by dots, three or more.
+_DOTTED = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*){2,}")
+
+
+def whole_tokens(line: str) -> Iterator[str]:
+    """Every three consecutive base64url segments in `line` (the last may be empty, as in an
+    unsigned token) whose first segment decodes to JSON."""
+    for run in _DOTTED.finditer(line):
+        parts = run.group().split(".")
+        for i in range(len(parts) - 2):
+            if parts[i] and parts[i + 1] and _decodes_to_json(parts[i]):
+                yield ".".join(parts[i : i + 3])
+
+
+def _decodes_to_json(segment: str) -> bool:
+    try:
+        json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except (ValueError, binascii.Error):
+        return False
+    return True
+
+
+def fingerprint(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def scan_logs(soak: Soak, row: Row) -> None:
+    lines = token_lines = secret_lines = 0
+    first_token = first_secret = ""
+    for path in soak.logs:
+        for number, line in _numbered_lines(path):
+            lines += 1
+            token = next(whole_tokens(line), None)
+            if token is not None:
+                token_lines += 1
+                first_token = first_token or f"{path.name}:{number}, token {fingerprint(token)}"
+            secret = next((name for name, s in soak.secrets.items() if s in line), None)
+            if secret is not None:
+                secret_lines += 1
+                first_secret = first_secret or f"{path.name}:{number}, ${secret}"
+    row.note(f"{lines:,} lines in {len(soak.logs)} log files")
+    if token_lines:
+        row.miss(f"{token_lines:,} lines hold a whole token (first: {first_token})")
+    if secret_lines:
+        row.miss(f"{secret_lines:,} lines hold a configured secret (first: {first_secret})")
+
+
+def _numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+    if not path.exists():
+        return
+    with path.open(errors="replace") as file:
+        yield from enumerate(file, start=1)

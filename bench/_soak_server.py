@@ -1,0 +1,269 @@
+"""`sdksign serve` as `make soak` runs it: a TOML config, its own process group, its log lines."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from _soak_common import Soak
+
+ROOT = Path(__file__).resolve().parent.parent
+MEETING_KEY = "SoakMeetingKey0123456"
+MEETING_B_KEY = "SoakMeetingKeyB012345"
+VIDEO_KEY = "SoakVideoKey012345678"
+# The environment variables that hold the apps' secrets (the config names them, never the values).
+SECRET_VARIABLES = (
+    "SOAK_MEETING_SECRET",
+    "SOAK_MEETING_PREVIOUS_SECRET",
+    "SOAK_MEETING_B_SECRET",
+    "SOAK_VIDEO_SECRET",
+)
+START_TIMEOUT = 30.0
+# Past the drain period and the grace period, how long a stopping server may take.
+STOP_MARGIN = 8.0
+
+
+class ServerError(Exception):
+    """The server did not start; the message says how it ended and what it logged last."""
+
+
+def new_secrets() -> dict[str, str]:
+    """Fresh random secrets for this run, by the variable that carries each to the server."""
+    return {name: secrets.token_urlsafe(32) for name in SECRET_VARIABLES}
+
+
+def config_text(*, grace: int = 3, meeting_b: bool = False, clock_skew: int = 30) -> str:
+    """The servers' TOML config: a meeting app (with a previous secret) and a video app;
+    `meeting_b` adds a second meeting app. The drain period is given with --drain."""
+    server = [f'shutdown_grace = "{grace}s"', f'clock_skew = "{clock_skew}s"', 'log_level = "info"']
+    apps = [
+        _app("meeting", "meeting", MEETING_KEY, "SOAK_MEETING_SECRET"),
+        'previous_secret_envs = ["SOAK_MEETING_PREVIOUS_SECRET"]',
+        _app("video", "video", VIDEO_KEY, "SOAK_VIDEO_SECRET"),
+    ]
+    if meeting_b:
+        apps.append(_app("meeting-b", "meeting", MEETING_B_KEY, "SOAK_MEETING_B_SECRET"))
+    anonymous = ["[anonymous]", 'roles = ["participant", "host"]', "verify = true"]
+    return "\n".join(["[server]", *server, "", *apps, "", *anonymous, ""])
+
+
+def _app(name: str, kind: str, sdk_key: str, secret_env: str) -> str:
+    return "\n".join(
+        [
+            "[[apps]]",
+            f'name = "{name}"',
+            f'kind = "{kind}"',
+            f'sdk_key = "{sdk_key}"',
+            f'secret_env = "{secret_env}"',
+        ]
+    )
+
+
+def write_config(path: Path, text: str) -> None:
+    """Replace the file in one rename, so that a reload never reads half of it."""
+    partial = path.with_suffix(".partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def drain_supported() -> bool:
+    """Whether this checkout's `sdksign serve` takes --drain."""
+    result = subprocess.run(
+        [sys.executable, "-m", "sdksign.server", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        env=server_env({}),
+        timeout=60,
+        check=False,
+    )
+    return "--drain" in result.stdout
+
+
+def server_env(secrets_by_variable: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SDKSIGN_")}
+    env["PYTHONPATH"] = os.pathsep.join(str(ROOT / part) for part in ("client", "server"))
+    return {**env, **secrets_by_variable}
+
+
+@dataclass
+class Server:
+    """A running `sdksign serve`: the parent process and its log file."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    address: str = ""
+
+    @property
+    def port(self) -> int:
+        return int(self.address.rsplit(":", 1)[1])
+
+    def lines(self) -> list[dict[str, Any]]:
+        """The complete JSON lines logged so far."""
+        text = self.log_path.read_text(errors="replace")
+        found = []
+        for line in text.splitlines(keepends=True):
+            if line.startswith("{") and line.endswith("\n"):
+                try:
+                    found.append(json.loads(line))
+                except ValueError:
+                    continue
+        return found
+
+    def events(self, event: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines() if line.get("event") == event]
+
+    def workers(self) -> dict[int, int]:
+        """Each worker's index and pid, from its latest `listening` line."""
+        return {int(line.get("worker", 0)): int(line["pid"]) for line in self.events("listening")}
+
+    def rpc_codes(self, method: str | None = None, after: int = 0) -> Counter[str]:
+        """The codes of the RPCs logged (of `method`, from the `after`th rpc line on)."""
+        lines = [line for line in self.events("rpc") if method in (None, line.get("method"))]
+        return Counter(str(line.get("code")) for line in lines[after:])
+
+    def pids(self) -> list[int]:
+        return [self.process.pid, *self.workers().values()]
+
+
+async def start_server(
+    soak: Soak,
+    name: str,
+    config: Path,
+    workers: int,
+    extra: Sequence[str] = (),
+    listen: str = "127.0.0.1:0",
+) -> Server:
+    """Start `sdksign serve` in a process group of its own; return once every worker listens."""
+    log_path = soak.directory(name) / f"server-{len(soak.logs)}.log"
+    soak.logs.append(log_path)
+    command = [sys.executable, "-m", "sdksign.server", "serve", "--listen", listen]
+    command += ["--workers", str(workers), "--config", str(config), *extra]
+    server = Server(_spawn(command, config.parent, server_env(soak.secrets), log_path), log_path)
+    try:
+        await _wait_listening(server, workers)
+    except BaseException:
+        kill_group(server)
+        raise
+    return server
+
+
+def _spawn(
+    command: list[str], cwd: Path, env: dict[str, str], log_path: Path
+) -> subprocess.Popen[bytes]:
+    """A process in a session of its own (its group can be killed whole), stderr to a file."""
+    with log_path.open("wb") as log_file:
+        return subprocess.Popen(
+            command,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=log_file,
+            start_new_session=True,
+        )
+
+
+async def _wait_listening(server: Server, workers: int) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while len(server.workers()) < workers:
+        if server.process.poll() is not None:
+            raise ServerError(f"exit status {server.process.returncode}: {_tail(server)}")
+        if time.monotonic() > deadline:
+            raise ServerError(f"not listening after {START_TIMEOUT:.0f} s: {_tail(server)}")
+        await asyncio.sleep(0.05)
+    server.address = str(server.events("listening")[-1]["address"])
+
+
+def _tail(server: Server) -> str:
+    lines = server.log_path.read_text(errors="replace").strip().splitlines()
+    return " / ".join(line[:300] for line in lines[-3:]) or "(nothing logged)"
+
+
+async def wait_exit(process: subprocess.Popen[bytes], seconds: float) -> int | None:
+    """The process's exit status once it exits, or None if it still runs after `seconds`."""
+    try:
+        return await asyncio.to_thread(process.wait, seconds)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+async def stop(server: Server, seconds: float) -> int | None:
+    """SIGTERM to the parent alone, as an orchestrator sends it; its exit status, or None if it
+    had not stopped within `seconds` (then its whole process group is killed)."""
+    if server.process.poll() is None:
+        server.process.send_signal(signal.SIGTERM)
+    status = await wait_exit(server.process, seconds)
+    kill_group(server)
+    return status
+
+
+def kill_group(server: Server) -> None:
+    """SIGKILL whatever is left of the server's process group (workers whose parent is gone too)."""
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(server.process.pid, signal.SIGKILL)
+    with suppress(subprocess.TimeoutExpired):
+        server.process.wait(10)
+
+
+@asynccontextmanager
+async def serving(
+    soak: Soak, name: str, config: Path, workers: int, extra: Sequence[str] = ()
+) -> AsyncIterator[Server]:
+    """A server for the length of the block; stopped (and its group killed) however it ends."""
+    server = await start_server(soak, name, config, workers, [*drain_option(soak), *extra])
+    try:
+        yield server
+    finally:
+        try:
+            await stop(server, 5 + STOP_MARGIN)
+        finally:
+            kill_group(server)
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, dead and not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def rss_mib(pid: int) -> float | None:
+    """Resident memory of `pid` in MiB (None once it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return None
+
+
+def scenario_config(soak: Soak, name: str, grace: int = 3) -> Path:
+    """The config file of scenario `name`."""
+    path = soak.directory(name) / "sdksign.toml"
+    write_config(path, config_text(grace=grace))
+    return path
+
+
+# The drain period of the servers whose drain the scenario does not measure: their stop is quick.
+SHORT_DRAIN = 1
+
+
+def drain_option(soak: Soak, seconds: int = SHORT_DRAIN) -> list[str]:
+    """--drain SECONDS where this checkout has the option (else nothing: its default applies)."""
+    return ["--drain", str(seconds)] if soak.drain_supported else []

@@ -1,0 +1,233 @@
+"""`make soak`: reliability scenarios against the real server, the real Envoy and the real client.
+
+Each scenario starts its own `sdksign serve` (or a Fleet of them behind Envoy) on loopback,
+counts every call it makes by outcome (OK, each gRPC status code or HTTP status, hung: no
+answer by a generous deadline, transport errors), and checks its target:
+
+- steady: Sign's maximum rate measured with h2load, then Sign paced at 70 % of it for 60 s;
+  codes from the server's per-RPC log lines; each worker's resident memory before and after.
+- drain: `--workers 2 --drain 3`, AsyncClient load, SIGTERM to the parent, calls until the
+  drain is nearly over: 0 failed, exit status 0, one rpc log line per call, health NOT_SERVING.
+- worker kill: SIGKILL one of 2 workers under AsyncClient load: 0 failed, the worker respawned.
+- parent kill: SIGKILL the parent of 2 workers under load: 0 failed, the workers exit by
+  themselves within drain + grace, a new server then starts on the same port.
+- replica kill: 2 replicas behind Envoy (bench/fleet.py), JSON `POST /` paced by h2load, one
+  replica SIGKILLed on a fresh gateway and on a warm one: 0 failed (by HTTP status).
+- sighup: under load, a valid config change (reloaded by every worker), then an invalid one
+  (refused by every worker, the previous config still serving): 0 failed.
+- fuzz: --fuzz-count fuzzed bodies and tokens, many at once: no UNKNOWN, INTERNAL, hung,
+  transport error or dead worker.
+- frames: malformed gRPC frames over raw HTTP/2, each answered or reset within 5 s.
+- Then every log line of every server and gateway: no whole token, no configured secret.
+
+Prints the command, the machine and one Markdown table; exit status 1 if a target is missed.
+Every scenario is bounded in time and kills whatever it started, however it ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import random
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import grpc
+from _soak_common import Row, Settings, Soak, table
+from _soak_frames import malformed_frames
+from _soak_fuzz import fuzz
+from _soak_gateway import replica_kill_fresh, replica_kill_warm
+from _soak_logscan import scan_logs
+from _soak_process import drain, parent_kill, worker_kill
+from _soak_reload import sighup
+from _soak_server import ROOT, ServerError, drain_supported, new_secrets
+from _soak_steady import steady
+
+from bench import cpu_model, h2load_version
+
+Scenario = Callable[[Soak, Row], Awaitable[None]]
+NAMES = (
+    "steady",
+    "drain",
+    "worker-kill",
+    "parent-kill",
+    "replica-kill",
+    "sighup",
+    "fuzz",
+    "frames",
+)
+
+
+def scenarios(settings: Settings) -> list[tuple[str, str, Scenario, float]]:
+    """(name for --only, the row's title, the scenario, its time limit in seconds)."""
+    steady_limit = settings.measure_seconds + 2 * settings.steady_seconds + 120
+    fraction = f"{settings.steady_fraction:.0%}"
+    return [
+        (
+            "steady",
+            f"steady: Sign at {fraction} of max, {settings.steady_seconds} s",
+            steady,
+            steady_limit,
+        ),
+        ("drain", "drain: SIGTERM, --drain 3, 2 workers", drain, 90),
+        ("worker-kill", "worker kill: SIGKILL 1 of 2 workers", worker_kill, 90),
+        ("parent-kill", "parent kill: SIGKILL the parent of 2 workers", parent_kill, 120),
+        ("replica-kill", "replica kill behind Envoy, fresh gateway", replica_kill_fresh, 180),
+        ("replica-kill", "replica kill behind Envoy, warm gateway", replica_kill_warm, 180),
+        ("sighup", "SIGHUP: a valid config, then an invalid one", sighup, 90),
+        (
+            "fuzz",
+            f"fuzz: {settings.fuzz_count:,} bodies and tokens",
+            fuzz,
+            60 + settings.fuzz_count / 200,
+        ),
+        ("frames", "malformed gRPC frames (raw HTTP/2)", malformed_frames, 180),
+    ]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="short durations and counts")
+    parser.add_argument(
+        "--only",
+        type=_names,
+        help=f"comma-separated scenarios (default: all): {', '.join(NAMES)}",
+    )
+    parser.add_argument("--fuzz-count", type=int, help="fuzzed requests (default 100000)")
+    parser.add_argument("--steady-seconds", type=int, help="length of the steady soak (60)")
+    parser.add_argument("--workers", type=int, help="workers for steady, fuzz, frames (cores)")
+    parser.add_argument("--seed", type=int, help="the fuzz's random seed (default: a new one)")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the servers' logs")
+    return parser.parse_args()
+
+
+def _names(text: str) -> set[str]:
+    names = {name.strip() for name in text.split(",") if name.strip()}
+    unknown = names - set(NAMES)
+    if unknown:
+        raise argparse.ArgumentTypeError(f"no scenario {', '.join(sorted(unknown))}")
+    return names
+
+
+def settings_from(quick: bool, given: dict[str, int | None]) -> Settings:
+    """The full run's settings, or --quick's; options given on the command line win."""
+    defaults = Settings(
+        workers=len(os.sched_getaffinity(0)),
+        measure_seconds=2 if quick else 4,
+        steady_seconds=5 if quick else 60,
+        steady_fraction=0.7,
+        load_rate=200.0,
+        kill_window=3.0 if quick else 5.0,
+        gateway_rate=300.0,
+        gateway_window=3.0 if quick else 5.0,
+        replicas=2,
+        fuzz_count=5_000 if quick else 100_000,
+        fuzz_concurrency=64,
+        deadline=10.0,
+        seed=random.SystemRandom().randrange(2**32),
+    )
+    chosen = {key: value for key, value in given.items() if value is not None}
+    return Settings(**{**defaults.__dict__, **chosen})
+
+
+def command_line() -> str:
+    """The command as typed here, with paths relative to the repository where they can be."""
+
+    def short(path: str) -> str:
+        try:
+            return str(Path(path).absolute().relative_to(ROOT))
+        except ValueError:
+            return path
+
+    return shlex.join([short(sys.executable), short(sys.argv[0]), *sys.argv[1:]])
+
+
+def header(soak: Soak) -> str:
+    settings = soak.settings
+    return "\n".join(
+        [
+            f"$ {command_line()}",
+            "",
+            f"Machine: {cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"grpcio {grpc.__version__}, {h2load_version()}; fuzz seed {settings.seed}; "
+            f"AsyncClient load {settings.load_rate:.0f} calls/s, gateway load "
+            f"{settings.gateway_rate:.0f} requests/s; hung = no answer within "
+            f"{settings.deadline:.0f} s" + ("" if soak.drain_supported else "; no --drain here"),
+            "",
+        ]
+    )
+
+
+async def run_one(soak: Soak, title: str, scenario: Scenario, limit: float) -> Row:
+    """One scenario within its time limit; whatever stops it early is a missed target."""
+    row = Row(title)
+    started = time.monotonic()
+    print(f"soak: {title} ...", file=sys.stderr, flush=True)
+    try:
+        await asyncio.wait_for(scenario(soak, row), limit)
+    except ServerError as exc:
+        row.miss(f"server did not start ({exc})")
+    except TimeoutError:
+        row.miss(f"not finished within its {limit:.0f} s")
+    except Exception as exc:
+        row.miss(f"the scenario failed: {type(exc).__name__}: {exc}")
+        traceback.print_exc(file=sys.stderr)
+    print(f"soak: {title}: {time.monotonic() - started:.0f} s", file=sys.stderr, flush=True)
+    return row
+
+
+async def run_all(soak: Soak, only: set[str] | None) -> list[Row]:
+    """Every chosen scenario in turn, then the log scan. SIGTERM, like Ctrl-C, stops the run
+    (whatever the running scenario started is stopped) and prints what it has."""
+    main = asyncio.current_task()
+    assert main is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main.cancel)
+    rows = []
+    for name, title, scenario, limit in scenarios(soak.settings):
+        if only is None or name in only:
+            try:
+                rows.append(await run_one(soak, title, scenario, limit))
+            except asyncio.CancelledError:
+                rows.append(Row(title, misses=["interrupted: the run was stopped"]))
+                break
+    scan = Row("log scan: no whole token, no secret", counts_calls=False)
+    scan_logs(soak, scan)
+    return [*rows, scan]
+
+
+def main() -> int:
+    args = parse_args()
+    if not shutil.which("h2load"):
+        sys.exit("soak: h2load not found (make soak installs Debian's nghttp2-client)")
+    given = {
+        "fuzz_count": args.fuzz_count,
+        "steady_seconds": args.steady_seconds,
+        "workers": args.workers,
+        "seed": args.seed,
+    }
+    settings = settings_from(args.quick, given)
+    only: set[str] | None = args.only
+    tmp = Path(tempfile.mkdtemp(prefix="sdksign-soak-"))
+    soak = Soak(settings, tmp, drain_supported(), secrets=new_secrets())
+    print(header(soak), flush=True)
+    rows = asyncio.run(run_all(soak, only))
+    print(table(rows), flush=True)
+    met = all(row.met for row in rows)
+    if met and not args.keep_logs:
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        print(f"soak: logs kept in {tmp}", file=sys.stderr)
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
