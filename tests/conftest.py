@@ -9,7 +9,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,10 +77,12 @@ class ServerProcess:
 
 
 def start_server_process(
-    tmp_path: Path, env: dict[str, str], args: list[str] = (), timeout: float = 15.0
+    tmp_path: Path, env: dict[str, str], args: Sequence[str] = (), timeout: float = 15.0
 ) -> ServerProcess:
     """Start `python -m sdksign.server serve` on a free loopback port; wait until it listens."""
     stderr_path = tmp_path / "server.stderr"
+    if "--drain" not in args:  # tests that stop a server do not wait for load balancers
+        args = [*args, "--drain", "0"]
     process = subprocess.Popen(
         [sys.executable, "-m", "sdksign.server", "serve", "--listen", "127.0.0.1:0", *args],
         cwd=tmp_path,

@@ -40,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
         "1 serves from this process",
     )
     serve.add_argument(
+        "--drain",
+        type=_seconds,
+        help="seconds to keep serving after SIGTERM, health NOT_SERVING, before the listener "
+        "closes (default: the config's [server] drain, else 5; Ctrl-C skips it)",
+    )
+    serve.add_argument(
         "--insecure",
         action="store_true",
         help="serve beyond loopback without TLS or without a caller policy (refused otherwise)",
@@ -102,6 +108,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"sdksign: configuration error: {exc}", file=sys.stderr)
         return 2
     listen = args.listen or config.listen
+    if args.drain is not None:
+        config = replace(config, drain=args.drain)
     problems = exposure_problems(config, listen)
     if problems and not args.insecure:
         print(
@@ -134,6 +142,16 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 MAX_WORKERS = 256
+
+
+def _seconds(text: str) -> int:
+    """--drain: a duration (seconds, or '30s', '1m')."""
+    try:
+        return parse_duration(int(text) if text.isdigit() else text, "")
+    except ConfigError:
+        raise argparse.ArgumentTypeError(
+            f"must be seconds or a duration like '30s', not {text!r}"
+        ) from None
 
 
 def _worker_count(text: str) -> int:

@@ -29,8 +29,46 @@ class InvalidArgument(RequestError):
     """The request itself is wrong: each violation names a field and what it may hold."""
 
     def __init__(self, violations: Sequence[FieldViolation]) -> None:
-        text = "; ".join(f"{v.field}: {v.description}" for v in violations)
+        shown = bounded(violations)
+        text = "; ".join(
+            f"{v.field}: {v.description}" if v.field else v.description
+            for v in shown[:MAX_IN_MESSAGE]
+        )
+        if len(violations) > MAX_IN_MESSAGE:
+            text += f"; and {len(violations) - MAX_IN_MESSAGE} more (see the details)"
         super().__init__(f"invalid request: {text}", violations)
+
+
+# What a status may carry, so that its trailers stay well under a client's metadata limit
+# (16 KiB by default in gRPC): a 60-field mistake still reaches the caller, cut short.
+MAX_VIOLATIONS = 10
+MAX_IN_MESSAGE = 3
+MAX_FIELD = 64
+MAX_DESCRIPTION = 200
+MAX_MESSAGE = 1024
+
+
+def bounded(violations: Sequence[FieldViolation]) -> tuple[FieldViolation, ...]:
+    """At most MAX_VIOLATIONS violations, each cut to length; a last one counts the rest."""
+    shown = tuple(
+        FieldViolation(shorten(v.field, MAX_FIELD), shorten(v.description, MAX_DESCRIPTION))
+        for v in violations[:MAX_VIOLATIONS]
+    )
+    rest = len(violations) - MAX_VIOLATIONS
+    if rest > 0:
+        shown += (FieldViolation("", f"{rest} more violations not listed"),)
+    return shown
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text`, cut to `limit` characters (the last one an ellipsis) when longer."""
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
+class DeadlineExceeded(RequestError):
+    """The call did not bring its request in time (a stream left open, a message cut short)."""
+
+    status = "DEADLINE_EXCEEDED"
 
 
 class FailedPrecondition(RequestError):

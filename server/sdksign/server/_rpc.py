@@ -13,18 +13,29 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 import structlog
-from google.protobuf import duration_pb2
-from google.protobuf.descriptor import ServiceDescriptor
-from google.protobuf.message import Message
+from google.protobuf import duration_pb2, message_factory
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from ._errors import PermissionDenied, RequestError, ResourceExhausted, Unauthenticated
+from ._errors import (
+    MAX_MESSAGE,
+    DeadlineExceeded,
+    FieldViolation,
+    InvalidArgument,
+    PermissionDenied,
+    RequestError,
+    ResourceExhausted,
+    Unauthenticated,
+    bounded,
+    shorten,
+)
 from ._logging import bind, start_call
 
 log = structlog.get_logger("sdksign.rpc")
@@ -32,13 +43,16 @@ log = structlog.get_logger("sdksign.rpc")
 
 def status_for(error: RequestError) -> grpc.Status:
     """The gRPC status (with google.rpc details) that tells the caller what to change."""
-    status = status_pb2.Status(code=code_pb2.Code.Value(error.status), message=error.message)
+    status = status_pb2.Status(
+        code=code_pb2.Code.Value(error.status), message=shorten(error.message, MAX_MESSAGE)
+    )
     for detail in _details(error):
         status.details.add().Pack(detail)
     return rpc_status.to_status(status)
 
 
 def _details(error: RequestError) -> list[Message]:
+    """google.rpc details for `error`: field violations, who was refused and why, or when to retry."""
     if error.violations:
         return [
             error_details_pb2.BadRequest(
@@ -46,7 +60,7 @@ def _details(error: RequestError) -> list[Message]:
                     error_details_pb2.BadRequest.FieldViolation(
                         field=v.field, description=v.description
                     )
-                    for v in error.violations
+                    for v in bounded(error.violations)
                 ]
             )
         ]
@@ -73,6 +87,8 @@ def _details(error: RequestError) -> list[Message]:
                 ]
             ),
         ]
+    if isinstance(error, DeadlineExceeded):
+        return [error_details_pb2.ErrorInfo(reason="REQUEST_INCOMPLETE", domain=ERROR_DOMAIN)]
     return [
         error_details_pb2.PreconditionFailure(
             violations=[
@@ -92,34 +108,83 @@ ERROR_DOMAIN = "sdksign"
 QUIET_PREFIX = "/grpc.health.v1.Health/"
 
 
-class LoggedServicer:
-    """Stands in for a servicer when it is registered: its unary methods come wrapped.
+# A request message must arrive whole this soon after its call starts; a stream that never
+# sends one (or never ends it) is answered DEADLINE_EXCEEDED instead of holding memory.
+REQUEST_READ_TIMEOUT = 10.0
 
-    Each unary method of `service` is wrapped once, here (status mapping and one
-    log line per call); streaming methods pass through as they are.
+
+def add_service(server: grpc.aio.Server, servicer: object, service: ServiceDescriptor) -> None:
+    """Register `servicer`'s methods for `service` on `server`, each wrapped once, here.
+
+    Requests reach the wrappers as bytes (no deserializer in gRPC's hands), so that a
+    body that is not the method's message, an empty or truncated one, or none at all
+    is answered INVALID_ARGUMENT and logged, never UNKNOWN or no answer. Unary methods
+    get the status mapping and one log line per call (_unary); streaming ones (health's
+    Watch, reflection) only the safe parsing (_streaming).
     """
+    handlers = {}
+    for method in service.methods:
+        name = f"/{service.full_name}/{method.name}"
+        request_type = message_factory.GetMessageClass(method.input_type)
+        serialize = message_factory.GetMessageClass(method.output_type).SerializeToString
+        behavior = getattr(servicer, method.name)
+        if method.client_streaming or method.server_streaming:
+            handlers[method.name] = grpc.stream_stream_rpc_method_handler(
+                _streaming(method, behavior, request_type), response_serializer=serialize
+            )
+        else:
+            handlers[method.name] = grpc.stream_unary_rpc_method_handler(
+                _unary(name, behavior, request_type), response_serializer=serialize
+            )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service.full_name, handlers),)
+    )
+    server.add_registered_method_handlers(service.full_name, handlers)
 
-    def __init__(self, servicer: object, service: ServiceDescriptor) -> None:
-        self._servicer = servicer
-        for method in service.methods:
-            if not (method.client_streaming or method.server_streaming):
-                behavior = getattr(servicer, method.name)
-                setattr(self, method.name, _wrap(f"/{service.full_name}/{method.name}", behavior))
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._servicer, name)
+async def read_request(context: grpc.aio.ServicerContext, request_type: type[Message]) -> Any:
+    """The call's one request message, parsed; RequestError when there is none or it is not one."""
+    try:
+        async with asyncio.timeout(REQUEST_READ_TIMEOUT):
+            raw = await context.read()
+    except TimeoutError:
+        raise DeadlineExceeded(
+            f"no complete request message arrived within {REQUEST_READ_TIMEOUT:g} s"
+        ) from None
+    if raw is grpc.aio.EOF:
+        raise InvalidArgument(
+            [FieldViolation("", "the call ended without a whole request message")]
+        )
+    return parse_request(raw, request_type)
 
 
-def _wrap(
-    method: str, behavior: Callable[[Any, Any], Awaitable[Any]]
+def parse_request(raw: bytes, request_type: type[Message]) -> Any:
+    """`raw` read as a `request_type`; InvalidArgument when it is not one."""
+    try:
+        return request_type.FromString(raw)
+    except DecodeError:
+        raise InvalidArgument(
+            [
+                FieldViolation(
+                    "",
+                    f"the request body ({len(raw)} bytes) is not a "
+                    f"{request_type.DESCRIPTOR.full_name} in protobuf encoding",
+                )
+            ]
+        ) from None
+
+
+def _unary(
+    method: str, behavior: Callable[[Any, Any], Awaitable[Any]], request_type: type[Message]
 ) -> Callable[[Any, Any], Awaitable[Any]]:
     write = log.debug if method.startswith(QUIET_PREFIX) else log.info
 
-    async def unary_unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def unary(_requests: Any, context: grpc.aio.ServicerContext) -> Any:
         start = time.perf_counter()
         start_call()
         code = "OK"
         try:
+            request = await read_request(context, request_type)
             return await behavior(request, context)
         except RequestError as error:
             code = error.status
@@ -146,4 +211,36 @@ def _wrap(
                 duration_ms=round((time.perf_counter() - start) * 1000, 3),
             )
 
-    return unary_unary
+    return unary
+
+
+def _streaming(
+    method: MethodDescriptor, behavior: Callable[..., Any], request_type: type[Message]
+) -> Callable[[Any, Any], AsyncIterator[Any]]:
+    """A streaming method whose requests are parsed here; a bad one aborts INVALID_ARGUMENT."""
+
+    async def requests(context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        while (raw := await context.read()) is not grpc.aio.EOF:
+            yield await _parsed_or_abort(context, raw, request_type)
+
+    async def streaming(_requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        if method.client_streaming:
+            async for response in behavior(requests(context), context):
+                yield response
+            return
+        try:
+            request = await read_request(context, request_type)
+        except RequestError as error:
+            await context.abort_with_status(status_for(error))
+        await behavior(request, context)  # server streaming: it writes with context.write
+
+    return streaming
+
+
+async def _parsed_or_abort(
+    context: grpc.aio.ServicerContext, raw: bytes, request_type: type[Message]
+) -> Any:
+    try:
+        return parse_request(raw, request_type)
+    except RequestError as error:
+        await context.abort_with_status(status_for(error))

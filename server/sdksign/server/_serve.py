@@ -9,22 +9,45 @@ from dataclasses import replace
 
 import grpc
 import structlog
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health, health_pb2
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from sdksign.v1 import signature_service_pb2 as pb
-from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from sdksign.v1 import zoom_sample_pb2 as zs
-from sdksign.v1 import zoom_sample_pb2_grpc as zs_grpc
 
 from ._config import Config, ConfigError, Tls, exposure_problems, load_config
-from ._rpc import LoggedServicer
+from ._rpc import add_service
 from ._service import SignatureService, ZoomSampleService
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SignatureService"].full_name
 SAMPLE_SERVICE_NAME = zs.DESCRIPTOR.services_by_name["ZoomSampleService"].full_name
+# What server reflection lists (grpcurl list).
+REFLECTED = (SERVICE_NAME, SAMPLE_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
 # Requests are small: a token is at most 8 KiB. Anything far larger is refused by gRPC itself.
 MAX_MESSAGE_BYTES = 64 * 1024
+
+# How connections are kept honest: nothing a client opens (and leaves) holds memory for long.
+# Streams that never bring their request are ended by _rpc.REQUEST_READ_TIMEOUT.
+CONNECTION_OPTIONS: list[tuple[str, int]] = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    # A connection that has not finished its TLS and HTTP/2 handshake in 10 s is closed.
+    ("grpc.server_handshake_timeout_ms", 10_000),
+    # One connection carries at most this many calls at once (Envoy opens more as needed).
+    ("grpc.max_concurrent_streams", 1_000),
+    # A connection without a call for 5 minutes is closed (GOAWAY; clients reconnect at will).
+    ("grpc.max_connection_idle_ms", 300_000),
+    # Every connection is closed gracefully after about 30 minutes, with 30 s for its calls,
+    # so that clients spread again over replicas that came and went.
+    ("grpc.max_connection_age_ms", 1_800_000),
+    ("grpc.max_connection_age_grace_ms", 30_000),
+    # Idle connections are pinged every minute; one that does not answer in 20 s is closed.
+    ("grpc.keepalive_time_ms", 60_000),
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    # Clients (Envoy's connection_keepalive among them) may ping every 10 s without a call.
+    ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+]
 
 log = structlog.get_logger("sdksign")
 
@@ -41,31 +64,19 @@ def build_server(
     `reuse_port` lets several worker processes listen on one port; without it a port
     that is taken fails loudly. `service` is the servicer to use (default: a new one).
     """
-    server = grpc.aio.server(
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", int(reuse_port)),
-        ],
-    )
+    server = grpc.aio.server(options=[*CONNECTION_OPTIONS, ("grpc.so_reuseport", int(reuse_port))])
     signatures = service or SignatureService(config)
-    pb_grpc.add_SignatureServiceServicer_to_server(
-        LoggedServicer(signatures, pb.DESCRIPTOR.services_by_name["SignatureService"]),
-        server,
-    )
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(
-        LoggedServicer(health_servicer, health_pb2.DESCRIPTOR.services_by_name["Health"]), server
-    )
-    zs_grpc.add_ZoomSampleServiceServicer_to_server(
-        LoggedServicer(
-            ZoomSampleService(signatures), zs.DESCRIPTOR.services_by_name["ZoomSampleService"]
+    for servicer, descriptor in (
+        (signatures, pb.DESCRIPTOR.services_by_name["SignatureService"]),
+        (health_servicer, health_pb2.DESCRIPTOR.services_by_name["Health"]),
+        (ZoomSampleService(signatures), zs.DESCRIPTOR.services_by_name["ZoomSampleService"]),
+        (
+            reflection.aio.ReflectionServicer(REFLECTED),
+            reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"],
         ),
-        server,
-    )
-    reflection.enable_server_reflection(
-        [SERVICE_NAME, SAMPLE_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME], server
-    )
+    ):
+        add_service(server, servicer, descriptor)
     return server, health_servicer
 
 
@@ -101,7 +112,8 @@ def run(config: Config, listen: str, reuse_port: bool = False) -> None:
 
 
 async def serve(config: Config, listen: str, reuse_port: bool = False) -> None:
-    """Serve until SIGTERM or SIGINT, then let RPCs in flight finish within the grace period."""
+    """Serve until SIGTERM or SIGINT: health turns NOT_SERVING, the drain period passes
+    (SIGTERM only), then the listener closes and calls in flight get the grace period."""
     service = SignatureService(config)
     server, health_servicer = build_server(config, reuse_port, service)
     port = bind(server, listen, config.tls)
@@ -117,17 +129,36 @@ async def serve(config: Config, listen: str, reuse_port: bool = False) -> None:
         **describe(config),
     )
 
-    stop = asyncio.Event()
+    signals: asyncio.Queue[signal.Signals] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, signals.put_nowait, signum)
     loop.add_signal_handler(signal.SIGHUP, reload, service, listen)
-    await stop.wait()
-
-    log.info("shutting down", grace_seconds=config.shutdown_grace)
+    first = await signals.get()
     await health_servicer.enter_graceful_shutdown()
-    await server.stop(config.shutdown_grace)
+    await drain(signals, first, service.config.drain)
+    grace = service.config.shutdown_grace
+    log.info("shutting down", grace_seconds=grace)
+    await server.stop(grace)
     log.info("stopped")
+
+
+async def drain(
+    signals: asyncio.Queue[signal.Signals], first: signal.Signals, seconds: float
+) -> None:
+    """Keep serving for `seconds` after SIGTERM, health already NOT_SERVING, so that load
+    balancers and Kubernetes see it and send elsewhere before the listener closes.
+
+    SIGINT (Ctrl-C in a terminal) skips the drain; a second SIGTERM or SIGINT cuts it short.
+    """
+    if first == signal.SIGINT or seconds <= 0:
+        return
+    log.info("draining", signal=first.name, drain_seconds=seconds, health="NOT_SERVING")
+    try:
+        second = await asyncio.wait_for(signals.get(), seconds)
+    except TimeoutError:
+        return
+    log.info("drain cut short", signal=second.name)
 
 
 def describe(config: Config) -> dict[str, object]:

@@ -120,8 +120,8 @@ def verify_response(diagnosis: Diagnosis) -> pb.VerifyResponse:
         problems=[
             pb.Problem(
                 code=f"PROBLEM_CODE_{p.code}",
-                message=p.message,
-                claim=p.claim,
+                message=_utf8(p.message),
+                claim=_utf8(p.claim),
             )
             for p in diagnosis.problems
         ],
@@ -133,6 +133,14 @@ def verify_response(diagnosis: Diagnosis) -> pb.VerifyResponse:
         if value is not None:
             _set_struct(response, name, value)
     return response
+
+
+def _utf8(text: str) -> str:
+    """`text` as protobuf can send it: a lone surrogate (a token may hold one, as JSON
+    allows "\\ud800") is written as its escape instead of failing the answer."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 # Protobuf parsers refuse messages nested over 100 deep, and each JSON level costs a

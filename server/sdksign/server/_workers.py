@@ -4,7 +4,8 @@ Each worker is a spawned process running the ordinary single-process `serve()`;
 they all listen on the same port with SO_REUSEPORT, and the kernel spreads new
 connections among them. The parent only supervises: it holds the port (bound,
 not listening) so that port 0 means one port for all, forwards SIGTERM, SIGINT
-and SIGHUP to every worker, and replaces a worker that dies.
+and SIGHUP to every worker, and replaces a worker that dies. A worker whose parent
+dies stops by itself, draining as on SIGTERM.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import threading
 import time
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
@@ -92,7 +94,7 @@ def serve_workers(config: Config, listen: str, workers: int) -> int:
         log.info("forwarding signal", signal=signal.Signals(signum).name, workers=len(processes))
         for process, _ in processes.values():
             if process.pid is not None and process.exitcode is None:
-                os.kill(process.pid, signal.SIGTERM if signum == signal.SIGINT else signum)
+                os.kill(process.pid, signum)
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
@@ -116,7 +118,7 @@ def serve_workers(config: Config, listen: str, workers: int) -> int:
                     break
                 start(index)
     finally:
-        deadline = time.monotonic() + config.shutdown_grace + STOP_MARGIN
+        deadline = time.monotonic() + config.drain + config.shutdown_grace + STOP_MARGIN
         for index, (process, _) in processes.items():
             process.join(max(0.0, deadline - time.monotonic()))
             if process.exitcode is None:
@@ -134,8 +136,30 @@ def _worker_main(config: Config, address: str, index: int) -> None:
     from ._serve import run
 
     configure_logging(config.log_level, worker=index)
+    _stop_with_parent(os.getppid())
     try:
         run(config, address, reuse_port=True)
     except ListenError as exc:
         log.error("cannot listen", error=str(exc))
         raise SystemExit(2) from None
+
+
+# How often a worker checks that its parent is still there.
+PARENT_CHECK_INTERVAL = 0.25
+
+
+def _stop_with_parent(parent: int) -> None:
+    """SIGTERM this worker (a drain, as any SIGTERM) as soon as its parent is gone.
+
+    A parent killed with SIGKILL forwards nothing; without this its workers would
+    go on serving unsupervised, holding the port. Once the parent has died the
+    worker's parent id changes (to init or a subreaper), which a thread polls for.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_INTERVAL)
+        log.error("parent gone: stopping", parent=parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="sdksign-parent-watch", daemon=True).start()
