@@ -9,9 +9,9 @@ import json
 import time
 from pathlib import Path
 
-from _soak_common import HUNG, MEETING, OK, TRANSPORT, Outcomes, Row, Settings, Soak
+from _soak_common import MEETING, OK, Outcomes, Row, Settings, Soak
+from _soak_h2load import H2load, run_h2load
 from _soak_server import scenario_config
-from _soak_steady import H2load, run_h2load
 
 CONNECTIONS = 8
 FRESH_LEAD = 0.5  # seconds of load before the kill, fresh gateway
@@ -81,11 +81,10 @@ def _report(row: Row, result: H2load, killed: float, window: float, lead: float)
 
 
 def _outcomes(result: H2load) -> Outcomes:
-    """HTTP 200 is OK, any other status counts by its number; errors and missing answers too."""
+    """HTTP 200 is OK, any other status counts by its number; requests without an answer are
+    hung or transport errors."""
     outcomes = Outcomes(latencies_ms=list(result.latencies_ms))
     for status in result.statuses:
         outcomes.counts[OK if status == 200 else f"HTTP {status}"] += 1
-    answered = len(result.statuses)
-    outcomes.counts[TRANSPORT] += min(result.errored, result.total - answered)
-    outcomes.counts[HUNG] += max(result.total - answered - result.errored, 0)
+    result.add_unanswered(outcomes, len(result.statuses))
     return outcomes

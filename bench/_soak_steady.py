@@ -4,12 +4,11 @@ fraction of it; outcomes from the server's per-RPC log lines, memory of every wo
 from __future__ import annotations
 
 import asyncio
-import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-from _soak_common import HUNG, MEETING, TRANSPORT, Outcomes, Row, Soak
+from _soak_common import MEETING, Outcomes, Row, Soak
+from _soak_h2load import H2load, run_h2load
 from _soak_server import Server, rss_mib, scenario_config, serving
 
 from bench import GRPC_HEADERS, grpc_frame
@@ -17,59 +16,6 @@ from sdksign.v1 import signature_service_pb2 as pb
 
 CONNECTIONS = 4
 STREAMS = 16
-H2LOAD_MARGIN = 60.0  # seconds past its planned length before h2load is killed
-_REQUESTS = re.compile(
-    r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, "
-    r"(\d+) errored"
-)
-_RATE = re.compile(r"finished in [\d.]+\w+, ([\d.]+) req/s")
-
-
-@dataclass
-class H2load:
-    """What one h2load run reports: its counts, its rate and each request's latency."""
-
-    total: int
-    done: int
-    failed: int  # answered with an HTTP status other than 2xx
-    errored: int  # reset, refused or timed out
-    rps: float
-    latencies_ms: list[float]
-    statuses: list[int]
-    starts_us: list[int]
-
-
-async def run_h2load(options: list[str], url: str, log: Path, planned: float) -> H2load:
-    """h2load, one thread, with `options`; killed if it runs far longer than `planned` seconds."""
-    command = ["h2load", "-t", "1", "--log-file", str(log), *options, url]
-    process = await asyncio.create_subprocess_exec(
-        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(process.communicate(), planned + H2LOAD_MARGIN)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    return parse_h2load(stdout.decode(), stderr.decode(), log)
-
-
-def parse_h2load(stdout: str, stderr: str, log: Path) -> H2load:
-    counts, rate = _REQUESTS.search(stdout), _RATE.search(stdout)
-    if counts is None or rate is None:
-        raise RuntimeError(f"cannot read h2load's output: {stdout[-500:]} {stderr[-500:]}")
-    total, _, done, _, failed, errored = (int(n) for n in counts.groups())
-    records = [line.split("\t") for line in log.read_text().splitlines() if line]
-    return H2load(
-        total=total,
-        done=done,
-        failed=failed,
-        errored=errored,
-        rps=float(rate.group(1)),
-        latencies_ms=[int(r[2]) / 1000 for r in records],
-        statuses=[int(r[1]) for r in records],
-        starts_us=[int(r[0]) for r in records],
-    )
 
 
 def sign_body(directory: Path) -> Path:
@@ -108,6 +54,10 @@ async def steady(soak: Soak, row: Row) -> None:
         await _soak(server, body, url, rate, directory, row, settings.steady_seconds)
         rss_after = {index: rss_mib(pid) for index, pid in server.workers().items()}
         row.note("RSS " + _rss(rss_before, rss_after))
+        restarted = len(server.events("worker exited"))
+        row.note(f"{restarted} worker(s) restarted")
+        if restarted:
+            row.miss(f"{restarted} worker(s) died and were restarted")
 
 
 async def _soak(
@@ -124,18 +74,19 @@ async def _soak(
     await asyncio.sleep(0.5)  # the last lines reach the log
     row.outcomes = _outcomes(server, logged_before, result)
     row.note(f"{result.total / elapsed:,.0f} calls/s reached")
-    if row.outcomes.calls != result.total:
-        row.note(f"server logged {row.outcomes.calls:,} of h2load's {result.total:,}")
+    if row.outcomes.calls > result.total:
+        row.note(f"server logged {row.outcomes.calls:,} calls, h2load sent {result.total:,}")
     if row.outcomes.failed:
         row.miss(f"{row.outcomes.failed:,} calls failed")
 
 
 def _outcomes(server: Server, logged_before: int, result: H2load) -> Outcomes:
-    """Codes from the server's rpc lines; h2load's own errors and unanswered requests."""
+    """Codes from the server's rpc lines (gRPC answers HTTP 200 whatever the code); the calls
+    h2load sent beyond those, hung or transport errors."""
     outcomes = Outcomes(latencies_ms=result.latencies_ms)
-    outcomes.counts.update(server.rpc_codes(after=logged_before))
-    outcomes.counts[TRANSPORT] += result.errored + result.failed
-    outcomes.counts[HUNG] += result.total - result.done
+    codes = server.rpc_codes(after=logged_before)
+    outcomes.counts.update(codes)
+    result.add_unanswered(outcomes, sum(codes.values()))
     return outcomes
 
 
