@@ -1,0 +1,178 @@
+"""Bad input of every kind gets a named status, never UNKNOWN, INTERNAL or no answer.
+
+Raw request bodies go through a gRPC channel that sends bytes as they are; malformed
+gRPC frames go over raw HTTP/2 (the h2 library), because no gRPC client sends them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+
+import grpc
+import h2.config
+import h2.connection
+import h2.events
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+
+from sdksign.client import AsyncClient, Role, SdkSignError
+from sdksign.server import _rpc
+from sdksign.server._errors import MAX_VIOLATIONS
+from tests.conftest import MEETING_KEY
+from tests.helpers import HS256, meeting_claims, raw_token
+
+UNARY = [
+    "/sdksign.v1.SignatureService/Sign",
+    "/sdksign.v1.SignatureService/Verify",
+    "/sdksign.v1.ZoomSampleService/Sign",
+    "/grpc.health.v1.Health/Check",
+]
+# Not a protobuf message: field 0 does not exist, and the varint never ends.
+GARBAGE = b"\x00\xff\xff\xff"
+
+
+def bad_request(error: grpc.aio.AioRpcError) -> error_details_pb2.BadRequest:
+    """The BadRequest detail of a refused call."""
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            for detail in status_pb2.Status.FromString(value).details:
+                found = error_details_pb2.BadRequest()
+                if detail.Unpack(found):
+                    return found
+    raise AssertionError(f"no BadRequest in {error!r}")
+
+
+@pytest.mark.parametrize("method", UNARY)
+async def test_a_body_that_is_not_the_message_is_invalid_argument(target: str, method: str) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        call = channel.unary_unary(method)  # bytes in, bytes out
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await call(GARBAGE, timeout=5)
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "is not a" in (refused.value.details() or "")
+    assert "protobuf" in bad_request(refused.value).field_violations[0].description
+
+
+async def test_health_watch_with_a_bad_body_is_invalid_argument(target: str) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        call = channel.unary_stream("/grpc.health.v1.Health/Watch")
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            async for _ in call(GARBAGE, timeout=5):
+                pass
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_reflection_with_a_bad_body_is_invalid_argument(target: str) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        call = channel.stream_stream(
+            "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+        )
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            async for _ in call(iter([GARBAGE]), timeout=5):
+                pass
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def h2_call(target: str, body: bytes | None, end_stream: bool = True) -> dict[str, str]:
+    """One Sign over raw HTTP/2 with `body` as its DATA (none at all if None); the answer's
+    headers and trailers together. Fails when nothing comes back within 10 s."""
+    host, port = target.rsplit(":", 1)
+    connection = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        connection.initiate_connection()
+        stream = connection.get_next_available_stream_id()
+        connection.send_headers(
+            stream,
+            [
+                (":method", "POST"),
+                (":scheme", "http"),
+                (":path", "/sdksign.v1.SignatureService/Sign"),
+                (":authority", target),
+                ("content-type", "application/grpc"),
+                ("te", "trailers"),
+            ],
+            end_stream=body is None and end_stream,
+        )
+        if body is not None:
+            connection.send_data(stream, body, end_stream=end_stream)
+        sock.sendall(connection.data_to_send())
+        answer: dict[str, str] = {}
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            data = sock.recv(65536)
+            assert data, f"connection closed without an answer: {answer}"
+            for event in connection.receive_data(data):
+                if isinstance(event, h2.events.ResponseReceived | h2.events.TrailersReceived):
+                    answer.update(dict(event.headers))  # type: ignore[arg-type]
+                if isinstance(event, h2.events.StreamReset):
+                    return {"reset": str(event.error_code)}
+                if isinstance(event, h2.events.StreamEnded):
+                    return answer
+            sock.sendall(connection.data_to_send())
+    raise AssertionError("no answer within 10 s")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(b"\x00\x00\x00\x00\x10abc", id="length-prefix-longer-than-body"),
+        pytest.param(b"", id="empty-body"),
+        pytest.param(b"\x00\x00\x00", id="three-byte-body"),
+        pytest.param(None, id="no-data-frame"),
+    ],
+)
+async def test_a_cut_short_frame_then_end_of_stream_is_answered(
+    target: str, body: bytes | None
+) -> None:
+    answer = await asyncio.to_thread(h2_call, target, body)
+    assert answer.get("grpc-status") == str(grpc.StatusCode.INVALID_ARGUMENT.value[0]), answer
+    assert "whole request message" in answer.get("grpc-message", "")
+
+
+async def test_a_stream_that_never_sends_its_request_is_ended(
+    target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_rpc, "REQUEST_READ_TIMEOUT", 0.5)
+    answer = await asyncio.to_thread(h2_call, target, b"\x00\x00\x00\x00\x10abc", False)
+    assert answer.get("grpc-status") == str(grpc.StatusCode.DEADLINE_EXCEEDED.value[0]), answer
+    assert "no complete request message" in answer.get("grpc-message", "")
+
+
+async def test_many_violations_still_reach_a_default_client(target: str) -> None:
+    regions = [f"bad-region-{i}-" + "x" * 300 for i in range(60)]
+    async with AsyncClient(target) as client:
+        with pytest.raises(SdkSignError) as refused:
+            await client.sign_video("math-101", Role.HOST, geo_regions=regions)
+    error = refused.value
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT  # not RESOURCE_EXHAUSTED
+    assert len(error.violations) == MAX_VIOLATIONS + 1
+    assert error.violations[-1].description == f"{60 - MAX_VIOLATIONS} more violations not listed"
+    assert all(len(v.description) <= 200 for v in error.violations)
+    assert "57 more" in error.message and len(error.message) < 1200
+
+
+@pytest.mark.parametrize("mn", ["\ud800", "12\udfff34", "\udfff\ud800"])
+async def test_a_lone_surrogate_in_a_signed_claim_is_answered(
+    target: str, meeting_secret: str, mn: str
+) -> None:
+    payload = json.dumps(meeting_claims(MEETING_KEY, int(time.time()), mn=mn))  # \\udXXX escapes
+    token = raw_token(HS256, payload, meeting_secret.encode())
+    async with AsyncClient(target) as client:
+        result = await client.verify(token, expected_meeting_number="94843468909")
+    assert not result.valid
+    assert {p.code for p in result.problems} >= {"MEETING_MISMATCH"}
+    assert any("\\ud" in p.message for p in result.problems)
+
+
+async def test_the_server_still_answers_after_all_that(target: str) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        for body in (GARBAGE, b"\x00\x00"):
+            with pytest.raises(grpc.aio.AioRpcError):
+                await channel.unary_unary("/sdksign.v1.SignatureService/Sign")(body, timeout=5)
+    async with AsyncClient(target) as client:
+        assert (await client.sign_meeting("123456789", Role.PARTICIPANT)).token
