@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import jwt
 import pytest
 
+from sdksign.client import Client, Role
 from sdksign.server import Config, ConfigError, load_config
-from sdksign.server._claims import MIN_TTL
+from sdksign.server._claims import MAX_TTL, MIN_TTL
 from sdksign.server._config import (
+    MAX_CONFIG_BYTES,
+    MAX_SECRET_BYTES,
+    MAX_TOKEN_TTL,
     MIN_TOKEN_TTL,
     Tls,
     dev_apps,
     exposure_problems,
     parse_duration,
 )
+from tests.conftest import ROOT, log_lines, start_server_process
 
 SECRET = "s3cret-value-never-shown-0123456789abcdefgh"
 
@@ -299,3 +310,218 @@ def test_exposure_problems(listen: str, tls: bool, policy: bool, problems: list[
 
 def test_min_ttl_is_the_claims_minimum() -> None:
     assert MIN_TOKEN_TTL == MIN_TTL
+
+
+def test_max_ttl_is_the_claims_maximum() -> None:
+    assert MAX_TOKEN_TTL == MAX_TTL
+
+
+# --- every bad value is a ConfigError, never another exception -------------------------------
+
+LATIN1 = "sécret-in-latin-1-0123456789"
+
+
+def refusal(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> str:
+    """The one-line message load_config gives for `text`; fails if it loads or raises another."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, {"S": "s" * 32} if env is None else env)
+    message = str(caught.value)
+    assert message.startswith(f"{path}: ") and len(message.splitlines()) == 1, message
+    return message
+
+
+def test_a_secret_file_that_is_not_utf8_names_the_key_and_no_byte_of_it(tmp_path: Path) -> None:
+    (tmp_path / "web.secret").write_bytes(LATIN1.encode("latin-1"))
+    for key, value in [
+        ("secret_file", '"web.secret"'),
+        ("previous_secret_files", '["web.secret"]'),
+    ]:
+        text = APP.replace('secret_env = "S"\n', "") + f"{key} = {value}\n"
+        if key != "secret_file":
+            text += 'secret_env = "S"\n'
+        message = refusal(tmp_path, text)
+        assert f"{key} '{tmp_path / 'web.secret'}' is not UTF-8 text" in message
+        assert "xe9" not in message and "cret-in" not in message
+
+
+@pytest.mark.parametrize("rate", ["inf", "nan", "-inf", "+nan", "1e999", "1_000_000_000_000"])
+def test_rates_that_are_not_finite_or_too_large(tmp_path: Path, rate: str) -> None:
+    for table in (f'[[callers]]\nname = "a"\ntoken_sha256 = "{HASH}"\n', "[anonymous]\n"):
+        message = refusal(tmp_path, APP + table + f"rate = {rate}\n")
+        assert "rate must be a number of requests per second above 0 and at most 1e+09" in message
+
+
+@pytest.mark.parametrize(
+    ("line", "says"),
+    [
+        ("burst = 10_000_000_000", "burst must be a whole number of requests from 0 to"),
+        ("burst = nan", "burst must be a whole number"),
+        ("max_ttl = 172801", "at most 172800 s (48 h)"),
+        ("max_ttl = 'soon'", "[anonymous]: max_ttl: 'soon' is not a duration"),
+        (f"max_ttl = '{'9' * 5000}s'", "max_ttl: '99999999"),
+        ("max_ttl = nan", "max_ttl: nan is not a duration"),
+        ("roles = ['x', 1]", "roles must be a list of non-empty strings"),
+        ("verify = 1", "verify must be true or false"),
+    ],
+)
+def test_bad_rule_values(tmp_path: Path, line: str, says: str) -> None:
+    assert says in refusal(tmp_path, APP + "[anonymous]\n" + line + "\n")
+
+
+@pytest.mark.parametrize(
+    ("lines", "says"),
+    [
+        ("clock_skew = 901", "[server] clock_skew: 901 s is too long; at most 900 s"),
+        ("shutdown_grace = '2h'", "[server] shutdown_grace: 7200 s is too long; at most 3600 s"),
+        ("clock_skew = inf", "[server] clock_skew: inf is not a duration"),
+        ("shutdown_grace = 1e400", "[server] shutdown_grace: inf is not a duration"),
+        ("log_level = nan", "[server] log_level: nan is not one of"),
+        ("listen = 5", "[server] listen: must be a string"),
+        (
+            "tls_cert_file = 5\ntls_key_file = 'k.pem'",
+            "[server]: tls_cert_file must be a non-empty",
+        ),
+        ("tls_cert_file = ['c']\ntls_key_file = 'k'", "tls_cert_file must be a non-empty string"),
+        ('tls_cert_file = "a\\u0000b"\ntls_key_file = "k"', "it holds a NUL character"),
+        ("tls_cert_file = '.'\ntls_key_file = 'k'", "Is a directory"),
+    ],
+)
+def test_bad_server_values(tmp_path: Path, lines: str, says: str) -> None:
+    assert says in refusal(tmp_path, f"[server]\n{lines}\n" + APP)
+
+
+@pytest.mark.parametrize(
+    ("secret", "says"),
+    [
+        ("secret_env = 5", "secret_env must be a non-empty string"),
+        ('secret_env = ""', "secret_env must be a non-empty string"),
+        ("secret_file = 1979-05-27", "secret_file must be a non-empty string"),
+        ('secret_file = "a\\u0000b"', "it holds a NUL character"),
+        ('secret_file = "."', "secret_file '"),
+        ('secret_file = "big"', f"larger than {MAX_SECRET_BYTES} bytes"),
+        ('secret_env = "BAD"', "environment variable 'BAD' is not UTF-8 text"),
+    ],
+)
+def test_bad_secret_sources(tmp_path: Path, secret: str, says: str) -> None:
+    (tmp_path / "big").write_bytes(b"x" * (MAX_SECRET_BYTES + 1))
+    text = APP.replace('secret_env = "S"\n', secret + "\n")
+    message = refusal(tmp_path, text, {"BAD": "bad-\udcff"})
+    assert says in message
+    assert "xxxx" not in message
+
+
+def test_a_directory_as_secret_file_says_so(tmp_path: Path) -> None:
+    message = refusal(tmp_path, APP.replace('secret_env = "S"', 'secret_file = "."'))
+    assert message.endswith(f"secret_file '{tmp_path}': Is a directory")
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        ("[server]\nlisten = 'é'\n".encode("latin-1"), "not UTF-8 text (byte 19)"),
+        (f"x = {'9' * 5000}\n".encode(), "not valid TOML: a number is too long"),
+        (b"x = " + b"[" * 5000 + b"]" * 5000, "not valid TOML: arrays or tables nested too deeply"),
+    ],
+)
+def test_documents_that_are_not_toml(tmp_path: Path, data: bytes, says: str) -> None:
+    path = tmp_path / "sdksign.toml"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError, match="not valid TOML") as caught:
+        load_config(path, {})
+    assert says in str(caught.value)
+
+
+def test_a_directory_or_an_oversized_file_as_the_configuration(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read: Is a directory"):
+        load_config(tmp_path, {})
+    (tmp_path / "huge.toml").write_bytes(b"#" * (MAX_CONFIG_BYTES + 1))
+    with pytest.raises(ConfigError, match=f"cannot read: larger than {MAX_CONFIG_BYTES} bytes"):
+        load_config(tmp_path / "huge.toml", {})
+
+
+def test_sample_variables_that_are_not_utf8(tmp_path: Path) -> None:
+    # os.environ keeps bytes that are not UTF-8 as surrogates.
+    for env, says in [
+        ({"ZOOM_MEETING_SDK_KEY": "k", "ZOOM_MEETING_SDK_SECRET": SECRET + "\udcff"}, "SECRET"),
+        ({"ZOOM_MEETING_SDK_KEY": "k\udce9", "ZOOM_MEETING_SDK_SECRET": SECRET}, "KEY"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            load_config(None, env)
+        assert (
+            str(caught.value)
+            == f"ZOOM_MEETING_SDK_{says} is not UTF-8 text; it must hold the value as text"
+        )
+
+
+def test_development_apps_that_cannot_be_written(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError, match="cannot create development apps: File exists"):
+        dev_apps(tmp_path / "file" / "dev-apps.json")
+
+
+def test_long_values_are_cut_short_in_messages(tmp_path: Path) -> None:
+    message = refusal(tmp_path, APP.replace('kind = "meeting"', f'kind = "{"w" * 10_000}"'))
+    assert "kind 'wwww" in message and "..." in message and len(message) < 300
+
+
+# --- the same messages from a real process: at start, and on SIGHUP --------------------------
+
+
+def expected_refusal(path: Path, env: dict[str, str]) -> str:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env)
+    return str(caught.value)
+
+
+def test_a_bad_config_at_start_is_one_line_and_exit_status_2(tmp_path: Path) -> None:
+    config = write(tmp_path, APP + "[anonymous]\nrate = nan\n")
+    env = {"S": SECRET}
+    done = subprocess.run(
+        [sys.executable, "-m", "sdksign.server", "serve", "--config", str(config)],
+        cwd=tmp_path,
+        env={
+            "PATH": os.environ["PATH"],
+            "PYTHONPATH": f"{ROOT / 'client'}:{ROOT / 'server'}",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"sdksign: configuration error: {expected_refusal(config, env)}"
+    ]
+    assert "rate must be a number" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_sighup_with_a_secret_file_that_is_not_utf8_is_refused_and_serving_goes_on(
+    tmp_path: Path,
+) -> None:
+    secret_file = tmp_path / "web.secret"
+    secret_file.write_text(SECRET + "\n")
+    config = write(tmp_path, APP.replace('secret_env = "S"', 'secret_file = "web.secret"'))
+    server = start_server_process(tmp_path, {}, ["--config", str(config), "--workers", "1"])
+    try:
+        secret_file.write_bytes(LATIN1.encode("latin-1"))
+        expected = expected_refusal(config, {})
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while "reload refused" not in server.logs():
+            assert time.monotonic() < deadline and server.process.poll() is None, server.logs()
+            time.sleep(0.05)
+        with Client(server.target) as client:
+            token = client.sign_meeting("123456789", Role.PARTICIPANT).token
+        # Signed with the secret of the configuration it started with.
+        assert jwt.decode(token, SECRET, algorithms=["HS256"])["sdkKey"] == "k"
+        assert server.process.poll() is None
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=15)
+    logs = server.logs()
+    refused = [line for line in log_lines(logs) if str(line["event"]).startswith("reload refused")]
+    assert [line["error"] for line in refused] == [expected]
+    assert "not UTF-8 text" in expected and "Traceback" not in logs
+    assert SECRET not in logs and "cret-in" not in logs

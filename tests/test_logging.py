@@ -1,32 +1,46 @@
-"""The log processors: a whole token never survives into a log line."""
+"""The log processors: a whole token never survives into a log line, no field is long, and
+grpc core's own lines come out as JSON lines too."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextvars
+import hashlib
 import io
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import pytest
 import structlog
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from sdksign.client import Client, Role
 from sdksign.server._logging import (
     ATOMIC_WRITE,
     LineWriter,
     UtcTimestamp,
     bind,
     configure_logging,
-    redact_tokens,
+    redact_and_bound,
     start_call,
 )
 from sdksign.server._tokens import encode, fingerprint
+from tests.conftest import MEETING_KEY, ROOT, start_server_process
 
 
 def test_redact_tokens_replaces_whole_tokens_with_their_fingerprint() -> None:
     token = encode({"sdkKey": "k", "iat": 1}, b"secret")
     event = {"event": "oops", "detail": f"got {token} from caller", "count": 3}
-    redacted = redact_tokens(None, "info", event)
+    redacted = redact_and_bound(None, "info", event)
     assert token not in json.dumps(redacted)
     assert redacted["detail"] == f"got <token {fingerprint(token)}> from caller"
     assert redacted["count"] == 3
@@ -125,3 +139,247 @@ async def test_writes_hold_whole_lines_and_fit_in_pipe_buf() -> None:
     writer.msg(b"y" * 10_000)  # a longer line still goes out whole
     await asyncio.sleep(0)
     assert sizes[-1] == 10_001
+
+
+# --- tokens, whatever their first characters ------------------------------------------------
+
+
+def b64(data: bytes, alphabet: str = "url", padded: bool = False) -> str:
+    text = (base64.urlsafe_b64encode if alphabet == "url" else base64.b64encode)(data).decode()
+    return text if padded else text.rstrip("=")
+
+
+def jwt_text(header: bytes, alphabet: str = "url", padded: bool = False) -> str:
+    payload = b'{"sdkKey":"k","role":1,"iat":1,"exp":7201,"x":"\xff\xfe>>??"}'
+    signature = hashlib.sha256(header + payload).digest()
+    return ".".join(b64(part, alphabet, padded) for part in (header, payload, signature))
+
+
+@pytest.mark.parametrize(
+    ("token", "begins"),
+    [
+        (jwt_text(b'{"alg":"HS256","typ":"JWT"}'), "eyJ"),
+        (jwt_text(b'{ "alg": "HS256", "typ": "JWT" }'), "eyAi"),
+        (jwt_text(b' {"alg":"HS256"}'), "IHsi"),
+        (jwt_text(b'\n{\n  "alg": "HS256"\n}'), "CnsK"),
+        (jwt_text(b'\r\n\t{"alg":"HS256"}'), "DQoJ"),
+        (jwt_text(b"{}"), "e30"),
+        (jwt_text(b'{"alg":"HS256","typ":"JWT>"}', "standard", padded=True), "eyJ"),
+    ],
+    ids=["usual", "spaced", "leading space", "newlines", "crlf tab", "empty header", "std padded"],
+)
+def test_any_token_is_replaced_whatever_its_first_characters(token: str, begins: str) -> None:
+    assert token.startswith(begins)
+    for text in (
+        token,
+        f"got {token} from caller",
+        f"Bearer{token}",  # glued on
+        f"https://x.example/verify/{token}?q=1",
+        f"({token}),{token}.",
+    ):
+        event = redact_and_bound(None, "info", {"event": "e", "detail": text, "list": [text]})
+        for value in (event["detail"], event["list"][0]):
+            assert token not in value and token.split(".")[2] not in value
+            assert f"<token {fingerprint(token)}>" in value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "ipv4:127.0.0.1:54321",
+        "/sdksign.v1.SignatureService/Sign",
+        "example.com.au",
+        "grpcio 1.85.1",
+        "e.g. a.b.c",
+        "eyes.on.it",
+        f"{b64(b'hello')}.{b64(b'world')}.{b64(b'sig')}",  # base64, but no JSON object
+        f"{b64(b'{not json')}.e30.x",
+    ],
+)
+def test_dotted_text_that_is_no_token_is_left_alone(text: str) -> None:
+    for _ in range(2):  # the second time from the set of strings known to hold no token
+        assert redact_and_bound(None, "info", {"event": "e", "detail": text})["detail"] == text
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    header=st.dictionaries(st.text(max_size=8), json_values, max_size=4),
+    spaces=st.text(alphabet=" \t\n\r", max_size=8),
+    indent=st.none() | st.integers(min_value=0, max_value=3),
+    rest=st.lists(st.binary(max_size=40), min_size=2, max_size=2),
+    alphabet=st.sampled_from(["url", "standard"]),
+    padded=st.booleans(),
+    around=st.lists(st.text(max_size=20), min_size=2, max_size=2),
+)
+def test_any_jwt_in_any_text_is_replaced(
+    header: dict[str, object],
+    spaces: str,
+    indent: int | None,
+    rest: list[bytes],
+    alphabet: str,
+    padded: bool,
+    around: list[str],
+) -> None:
+    encoded = (spaces + json.dumps(header, indent=indent)).encode()
+    token = ".".join(b64(part, alphabet, padded) for part in (encoded, *rest))
+    text = f"{around[0]} {token} {around[1]}"
+    detail = redact_and_bound(None, "info", {"event": "e", "detail": text})["detail"]
+    assert f"<token {fingerprint(token)}>" in detail
+    assert token not in detail
+
+
+def test_a_63_kb_field_costs_a_millisecond_not_a_second() -> None:
+    # The eyJ regex before this backtracked over the whole run from every "eyJ": 0.9 s.
+    for text in ["eyJ" * 21000 + ".!.", "eyJ9.e30.x " * 5700, "e0e0.a.b " * 7000]:
+        start = time.process_time()
+        redact_and_bound(None, "info", {"event": "e", "meeting": text})
+        assert time.process_time() - start < 0.2
+
+
+# --- every field bounded ---------------------------------------------------------------------
+
+
+def test_long_fields_are_cut_with_a_marker() -> None:
+    event = redact_and_bound(
+        None,
+        "info",
+        {"event": "rpc", "app": "a" * 72_000, "meeting": "9" * 256, "ttl": 7200},
+    )
+    assert event["app"] == "a" * 256 + "…(+71744 chars)"
+    assert event["meeting"] == "9" * 256 and event["ttl"] == 7200
+
+
+def test_a_token_the_cut_goes_through_is_fingerprinted_whole() -> None:
+    token = encode({"sdkKey": "k", "pad": "p" * 300}, b"secret")
+    # The cut at 256 characters goes through the token: it was fingerprinted before.
+    event = redact_and_bound(None, "info", {"event": "e", "meeting": "9" * 200 + " " + token})
+    assert event["meeting"] == "9" * 200 + f" <token {fingerprint(token)}>"
+    assert token[:20] not in event["meeting"]
+
+
+def test_lists_are_cut_in_count_and_in_each_item() -> None:
+    event = redact_and_bound(None, "info", {"event": "e", "problems": ("x" * 300,) * 20})
+    assert event["problems"] == ["x" * 256 + "…(+44 chars)"] * 16 + ["…(+4 items)"]
+
+
+def test_a_traceback_keeps_more() -> None:
+    event = redact_and_bound(None, "info", {"event": "e", "exception": "t" * 10_000})
+    assert event["exception"] == "t" * 8192 + "…(+1808 chars)"
+
+
+def test_a_refused_sign_with_huge_fields_logs_a_short_line() -> None:
+    stream = io.BytesIO()
+    configure_logging("info", stream)
+    token = encode({"sdkKey": "k"}, b"secret")
+
+    def refused_call() -> None:
+        start_call()
+        bind(app="a" * 40_000, meeting=f"{token} {'9' * 40_000}", reason="r" * 1000)
+        structlog.get_logger("t").info("rpc", code="INVALID_ARGUMENT")
+
+    try:
+        contextvars.copy_context().run(refused_call)
+    finally:
+        structlog.reset_defaults()
+    line = stream.getvalue()
+    assert len(line) < 1200 and token.encode() not in line
+    assert json.loads(line)["meeting"].startswith(f"<token {fingerprint(token)}> 9999")
+
+
+# --- grpc core's lines, written by native code to file descriptor 2 -------------------------
+
+CAPTURING = """
+import os, subprocess, sys
+import structlog
+from sdksign.server._logging import configure_logging, original_stderr
+
+configure_logging("info", worker=3, native_stderr=True)
+token = sys.argv[1]
+os.write(2, f"E1123 18:00:00.123456  1 hpack_parser.cc:901] bad header {token}\\n".encode())
+os.write(2, b"D1123 18:00:00.123456  1 x.cc:1] below the level: dropped\\n")
+os.write(2, b"W1123 18:00:00.123456  1 x.cc:1] " + b"w" * 5000 + b"\\n")
+os.write(2, b"I1123 18:00:00.123456  1 x.cc:1] in two wr")
+os.write(2, b"ites\\n")
+structlog.get_logger("t").info("from python", detail=token)
+print("printed by python", file=sys.stderr)
+child = [sys.executable, "-c", "import os; os.write(2, b'E0000 from a child\\\\n')"]
+subprocess.run(child, check=True)  # inherits the pipe: its line comes out as JSON
+with original_stderr():
+    subprocess.run(child, check=True)  # inherits the original stderr: its line as it is
+os.write(2, b"no newline at the end")  # written out at exit
+"""
+
+
+def test_native_lines_on_fd_2_become_json_lines() -> None:
+    token = encode({"sdkKey": "k"}, b"secret")
+    done = subprocess.run(
+        [sys.executable, "-c", CAPTURING, token],
+        env={**os.environ, "PYTHONPATH": f"{ROOT / 'client'}:{ROOT / 'server'}"},
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    lines = done.stderr.decode().splitlines()
+    assert token not in done.stderr.decode()
+    raw = [line for line in lines if not line.startswith("{")]
+    assert sorted(raw) == ["E0000 from a child", "printed by python"]
+    events = [json.loads(line) for line in lines if line.startswith("{")]
+    texts = [e["text"] for e in events if e["event"] == "grpc core"]
+    native = sorted(
+        (e["level"], e["text"].split("] ")[-1][:12], e["worker"])
+        for e in events
+        if e["event"] == "grpc core"
+    )
+    assert native == [
+        ("error", "E0000 from a", 3),
+        ("error", "bad header <", 3),
+        ("info", "in two write", 3),
+        ("info", "no newline a", 3),
+        ("warning", "wwwwwwwwwwww", 3),
+    ]
+    [hpack] = [text for text in texts if "hpack" in text]
+    assert hpack.endswith(f"bad header <token {fingerprint(token)}>")
+    [long] = [text for text in texts if "wwww" in text]
+    assert long.endswith("w…(+4777 chars)") and len(long) < 300
+    assert "I1123 18:00:00.123456  1 x.cc:1] in two writes" in texts
+    assert all(len(line.encode()) <= ATOMIC_WRITE for line in lines)
+    [python] = [e for e in events if e["event"] == "from python"]
+    assert python["detail"] == f"<token {fingerprint(token)}>" and python["worker"] == 3
+
+
+def test_grpc_core_lines_of_a_real_server_are_json(
+    tmp_path: Path, server_env: dict[str, str]
+) -> None:
+    """Both ways of making core write: GRPC_VERBOSITY=info has it warn at start that INFO is
+    no level for production, and GRPC_TRACE=http has it trace a connection that does not
+    speak HTTP/2 ("Failed parsing HTTP/2"). Every line on stderr is JSON."""
+    env = {**server_env, "GRPC_VERBOSITY": "info", "GRPC_TRACE": "http"}
+    server = start_server_process(tmp_path, env, ["--workers", "1"])
+    try:
+        host, port = server.target.rsplit(":", 1)
+        with socket.create_connection((host, int(port))) as garbage:
+            garbage.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            garbage.recv(100)
+        with Client(server.target) as client:
+            assert client.sign_meeting("123456789", Role.PARTICIPANT).sdk_key == MEETING_KEY
+        deadline = time.monotonic() + 20
+        while "Failed parsing HTTP/2" not in server.logs():
+            assert time.monotonic() < deadline, server.logs()
+            time.sleep(0.05)
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=30)
+    lines = server.logs().splitlines()
+    events = [json.loads(line) for line in lines]  # every line is JSON
+    core = [e for e in events if e["event"] == "grpc core"]
+    assert any(e["level"] == "warning" and "Log level INFO" in e["text"] for e in core)
+    assert any("Failed parsing HTTP/2" in e["text"] for e in core)
+    assert {e["level"] for e in core} <= {"warning", "info"}
+    assert any(e["event"] == "rpc" for e in events)

@@ -118,7 +118,9 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    configure_logging(config.log_level)
+    workers = args.workers or default_workers()
+    # One process: grpc core's own lines come out as JSON lines too (a worker captures its own).
+    configure_logging(config.log_level, native_stderr=workers == 1)
     if config.development:
         _warn_development(config)
     if problems:
@@ -130,7 +132,6 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
-    workers = args.workers or default_workers()
     try:
         if workers == 1:
             run(config, listen)

@@ -8,11 +8,14 @@ Three sources, the first that applies wins:
 3. development apps with random secrets, kept in `.sdksign/dev-apps.json`.
 
 Every problem raises ConfigError with one line that names it; no secret is ever
-part of that line.
+part of that line. Nothing else escapes load_config: a file that cannot be read or
+is not UTF-8, a value of the wrong type, NaN, infinity or a number out of range are
+all ConfigErrors naming the key and what it allows.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import json
 import os
@@ -32,8 +35,19 @@ Kind = Literal["meeting", "video"]
 KINDS: tuple[Kind, ...] = ("meeting", "video")
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
-# The shortest lifetime a token may have; _claims.MIN_TTL is this one.
+# The shortest and longest lifetimes a token may have; _claims.MIN_TTL and MAX_TTL are these.
 MIN_TOKEN_TTL = 1800
+MAX_TOKEN_TTL = 172800
+# iat is set this much before now, which shortens every token: at most half the shortest life.
+MAX_CLOCK_SKEW = MIN_TOKEN_TTL // 2
+MAX_SHUTDOWN_GRACE = 3600
+# Rates and bursts beyond these are no limit at all; they keep the token bucket's floats finite.
+MAX_RATE = 1e9
+MAX_BURST = 10**9
+# Files are read up to these sizes: a secret is a line, a certificate chain a few KiB.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_SECRET_BYTES = 64 << 10
+MAX_PEM_BYTES = 1 << 20
 DEV_APPS_FILE = Path(".sdksign") / "dev-apps.json"
 
 _SAMPLE_VARIABLES: dict[Kind, tuple[str, str]] = {
@@ -84,6 +98,11 @@ class Tls:
     client_ca: bytes | None = None
 
 
+# Seconds of serving after SIGTERM with health NOT_SERVING: Envoy's health check (every
+# second, gateway/envoy.yaml) and a Kubernetes readiness probe (periodSeconds: 2) see it.
+DEFAULT_DRAIN = 5
+
+
 @dataclass(frozen=True)
 class Config:
     """Everything the server needs to run."""
@@ -92,6 +111,9 @@ class Config:
     source: str
     listen: str = DEFAULT_LISTEN
     clock_skew: int = 30
+    # SIGTERM: health reports NOT_SERVING at once, and calls are still served this long, so
+    # that load balancers and Kubernetes stop sending before the listener closes.
+    drain: float = DEFAULT_DRAIN
     shutdown_grace: float = 10.0
     log_level: str = "info"
     development: bool = False
@@ -130,14 +152,44 @@ def parse_duration(value: object, what: str) -> int:
     """Seconds from an integer or a string such as "30s", "90m", "2h" or "1h30m"."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and len(value) <= _LONGEST_DURATION:
         parts = re.fullmatch(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", value.strip())
         if parts and any(parts.groups()):
             d, h, m, s = (int(g) if g else 0 for g in parts.groups())
             return ((d * 24 + h) * 60 + m) * 60 + s
     raise ConfigError(
-        f"{what}: {value!r} is not a duration; write seconds or a string like '30s', '2h', '1h30m'"
+        f"{what}: {_shown(value)} is not a duration; write seconds or a string like '30s', '2h', '1h30m'"
     )
+
+
+# Longer strings are no duration anyone writes (and int() refuses more than 4300 digits).
+_LONGEST_DURATION = 64
+# How much of a refused value a message shows.
+_SHOWN = 60
+_SHOWN_FILE = 200
+
+
+def _shown(value: object) -> str:
+    """repr(value), cut short: a message stays one short line whatever the value."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer of more digits than Python prints
+        return "a number of thousands of digits"
+    return text if len(text) <= _SHOWN else f"{text[:_SHOWN]}..."
+
+
+def _shown_file(file: Path) -> str:
+    """A file's name for a message, quoted; a long one keeps its end, where its name is."""
+    text = repr(str(file))
+    return text if len(text) <= _SHOWN_FILE else f"...{text[-_SHOWN_FILE:]}"
+
+
+def _utf8(text: str) -> bytes | None:
+    """`text` in UTF-8; None when it cannot be (os.environ keeps undecodable bytes as surrogates)."""
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return None
 
 
 def _apps_from_environment(environ: Mapping[str, str]) -> tuple[App, ...]:
@@ -148,8 +200,12 @@ def _apps_from_environment(environ: Mapping[str, str]) -> tuple[App, ...]:
             raise ConfigError(f"{key_var} is set but {secret_var} is empty or not set")
         if secret and not key:
             raise ConfigError(f"{secret_var} is set but {key_var} is empty or not set")
-        if key:
-            apps.append(App(name=kind, kind=kind, sdk_key=key, secret=secret.encode()))
+        if not key:
+            continue
+        for variable, value in ((key_var, key), (secret_var, secret)):
+            if _utf8(value) is None:
+                raise ConfigError(f"{variable} is not UTF-8 text; it must hold the value as text")
+        apps.append(App(name=kind, kind=kind, sdk_key=key, secret=secret.encode()))
     return tuple(apps)
 
 
@@ -176,13 +232,44 @@ _CALLER_KEYS = _RULE_KEYS | {"name", "token_sha256", "cert_identity"}
 _LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-def _from_file(path: Path, environ: Mapping[str, str]) -> Config:
+def _read_bounded(file: Path, limit: int) -> bytes:
+    """The bytes of `file`; OSError when it cannot be read or holds more than `limit` bytes."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        with file.open("rb") as stream:
+            data = stream.read(limit + 1)
+    except ValueError:  # a NUL in the name
+        raise OSError(errno.EINVAL, "not a file name (it holds a NUL character)") from None
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit} bytes")
+    return data
+
+
+def _reason(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+def _read_document(path: Path) -> dict[str, Any]:
+    """The TOML document in `path`."""
+    try:
+        text = _read_bounded(path, MAX_CONFIG_BYTES).decode()
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {_reason(exc)}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not valid TOML: not UTF-8 text (byte {exc.start}); TOML files are UTF-8"
+        ) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except ValueError:  # an integer of more than 4300 digits
+        raise ConfigError(f"{path}: not valid TOML: a number is too long") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
+
+
+def _from_file(path: Path, environ: Mapping[str, str]) -> Config:
+    data = _read_document(path)
 
     def fail(message: str) -> ConfigError:
         return ConfigError(f"{path}: {message}")
@@ -190,7 +277,7 @@ def _from_file(path: Path, environ: Mapping[str, str]) -> Config:
     unknown = set(data) - {"server", "apps", "callers", "anonymous"}
     if unknown:
         raise fail(
-            f"unknown table or key {sorted(unknown)[0]!r}; "
+            f"unknown table or key {_shown(sorted(unknown)[0])}; "
             "allowed: [server], [[apps]], [[callers]], [anonymous]"
         )
     server = data.get("server", {})
@@ -207,12 +294,14 @@ def _from_file(path: Path, environ: Mapping[str, str]) -> Config:
         for app in apps:
             value = getattr(app, attribute)
             if value in seen:
-                raise fail(f"two apps have the {attribute} {value!r}; each must be unique")
+                raise fail(f"two apps have the {attribute} {_shown(value)}; each must be unique")
             seen.add(value)
 
     log_level = server.get("log_level", "info")
     if log_level not in _LOG_LEVELS:
-        raise fail(f"[server] log_level: {log_level!r} is not one of {', '.join(_LOG_LEVELS)}")
+        raise fail(
+            f"[server] log_level: {_shown(log_level)} is not one of {', '.join(_LOG_LEVELS)}"
+        )
     listen = server.get("listen", DEFAULT_LISTEN)
     if not isinstance(listen, str) or not listen:
         raise fail("[server] listen: must be a string HOST:PORT")
@@ -246,12 +335,20 @@ def _from_file(path: Path, environ: Mapping[str, str]) -> Config:
         policy_configured=bool(callers) or "anonymous" in data,
         tls=_tls(server, path, fail),
         listen=listen,
-        clock_skew=parse_duration(server.get("clock_skew", 30), f"{path}: [server] clock_skew"),
-        shutdown_grace=parse_duration(
-            server.get("shutdown_grace", 10), f"{path}: [server] shutdown_grace"
-        ),
+        clock_skew=_server_duration(server, "clock_skew", 30, MAX_CLOCK_SKEW, path),
+        shutdown_grace=_server_duration(server, "shutdown_grace", 10, MAX_SHUTDOWN_GRACE, path),
         log_level=log_level,
     )
+
+
+def _server_duration(
+    server: dict[str, Any], key: str, default: int, maximum: int, path: Path
+) -> int:
+    what = f"{path}: [server] {key}"
+    seconds = parse_duration(server.get(key, default), what)
+    if seconds > maximum:
+        raise ConfigError(f"{what}: {seconds} s is too long; at most {maximum} s")
+    return seconds
 
 
 def _refuse_unknown(
@@ -261,7 +358,9 @@ def _refuse_unknown(
     if "secret" in unknown:
         raise fail(f"{where}: secrets are never written inline; use secret_env or secret_file")
     if unknown:
-        raise fail(f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(allowed))}")
+        raise fail(
+            f"{where}: unknown key {_shown(unknown[0])}; allowed: {', '.join(sorted(allowed))}"
+        )
 
 
 def _app(
@@ -275,24 +374,25 @@ def _app(
     if not isinstance(raw, dict):
         raise fail(f"{where} must be a table")
     if isinstance(raw.get("name"), str):
-        where = f"{where} ({raw['name']!r})"
+        where = f"{where} ({_shown(raw['name'])})"
     _refuse_unknown(raw, _APP_KEYS, where, fail)
     for key in ("name", "kind", "sdk_key"):
         if not isinstance(raw.get(key), str) or not raw[key].strip():
             raise fail(f"{where}: {key} is required (a non-empty string)")
     if raw["kind"] not in KINDS:
-        raise fail(f"{where}: kind {raw['kind']!r} is not one of {', '.join(KINDS)}")
+        raise fail(f"{where}: kind {_shown(raw['kind'])} is not one of {', '.join(KINDS)}")
     if ("secret_env" in raw) == ("secret_file" in raw):
         raise fail(f"{where}: give exactly one of secret_env and secret_file")
     if "secret_env" in raw:
-        secret = _secret_from_env(str(raw["secret_env"]), environ, where, fail)
+        secret = _secret_from_env(_string(raw, "secret_env", where, fail), environ, where, fail)
     else:
-        secret = _secret_from_file(path.parent / str(raw["secret_file"]), where, fail)
+        name = _string(raw, "secret_file", where, fail)
+        secret = _secret_from_file(path.parent / name, "secret_file", where, fail)
     previous = [
-        _secret_from_env(str(name), environ, where, fail)
+        _secret_from_env(name, environ, where, fail)
         for name in _strings(raw, "previous_secret_envs", where, fail)
     ] + [
-        _secret_from_file(path.parent / str(name), where, fail)
+        _secret_from_file(path.parent / name, "previous_secret_files", where, fail)
         for name in _strings(raw, "previous_secret_files", where, fail)
     ]
     return App(
@@ -309,18 +409,36 @@ def _secret_from_env(
 ) -> bytes:
     secret = environ.get(name, "")
     if not secret:
-        raise fail(f"{where}: environment variable {name!r} is empty or not set")
-    return secret.encode()
+        raise fail(f"{where}: environment variable {_shown(name)} is empty or not set")
+    encoded = _utf8(secret)
+    if encoded is None:
+        raise fail(f"{where}: environment variable {_shown(name)} is not UTF-8 text")
+    return encoded
 
 
-def _secret_from_file(path: Path, where: str, fail: Callable[[str], ConfigError]) -> bytes:
+def _secret_from_file(
+    path: Path, key: str, where: str, fail: Callable[[str], ConfigError]
+) -> bytes:
+    shown = _shown_file(path)
     try:
-        secret = path.read_text(encoding="utf-8").strip()
+        secret = _read_bounded(path, MAX_SECRET_BYTES).decode().strip()
     except OSError as exc:
-        raise fail(f"{where}: file {str(path)!r}: {exc.strerror}") from None
+        raise fail(f"{where}: {key} {shown}: {_reason(exc)}") from None
+    except UnicodeDecodeError:
+        # Never the decoder's message: it quotes a byte of the secret.
+        raise fail(
+            f"{where}: {key} {shown} is not UTF-8 text; it must hold the secret as text"
+        ) from None
     if not secret:
-        raise fail(f"{where}: file {str(path)!r} is empty")
+        raise fail(f"{where}: {key} {shown} is empty")
     return secret.encode()
+
+
+def _string(raw: dict[str, Any], key: str, where: str, fail: Callable[[str], ConfigError]) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise fail(f"{where}: {key} must be a non-empty string")
+    return value
 
 
 def _strings(
@@ -345,37 +463,62 @@ def _rule(
         apps = frozenset(_strings(raw, "apps", where, fail))
         unknown = sorted(apps - app_names)
         if unknown:
-            raise fail(f"{where}: apps: {unknown[0]!r} is not a configured app")
+            raise fail(f"{where}: apps: {_shown(unknown[0])} is not a configured app")
     roles = _strings(raw, "roles", where, fail) if "roles" in raw else list(ROLES)
     for role in roles:
         if role not in ROLES:
-            raise fail(f"{where}: roles: {role!r} is not one of {', '.join(ROLES)}")
-    max_ttl = None
-    if "max_ttl" in raw:
-        max_ttl = parse_duration(raw["max_ttl"], f"{where} max_ttl")
-        if max_ttl < MIN_TOKEN_TTL:
-            raise fail(f"{where}: max_ttl must be at least {MIN_TOKEN_TTL} s, Zoom's minimum")
+            raise fail(f"{where}: roles: {_shown(role)} is not one of {', '.join(ROLES)}")
     verify = raw.get("verify", True)
     if not isinstance(verify, bool):
         raise fail(f"{where}: verify must be true or false")
-    rate = raw.get("rate")
-    if rate is not None and (
-        isinstance(rate, bool) or not isinstance(rate, int | float) or rate <= 0
-    ):
-        raise fail(f"{where}: rate must be a number of requests per second above 0")
-    burst = raw.get("burst", max(1, int(rate)) if rate else 0)
-    if isinstance(burst, bool) or not isinstance(burst, int) or burst < (1 if rate else 0):
-        raise fail(f"{where}: burst must be a whole number of requests, at least 1")
+    rate = _rate(raw, where, fail)
     return Rule(
         apps=apps,
         roles=frozenset(roles),
-        max_ttl=max_ttl,
+        max_ttl=_max_ttl(raw, where, fail),
         meetings=tuple(_strings(raw, "meetings", where, fail)) if "meetings" in raw else None,
         sessions=tuple(_strings(raw, "sessions", where, fail)) if "sessions" in raw else None,
         verify=verify,
-        rate=float(rate) if rate else None,
-        burst=burst,
+        rate=rate,
+        burst=_burst(raw, rate, where, fail),
     )
+
+
+def _max_ttl(raw: dict[str, Any], where: str, fail: Callable[[str], ConfigError]) -> int | None:
+    if "max_ttl" not in raw:
+        return None
+    try:
+        max_ttl = parse_duration(raw["max_ttl"], f"{where}: max_ttl")
+    except ConfigError as exc:
+        raise fail(str(exc)) from None
+    if not MIN_TOKEN_TTL <= max_ttl <= MAX_TOKEN_TTL:
+        raise fail(
+            f"{where}: max_ttl must be at least {MIN_TOKEN_TTL} s, Zoom's minimum, "
+            f"and at most {MAX_TOKEN_TTL} s (48 h), Zoom's maximum"
+        )
+    return max_ttl
+
+
+def _rate(raw: dict[str, Any], where: str, fail: Callable[[str], ConfigError]) -> float | None:
+    rate = raw.get("rate")
+    if rate is None:
+        return None
+    # NaN fails both comparisons; an integer of any size compares without overflow.
+    if isinstance(rate, int | float) and not isinstance(rate, bool) and 0 < rate <= MAX_RATE:
+        return float(rate)
+    raise fail(
+        f"{where}: rate must be a number of requests per second above 0 and at most {MAX_RATE:g}"
+    )
+
+
+def _burst(
+    raw: dict[str, Any], rate: float | None, where: str, fail: Callable[[str], ConfigError]
+) -> int:
+    burst = raw.get("burst", max(1, int(rate)) if rate else 0)
+    least = 1 if rate else 0
+    if isinstance(burst, bool) or not isinstance(burst, int) or not least <= burst <= MAX_BURST:
+        raise fail(f"{where}: burst must be a whole number of requests from {least} to {MAX_BURST}")
+    return burst
 
 
 def _caller(
@@ -386,7 +529,7 @@ def _caller(
         raise fail(f"{where} must be a table")
     if not isinstance(raw.get("name"), str) or not raw["name"].strip():
         raise fail(f"{where}: name is required (a non-empty string)")
-    where = f"{where} ({raw['name']!r})"
+    where = f"{where} ({_shown(raw['name'])})"
     if "token" in raw:
         raise fail(f"{where}: tokens are never written inline; write token_sha256")
     _refuse_unknown(raw, _CALLER_KEYS, where, fail)
@@ -424,20 +567,20 @@ def _tls(server: dict[str, Any], path: Path, fail: Callable[[str], ConfigError])
     if cert is None or key is None:
         raise fail("[server] give both tls_cert_file and tls_key_file")
 
-    def read(name: str, value: object) -> bytes:
-        file = path.parent / str(value)
+    def read(name: str) -> bytes:
+        file = path.parent / _string(server, name, "[server]", fail)
         try:
-            data = file.read_bytes()
+            data = _read_bounded(file, MAX_PEM_BYTES)
         except OSError as exc:
-            raise fail(f"[server] {name} {str(file)!r}: {exc.strerror}") from None
+            raise fail(f"[server] {name} {_shown_file(file)}: {_reason(exc)}") from None
         if b"-----BEGIN" not in data:
-            raise fail(f"[server] {name} {str(file)!r} is not PEM")
+            raise fail(f"[server] {name} {_shown_file(file)} is not PEM")
         return data
 
     return Tls(
-        certificate_chain=read("tls_cert_file", cert),
-        private_key=read("tls_key_file", key),
-        client_ca=read("tls_client_ca_file", ca) if ca is not None else None,
+        certificate_chain=read("tls_cert_file"),
+        private_key=read("tls_key_file"),
+        client_ca=read("tls_client_ca_file") if ca is not None else None,
     )
 
 
@@ -465,18 +608,13 @@ def dev_apps(path: Path) -> tuple[App, ...]:
     Zoom does not know these keys: their tokens only verify here.
     """
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # token_urlsafe(32) gives 43 characters: never read as hex by jsrsasign.
-        apps = {
-            kind: {
-                "sdk_key": f"dev_{kind}_{secrets.token_hex(6)}",
-                "secret": secrets.token_urlsafe(32),
-            }
-            for kind in KINDS
-        }
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(apps, out, indent=2)
+        try:
+            _create_dev_apps(path)
+        except OSError as exc:
+            raise ConfigError(
+                f"{path}: cannot create development apps: {_reason(exc)}; "
+                "run from a writable folder, or configure apps"
+            ) from None
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
         return tuple(
@@ -492,3 +630,15 @@ def dev_apps(path: Path) -> tuple[App, ...]:
         raise ConfigError(
             f"{path}: unreadable development apps; delete the file to make new ones"
         ) from None
+
+
+def _create_dev_apps(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # token_urlsafe(32) gives 43 characters: never read as hex by jsrsasign.
+    apps = {
+        kind: {"sdk_key": f"dev_{kind}_{secrets.token_hex(6)}", "secret": secrets.token_urlsafe(32)}
+        for kind in KINDS
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(apps, out, indent=2)
