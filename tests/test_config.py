@@ -46,6 +46,7 @@ def test_toml_apps_with_secret_env_and_secret_file(tmp_path: Path) -> None:
 [server]
 listen = "127.0.0.1:6000"
 clock_skew = "45s"
+drain = "3s"
 shutdown_grace = "1m"
 log_level = "warning"
 
@@ -67,12 +68,13 @@ secret_file = "video.secret"
         ("web", "meeting", "key-a", SECRET.encode()),
         ("classes", "video", "key-b", (SECRET + "-video").encode()),
     ]
-    assert (config.listen, config.clock_skew, config.shutdown_grace, config.log_level) == (
-        "127.0.0.1:6000",
-        45,
-        60,
-        "warning",
-    )
+    assert (
+        config.listen,
+        config.clock_skew,
+        config.drain,
+        config.shutdown_grace,
+        config.log_level,
+    ) == ("127.0.0.1:6000", 45, 3, 60, "warning")
     assert SECRET not in repr(config)
 
 
@@ -375,6 +377,8 @@ def test_bad_rule_values(tmp_path: Path, line: str, says: str) -> None:
         ("clock_skew = 901", "[server] clock_skew: 901 s is too long; at most 900 s"),
         ("shutdown_grace = '2h'", "[server] shutdown_grace: 7200 s is too long; at most 3600 s"),
         ("clock_skew = inf", "[server] clock_skew: inf is not a duration"),
+        ("drain = '2h'", "[server] drain: 7200 s is too long; at most 3600 s"),
+        ("drain = -1", "[server] drain: -1 is not a duration"),
         ("shutdown_grace = 1e400", "[server] shutdown_grace: inf is not a duration"),
         ("log_level = nan", "[server] log_level: nan is not one of"),
         ("listen = 5", "[server] listen: must be a string"),

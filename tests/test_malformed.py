@@ -138,6 +138,7 @@ async def test_a_stream_that_never_sends_its_request_is_ended(
     target: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(_rpc, "REQUEST_READ_TIMEOUT", 0.5)
+    monkeypatch.setattr(_rpc, "SWEEP_INTERVAL", 0.1)
     answer = await asyncio.to_thread(h2_call, target, b"\x00\x00\x00\x00\x10abc", False)
     assert answer.get("grpc-status") == str(grpc.StatusCode.DEADLINE_EXCEEDED.value[0]), answer
     assert "no complete request message" in answer.get("grpc-message", "")

@@ -119,8 +119,8 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     workers = args.workers or default_workers()
-    # One process: grpc core's own lines come out as JSON lines too (a worker captures its own).
-    configure_logging(config.log_level, native_stderr=workers == 1)
+    # grpc core's own lines come out as JSON lines too (each worker captures its own).
+    configure_logging(config.log_level, native_stderr=True)
     if config.development:
         _warn_development(config)
     if problems:

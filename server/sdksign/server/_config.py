@@ -212,6 +212,7 @@ def _apps_from_environment(environ: Mapping[str, str]) -> tuple[App, ...]:
 _SERVER_KEYS = {
     "listen",
     "clock_skew",
+    "drain",
     "shutdown_grace",
     "log_level",
     "tls_cert_file",
@@ -336,6 +337,7 @@ def _from_file(path: Path, environ: Mapping[str, str]) -> Config:
         tls=_tls(server, path, fail),
         listen=listen,
         clock_skew=_server_duration(server, "clock_skew", 30, MAX_CLOCK_SKEW, path),
+        drain=_server_duration(server, "drain", DEFAULT_DRAIN, MAX_SHUTDOWN_GRACE, path),
         shutdown_grace=_server_duration(server, "shutdown_grace", 10, MAX_SHUTDOWN_GRACE, path),
         log_level=log_level,
     )

@@ -16,7 +16,7 @@ from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import zoom_sample_pb2 as zs
 
 from ._config import Config, ConfigError, Tls, exposure_problems, load_config
-from ._rpc import add_service
+from ._rpc import RequestDeadlines, add_service
 from ._service import SignatureService, ZoomSampleService
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SignatureService"].full_name
@@ -67,6 +67,7 @@ def build_server(
     server = grpc.aio.server(options=[*CONNECTION_OPTIONS, ("grpc.so_reuseport", int(reuse_port))])
     signatures = service or SignatureService(config)
     health_servicer = health.aio.HealthServicer()
+    deadlines = RequestDeadlines()
     for servicer, descriptor in (
         (signatures, pb.DESCRIPTOR.services_by_name["SignatureService"]),
         (health_servicer, health_pb2.DESCRIPTOR.services_by_name["Health"]),
@@ -76,7 +77,7 @@ def build_server(
             reflection_pb2.DESCRIPTOR.services_by_name["ServerReflection"],
         ),
     ):
-        add_service(server, servicer, descriptor)
+        add_service(server, servicer, descriptor, deadlines)
     return server, health_servicer
 
 

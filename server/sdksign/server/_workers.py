@@ -24,6 +24,7 @@ from types import FrameType
 import structlog
 
 from ._config import Config
+from ._logging import original_stderr
 from ._serve import ListenError
 
 log = structlog.get_logger("sdksign")
@@ -84,7 +85,8 @@ def serve_workers(config: Config, listen: str, workers: int) -> int:
             args=(config, address, index),
             name=f"sdksign-worker-{index}",
         )
-        process.start()
+        with original_stderr():  # the worker writes to the real stderr, not this one's pipe
+            process.start()
         processes[index] = (process, time.monotonic())
 
     def forward(signum: int, _frame: FrameType | None) -> None:
@@ -135,7 +137,7 @@ def _worker_main(config: Config, address: str, index: int) -> None:
     from ._logging import configure_logging
     from ._serve import run
 
-    configure_logging(config.log_level, worker=index)
+    configure_logging(config.log_level, worker=index, native_stderr=True)
     _stop_with_parent(os.getppid())
     try:
         run(config, address, reuse_port=True)
