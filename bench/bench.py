@@ -292,7 +292,7 @@ def count_failures(server_log: Path) -> int:
     """RPCs the server logged with a code other than OK or CANCELLED.
 
     When its time is up, h2load closes its connections with requests still in flight
-    (`-c` × `-m` of them at most); the server logs each of those as CANCELLED, and
+    (`-c` times `-m` of them at most); the server logs each of those as CANCELLED, and
     h2load counts them as started but not done, not as failed.
     """
     return sum(
