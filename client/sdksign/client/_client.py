@@ -31,19 +31,25 @@ DEFAULT_TARGET = "localhost:50051"
 MAX_RETRIES = 4  # gRPC caps a retry policy at 5 attempts
 
 
+# After a failed connection attempt gRPC waits this long before the next (its default is
+# 1 s): a replica or worker that went away mid-call is replaced within the retries' backoff.
+RECONNECT_BACKOFF_MS = 100
+
+
 def channel_options(retries: int) -> list[tuple[str, Any]]:
     """gRPC's own retry policy: up to `retries` more attempts, on UNAVAILABLE only."""
     if not 0 <= retries <= MAX_RETRIES:
         raise ValueError(f"retries must be from 0 to {MAX_RETRIES}, not {retries}")
+    reconnect = ("grpc.initial_reconnect_backoff_ms", RECONNECT_BACKOFF_MS)
     if retries == 0:
-        return [("grpc.enable_retries", 0)]
+        return [("grpc.enable_retries", 0), reconnect]
     policy = {
         "methodConfig": [
             {
                 "name": [{"service": "sdksign.v1.SignatureService"}],
                 "retryPolicy": {
                     "maxAttempts": retries + 1,
-                    "initialBackoff": "0.05s",
+                    "initialBackoff": "0.1s",
                     "maxBackoff": "1s",
                     "backoffMultiplier": 2,
                     "retryableStatusCodes": ["UNAVAILABLE"],
@@ -51,7 +57,7 @@ def channel_options(retries: int) -> list[tuple[str, Any]]:
             }
         ]
     }
-    return [("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(policy))]
+    return [("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(policy)), reconnect]
 
 
 def bearer_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
