@@ -74,7 +74,9 @@ async def _send(host: str, port: int, method: str, body: bytes | None) -> str:
     try:
         connection.initiate_connection()
         stream = connection.get_next_available_stream_id()
-        connection.send_headers(stream, _headers(host, port, method), end_stream=body is None)
+        connection.send_headers(
+            stream, request_headers(host, port, method), end_stream=body is None
+        )
         if body is not None:
             connection.send_data(stream, body, end_stream=True)
         writer.write(connection.data_to_send())
@@ -86,7 +88,7 @@ async def _send(host: str, port: int, method: str, body: bytes | None) -> str:
         writer.close()
 
 
-def _headers(host: str, port: int, method: str) -> list[tuple[str, str]]:
+def request_headers(host: str, port: int, method: str) -> list[tuple[str, str]]:
     return [
         (":method", "POST"),
         (":scheme", "http"),
@@ -109,7 +111,7 @@ async def _answer(
             return UNANSWERED
         for event in connection.receive_data(chunk):
             if isinstance(event, h2.events.ResponseReceived | h2.events.TrailersReceived):
-                status = _grpc_status(event.headers) or status
+                status = grpc_status(event.headers) or status
             elif isinstance(event, h2.events.DataReceived):
                 connection.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             elif isinstance(event, h2.events.StreamEnded):
@@ -122,7 +124,7 @@ async def _answer(
         await writer.drain()
 
 
-def _grpc_status(headers: object) -> str | None:
+def grpc_status(headers: object) -> str | None:
     for name, value in headers or []:  # type: ignore[attr-defined]
         if name == "grpc-status":
             return _CODES.get(int(value), f"grpc-status {value}")

@@ -1,6 +1,8 @@
-"""A replica killed behind the real Envoy (bench/fleet.py's Fleet): Zoom's sample JSON `POST /`
-through the gateway, paced by h2load over HTTP/1.1, outcomes by HTTP status. On a fresh gateway
-the kill comes right after the first requests; on a warm one, after seconds of traffic."""
+"""A replica killed or drained behind the real Envoy (bench/fleet.py's Fleet): Zoom's sample
+JSON `POST /` through the gateway, paced by h2load over HTTP/1.1, outcomes by HTTP status. On
+a fresh gateway the kill comes right after the first requests; on a warm one, after seconds of
+traffic. The drain (SIGTERM) comes on a warm gateway, and the load goes on past the drain's
+end, when the replica closes its listener: nothing may fail then either."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ from _soak_common import MEETING, OK, Outcomes, Row, Settings, Soak
 from _soak_h2load import H2load, run_h2load
 from _soak_server import scenario_config
 
+from sdksign.server._config import DEFAULT_DRAIN
+
 CONNECTIONS = 8
 FRESH_LEAD = 0.5  # seconds of load before the kill, fresh gateway
 WARM_LEAD = 3.0  # and warm
@@ -21,14 +25,18 @@ REPLICA_WORKERS = 1
 
 
 async def replica_kill_fresh(soak: Soak, row: Row) -> None:
-    await _replica_kill(soak, row, FRESH_LEAD, "replica-kill-fresh")
+    await _replica_loss(soak, row, FRESH_LEAD, "replica-kill-fresh")
 
 
 async def replica_kill_warm(soak: Soak, row: Row) -> None:
-    await _replica_kill(soak, row, WARM_LEAD, "replica-kill-warm")
+    await _replica_loss(soak, row, WARM_LEAD, "replica-kill-warm")
 
 
-async def _replica_kill(soak: Soak, row: Row, lead: float, name: str) -> None:
+async def replica_drain(soak: Soak, row: Row) -> None:
+    await _replica_loss(soak, row, WARM_LEAD, "replica-drain", drain=True)
+
+
+async def _replica_loss(soak: Soak, row: Row, lead: float, name: str, drain: bool = False) -> None:
     try:
         import fleet
     except ImportError:
@@ -43,22 +51,28 @@ async def _replica_kill(soak: Soak, row: Row, lead: float, name: str) -> None:
     ) as gateway:
         soak.logs += [replica.log_path for replica in gateway.replicas]
         soak.logs.append(directory / "envoy.log")
-        load = asyncio.create_task(_load(gateway.gateway_port, directory, settings, lead))
+        # A drained replica serves DEFAULT_DRAIN seconds more: the load outlasts that.
+        window = DEFAULT_DRAIN + 2.0 if drain else settings.gateway_window
+        load = asyncio.create_task(_load(gateway.gateway_port, directory, lead, window, settings))
         await asyncio.sleep(lead)
         killed = time.time()
-        gateway.kill_replica(VICTIM)
+        (gateway.drain_replica if drain else gateway.kill_replica)(VICTIM)
         result = await load
         stats = gateway.stats()
-    _report(row, result, killed, settings.gateway_window, lead)
+    _report(
+        row, result, killed, window, f"replica {VICTIM} {'SIGTERMed' if drain else 'SIGKILLed'}"
+    )
     row.note(
         f"Envoy: {stats.get('upstream_rq_retry', 0)} retries, "
         f"{stats.get('health_check.failure', 0)} failed health checks"
     )
 
 
-async def _load(port: int, directory: Path, settings: Settings, lead: float) -> H2load:
-    """JSON `POST /` at the gateway rate, `lead` seconds before the kill and the window after."""
-    rate, seconds = settings.gateway_rate, lead + settings.gateway_window
+async def _load(
+    port: int, directory: Path, lead: float, window: float, settings: Settings
+) -> H2load:
+    """JSON `POST /` at the gateway rate, `lead` seconds before the loss and `window` after."""
+    rate, seconds = settings.gateway_rate, lead + window
     body = directory / "sample.json"
     body.write_text(json.dumps({"meetingNumber": MEETING, "role": 0}))
     options = ["--h1", "-c", str(CONNECTIONS), "-n", str(int(rate * seconds))]
@@ -67,15 +81,15 @@ async def _load(port: int, directory: Path, settings: Settings, lead: float) -> 
     return await run_h2load(options, f"http://127.0.0.1:{port}/", directory / "h2load.log", seconds)
 
 
-def _report(row: Row, result: H2load, killed: float, window: float, lead: float) -> None:
+def _report(row: Row, result: H2load, killed: float, window: float, what: str) -> None:
     row.outcomes = _outcomes(result)
     around = [
         ms
         for start, ms in zip(result.starts_us, result.latencies_ms, strict=True)
         if killed - 0.5 <= start / 1e6 <= killed + window
     ]
-    row.note(f"replica {VICTIM} SIGKILLed after {lead:.1f} s of load")
-    row.note(f"max latency around the kill {max(around, default=0):.0f} ms")
+    row.note(f"{what}, then {window:.0f} s more of load")
+    row.note(f"max latency after it {max(around, default=0):.0f} ms")
     if row.outcomes.failed:
         row.miss(f"{row.outcomes.failed:,} requests failed")
 

@@ -13,11 +13,15 @@ answer by a generous deadline, transport errors), and checks its target:
   themselves within drain + grace, a new server then starts on the same port.
 - replica kill: 2 replicas behind Envoy (bench/fleet.py), JSON `POST /` paced by h2load, one
   replica SIGKILLed on a fresh gateway and on a warm one: 0 failed (by HTTP status).
+- replica drain: the same on a warm gateway with SIGTERM instead, the load going on past the
+  replica's drain period: 0 failed.
 - sighup: under load, a valid config change (reloaded by every worker), then an invalid one
   (refused by every worker, the previous config still serving): 0 failed.
 - fuzz: --fuzz-count fuzzed bodies and tokens, many at once: no UNKNOWN, INTERNAL, hung,
   transport error or dead worker.
 - frames: malformed gRPC frames over raw HTTP/2, each answered or reset within 5 s.
+- half-open: 10,000 streams that start a request and never finish it, on one worker: each
+  answered (DEADLINE_EXCEEDED), and the worker's memory back down once they are.
 - Then every log line of every server and gateway: no whole token, no configured secret.
 
 Prints the command, the machine and one Markdown table; exit status 1 if a target is missed.
@@ -45,7 +49,8 @@ import grpc
 from _soak_common import Row, Settings, Soak, table
 from _soak_frames import malformed_frames
 from _soak_fuzz import fuzz
-from _soak_gateway import replica_kill_fresh, replica_kill_warm
+from _soak_gateway import replica_drain, replica_kill_fresh, replica_kill_warm
+from _soak_halfopen import half_open
 from _soak_logscan import scan_logs
 from _soak_process import drain, parent_kill, worker_kill
 from _soak_reload import sighup
@@ -61,9 +66,11 @@ NAMES = (
     "worker-kill",
     "parent-kill",
     "replica-kill",
+    "replica-drain",
     "sighup",
     "fuzz",
     "frames",
+    "half-open",
 )
 
 
@@ -83,6 +90,7 @@ def scenarios(settings: Settings) -> list[tuple[str, str, Scenario, float]]:
         ("parent-kill", "parent kill: SIGKILL the parent of 2 workers", parent_kill, 120),
         ("replica-kill", "replica kill behind Envoy, fresh gateway", replica_kill_fresh, 180),
         ("replica-kill", "replica kill behind Envoy, warm gateway", replica_kill_warm, 180),
+        ("replica-drain", "replica SIGTERM (drain) behind Envoy, under load", replica_drain, 180),
         ("sighup", "SIGHUP: a valid config, then an invalid one", sighup, 90),
         (
             "fuzz",
@@ -91,6 +99,7 @@ def scenarios(settings: Settings) -> list[tuple[str, str, Scenario, float]]:
             60 + settings.fuzz_count / 200,
         ),
         ("frames", "malformed gRPC frames (raw HTTP/2)", malformed_frames, 180),
+        ("half-open", "half-open: 10,000 streams never finished", half_open, 120),
     ]
 
 

@@ -1,0 +1,157 @@
+"""Half-open streams: 10,000 calls that start a request and never finish it.
+
+One worker; CONNECTIONS raw HTTP/2 connections each open STREAMS_PER_CONNECTION Sign
+streams with a message cut short and no END_STREAM, then wait. The server must answer
+every one (DEADLINE_EXCEEDED once _rpc.REQUEST_READ_TIMEOUT has passed) and give back
+the memory they held: the worker's resident memory is read before, with all of them
+open, and after they were answered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+from collections import Counter
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
+from _soak_common import HUNG, SIGN, Row, Soak
+from _soak_frames import grpc_status, request_headers
+from _soak_server import rss_mib, scenario_config, serving
+
+CONNECTIONS = 10
+# The server takes at most 1,000 calls at once on one connection.
+STREAMS_PER_CONNECTION = 1000
+# A length prefix of 100 bytes, and 10 of them: a message that never ends.
+CUT_SHORT = struct.pack(">BI", 0, 100) + b"\x0a" * 10
+# The server ends them after 10 s (and sweeps each second); this is what we wait at most.
+ANSWER_WITHIN = 30.0
+
+
+async def half_open(soak: Soak, row: Row) -> None:
+    config = scenario_config(soak, "half-open")
+    async with serving(soak, "half-open", config, 1) as server:
+        pid = next(iter(server.workers().values()))
+        before = rss_mib(pid)
+        opened = _Opened()
+        host, port = server.address.rsplit(":", 1)
+        tasks = [
+            asyncio.create_task(_connection(host, int(port), opened)) for _ in range(CONNECTIONS)
+        ]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(opened.all.wait(), ANSWER_WITHIN)
+        await asyncio.sleep(1.0)
+        peak = rss_mib(pid)
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        await asyncio.sleep(2.0)
+        after = rss_mib(pid)
+        restarted = len(server.events("worker exited"))
+    for result in results:
+        if isinstance(result, BaseException):
+            row.outcomes.add(f"error: {type(result).__name__}", 0.0)
+            continue
+        for outcome, count in result.items():
+            for _ in range(count):
+                row.outcomes.add(outcome, 0.0)
+    row.note(f"{CONNECTIONS} connections x {STREAMS_PER_CONNECTION} streams, never finished")
+    row.note(f"worker RSS {_mib(before)} → {_mib(peak)} (all open) → {_mib(after)} MiB (answered)")
+    unanswered = sum(n for outcome, n in row.outcomes.counts.items() if outcome == HUNG)
+    if unanswered:
+        row.miss(f"{unanswered:,} streams never answered")
+    if None not in (before, peak, after) and after - before > (peak - before) / 2:  # type: ignore[operator]
+        row.miss("the worker kept more than half the memory the streams took")
+    if restarted:
+        row.miss(f"{restarted} worker(s) died and were restarted")
+
+
+class _Opened:
+    """How many connections have all their streams open; `all` is set once every one has."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.all = asyncio.Event()
+
+    def one_more(self) -> None:
+        self.count += 1
+        if self.count == CONNECTIONS:
+            self.all.set()
+
+
+async def _connection(host: str, port: int, opened: _Opened) -> Counter[str]:
+    """Open STREAMS_PER_CONNECTION cut-short Sign streams on one connection; their outcomes."""
+    reader, writer = await asyncio.open_connection(host, port)
+    connection = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
+    )
+    connection.local_settings = h2.settings.Settings(
+        client=True, initial_values={h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 2**16}
+    )
+    outcomes: Counter[str] = Counter()
+    try:
+        connection.initiate_connection()
+        writer.write(connection.data_to_send())
+        await _settle(reader, writer, connection)  # the server's SETTINGS: its stream limit
+        streams = min(STREAMS_PER_CONNECTION, connection.remote_settings.max_concurrent_streams)
+        open_streams: dict[int, str | None] = {}
+        for _ in range(streams):
+            stream = connection.get_next_available_stream_id()
+            connection.send_headers(stream, request_headers(host, port, SIGN))
+            connection.send_data(stream, CUT_SHORT)
+            open_streams[stream] = None
+        writer.write(connection.data_to_send())
+        await writer.drain()
+        opened.one_more()
+        await asyncio.wait_for(_answers(reader, writer, connection, open_streams), ANSWER_WITHIN)
+    except TimeoutError:
+        pass
+    finally:
+        writer.close()
+    for status in open_streams.values():
+        outcomes[status or HUNG] += 1
+    return outcomes
+
+
+async def _settle(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    connection: h2.connection.H2Connection,
+) -> None:
+    """Read until the server's first SETTINGS frame has been taken in and acknowledged."""
+    while True:
+        events = connection.receive_data(await reader.read(65536))
+        writer.write(connection.data_to_send())
+        await writer.drain()
+        if any(isinstance(e, h2.events.RemoteSettingsChanged) for e in events):
+            return
+
+
+async def _answers(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    connection: h2.connection.H2Connection,
+    streams: dict[int, str | None],
+) -> None:
+    """Read answers until every stream has its grpc-status (or was reset)."""
+    waiting = set(streams)
+    while waiting:
+        chunk = await reader.read(65536)
+        if not chunk:
+            return
+        for event in connection.receive_data(chunk):
+            stream = getattr(event, "stream_id", None)
+            if isinstance(event, h2.events.ResponseReceived | h2.events.TrailersReceived):
+                streams[event.stream_id] = grpc_status(event.headers) or streams[event.stream_id]
+            elif isinstance(event, h2.events.StreamReset) and not streams[event.stream_id]:
+                # (after the trailers, RST_STREAM NO_ERROR only says "stop sending")
+                streams[event.stream_id] = f"RST_STREAM {event.error_code}"
+            if isinstance(event, h2.events.StreamEnded | h2.events.StreamReset):
+                waiting.discard(stream)
+        writer.write(connection.data_to_send())
+        await writer.drain()
+
+
+def _mib(value: float | None) -> str:
+    return "gone" if value is None else f"{value:.1f}"
