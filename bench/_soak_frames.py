@@ -50,6 +50,10 @@ async def malformed_frames(soak: Soak, row: Row) -> None:
             unanswered[outcome][kind] += 1
     row.note(f"{len(FRAMES)} kinds of frame to each of Sign, Verify, Health/Check, at once")
     row.note(f"slowest answer {row.outcomes.max_ms() or 0:.0f} ms")
+    internal = {kind for kind, outcome, _ in results if outcome == "INTERNAL"}
+    if internal:
+        # gRPC's core answers these itself, before any code of ours runs.
+        row.note(f"INTERNAL from gRPC's core for: {', '.join(sorted(internal))}")
     for outcome, kinds in unanswered.items():
         if kinds:
             row.miss(f"{outcome}: " + ", ".join(f"{k} (to {n} methods)" for k, n in kinds.items()))

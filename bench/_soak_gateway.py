@@ -11,6 +11,7 @@ import json
 import time
 from pathlib import Path
 
+import fleet
 from _soak_common import MEETING, OK, Outcomes, Row, Settings, Soak
 from _soak_h2load import H2load, run_h2load
 from _soak_server import scenario_config
@@ -37,11 +38,6 @@ async def replica_drain(soak: Soak, row: Row) -> None:
 
 
 async def _replica_loss(soak: Soak, row: Row, lead: float, name: str, drain: bool = False) -> None:
-    try:
-        import fleet
-    except ImportError:
-        row.miss("bench/fleet.py (Fleet) is not in this checkout: not run")
-        return
     settings = soak.settings
     directory = soak.directory(name)
     config = scenario_config(soak, name)

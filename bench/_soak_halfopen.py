@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
+import time
 from collections import Counter
 
 import h2.config
@@ -37,9 +38,11 @@ async def half_open(soak: Soak, row: Row) -> None:
         pid = next(iter(server.workers().values()))
         before = rss_mib(pid)
         opened = _Opened()
+        answered_ms: list[float] = []
         host, port = server.address.rsplit(":", 1)
         tasks = [
-            asyncio.create_task(_connection(host, int(port), opened)) for _ in range(CONNECTIONS)
+            asyncio.create_task(_connection(host, int(port), opened, answered_ms))
+            for _ in range(CONNECTIONS)
         ]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(opened.all.wait(), ANSWER_WITHIN)
@@ -51,11 +54,11 @@ async def half_open(soak: Soak, row: Row) -> None:
         restarted = len(server.events("worker exited"))
     for result in results:
         if isinstance(result, BaseException):
-            row.outcomes.add(f"error: {type(result).__name__}", 0.0)
+            row.outcomes.counts[f"error: {type(result).__name__}"] += 1
             continue
-        for outcome, count in result.items():
-            for _ in range(count):
-                row.outcomes.add(outcome, 0.0)
+        row.outcomes.counts.update(result)
+    # Latency here is how long after they were sent the answers came (10 s by design).
+    row.outcomes.latencies_ms.extend(answered_ms)
     row.note(f"{CONNECTIONS} connections x {STREAMS_PER_CONNECTION} streams, never finished")
     row.note(f"worker RSS {_mib(before)} → {_mib(peak)} (all open) → {_mib(after)} MiB (answered)")
     unanswered = sum(n for outcome, n in row.outcomes.counts.items() if outcome == HUNG)
@@ -80,7 +83,9 @@ class _Opened:
             self.all.set()
 
 
-async def _connection(host: str, port: int, opened: _Opened) -> Counter[str]:
+async def _connection(
+    host: str, port: int, opened: _Opened, answered_ms: list[float]
+) -> Counter[str]:
     """Open STREAMS_PER_CONNECTION cut-short Sign streams on one connection; their outcomes."""
     reader, writer = await asyncio.open_connection(host, port)
     connection = h2.connection.H2Connection(
@@ -104,7 +109,9 @@ async def _connection(host: str, port: int, opened: _Opened) -> Counter[str]:
         writer.write(connection.data_to_send())
         await writer.drain()
         opened.one_more()
-        await asyncio.wait_for(_answers(reader, writer, connection, open_streams), ANSWER_WITHIN)
+        await asyncio.wait_for(
+            _answers(reader, writer, connection, open_streams, answered_ms), ANSWER_WITHIN
+        )
     except TimeoutError:
         pass
     finally:
@@ -133,8 +140,11 @@ async def _answers(
     writer: asyncio.StreamWriter,
     connection: h2.connection.H2Connection,
     streams: dict[int, str | None],
+    answered_ms: list[float],
 ) -> None:
-    """Read answers until every stream has its grpc-status (or was reset)."""
+    """Read answers until every stream has its grpc-status (or was reset); the time each
+    answer came, from when all the streams were sent, in `answered_ms`."""
+    sent = time.monotonic()
     waiting = set(streams)
     while waiting:
         chunk = await reader.read(65536)
@@ -148,6 +158,8 @@ async def _answers(
                 # (after the trailers, RST_STREAM NO_ERROR only says "stop sending")
                 streams[event.stream_id] = f"RST_STREAM {event.error_code}"
             if isinstance(event, h2.events.StreamEnded | h2.events.StreamReset):
+                if stream in waiting:
+                    answered_ms.append((time.monotonic() - sent) * 1000)
                 waiting.discard(stream)
         writer.write(connection.data_to_send())
         await writer.drain()

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from _soak_common import Soak
+from fleet import spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 MEETING_KEY = "SoakMeetingKey0123456"
@@ -150,29 +151,13 @@ async def start_server(
     soak.logs.append(log_path)
     command = [sys.executable, "-m", "sdksign.server", "serve", "--listen", listen]
     command += ["--workers", str(workers), "--config", str(config), *extra]
-    server = Server(_spawn(command, config.parent, server_env(soak.secrets), log_path), log_path)
+    server = Server(spawn(command, log_path, server_env(soak.secrets), config.parent), log_path)
     try:
         await _wait_listening(server, workers)
     except BaseException:
         kill_group(server)
         raise
     return server
-
-
-def _spawn(
-    command: list[str], cwd: Path, env: dict[str, str], log_path: Path
-) -> subprocess.Popen[bytes]:
-    """A process in a session of its own (its group can be killed whole), stderr to a file."""
-    with log_path.open("wb") as log_file:
-        return subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=log_file,
-            start_new_session=True,
-        )
 
 
 async def _wait_listening(server: Server, workers: int) -> None:

@@ -133,3 +133,14 @@ def server_process(tmp_path: Path, server_env: dict[str, str]) -> Iterator[Serve
 def log_lines(text: str) -> list[dict[str, object]]:
     """The JSON log lines of a server's stderr (other lines, such as warnings, skipped)."""
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+@pytest.fixture(scope="session")
+def gateway_files() -> None:
+    """What Envoy reads at start: the transcoder's descriptor set and the page (make builds them)."""
+    subprocess.run(
+        ["make", "--no-print-directory", "-s", "gateway/sdksign.pb", "web"],
+        cwd=ROOT,
+        check=True,
+        timeout=120,
+    )

@@ -5,7 +5,6 @@ be answered."""
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from bench import fleet
-from tests.conftest import ROOT
 
 # JSON `POST /` (Zoom's sample) and gRPC-web Sign, in turn.
 CALLS = [fleet.json_sign_call(), fleet.grpc_web_sign_call()]
@@ -21,15 +19,7 @@ RATE = 150  # requests per second
 TOTAL = 300  # two seconds of load
 
 
-@pytest.fixture(scope="module", autouse=True)
-def gateway_files() -> None:
-    """The transcoder's descriptor set and the page, which Envoy reads at start."""
-    subprocess.run(
-        ["make", "--no-print-directory", "-s", "gateway/sdksign.pb", "web"],
-        cwd=ROOT,
-        check=True,
-        timeout=120,
-    )
+pytestmark = pytest.mark.usefixtures("gateway_files")
 
 
 def report(name: str, result: fleet.LoadResult, stats: dict[str, int]) -> None:

@@ -25,15 +25,7 @@ CONFIGS = [ROOT / "gateway" / "envoy.yaml", ROOT / "examples" / "envoy-productio
 ALLOWED_ORIGIN = "http://localhost:3000"
 
 
-@pytest.fixture(scope="session", autouse=True)
-def descriptor_set() -> None:
-    """The transcoder's descriptor set, built by the Makefile as `make protos` builds it."""
-    subprocess.run(
-        ["make", "--no-print-directory", "-s", "gateway/sdksign.pb", "web"],
-        cwd=ROOT,
-        check=True,
-        timeout=120,
-    )
+pytestmark = pytest.mark.usefixtures("gateway_files")
 
 
 def free_port() -> int:

@@ -17,6 +17,7 @@ import h2.connection
 import h2.events
 import pytest
 from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sdksign.client import AsyncClient, Role, SdkSignError
 from sdksign.server import _rpc
@@ -177,3 +178,11 @@ async def test_the_server_still_answers_after_all_that(target: str) -> None:
                 await channel.unary_unary("/sdksign.v1.SignatureService/Sign")(body, timeout=5)
     async with AsyncClient(target) as client:
         assert (await client.sign_meeting("123456789", Role.PARTICIPANT)).token
+
+
+async def test_health_watch_still_streams(target: str) -> None:
+    async with grpc.aio.insecure_channel(target) as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+        first = await asyncio.wait_for(anext(aiter(watch)), 5)
+        watch.cancel()
+    assert first.status == health_pb2.HealthCheckResponse.SERVING
