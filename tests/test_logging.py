@@ -235,12 +235,17 @@ def test_any_jwt_in_any_text_is_replaced(
     assert token not in detail
 
 
-def test_a_63_kb_field_costs_a_millisecond_not_a_second() -> None:
-    # The eyJ regex before this backtracked over the whole run from every "eyJ": 0.9 s.
-    for text in ["eyJ" * 21000 + ".!.", "eyJ9.e30.x " * 5700, "e0e0.a.b " * 7000]:
-        start = time.process_time()
-        redact_and_bound(None, "info", {"event": "e", "meeting": text})
-        assert time.process_time() - start < 0.2
+def test_a_63_kb_field_of_near_tokens_is_redacted_then_cut() -> None:
+    # The eyJ regex before this backtracked over the whole run from every "eyJ" (0.9 s for
+    # the first; about a millisecond now, measured, not asserted: no timing in tests).
+    for text, redacted in [
+        ("eyJ" * 21000 + ".!.", False),
+        ("eyJ9.e30.x " * 5700, True),  # {} . {} . x: each one a token
+        ("e0e0.a.b " * 7000, False),
+    ]:
+        meeting = redact_and_bound(None, "info", {"event": "e", "meeting": text})["meeting"]
+        assert meeting.startswith("<token ") == redacted
+        assert len(meeting) < 280 and "…(+" in meeting
 
 
 # --- every field bounded ---------------------------------------------------------------------
