@@ -13,7 +13,7 @@ GEN_DIR := client
 PYTEST_ARGS ?=
 NODE_DEPS := tests/js/node_modules/.package-lock.json
 
-.PHONY: install protos check-protos run gateway web test lint typecheck bench clean fleet
+.PHONY: install protos check-protos run gateway web test lint typecheck bench clean fleet soak
 BENCH_ARGS ?=
 # Debian packages (h2load for make bench) are installed with apt-get, through sudo unless root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -104,17 +104,19 @@ typecheck: $(VENV)/.installed $(WEB_GEN) ## mypy on our own code (not the genera
 	$(VENV)/bin/mypy
 	web/node_modules/.bin/tsc -p web
 
-bench: $(VENV)/.installed ## h2load on a real server: Health/Check, Sign, Verify (and Zoom's sample with ZOOM_SAMPLE_DIR)
-	@command -v h2load >/dev/null || $(call APT_INSTALL,nghttp2-client)
+# Debian's h2load (nghttp2-client), the load generator of make bench and make soak.
+H2LOAD := /usr/bin/h2load
+$(H2LOAD):
+	$(call APT_INSTALL,nghttp2-client)
+
+bench: $(VENV)/.installed $(H2LOAD) ## h2load on a real server: Health/Check, Sign, Verify (and Zoom's sample with ZOOM_SAMPLE_DIR)
 	$(PY) bench/bench.py $(BENCH_ARGS)
 
 # Reliability scenarios, not part of `make test`: a steady soak, drain, worker/parent/replica
 # kills, SIGHUP, fuzzing, then a scan of every log line; one table, exit status 1 on a miss.
 # SOAK_ARGS: --quick (short runs), --only drain,fuzz,..., --fuzz-count N; see bench/soak.py --help.
-.PHONY: soak
 SOAK_ARGS ?=
-soak: $(VENV)/.installed $(DESCRIPTORS) $(WEB) ## reliability scenarios on real servers, Envoy and the client
-	@command -v h2load >/dev/null || $(call APT_INSTALL,nghttp2-client)
+soak: $(VENV)/.installed $(H2LOAD) $(DESCRIPTORS) $(WEB) ## reliability scenarios on real servers, Envoy and the client
 	$(PY) bench/soak.py $(SOAK_ARGS)
 
 clean:

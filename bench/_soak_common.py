@@ -145,7 +145,6 @@ class Soak:
 
     settings: Settings
     tmp: Path
-    drain_supported: bool
     # The apps' secrets, by the environment variable that hands each to the servers.
     secrets: dict[str, str] = field(default_factory=dict)
     logs: list[Path] = field(default_factory=list)

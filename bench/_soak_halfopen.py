@@ -21,7 +21,7 @@ import h2.events
 import h2.settings
 from _soak_common import HUNG, SIGN, Row, Soak
 from _soak_frames import grpc_status, request_headers
-from _soak_server import rss_mib, scenario_config, serving
+from _soak_server import rss_mib, scenario_config, serving, shown_mib
 
 CONNECTIONS = 10
 # The server takes at most 1,000 calls at once on one connection.
@@ -60,7 +60,9 @@ async def half_open(soak: Soak, row: Row) -> None:
     # Latency here is how long after they were sent the answers came (10 s by design).
     row.outcomes.latencies_ms.extend(answered_ms)
     row.note(f"{CONNECTIONS} connections x {STREAMS_PER_CONNECTION} streams, never finished")
-    row.note(f"worker RSS {_mib(before)} → {_mib(peak)} (all open) → {_mib(after)} MiB (answered)")
+    row.note(
+        f"worker RSS {shown_mib(before)} → {shown_mib(peak)} (all open) → {shown_mib(after)} MiB (answered)"
+    )
     unanswered = sum(n for outcome, n in row.outcomes.counts.items() if outcome == HUNG)
     if unanswered:
         row.miss(f"{unanswered:,} streams never answered")
@@ -163,7 +165,3 @@ async def _answers(
                 waiting.discard(stream)
         writer.write(connection.data_to_send())
         await writer.drain()
-
-
-def _mib(value: float | None) -> str:
-    return "gone" if value is None else f"{value:.1f}"

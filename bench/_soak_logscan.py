@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from _soak_common import Row, Soak
+
+from sdksign.server import fingerprint
 
 # Base64url segments joined by dots, three or more.
 _DOTTED = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*){2,}")
@@ -33,10 +34,6 @@ def _decodes_to_json(segment: str) -> bool:
     except (ValueError, binascii.Error):
         return False
     return True
-
-
-def fingerprint(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
 def scan_logs(soak: Soak, row: Row) -> None:

@@ -28,7 +28,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 DRAIN = 3  # seconds: the drain scenario's --drain
 DRAIN_GRACE = 5
-PARENT_DRAIN = 2  # the parent-kill scenario's drain, where this checkout has one
+PARENT_DRAIN = 2  # the parent-kill scenario's --drain
 PARENT_GRACE = 2
 # Past drain + grace, how long workers whose parent died may take to notice it and to exit.
 PARENT_MARGIN = 3.0
@@ -37,9 +37,6 @@ WARM_UP = 1.5  # seconds of load before the signal or the kill
 # A worker that dies within 2 s of its start stops the whole server (MIN_WORKER_LIFETIME):
 # the victim must have lived longer than that, or the kill tests that rule instead.
 WORKER_KILL_WARM_UP = 3.5
-# Where this checkout has no --drain, the servers' own default drain applies, unknown here:
-# this much is allowed for it.
-UNKNOWN_DRAIN_ALLOWANCE = 10
 STOP_SENDING_BEFORE_DRAIN_ENDS = 0.5
 RESPAWN_TIMEOUT = 15.0
 SERVICE = "sdksign.v1.SignatureService"
@@ -52,7 +49,7 @@ async def drain(soak: Soak, row: Row) -> None:
     """SIGTERM the parent under load, keep calling until the drain is nearly over: every call
     answered OK, exit status 0, one log line per call, health NOT_SERVING at once."""
     config = scenario_config(soak, "drain", grace=DRAIN_GRACE)
-    server = await start_server(soak, "drain", config, WORKERS, ["--drain", str(DRAIN)])
+    server = await start_server(soak, "drain", config, WORKERS, drain_option(DRAIN))
     try:
         await _drain_under_load(soak, server, row)
     finally:
@@ -174,23 +171,20 @@ def _check_respawn(row: Row, seconds: float | None, index: int) -> None:
 async def parent_kill(soak: Soak, row: Row) -> None:
     """SIGKILL the parent under load: calls in the drain window OK, the workers exit by
     themselves within drain + grace, and a new server starts on the same port."""
-    drain_seconds = PARENT_DRAIN if soak.drain_supported else None
     config = scenario_config(soak, "parent-kill", grace=PARENT_GRACE)
-    extra = drain_option(soak, PARENT_DRAIN)
+    extra = drain_option(PARENT_DRAIN)
     server = await start_server(soak, "parent-kill", config, WORKERS, extra)
     try:
-        await _parent_kill_under_load(soak, server, row, drain_seconds)
+        await _parent_kill_under_load(soak, server, row)
         await _restart_on_same_port(soak, server, row, extra)
     finally:
         kill_group(server)
 
 
-async def _parent_kill_under_load(
-    soak: Soak, server: Server, row: Row, drain_seconds: int | None
-) -> None:
+async def _parent_kill_under_load(soak: Soak, server: Server, row: Row) -> None:
     settings = soak.settings
     workers = list(server.workers().values())
-    sending = (drain_seconds or PARENT_DRAIN) - STOP_SENDING_BEFORE_DRAIN_ENDS
+    sending = PARENT_DRAIN - STOP_SENDING_BEFORE_DRAIN_ENDS
     async with Load(server.address, settings.load_rate, settings.deadline) as load:
         load.start()
         await asyncio.sleep(WARM_UP)
@@ -202,9 +196,7 @@ async def _parent_kill_under_load(
     row.outcomes = load.outcomes()
     row.note(f"{load.outcomes(since=killed).calls:,} calls in the {sending:.1f} s after the kill")
     _check_failures(row)
-    if drain_seconds is None:
-        row.note(f"no --drain here: {UNKNOWN_DRAIN_ALLOWANCE} s allowed for the default drain")
-    allowed = (drain_seconds or UNKNOWN_DRAIN_ALLOWANCE) + PARENT_GRACE + PARENT_MARGIN
+    allowed = PARENT_DRAIN + PARENT_GRACE + PARENT_MARGIN
     gone = await _all_gone(workers, killed + allowed)
     if gone is None:
         left = [pid for pid in workers if alive(pid)]

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from _soak_common import Soak
-from fleet import spawn
+from fleet import signal_group, spawn
 
 ROOT = Path(__file__).resolve().parent.parent
 MEETING_KEY = "SoakMeetingKey0123456"
@@ -77,19 +77,6 @@ def write_config(path: Path, text: str) -> None:
     partial = path.with_suffix(".partial")
     partial.write_text(text)
     partial.replace(path)
-
-
-def drain_supported() -> bool:
-    """Whether this checkout's `sdksign serve` takes --drain."""
-    result = subprocess.run(
-        [sys.executable, "-m", "sdksign.server", "serve", "--help"],
-        capture_output=True,
-        text=True,
-        env=server_env({}),
-        timeout=60,
-        check=False,
-    )
-    return "--drain" in result.stdout
 
 
 def server_env(secrets_by_variable: dict[str, str]) -> dict[str, str]:
@@ -196,8 +183,7 @@ async def stop(server: Server, seconds: float) -> int | None:
 
 def kill_group(server: Server) -> None:
     """SIGKILL whatever is left of the server's process group (workers whose parent is gone too)."""
-    with suppress(ProcessLookupError, PermissionError):
-        os.killpg(server.process.pid, signal.SIGKILL)
+    signal_group(server.process, signal.SIGKILL)
     with suppress(subprocess.TimeoutExpired):
         server.process.wait(10)
 
@@ -207,7 +193,7 @@ async def serving(
     soak: Soak, name: str, config: Path, workers: int, extra: Sequence[str] = ()
 ) -> AsyncIterator[Server]:
     """A server for the length of the block; stopped (and its group killed) however it ends."""
-    server = await start_server(soak, name, config, workers, [*drain_option(soak), *extra])
+    server = await start_server(soak, name, config, workers, [*drain_option(), *extra])
     try:
         yield server
     finally:
@@ -224,6 +210,11 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def shown_mib(value: float | None) -> str:
+    """A figure of rss_mib() for a table: MiB with one decimal, or "gone"."""
+    return "gone" if value is None else f"{value:.1f}"
 
 
 def rss_mib(pid: int) -> float | None:
@@ -249,6 +240,6 @@ def scenario_config(soak: Soak, name: str, grace: int = 3) -> Path:
 SHORT_DRAIN = 1
 
 
-def drain_option(soak: Soak, seconds: int = SHORT_DRAIN) -> list[str]:
-    """--drain SECONDS where this checkout has the option (else nothing: its default applies)."""
-    return ["--drain", str(seconds)] if soak.drain_supported else []
+def drain_option(seconds: int = SHORT_DRAIN) -> list[str]:
+    """--drain SECONDS."""
+    return ["--drain", str(seconds)]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from _soak_common import MEETING, Outcomes, Row, Soak
 from _soak_h2load import H2load, run_h2load
-from _soak_server import Server, rss_mib, scenario_config, serving
+from _soak_server import Server, rss_mib, scenario_config, serving, shown_mib
 
 from bench import GRPC_HEADERS, grpc_frame
 from sdksign.v1 import signature_service_pb2 as pb
@@ -91,10 +91,7 @@ def _outcomes(server: Server, logged_before: int, result: H2load) -> Outcomes:
 
 
 def _rss(before: dict[int, float | None], after: dict[int, float | None]) -> str:
-    def mib(value: float | None) -> str:
-        return "gone" if value is None else f"{value:.1f}"
-
     return ", ".join(
-        f"w{index} {mib(before.get(index))}→{mib(after.get(index))} MiB"
+        f"w{index} {shown_mib(before.get(index))}→{shown_mib(after.get(index))} MiB"
         for index in sorted(before | after)
     )

@@ -193,7 +193,7 @@ def spawn(
 
 def signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
     """`signum` to the process's whole group (its session leader's id is the group's)."""
-    with contextlib.suppress(ProcessLookupError):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signum)
 
 

@@ -54,7 +54,7 @@ from _soak_halfopen import half_open
 from _soak_logscan import scan_logs
 from _soak_process import drain, parent_kill, worker_kill
 from _soak_reload import sighup
-from _soak_server import ROOT, ServerError, drain_supported, new_secrets
+from _soak_server import ROOT, ServerError, new_secrets
 from _soak_steady import steady
 
 from bench import cpu_model, h2load_version
@@ -170,7 +170,7 @@ def header(soak: Soak) -> str:
             f"grpcio {grpc.__version__}, {h2load_version()}; fuzz seed {settings.seed}; "
             f"AsyncClient load {settings.load_rate:.0f} calls/s, gateway load "
             f"{settings.gateway_rate:.0f} requests/s; hung = no answer within "
-            f"{settings.deadline:.0f} s" + ("" if soak.drain_supported else "; no --drain here"),
+            f"{settings.deadline:.0f} s",
             "",
         ]
     )
@@ -226,7 +226,7 @@ def main() -> int:
     settings = settings_from(args.quick, given)
     only: set[str] | None = args.only
     tmp = Path(tempfile.mkdtemp(prefix="sdksign-soak-"))
-    soak = Soak(settings, tmp, drain_supported(), secrets=new_secrets())
+    soak = Soak(settings, tmp, secrets=new_secrets())
     print(header(soak), flush=True)
     rows = asyncio.run(run_all(soak, only))
     print(table(rows), flush=True)

@@ -12,13 +12,13 @@ from typing import NamedTuple
 
 from sdksign.v1 import signature_service_pb2 as pb
 
-from ._config import MIN_TOKEN_TTL, App, Config, Kind
+from ._config import MAX_TOKEN_TTL, MIN_TOKEN_TTL, App, Config, Kind
 from ._errors import FailedPrecondition, FieldViolation, InvalidArgument
 from ._policy import Caller, Grant, authorize
 from ._tokens import encode
 
 MIN_TTL = MIN_TOKEN_TTL
-MAX_TTL = 172800
+MAX_TTL = MAX_TOKEN_TTL
 DEFAULT_TTL = 7200
 
 GEO_REGIONS = frozenset(["AU", "BR", "CA", "CN", "DE", "HK", "IN", "JP", "MX", "NL", "SG", "US"])

@@ -118,7 +118,6 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    workers = args.workers or default_workers()
     # grpc core's own lines come out as JSON lines too (each worker captures its own).
     configure_logging(config.log_level, native_stderr=True)
     if config.development:
@@ -132,6 +131,7 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+    workers = args.workers or default_workers()
     try:
         if workers == 1:
             run(config, listen)

@@ -25,20 +25,6 @@ class RequestError(Exception):
         self.violations = tuple(violations)
 
 
-class InvalidArgument(RequestError):
-    """The request itself is wrong: each violation names a field and what it may hold."""
-
-    def __init__(self, violations: Sequence[FieldViolation]) -> None:
-        shown = bounded(violations)
-        text = "; ".join(
-            f"{v.field}: {v.description}" if v.field else v.description
-            for v in shown[:MAX_IN_MESSAGE]
-        )
-        if len(violations) > MAX_IN_MESSAGE:
-            text += f"; and {len(violations) - MAX_IN_MESSAGE} more (see the details)"
-        super().__init__(f"invalid request: {text}", violations)
-
-
 # What a status may carry, so that its trailers stay well under a client's metadata limit
 # (16 KiB by default in gRPC): a 60-field mistake still reaches the caller, cut short.
 MAX_VIOLATIONS = 10
@@ -63,6 +49,19 @@ def bounded(violations: Sequence[FieldViolation]) -> tuple[FieldViolation, ...]:
 def shorten(text: str, limit: int) -> str:
     """`text`, cut to `limit` characters (the last one an ellipsis) when longer."""
     return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
+class InvalidArgument(RequestError):
+    """The request itself is wrong: each violation names a field and what it may hold."""
+
+    def __init__(self, violations: Sequence[FieldViolation]) -> None:
+        text = "; ".join(
+            f"{v.field}: {v.description}" if v.field else v.description
+            for v in bounded(violations[:MAX_IN_MESSAGE])
+        )
+        if len(violations) > MAX_IN_MESSAGE:
+            text += f"; and {len(violations) - MAX_IN_MESSAGE} more (see the details)"
+        super().__init__(f"invalid request: {text}", violations)
 
 
 class DeadlineExceeded(RequestError):

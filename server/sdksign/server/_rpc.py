@@ -1,6 +1,9 @@
-"""The one thing every RPC shares: a log line, and errors turned into gRPC statuses.
+"""The one thing every RPC shares: its request read and parsed, a log line, and errors
+turned into gRPC statuses.
 
-Each unary handler is wrapped once, when it is registered (LoggedServicer). A
+Each handler is wrapped once, when it is registered (add_service), and gets its
+request as bytes: the wrapper reads it (RequestDeadlines ends a call whose request
+never arrives) and parses it, so that a bad body is INVALID_ARGUMENT, not UNKNOWN. A
 servicer raises RequestError (or returns); the wrapper aborts with the right code
 and a google.rpc.Status with details (BadRequest, ErrorInfo, RetryInfo,
 PreconditionFailure), maps anything unexpected to INTERNAL (never UNKNOWN), and
@@ -114,6 +117,8 @@ QUIET_PREFIX = "/grpc.health.v1.Health/"
 # A request message must arrive whole this soon after its call starts; a stream that never
 # sends one (or never ends it) is answered DEADLINE_EXCEEDED instead of holding memory.
 REQUEST_READ_TIMEOUT = 10.0
+# How often RequestDeadlines looks for calls that waited too long for their request.
+SWEEP_INTERVAL = 1.0
 
 
 def add_service(
@@ -238,10 +243,6 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 _MALLOC_TRIM = _malloc_trim()
-
-
-# How often RequestDeadlines looks for calls that waited too long for their request.
-SWEEP_INTERVAL = 1.0
 
 
 def parse_request(raw: bytes, request_type: type[Message]) -> Any:
