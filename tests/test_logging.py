@@ -23,7 +23,7 @@ import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sdksign.client import Client, Role
+from sdksign.client import Client, Role, SdkSignError
 from sdksign.server._logging import (
     ATOMIC_WRITE,
     LineWriter,
@@ -388,3 +388,25 @@ def test_grpc_core_lines_of_a_real_server_are_json(
     assert any("Failed parsing HTTP/2" in e["text"] for e in core)
     assert {e["level"] for e in core} <= {"warning", "info"}
     assert any(e["event"] == "rpc" for e in events)
+
+
+def test_a_bearer_token_traced_by_grpc_core_is_not_logged(
+    tmp_path: Path, server_env: dict[str, str]
+) -> None:
+    """With every tracer on, the core prints each request header, `authorization` among
+    them: the line comes out with the credential dropped."""
+    bearer = "bearer-" + "q" * 30
+    env = {**server_env, "GRPC_VERBOSITY": "debug", "GRPC_TRACE": "all"}
+    server = start_server_process(tmp_path, env, ["--workers", "1"])
+    try:
+        client = Client(server.target, bearer_token=bearer, retries=0)
+        with client, pytest.raises(SdkSignError):  # no such caller
+            client.sign_meeting("123456789", Role.PARTICIPANT)
+        deadline = time.monotonic() + 20
+        while "authorization: <redacted>" not in server.logs():
+            assert time.monotonic() < deadline, "the core never traced the header"
+            time.sleep(0.05)
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=30)
+    assert bearer not in server.logs()

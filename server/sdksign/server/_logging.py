@@ -320,6 +320,9 @@ _NATIVE_LINE_BYTES = 64 * 1024
 # The level of a grpc core line, from its first letter (absl's format: E1123 18:00:00.123456).
 _NATIVE_LEVELS = {"F": "critical", "E": "error", "W": "warning", "I": "info", "D": "debug"}
 _LEVEL_NUMBERS = logging.getLevelNamesMapping()
+# With GRPC_TRACE set, the core prints request headers, a caller's bearer token among them
+# ("HTTP:1:HDR:SVR: authorization: Bearer ..."): the rest of such a line is dropped.
+_CREDENTIAL_HEADER = re.compile(r"(?i)\b((?:proxy-)?authorization|cookie)\s*:.*")
 
 
 @dataclass(frozen=True)
@@ -433,7 +436,7 @@ def _write_native_line(
 def _write_json_line(
     line: bytes, original: int, floor: int, worker: int | None, stamp: UtcTimestamp
 ) -> None:
-    text = line.decode("utf-8", "replace").rstrip("\r")
+    text = _CREDENTIAL_HEADER.sub(r"\1: <redacted>", line.decode("utf-8", "replace").rstrip("\r"))
     level = _NATIVE_LEVELS.get(text[:1], "info")
     if not text.strip() or _LEVEL_NUMBERS[level.upper()] < floor:
         return
