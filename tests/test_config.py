@@ -16,12 +16,9 @@ import pytest
 
 from sdksign.client import Client, Role
 from sdksign.server import Config, ConfigError, load_config
-from sdksign.server._claims import MAX_TTL, MIN_TTL
 from sdksign.server._config import (
     MAX_CONFIG_BYTES,
     MAX_SECRET_BYTES,
-    MAX_TOKEN_TTL,
-    MIN_TOKEN_TTL,
     Tls,
     dev_apps,
     exposure_problems,
@@ -308,14 +305,6 @@ def test_exposure_problems(listen: str, tls: bool, policy: bool, problems: list[
     )
     found = exposure_problems(config, listen)
     assert [p.split(" (")[0] for p in found] == problems
-
-
-def test_min_ttl_is_the_claims_minimum() -> None:
-    assert MIN_TOKEN_TTL == MIN_TTL
-
-
-def test_max_ttl_is_the_claims_maximum() -> None:
-    assert MAX_TOKEN_TTL == MAX_TTL
 
 
 # --- every bad value is a ConfigError, never another exception -------------------------------

@@ -19,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sdksign.server import App, Diagnosis, Problem, diagnose, encode
-from sdksign.server._claims import MAX_TTL, MIN_TTL
+from sdksign.server._zoom import MAX_TTL, MIN_TTL
 from sdksign.v1 import signature_service_pb2 as pb
 from tests.conftest import MEETING_KEY, VIDEO_KEY
 from tests.helpers import CLAIM_NAMES, HS256, b64url, meeting_claims, raw_token, video_claims

@@ -12,14 +12,11 @@ from typing import NamedTuple
 
 from sdksign.v1 import signature_service_pb2 as pb
 
-from ._config import MAX_TOKEN_TTL, MIN_TOKEN_TTL, App, Config, Kind
+from ._config import App, Config
 from ._errors import FailedPrecondition, FieldViolation, InvalidArgument
 from ._policy import Caller, Grant, authorize
 from ._tokens import encode
-
-MIN_TTL = MIN_TOKEN_TTL
-MAX_TTL = MAX_TOKEN_TTL
-DEFAULT_TTL = 7200
+from ._zoom import DEFAULT_TTL, MAX_TTL, MIN_TTL, Sdk
 
 GEO_REGIONS = frozenset(["AU", "BR", "CA", "CN", "DE", "HK", "IN", "JP", "MX", "NL", "SG", "US"])
 # Role enum value -> the integer Zoom expects in `role` / `role_type`.
@@ -45,7 +42,7 @@ def mint(
     The request is checked first (INVALID_ARGUMENT), then the caller's rule
     (PERMISSION_DENIED): a caller learns what its rule allows only for valid requests.
     """
-    kind: Kind
+    kind: Sdk
     claims_field = request.WhichOneof("claims")
     if claims_field == "meeting":
         kind = "meeting"
@@ -232,7 +229,7 @@ def is_meeting_number(text: str) -> bool:
 
 
 def _pick_app(
-    name: str, kind: Kind, config: Config, violations: list[FieldViolation]
+    name: str, kind: Sdk, config: Config, violations: list[FieldViolation]
 ) -> App | None:
     if name:
         app = config.app_named(name)

@@ -26,20 +26,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 
-from ._policy import ANONYMOUS, ROLES, Caller, Policy, Rule
+from ._policy import ANONYMOUS, Caller, Policy, Rule
 from ._tokens import fingerprint
-
-Kind = Literal["meeting", "video"]
-KINDS: tuple[Kind, ...] = ("meeting", "video")
+from ._zoom import MAX_TTL, MIN_TTL, ROLES, SDKS, Sdk
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
-# The shortest and longest lifetimes a token may have; _claims.MIN_TTL and MAX_TTL are these.
-MIN_TOKEN_TTL = 1800
-MAX_TOKEN_TTL = 172800
 # iat is set this much before now, which shortens every token: at most half the shortest life.
-MAX_CLOCK_SKEW = MIN_TOKEN_TTL // 2
+MAX_CLOCK_SKEW = MIN_TTL // 2
 MAX_SHUTDOWN_GRACE = 3600
 # Rates and bursts beyond these are no limit at all; they keep the token bucket's floats finite.
 MAX_RATE = 1e9
@@ -50,7 +45,7 @@ MAX_SECRET_BYTES = 64 << 10
 MAX_PEM_BYTES = 1 << 20
 DEV_APPS_FILE = Path(".sdksign") / "dev-apps.json"
 
-_SAMPLE_VARIABLES: dict[Kind, tuple[str, str]] = {
+_SAMPLE_VARIABLES: dict[Sdk, tuple[str, str]] = {
     "meeting": ("ZOOM_MEETING_SDK_KEY", "ZOOM_MEETING_SDK_SECRET"),
     "video": ("ZOOM_VIDEO_SDK_KEY", "ZOOM_VIDEO_SDK_SECRET"),
 }
@@ -69,7 +64,7 @@ class App:
     """
 
     name: str
-    kind: Kind
+    kind: Sdk
     sdk_key: str
     secret: bytes = field(repr=False)
     previous_secrets: tuple[bytes, ...] = field(default=(), repr=False)
@@ -131,7 +126,7 @@ class Config:
     def app_named(self, name: str) -> App | None:
         return next((app for app in self.apps if app.name == name), None)
 
-    def apps_of_kind(self, kind: Kind) -> list[App]:
+    def apps_of_kind(self, kind: Sdk) -> list[App]:
         return [app for app in self.apps if app.kind == kind]
 
     def apps_with_key(self, sdk_key: str) -> list[App]:
@@ -381,8 +376,8 @@ def _app(
     for key in ("name", "kind", "sdk_key"):
         if not isinstance(raw.get(key), str) or not raw[key].strip():
             raise fail(f"{where}: {key} is required (a non-empty string)")
-    if raw["kind"] not in KINDS:
-        raise fail(f"{where}: kind {_shown(raw['kind'])} is not one of {', '.join(KINDS)}")
+    if raw["kind"] not in SDKS:
+        raise fail(f"{where}: kind {_shown(raw['kind'])} is not one of {', '.join(SDKS)}")
     if ("secret_env" in raw) == ("secret_file" in raw):
         raise fail(f"{where}: give exactly one of secret_env and secret_file")
     if "secret_env" in raw:
@@ -399,7 +394,7 @@ def _app(
     ]
     return App(
         name=raw["name"],
-        kind=cast(Kind, raw["kind"]),
+        kind=cast(Sdk, raw["kind"]),
         sdk_key=raw["sdk_key"],
         secret=secret,
         previous_secrets=tuple(previous),
@@ -493,10 +488,10 @@ def _max_ttl(raw: dict[str, Any], where: str, fail: Callable[[str], ConfigError]
         max_ttl = parse_duration(raw["max_ttl"], f"{where}: max_ttl")
     except ConfigError as exc:
         raise fail(str(exc)) from None
-    if not MIN_TOKEN_TTL <= max_ttl <= MAX_TOKEN_TTL:
+    if not MIN_TTL <= max_ttl <= MAX_TTL:
         raise fail(
-            f"{where}: max_ttl must be at least {MIN_TOKEN_TTL} s, Zoom's minimum, "
-            f"and at most {MAX_TOKEN_TTL} s (48 h), Zoom's maximum"
+            f"{where}: max_ttl must be at least {MIN_TTL} s, Zoom's minimum, "
+            f"and at most {MAX_TTL} s (48 h), Zoom's maximum"
         )
     return max_ttl
 
@@ -626,7 +621,7 @@ def dev_apps(path: Path) -> tuple[App, ...]:
                 sdk_key=stored[kind]["sdk_key"],
                 secret=stored[kind]["secret"].encode(),
             )
-            for kind in KINDS
+            for kind in SDKS
         )
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         raise ConfigError(
@@ -639,7 +634,7 @@ def _create_dev_apps(path: Path) -> None:
     # token_urlsafe(32) gives 43 characters: never read as hex by jsrsasign.
     apps = {
         kind: {"sdk_key": f"dev_{kind}_{secrets.token_hex(6)}", "secret": secrets.token_urlsafe(32)}
-        for kind in KINDS
+        for kind in SDKS
     }
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as out:

@@ -20,10 +20,11 @@ from typing import Any
 
 from sdksign.v1 import signature_service_pb2 as pb
 
-from ._claims import GEO_REGIONS, MAX_TTL, MIN_TTL, is_meeting_number, unknown_app
+from ._claims import GEO_REGIONS, is_meeting_number, unknown_app
 from ._config import App, Config
 from ._errors import FieldViolation, InvalidArgument
 from ._tokens import b64decode_lenient, hs256, parse_json
+from ._zoom import MAX_TTL, MIN_TTL
 
 # Epoch seconds reach 1e11 in the year 5138; epoch milliseconds passed it in 1973.
 MILLISECONDS_FROM = 100_000_000_000

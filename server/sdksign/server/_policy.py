@@ -17,8 +17,7 @@ from functools import cached_property
 from typing import NamedTuple
 
 from ._errors import PermissionDenied, ResourceExhausted, Unauthenticated
-
-ROLES = ("participant", "host")
+from ._zoom import ROLES
 
 
 @dataclass(frozen=True)

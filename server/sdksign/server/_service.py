@@ -15,13 +15,14 @@ from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from sdksign.v1 import zoom_sample_pb2 as zs
 from sdksign.v1 import zoom_sample_pb2_grpc as zs_grpc
 
-from ._claims import DEFAULT_TTL, ROLE_CLAIM, ROLE_NAMES, is_meeting_number, mint
+from ._claims import ROLE_CLAIM, ROLE_NAMES, is_meeting_number, mint
 from ._config import Config
 from ._diagnose import Diagnosis, check
 from ._errors import FieldViolation, InvalidArgument, RequestError
 from ._logging import bind
 from ._policy import Caller, RateLimiter, authorize_verify
 from ._tokens import fingerprint
+from ._zoom import DEFAULT_TTL
 
 _KINDS = {
     "meeting_web": pb.TOKEN_KIND_MEETING_WEB,
