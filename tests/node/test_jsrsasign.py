@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import jwt
@@ -14,9 +13,9 @@ import pytest
 from sdksign.client import AsyncClient, Role
 from sdksign.server import App, Config
 from sdksign.server._serve import bind, build_server
-from tests.conftest import MEETING_KEY
+from tests.conftest import MEETING_KEY, ROOT
 
-JS = Path(__file__).parent / "js"
+JS = ROOT / "tests" / "js"
 
 
 def node(script: str, data: dict[str, Any]) -> str:

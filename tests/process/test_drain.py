@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sdksign.client import AsyncClient, Role, SdkSignError
 from tests.conftest import ServerProcess, log_lines, start_server_process
-from tests.test_workers import events, wait_for
+from tests.process.test_workers import events, wait_for
 
 
 async def load(target: str, until: Callable[[], bool], tasks: int = 16) -> Counter[str]:
