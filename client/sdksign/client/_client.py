@@ -1,9 +1,15 @@
-"""AsyncClient and Client: SignatureService with deadlines, retries on UNAVAILABLE only, typed results."""
+"""AsyncClient and Client: SignatureService with deadlines, retries on UNAVAILABLE only, typed results.
+
+The two classes have the same methods, with the same parameters, defaults and docstrings;
+only `async` sets them apart. Each sign_* and verify takes the parameters of the request
+builder it calls (_types.meeting_request, video_request, verify_request), and
+tests/unit/test_client_signatures.py holds all three in step.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -90,6 +96,7 @@ class AsyncClient:
         timeout: float = 5.0,
         retries: int = 3,
     ) -> None:
+        """Open a channel to `target` (connected on the first call)."""
         options = channel_options(retries)
         self._metadata = bearer_metadata(bearer_token)
         self._channel = (
@@ -135,10 +142,13 @@ class AsyncClient:
         user_identity: str = "",
         session_key: str = "",
         geo_regions: Iterable[str] = (),
-        **flags: bool | None,
+        telemetry_tracking_id: str = "",
+        cloud_recording_option: bool | None = None,
+        cloud_recording_election: bool | None = None,
+        video_webrtc_mode: bool | None = None,
+        audio_webrtc_mode: bool | None = None,
     ) -> SignedToken:
-        """A Video SDK token. `flags`: cloud_recording_option, cloud_recording_election,
-        video_webrtc_mode, audio_webrtc_mode."""
+        """A Video SDK token; each flag left at None leaves its claim out."""
         return await self.sign(
             video_request(
                 session_name,
@@ -148,7 +158,11 @@ class AsyncClient:
                 user_identity=user_identity,
                 session_key=session_key,
                 geo_regions=geo_regions,
-                flags=flags,
+                telemetry_tracking_id=telemetry_tracking_id,
+                cloud_recording_option=cloud_recording_option,
+                cloud_recording_election=cloud_recording_election,
+                video_webrtc_mode=video_webrtc_mode,
+                audio_webrtc_mode=audio_webrtc_mode,
             )
         )
 
@@ -160,17 +174,17 @@ class AsyncClient:
         expected_meeting_number: str | int | None = None,
     ) -> Verification:
         """Diagnose any token; an invalid token is a result (valid=False), not an exception."""
+        request = verify_request(token, app=app, expected_meeting_number=expected_meeting_number)
         try:
             response = await self._stub.Verify(
-                verify_request(token, app, expected_meeting_number),
-                timeout=self._timeout,
-                metadata=self._metadata,
+                request, timeout=self._timeout, metadata=self._metadata
             )
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
         return verification(response)
 
     async def close(self) -> None:
+        """Close the channel; calls still in flight are cancelled."""
         await self._channel.close()
 
     async def __aenter__(self) -> Self:
@@ -186,7 +200,10 @@ class AsyncClient:
 
 
 class Client:
-    """A blocking client with the same calls, deadlines and retries as AsyncClient."""
+    """A blocking client with the same calls, deadlines and retries as AsyncClient.
+
+    Use `with Client(target) as client: ...`; its methods are AsyncClient's, without `await`.
+    """
 
     def __init__(
         self,
@@ -197,6 +214,7 @@ class Client:
         timeout: float = 5.0,
         retries: int = 3,
     ) -> None:
+        """Open a channel to `target` (connected on the first call)."""
         options = channel_options(retries)
         self._metadata = bearer_metadata(bearer_token)
         self._channel = (
@@ -225,7 +243,7 @@ class Client:
         ttl: timedelta | int | None = None,
         video_webrtc_mode: bool | None = None,
     ) -> SignedToken:
-        """See AsyncClient.sign_meeting."""
+        """A Meeting SDK token: with meeting number and role for the web SDK, neither for native SDKs."""
         return self.sign(
             meeting_request(
                 meeting_number, role, app=app, ttl=ttl, video_webrtc_mode=video_webrtc_mode
@@ -241,10 +259,14 @@ class Client:
         ttl: timedelta | int | None = None,
         user_identity: str = "",
         session_key: str = "",
-        geo_regions: Sequence[str] = (),
-        **flags: bool | None,
+        geo_regions: Iterable[str] = (),
+        telemetry_tracking_id: str = "",
+        cloud_recording_option: bool | None = None,
+        cloud_recording_election: bool | None = None,
+        video_webrtc_mode: bool | None = None,
+        audio_webrtc_mode: bool | None = None,
     ) -> SignedToken:
-        """See AsyncClient.sign_video."""
+        """A Video SDK token; each flag left at None leaves its claim out."""
         return self.sign(
             video_request(
                 session_name,
@@ -254,7 +276,11 @@ class Client:
                 user_identity=user_identity,
                 session_key=session_key,
                 geo_regions=geo_regions,
-                flags=flags,
+                telemetry_tracking_id=telemetry_tracking_id,
+                cloud_recording_option=cloud_recording_option,
+                cloud_recording_election=cloud_recording_election,
+                video_webrtc_mode=video_webrtc_mode,
+                audio_webrtc_mode=audio_webrtc_mode,
             )
         )
 
@@ -265,18 +291,16 @@ class Client:
         app: str | None = None,
         expected_meeting_number: str | int | None = None,
     ) -> Verification:
-        """See AsyncClient.verify."""
+        """Diagnose any token; an invalid token is a result (valid=False), not an exception."""
+        request = verify_request(token, app=app, expected_meeting_number=expected_meeting_number)
         try:
-            response = self._stub.Verify(
-                verify_request(token, app, expected_meeting_number),
-                timeout=self._timeout,
-                metadata=self._metadata,
-            )
+            response = self._stub.Verify(request, timeout=self._timeout, metadata=self._metadata)
         except grpc.RpcError as error:
             raise from_rpc_error(error) from None
         return verification(response)
 
     def close(self) -> None:
+        """Close the channel; calls still in flight are cancelled."""
         self._channel.close()
 
     def __enter__(self) -> Self:

@@ -87,13 +87,14 @@ def duration(ttl: timedelta | int | None) -> duration_pb2.Duration | None:
 
 
 def meeting_request(
-    meeting_number: str | int | None,
-    role: Role | None,
+    meeting_number: str | int | None = None,
+    role: Role | None = None,
     *,
-    app: str,
-    ttl: timedelta | int | None,
-    video_webrtc_mode: bool | None,
+    app: str = "",
+    ttl: timedelta | int | None = None,
+    video_webrtc_mode: bool | None = None,
 ) -> pb.SignRequest:
+    """The SignRequest for a Meeting SDK token (what both clients' sign_meeting send)."""
     claims = pb.MeetingClaims(
         meeting_number="" if meeting_number is None else str(meeting_number),
         role=role.value if role else pb.ROLE_UNSPECIFIED,
@@ -107,20 +108,35 @@ def video_request(
     session_name: str,
     role: Role,
     *,
-    app: str,
-    ttl: timedelta | int | None,
-    user_identity: str,
-    session_key: str,
-    geo_regions: Iterable[str],
-    flags: dict[str, bool | None],
+    app: str = "",
+    ttl: timedelta | int | None = None,
+    user_identity: str = "",
+    session_key: str = "",
+    geo_regions: Iterable[str] = (),
+    telemetry_tracking_id: str = "",
+    cloud_recording_option: bool | None = None,
+    cloud_recording_election: bool | None = None,
+    video_webrtc_mode: bool | None = None,
+    audio_webrtc_mode: bool | None = None,
 ) -> pb.SignRequest:
+    """The SignRequest for a Video SDK token (what both clients' sign_video send).
+
+    The four flags are the proto's optional bools: None leaves the claim out.
+    """
     claims = pb.VideoClaims(
         session_name=session_name,
         role=role.value,
         user_identity=user_identity,
         session_key=session_key,
         geo_regions=list(geo_regions),
+        telemetry_tracking_id=telemetry_tracking_id,
     )
+    flags = {
+        "cloud_recording_option": cloud_recording_option,
+        "cloud_recording_election": cloud_recording_election,
+        "video_webrtc_mode": video_webrtc_mode,
+        "audio_webrtc_mode": audio_webrtc_mode,
+    }
     for name, value in flags.items():
         if value is not None:
             setattr(claims, name, value)
@@ -128,8 +144,12 @@ def video_request(
 
 
 def verify_request(
-    token: str, app: str | None, expected_meeting_number: str | int | None
+    token: str,
+    *,
+    app: str | None = None,
+    expected_meeting_number: str | int | None = None,
 ) -> pb.VerifyRequest:
+    """The VerifyRequest (what both clients' verify send)."""
     request = pb.VerifyRequest(token=token)
     if app is not None:
         request.app = app
