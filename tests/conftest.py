@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sdksign.server import App, Config
-from sdksign.server._serve import bind, build_server
+from sdksign.server._serve import add_port, build_server
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -55,7 +55,7 @@ def config(meeting_app: App, video_app: App) -> Config:
 async def target(config: Config) -> AsyncIterator[str]:
     """An in-process grpc.aio server on a free loopback port, built exactly as `serve` builds it."""
     server, health_servicer = build_server(config)
-    port = bind(server, "127.0.0.1:0")
+    port = add_port(server, "127.0.0.1:0")
     await server.start()
     await health_servicer.set("", 1)
     try:

@@ -12,7 +12,7 @@ import pytest
 
 from sdksign.client import AsyncClient, Role
 from sdksign.server import App, Config
-from sdksign.server._serve import bind, build_server
+from sdksign.server._serve import add_port, build_server
 from tests.conftest import MEETING_KEY, ROOT
 
 JS = ROOT / "tests" / "js"
@@ -114,7 +114,7 @@ async def test_hex_looking_secret_read_as_hex_by_jsrsasign_is_named(target: str)
     server, _ = build_server(
         Config(apps=(App("hexy", "meeting", "HexKey", secret.encode()),), source="tests")
     )
-    port = bind(server, "127.0.0.1:0")
+    port = add_port(server, "127.0.0.1:0")
     await server.start()
     try:
         token = node(

@@ -23,7 +23,7 @@ from grpc_status import rpc_status
 from sdksign.client import AsyncClient, Role
 from sdksign.server import App, Config, load_config
 from sdksign.server._logging import configure_logging
-from sdksign.server._serve import bind, build_server
+from sdksign.server._serve import add_port, build_server
 from sdksign.server._tokens import fingerprint
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
@@ -106,7 +106,7 @@ async def serve_example(tmp_path: Path, example: str, **replace: str) -> AsyncIt
     logs = io.BytesIO()
     configure_logging("info", logs)
     server, _ = build_server(config)
-    port = bind(server, "127.0.0.1:0", config.tls)
+    port = add_port(server, "127.0.0.1:0", config.tls)
     await server.start()
     try:
         yield Deployment(port, authority, config, logs)
@@ -336,7 +336,7 @@ KEY = "RotatingMeetingKey0123"
 async def rotating() -> AsyncIterator[str]:
     app = App("meeting", "meeting", KEY, NEW_SECRET, previous_secrets=(OLD_SECRET,))
     server, _ = build_server(Config(apps=(app,), source="tests"))
-    port = bind(server, "127.0.0.1:0")
+    port = add_port(server, "127.0.0.1:0")
     await server.start()
     try:
         yield f"127.0.0.1:{port}"

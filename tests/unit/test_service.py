@@ -18,7 +18,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sdksign.client import AsyncClient, Client, Role, SdkSignError
 from sdksign.server import App, Config, _service, load_config
-from sdksign.server._serve import SERVICE_NAME, bind, build_server, serve
+from sdksign.server._serve import SERVICE_NAME, add_port, build_server, serve
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from tests.helpers import HS256, meeting_claims, raw_token
@@ -101,7 +101,7 @@ async def test_verify_refuses_bad_requests(
 
 async def test_missing_app_kind_is_failed_precondition(meeting_app: App) -> None:
     server, _ = build_server(Config(apps=(meeting_app,), source="tests"))
-    port = bind(server, "127.0.0.1:0")
+    port = add_port(server, "127.0.0.1:0")
     await server.start()
     try:
         async with AsyncClient(f"127.0.0.1:{port}") as client:

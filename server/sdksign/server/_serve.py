@@ -81,8 +81,9 @@ def build_server(
     return server, health_servicer
 
 
-def bind(server: grpc.aio.Server, listen: str, tls: Tls | None = None) -> int:
-    """Listen on `listen` (HOST:PORT, port 0 for any free one), with TLS if given; return the port."""
+def add_port(server: grpc.aio.Server, listen: str, tls: Tls | None = None) -> int:
+    """Add `listen` (HOST:PORT, port 0 for any free one) to the server's ports, with TLS if
+    given; return the port. The socket is bound here and listens once the server starts."""
     try:
         if tls is None:
             port: int = server.add_insecure_port(listen)
@@ -117,7 +118,7 @@ async def serve(config: Config, listen: str, reuse_port: bool = False) -> None:
     (SIGTERM only), then the listener closes and calls in flight get the grace period."""
     service = SignatureService(config)
     server, health_servicer = build_server(config, reuse_port, service)
-    port = bind(server, listen, config.tls)
+    port = add_port(server, listen, config.tls)
     await server.start()
     for name in ("", SERVICE_NAME, SAMPLE_SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
