@@ -11,11 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sdksign.server import Config, FailedPrecondition, InvalidArgument, mint
-from sdksign.server._claims import is_meeting_number
 from sdksign.server._config import App
+from sdksign.server._policy import Caller, Rule
+from sdksign.server._zoom import is_meeting_number
 from sdksign.v1 import signature_service_pb2 as pb
 
 NOW = 1_790_000_000.7
+# A caller whose rule allows everything: these tests are about the request alone.
+ANYONE = Caller(name="test", rule=Rule())
 
 
 def decode(token: str, secret: bytes) -> dict[str, object]:
@@ -32,7 +35,7 @@ def test_web_meeting_token_has_zoom_claims_in_order(config: Config, meeting_app:
     request = pb.SignRequest(
         meeting=pb.MeetingClaims(meeting_number="94843468909", role=pb.ROLE_HOST)
     )
-    minted = mint(request, config, NOW)
+    minted = mint(request, config, NOW, ANYONE)
     claims = decode(minted.token, meeting_app.secret)
     iat = 1_790_000_000 - 30
     assert list(claims) == ["appKey", "sdkKey", "mn", "role", "iat", "exp", "tokenExp"]
@@ -61,13 +64,13 @@ def test_participant_is_role_zero_and_webrtc_flag_is_an_integer(
             meeting_number="123456789", role=pb.ROLE_PARTICIPANT, video_webrtc_mode=True
         )
     )
-    claims = decode(mint(request, config, NOW).token, meeting_app.secret)
+    claims = decode(mint(request, config, NOW, ANYONE).token, meeting_app.secret)
     assert claims["role"] == 0 and type(claims["role"]) is int
     assert claims["video_webrtc_mode"] == 1 and type(claims["video_webrtc_mode"]) is int
 
 
 def test_native_token_has_no_meeting_number_and_no_role(config: Config, meeting_app: App) -> None:
-    minted = mint(pb.SignRequest(meeting=pb.MeetingClaims()), config, NOW)
+    minted = mint(pb.SignRequest(meeting=pb.MeetingClaims()), config, NOW, ANYONE)
     claims = decode(minted.token, meeting_app.secret)
     assert "mn" not in claims and "role" not in claims
     assert minted.role == ""
@@ -78,7 +81,7 @@ def test_ttl_sets_lifetime_within_bounds(config: Config, meeting_app: App) -> No
         request = pb.SignRequest(
             meeting=pb.MeetingClaims(), ttl=duration_pb2.Duration(seconds=seconds)
         )
-        claims = decode(mint(request, config, NOW).token, meeting_app.secret)
+        claims = decode(mint(request, config, NOW, ANYONE).token, meeting_app.secret)
         assert claims["exp"] - claims["iat"] == seconds  # type: ignore[operator]
 
 
@@ -95,7 +98,7 @@ def test_ttl_outside_bounds_names_the_field_and_range(
     config: Config, ttl: duration_pb2.Duration, shown: str
 ) -> None:
     with pytest.raises(InvalidArgument) as caught:
-        mint(pb.SignRequest(meeting=pb.MeetingClaims(), ttl=ttl), config, NOW)
+        mint(pb.SignRequest(meeting=pb.MeetingClaims(), ttl=ttl), config, NOW, ANYONE)
     description = violations(caught.value)["ttl"]
     assert shown in description and "1800" in description and "172800" in description
 
@@ -116,7 +119,7 @@ def test_ttl_outside_bounds_names_the_field_and_range(
 )
 def test_meeting_rules(config: Config, claims: pb.MeetingClaims, field: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
-        mint(pb.SignRequest(meeting=claims), config, NOW)
+        mint(pb.SignRequest(meeting=claims), config, NOW, ANYONE)
     assert field in violations(caught.value)
     assert caught.value.status == "INVALID_ARGUMENT"
 
@@ -128,14 +131,14 @@ def test_all_violations_are_reported_at_once(config: Config) -> None:
         ttl=duration_pb2.Duration(seconds=60),
     )
     with pytest.raises(InvalidArgument) as caught:
-        mint(request, config, NOW)
+        mint(request, config, NOW, ANYONE)
     assert set(violations(caught.value)) == {"app", "ttl", "meeting.meeting_number", "meeting.role"}
     assert "configured: meeting, video" in violations(caught.value)["app"]
 
 
 def test_no_claims_is_refused(config: Config) -> None:
     with pytest.raises(InvalidArgument) as caught:
-        mint(pb.SignRequest(), config, NOW)
+        mint(pb.SignRequest(), config, NOW, ANYONE)
     assert "claims" in violations(caught.value)
 
 
@@ -152,7 +155,7 @@ def test_video_token_claims(config: Config, video_app: App) -> None:
             audio_webrtc_mode=True,
         )
     )
-    minted = mint(request, config, NOW)
+    minted = mint(request, config, NOW, ANYONE)
     claims = decode(minted.token, video_app.secret)
     assert minted.app == video_app
     assert claims == {
@@ -193,7 +196,7 @@ def test_video_token_claims(config: Config, video_app: App) -> None:
 )
 def test_video_rules(config: Config, claims: pb.VideoClaims, field: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
-        mint(pb.SignRequest(video=claims), config, NOW)
+        mint(pb.SignRequest(video=claims), config, NOW, ANYONE)
     assert field in violations(caught.value)
 
 
@@ -201,12 +204,12 @@ def test_video_limits_are_inclusive(config: Config) -> None:
     claims = pb.VideoClaims(
         session_name="s" * 200, role=pb.ROLE_HOST, user_identity="u" * 35, session_key="k" * 36
     )
-    assert mint(pb.SignRequest(video=claims), config, NOW).token
+    assert mint(pb.SignRequest(video=claims), config, NOW, ANYONE).token
 
 
 def test_app_of_the_wrong_kind_is_refused(config: Config) -> None:
     with pytest.raises(InvalidArgument) as caught:
-        mint(pb.SignRequest(app="video", meeting=pb.MeetingClaims()), config, NOW)
+        mint(pb.SignRequest(app="video", meeting=pb.MeetingClaims()), config, NOW, ANYONE)
     assert "video app" in violations(caught.value)["app"]
 
 
@@ -214,16 +217,21 @@ def test_app_is_required_when_several_of_a_kind(meeting_app: App) -> None:
     other = App(name="other", kind="meeting", sdk_key="k2", secret=b"s2")
     config = Config(apps=(meeting_app, other), source="tests")
     with pytest.raises(InvalidArgument) as caught:
-        mint(pb.SignRequest(meeting=pb.MeetingClaims()), config, NOW)
+        mint(pb.SignRequest(meeting=pb.MeetingClaims()), config, NOW, ANYONE)
     assert "meeting, other" in violations(caught.value)["app"]
-    minted = mint(pb.SignRequest(app="other", meeting=pb.MeetingClaims()), config, NOW)
+    minted = mint(pb.SignRequest(app="other", meeting=pb.MeetingClaims()), config, NOW, ANYONE)
     assert decode(minted.token, b"s2")["sdkKey"] == "k2"
 
 
 def test_no_app_of_the_kind_is_a_failed_precondition(meeting_app: App) -> None:
     config = Config(apps=(meeting_app,), source="tests")
     with pytest.raises(FailedPrecondition) as caught:
-        mint(pb.SignRequest(video=pb.VideoClaims(session_name="s", role=pb.ROLE_HOST)), config, NOW)
+        mint(
+            pb.SignRequest(video=pb.VideoClaims(session_name="s", role=pb.ROLE_HOST)),
+            config,
+            NOW,
+            ANYONE,
+        )
     assert caught.value.status == "FAILED_PRECONDITION"
     assert "ZOOM_VIDEO_SDK_KEY" in caught.value.message
 
@@ -231,7 +239,8 @@ def test_no_app_of_the_kind_is_a_failed_precondition(meeting_app: App) -> None:
 def test_clock_skew_is_configurable(meeting_app: App) -> None:
     config = Config(apps=(meeting_app,), source="tests", clock_skew=0)
     claims = decode(
-        mint(pb.SignRequest(meeting=pb.MeetingClaims()), config, NOW).token, meeting_app.secret
+        mint(pb.SignRequest(meeting=pb.MeetingClaims()), config, NOW, ANYONE).token,
+        meeting_app.secret,
     )
     assert claims["iat"] == 1_790_000_000
     assert json.dumps(claims)  # plain JSON types only
@@ -271,7 +280,7 @@ def test_any_request_is_signed_or_refused_with_named_fields(
     else:
         request.meeting.CopyFrom(pb.MeetingClaims(meeting_number=number, role=role))  # type: ignore[arg-type]
     try:
-        minted = mint(request, config, NOW)
+        minted = mint(request, config, NOW, ANYONE)
     except InvalidArgument as refused:
         assert refused.violations and all(v.field and v.description for v in refused.violations)
     else:

@@ -49,7 +49,7 @@ def peer(**properties: list[bytes]) -> object:
 
 
 def meeting(role: str = "host", ttl: int = 3600, number: str = "94841234567") -> Grant:
-    return Grant(app="meeting", kind="meeting", role=role, ttl=ttl, meeting_number=number)
+    return Grant(app="meeting", sdk="meeting", role=role, ttl=ttl, meeting_number=number)
 
 
 # --- who is calling ---------------------------------------------------------------------
@@ -126,7 +126,7 @@ def test_a_grant_inside_every_rule_is_allowed() -> None:
 @pytest.mark.parametrize(
     ("grant", "rule"),
     [
-        (Grant(app="video", kind="video", role="host", ttl=3600, session_name="x"), "app"),
+        (Grant(app="video", sdk="video", role="host", ttl=3600, session_name="x"), "app"),
         (meeting(ttl=7201), "ttl"),
         (meeting(number="123456789"), "meeting"),
         (meeting(number=""), "meeting"),
@@ -149,7 +149,7 @@ def test_roles() -> None:
 
 
 def test_sessions() -> None:
-    video = Grant(app="video", kind="video", role="host", ttl=3600, session_name="room-12")
+    video = Grant(app="video", sdk="video", role="host", ttl=3600, session_name="room-12")
     authorize(ROOMS, video)
     with pytest.raises(PermissionDenied) as raised:
         authorize(ROOMS, video._replace(session_name="lobby"))

@@ -1,9 +1,9 @@
 """Sign: from a SignRequest to the claims of a Zoom SDK JWT, and the token itself.
 
-Everything here is pure: the caller passes the configuration and the clock.
-The claim names, order and types follow ../shared/docs/zoom-sdk-jwt.md and
-Zoom's auth-endpoint samples; every rule a request can break is collected and
-reported at once.
+Everything here is pure: the caller passes the configuration, the caller and the
+clock. The claim names, order and types are Zoom's rules in _zoom; every rule a
+request can break is collected and reported at once. mint() goes in four steps:
+check the request, pick the app, authorize the caller, sign.
 """
 
 from __future__ import annotations
@@ -13,15 +13,38 @@ from typing import NamedTuple
 from sdksign.v1 import signature_service_pb2 as pb
 
 from ._config import App, Config
-from ._errors import FailedPrecondition, FieldViolation, InvalidArgument
+from ._errors import FailedPrecondition, FieldViolation, InvalidArgument, unknown_app
 from ._policy import Caller, Grant, authorize
 from ._tokens import encode
-from ._zoom import DEFAULT_TTL, MAX_TTL, MIN_TTL, Sdk
+from ._zoom import (
+    DEFAULT_TTL,
+    GEO_REGIONS,
+    MAX_TTL,
+    MEETING_KEY,
+    MEETING_NUMBER,
+    MEETING_NUMBER_RULE,
+    MEETING_OLD_KEY,
+    MEETING_OPTIONAL,
+    MEETING_ROLE,
+    MEETING_TIMES,
+    MIN_TTL,
+    ROLE_CLAIM,
+    ROLE_NAMES,
+    SESSION_NAME,
+    SESSION_NAME_LENGTH,
+    VERSION,
+    VIDEO_KEY,
+    VIDEO_OPTIONAL,
+    VIDEO_ROLE,
+    VIDEO_TIMES,
+    VIDEO_VERSION,
+    Form,
+    OptionalClaim,
+    Sdk,
+    is_meeting_number,
+)
 
-GEO_REGIONS = frozenset(["AU", "BR", "CA", "CN", "DE", "HK", "IN", "JP", "MX", "NL", "SG", "US"])
-# Role enum value -> the integer Zoom expects in `role` / `role_type`.
-ROLE_CLAIM = {pb.ROLE_PARTICIPANT: 0, pb.ROLE_HOST: 1}
-ROLE_NAMES = {pb.ROLE_PARTICIPANT: "participant", pb.ROLE_HOST: "host"}
+Claims = pb.MeetingClaims | pb.VideoClaims
 
 
 class Minted(NamedTuple):
@@ -34,103 +57,133 @@ class Minted(NamedTuple):
     role: str  # "participant", "host" or "" for a native meeting token
 
 
-def mint(
-    request: pb.SignRequest, config: Config, now: float, caller: Caller | None = None
-) -> Minted:
+class Asked(NamedTuple):
+    """A Sign request that has passed its checks: the claims, the app, the lifetime."""
+
+    sdk: Sdk
+    claims: Claims
+    app: App
+    role: str  # "participant", "host" or "" for a native meeting token
+    ttl: int
+    ttl_given: bool  # False: DEFAULT_TTL, which a caller's max_ttl may shorten
+
+
+def mint(request: pb.SignRequest, config: Config, now: float, caller: Caller) -> Minted:
     """Validate `request`, pick its app, check `caller`'s rule and sign; raises RequestError.
 
     The request is checked first (INVALID_ARGUMENT), then the caller's rule
     (PERMISSION_DENIED): a caller learns what its rule allows only for valid requests.
     """
-    kind: Sdk
-    claims_field = request.WhichOneof("claims")
-    if claims_field == "meeting":
-        kind = "meeting"
-    elif claims_field == "video":
-        kind = "video"
+    asked = check_request(request, config)
+    ttl = authorize_request(asked, caller)
+    return sign(asked, ttl, now - config.clock_skew)
+
+
+def check_request(request: pb.SignRequest, config: Config) -> Asked:
+    """The request's claims, app and lifetime; raises InvalidArgument naming every bad
+    field, or FailedPrecondition when no app of the SDK asked for is configured."""
+    sdk: Sdk
+    claims: Claims
+    which = request.WhichOneof("claims")
+    if which == "meeting":
+        sdk, claims = "meeting", request.meeting
+    elif which == "video":
+        sdk, claims = "video", request.video
     else:
         raise InvalidArgument([FieldViolation("claims", "set exactly one of meeting or video")])
     violations: list[FieldViolation] = []
     ttl = _ttl(request, violations)
-    if claims_field == "meeting":
-        role_enum = request.meeting.role
-        _check_meeting(request.meeting, violations)
+    if isinstance(claims, pb.MeetingClaims):
+        _check_meeting(claims, violations)
     else:
-        role_enum = request.video.role
-        _check_video(request.video, violations)
-    app = _pick_app(request.app, kind, config, violations)
+        _check_video(claims, violations)
+    app = _pick_app(request.app, sdk, config, violations)
     if violations:
         raise InvalidArgument(violations)
     assert app is not None
-    if caller is not None:
-        rule_ttl = caller.rule.max_ttl
-        if not request.HasField("ttl") and rule_ttl is not None:
-            ttl = min(ttl, rule_ttl)  # no lifetime asked: the default, within the caller's rule
-        authorize(
-            caller,
-            Grant(
-                app=app.name,
-                kind=kind,
-                role=ROLE_NAMES.get(role_enum, ""),
-                ttl=ttl,
-                meeting_number=request.meeting.meeting_number if kind == "meeting" else "",
-                session_name=request.video.session_name if kind == "video" else "",
-            ),
-        )
+    role = ROLE_NAMES.get(claims.role, "")
+    return Asked(sdk, claims, app, role, ttl, ttl_given=request.HasField("ttl"))
 
-    iat = int(now) - config.clock_skew
-    exp = iat + ttl
-    if kind == "meeting":
-        payload = meeting_payload(app.sdk_key, request.meeting, iat, exp)
-    else:
-        payload = video_payload(app.sdk_key, request.video, iat, exp)
-    return Minted(
-        token=encode(payload, app.secret),
-        app=app,
-        issued_at=iat,
-        expires_at=exp,
-        role=ROLE_NAMES.get(role_enum, ""),
+
+def authorize_request(asked: Asked, caller: Caller) -> int:
+    """Check `asked` against `caller`'s rule (raises PermissionDenied or Unauthenticated);
+    return the lifetime to sign with: with none asked, the default within the rule's max."""
+    ttl = asked.ttl
+    if not asked.ttl_given and caller.rule.max_ttl is not None:
+        ttl = min(ttl, caller.rule.max_ttl)
+    claims = asked.claims
+    authorize(
+        caller,
+        Grant(
+            app=asked.app.name,
+            sdk=asked.sdk,
+            role=asked.role,
+            ttl=ttl,
+            meeting_number=claims.meeting_number if isinstance(claims, pb.MeetingClaims) else "",
+            session_name=claims.session_name if isinstance(claims, pb.VideoClaims) else "",
+        ),
     )
+    return ttl
+
+
+def sign(asked: Asked, ttl: int, issued_at: float) -> Minted:
+    """The token for `asked`, valid from `issued_at` (whole seconds) for `ttl` seconds."""
+    iat = int(issued_at)
+    exp = iat + ttl
+    sdk_key, claims = asked.app.sdk_key, asked.claims
+    if isinstance(claims, pb.MeetingClaims):
+        payload = meeting_payload(sdk_key, claims, iat, exp)
+    else:
+        payload = video_payload(sdk_key, claims, iat, exp)
+    token = encode(payload, asked.app.secret)
+    return Minted(token=token, app=asked.app, issued_at=iat, expires_at=exp, role=asked.role)
+
+
+# --- the payloads ---------------------------------------------------------------------------
 
 
 def meeting_payload(
     sdk_key: str, claims: pb.MeetingClaims, iat: int, exp: int
 ) -> dict[str, object]:
     """Meeting SDK claims in the order of Zoom's sample (appKey first, then sdkKey)."""
-    payload: dict[str, object] = {"appKey": sdk_key, "sdkKey": sdk_key}
+    payload: dict[str, object] = {MEETING_OLD_KEY: sdk_key, MEETING_KEY: sdk_key}
     if claims.meeting_number:
-        payload["mn"] = claims.meeting_number
-        payload["role"] = ROLE_CLAIM[claims.role]
-    payload.update(iat=iat, exp=exp, tokenExp=exp)
-    if claims.HasField("video_webrtc_mode"):
-        payload["video_webrtc_mode"] = int(claims.video_webrtc_mode)
+        payload[MEETING_NUMBER] = claims.meeting_number
+        payload[MEETING_ROLE] = ROLE_CLAIM[claims.role]
+    issued, expires, token_expires = MEETING_TIMES
+    payload.update({issued: iat, expires: exp, token_expires: exp})
+    _add_optional(payload, claims, MEETING_OPTIONAL)
     return payload
 
 
 def video_payload(sdk_key: str, claims: pb.VideoClaims, iat: int, exp: int) -> dict[str, object]:
     """Video SDK claims in the order of Zoom's Video SDK sample."""
+    issued, expires = VIDEO_TIMES
     payload: dict[str, object] = {
-        "app_key": sdk_key,
-        "tpc": claims.session_name,
-        "role_type": ROLE_CLAIM[claims.role],
-        "version": 1,
-        "iat": iat,
-        "exp": exp,
+        VIDEO_KEY: sdk_key,
+        SESSION_NAME: claims.session_name,
+        VIDEO_ROLE: ROLE_CLAIM[claims.role],
+        VERSION: VIDEO_VERSION,
+        issued: iat,
+        expires: exp,
     }
-    for name in ("user_identity", "session_key", "telemetry_tracking_id"):
-        if value := getattr(claims, name):
-            payload[name] = value
-    if claims.geo_regions:
-        payload["geo_regions"] = ",".join(claims.geo_regions)
-    for flag in (
-        "cloud_recording_option",
-        "cloud_recording_election",
-        "video_webrtc_mode",
-        "audio_webrtc_mode",
-    ):
-        if claims.HasField(flag):
-            payload[flag] = int(getattr(claims, flag))
+    _add_optional(payload, claims, VIDEO_OPTIONAL)
     return payload
+
+
+def _add_optional(
+    payload: dict[str, object], claims: Claims, optional: tuple[OptionalClaim, ...]
+) -> None:
+    """Each optional claim the request sets, as the token writes it."""
+    for name, form, _ in optional:
+        if form is Form.FLAG:
+            if claims.HasField(name):
+                payload[name] = int(getattr(claims, name))
+        elif value := getattr(claims, name):
+            payload[name] = ",".join(value) if form is Form.REGIONS else value
+
+
+# --- the request's checks -------------------------------------------------------------------
 
 
 def _ttl(request: pb.SignRequest, violations: list[FieldViolation]) -> int:
@@ -158,10 +211,7 @@ def _check_meeting(claims: pb.MeetingClaims, violations: list[FieldViolation]) -
     number, role = claims.meeting_number, claims.role
     if number and not is_meeting_number(number):
         violations.append(
-            FieldViolation(
-                "meeting.meeting_number",
-                "must be digits only (at most 20), without spaces or dashes, e.g. 94843468909",
-            )
+            FieldViolation("meeting.meeting_number", f"must be {MEETING_NUMBER_RULE}")
         )
     if role != pb.ROLE_UNSPECIFIED and role not in ROLE_CLAIM:
         violations.append(_role_violation("meeting.role", role))
@@ -181,77 +231,76 @@ def _check_meeting(claims: pb.MeetingClaims, violations: list[FieldViolation]) -
                 "SDK token",
             )
         )
-
-
-_VIDEO_LIMITS = {
-    "session_name": 200,
-    "user_identity": 35,
-    "session_key": 36,
-    "telemetry_tracking_id": 200,
-}
+    _check_optional(claims, MEETING_OPTIONAL, "meeting", violations)
 
 
 def _check_video(claims: pb.VideoClaims, violations: list[FieldViolation]) -> None:
-    if not claims.session_name:
+    session_name = len(claims.session_name)
+    if not session_name:
         violations.append(
-            FieldViolation("video.session_name", "is required (at most 200 characters)")
-        )
-    for name, limit in _VIDEO_LIMITS.items():
-        length = len(getattr(claims, name))
-        if length > limit:
-            violations.append(
-                FieldViolation(
-                    f"video.{name}", f"has {length} characters; at most {limit} are allowed"
-                )
+            FieldViolation(
+                "video.session_name", f"is required (at most {SESSION_NAME_LENGTH} characters)"
             )
+        )
+    elif session_name > SESSION_NAME_LENGTH:
+        violations.append(_too_long("video.session_name", session_name, SESSION_NAME_LENGTH))
     if claims.role not in ROLE_CLAIM:
         violations.append(_role_violation("video.role", claims.role))
-    for index, region in enumerate(claims.geo_regions):
-        if region not in GEO_REGIONS:
-            violations.append(
-                FieldViolation(
-                    f"video.geo_regions[{index}]",
-                    f"{region[:8]!r} is not a Zoom region; allowed: {', '.join(sorted(GEO_REGIONS))}",
-                )
-            )
+    _check_optional(claims, VIDEO_OPTIONAL, "video", violations)
 
 
-def unknown_app(name: str, config: Config) -> FieldViolation:
-    """The violation for an `app` field that names no configured app."""
-    configured = ", ".join(a.name for a in config.apps)
-    return FieldViolation("app", f"no app is named {name[:64]!r}; configured: {configured}")
+def _check_optional(
+    claims: Claims,
+    optional: tuple[OptionalClaim, ...],
+    prefix: str,
+    violations: list[FieldViolation],
+) -> None:
+    """The lengths of text claims and the names of regions (flags are bools: always valid)."""
+    for name, form, max_length in optional:
+        if form is Form.TEXT and (length := len(getattr(claims, name))) > max_length:
+            violations.append(_too_long(f"{prefix}.{name}", length, max_length))
+        elif form is Form.REGIONS:
+            for index, region in enumerate(getattr(claims, name)):
+                if region not in GEO_REGIONS:
+                    violations.append(
+                        FieldViolation(
+                            f"{prefix}.{name}[{index}]",
+                            f"{region[:8]!r} is not a Zoom region; allowed: "
+                            + ", ".join(sorted(GEO_REGIONS)),
+                        )
+                    )
 
 
-def is_meeting_number(text: str) -> bool:
-    """Digits only (ASCII), at most 20 of them."""
-    # isdigit() alone would take other scripts' digits too; ASCII ones are 0-9 only.
-    return len(text) <= 20 and text.isascii() and text.isdigit()
+def _too_long(field: str, length: int, limit: int) -> FieldViolation:
+    return FieldViolation(field, f"has {length} characters; at most {limit} are allowed")
 
 
-def _pick_app(
-    name: str, kind: Sdk, config: Config, violations: list[FieldViolation]
-) -> App | None:
+# --- the app --------------------------------------------------------------------------------
+
+
+def _pick_app(name: str, sdk: Sdk, config: Config, violations: list[FieldViolation]) -> App | None:
+    """The app named `name`, else the only app of `sdk`; violations say why there is none."""
     if name:
         app = config.app_named(name)
         if app is None:
-            violations.append(unknown_app(name, config))
-        elif app.kind != kind:
+            violations.append(unknown_app(name, [a.name for a in config.apps]))
+        elif app.kind != sdk:
             violations.append(
                 FieldViolation(
-                    "app", f"{name!r} is a {app.kind} app; {kind} claims need a {kind} app"
+                    "app", f"{name!r} is a {app.kind} app; {sdk} claims need a {sdk} app"
                 )
             )
         return app
-    candidates = config.apps_of_kind(kind)
+    candidates = config.apps_of_kind(sdk)
     if not candidates:
         raise FailedPrecondition(
-            f"no {kind} app is configured: add one to the configuration "
-            f"(or set ZOOM_{kind.upper()}_SDK_KEY and ZOOM_{kind.upper()}_SDK_SECRET)"
+            f"no {sdk} app is configured: add one to the configuration "
+            f"(or set ZOOM_{sdk.upper()}_SDK_KEY and ZOOM_{sdk.upper()}_SDK_SECRET)"
         )
     if len(candidates) > 1:
         names = ", ".join(a.name for a in candidates)
         violations.append(
-            FieldViolation("app", f"is required: several {kind} apps are configured ({names})")
+            FieldViolation("app", f"is required: several {sdk} apps are configured ({names})")
         )
         return None
     return candidates[0]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -105,3 +105,10 @@ class ResourceExhausted(RequestError):
         super().__init__(message)
         self.retry_after = retry_after
         self.subject = subject
+
+
+def unknown_app(name: str, configured: Iterable[str]) -> FieldViolation:
+    """The violation for an `app` field (of Sign or Verify) that names no configured app."""
+    return FieldViolation(
+        "app", f"no app is named {name[:64]!r}; configured: {', '.join(configured)}"
+    )

@@ -120,7 +120,7 @@ class Grant(NamedTuple):
     """What a validated Sign request asks for."""
 
     app: str
-    kind: str  # "meeting" or "video"
+    sdk: str  # "meeting" or "video"
     role: str  # "participant", "host", or "" for a native meeting token
     ttl: int
     meeting_number: str = ""
@@ -147,7 +147,7 @@ def authorize(caller: Caller, grant: Grant) -> None:
         )
     meetings, sessions = rule.meetings, rule.sessions
     if (
-        grant.kind == "meeting"
+        grant.sdk == "meeting"
         and meetings is not None
         and not _matches(grant.meeting_number, meetings)
     ):
@@ -156,11 +156,7 @@ def authorize(caller: Caller, grant: Grant) -> None:
             f"(allowed: {', '.join(meetings) or 'none'})",
             rule="meeting",
         )
-    if (
-        grant.kind == "video"
-        and sessions is not None
-        and not _matches(grant.session_name, sessions)
-    ):
+    if grant.sdk == "video" and sessions is not None and not _matches(grant.session_name, sessions):
         raise denied(
             f"{who} may not mint tokens for this session name "
             f"(allowed: {', '.join(sessions) or 'none'})",

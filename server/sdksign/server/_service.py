@@ -15,21 +15,21 @@ from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from sdksign.v1 import zoom_sample_pb2 as zs
 from sdksign.v1 import zoom_sample_pb2_grpc as zs_grpc
 
-from ._claims import ROLE_CLAIM, ROLE_NAMES, is_meeting_number, mint
+from ._claims import mint
 from ._config import Config
-from ._diagnose import Diagnosis, check
+from ._diagnose import PROBLEM_CODES, TOKEN_KINDS, Diagnosis, check
 from ._errors import FieldViolation, InvalidArgument, RequestError
 from ._logging import bind
 from ._policy import Caller, RateLimiter, authorize_verify
 from ._tokens import fingerprint
-from ._zoom import DEFAULT_TTL
-
-_KINDS = {
-    "meeting_web": pb.TOKEN_KIND_MEETING_WEB,
-    "meeting_native": pb.TOKEN_KIND_MEETING_NATIVE,
-    "video": pb.TOKEN_KIND_VIDEO,
-    "legacy_signature": pb.TOKEN_KIND_LEGACY_SIGNATURE,
-}
+from ._zoom import (
+    DEFAULT_TTL,
+    MEETING_NUMBER_RULE,
+    ROLE_NAME_OF_CLAIM,
+    ROLE_NAMES,
+    ROLE_OF_CLAIM,
+    is_meeting_number,
+)
 
 
 def _no_peer() -> dict[str, list[bytes]]:
@@ -48,9 +48,9 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         self._clock = clock
         self._limiter = RateLimiter()
 
-    def _caller(self, config: Config, context: grpc.aio.ServicerContext) -> Caller:
-        """Who is calling (raises Unauthenticated), within its rate limit (raises
-        ResourceExhausted); its name goes on the call's log line either way."""
+    def _admit(self, config: Config, context: grpc.aio.ServicerContext) -> Caller:
+        """Identify the caller (raises Unauthenticated), name it on the call's log line and
+        spend one request of its rate limit (raises ResourceExhausted)."""
         # Without TLS there is no client certificate to look at.
         peer = context.auth_context if config.tls is not None else _no_peer
         caller = config.policy.identify(context.invocation_metadata() or (), peer)
@@ -63,7 +63,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
     ) -> pb.SignResponse:
         config = self.config
         try:
-            caller = self._caller(config, context)
+            caller = self._admit(config, context)
             minted = mint(request, config, self._clock(), caller)
         except RequestError:
             bind(**_asked(request))  # a refusal is logged with what was asked for
@@ -88,7 +88,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
     ) -> pb.VerifyResponse:
         config = self.config
         bind(token_fp=fingerprint(request.token))
-        caller = self._caller(config, context)
+        caller = self._admit(config, context)
         authorize_verify(caller)
         diagnosis = check(request, config, int(self._clock()))
         claims = diagnosis.claims or {}
@@ -120,14 +120,14 @@ def verify_response(diagnosis: Diagnosis) -> pb.VerifyResponse:
         valid=diagnosis.valid,
         problems=[
             pb.Problem(
-                code=f"PROBLEM_CODE_{p.code}",
+                code=PROBLEM_CODES[p.code],
                 message=_utf8(p.message),
                 claim=_utf8(p.claim),
             )
             for p in diagnosis.problems
         ],
         app=diagnosis.app.name if diagnosis.app else "",
-        kind=_KINDS.get(diagnosis.kind, pb.TOKEN_KIND_UNSPECIFIED),
+        kind=TOKEN_KINDS[diagnosis.kind],
         secret_fingerprint=diagnosis.secret_fingerprint,
     )
     for name, value in (("claims", diagnosis.claims), ("header", diagnosis.header)):
@@ -190,18 +190,11 @@ def _set(target: struct_pb2.Value, item: Any, depth: int) -> None:
             _set(target.list_value.values.add(), element, depth - 1)
 
 
-# The role claim's integer -> the name the log uses ("participant", "host").
-_CLAIM_ROLES = {ROLE_CLAIM[role]: name for role, name in ROLE_NAMES.items()}
-
-
 def _role_claim(claims: dict[str, Any]) -> str:
     """The token's role as the log names it; anything but the integers 0 and 1 is left out."""
     value = claims.get("role", claims.get("role_type"))
-    return _CLAIM_ROLES.get(value, "") if type(value) is int else ""
+    return ROLE_NAME_OF_CLAIM.get(value, "") if type(value) is int else ""
 
-
-# The sample's `role` (the token's role claim, 0 or 1) -> our Role.
-_SAMPLE_ROLES = {claim: role for role, claim in ROLE_CLAIM.items()}
 
 # Sign's request fields -> the names Zoom's sample (and its JSON) uses for them.
 _SAMPLE_FIELDS = {
@@ -227,7 +220,7 @@ class ZoomSampleService(zs_grpc.ZoomSampleServiceServicer):  # type: ignore[misc
     ) -> zs.ZoomSampleServiceSignResponse:
         violations: list[FieldViolation] = []
         number = _sample_meeting_number(request, violations)
-        role = _SAMPLE_ROLES.get(request.role)
+        role = ROLE_OF_CLAIM.get(request.role)
         if role is None:
             violations.append(
                 FieldViolation("role", f"{request.role} is not 0 (participant) or 1 (host)")
@@ -263,11 +256,7 @@ def _sample_meeting_number(
     if kind == "string_value":
         number = value.string_value.strip()
         if not is_meeting_number(number):
-            violations.append(
-                FieldViolation(
-                    "meetingNumber", "must be digits only (at most 20), e.g. 94843468909"
-                )
-            )
+            violations.append(FieldViolation("meetingNumber", f"must be {MEETING_NUMBER_RULE}"))
         return number
     if kind == "number_value" and value.number_value.is_integer() and value.number_value > 0:
         if value.number_value >= 2**53:  # a JSON number this large has lost digits already

@@ -2,22 +2,122 @@
 
 Minting (_claims) and diagnosis (_diagnose) both read these; neither imports the
 other. docs/zoom-sdk-jwt.md explains each rule and the ways real code breaks it.
-Adding a claim means editing this module, the proto and the tests.
+
+Adding an optional claim means a line in MEETING_OPTIONAL or VIDEO_OPTIONAL (its
+name is also the field of MeetingClaims or VideoClaims that Sign takes it from),
+the field in the proto, and tests: Sign validates and writes it, Verify checks it.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from enum import Enum
+from typing import Literal, NamedTuple
+
+from sdksign.v1 import signature_service_pb2 as pb
 
 # Which SDK an app (and its tokens) is for; `kind` in the configuration file.
 Sdk = Literal["meeting", "video"]
 SDKS: tuple[Sdk, ...] = ("meeting", "video")
+
+# --- lifetime -------------------------------------------------------------------------------
 
 # A token's lifetime, exp - iat, in seconds: Zoom refuses less than 30 min and more than 48 h.
 MIN_TTL = 1800
 MAX_TTL = 172800
 # What Sign gives when no lifetime is asked for.
 DEFAULT_TTL = 7200
+# Epoch seconds reach 1e11 in the year 5138; epoch milliseconds passed it in 1973.
+MILLISECONDS_FROM = 100_000_000_000
+
+# --- roles ----------------------------------------------------------------------------------
 
 # The roles a token can carry, by name (the policy and the log use these).
 ROLES = ("participant", "host")
+# The proto's Role -> its name, and -> the integer of the `role` / `role_type` claim.
+ROLE_NAMES = {pb.ROLE_PARTICIPANT: "participant", pb.ROLE_HOST: "host"}
+ROLE_CLAIM = {pb.ROLE_PARTICIPANT: 0, pb.ROLE_HOST: 1}
+# The claim's integer -> the proto's Role, and -> the role's name.
+ROLE_OF_CLAIM = {claim: role for role, claim in ROLE_CLAIM.items()}
+ROLE_NAME_OF_CLAIM = {claim: ROLE_NAMES[role] for role, claim in ROLE_CLAIM.items()}
+
+# --- the meeting number ---------------------------------------------------------------------
+
+MEETING_NUMBER_DIGITS = 20
+MEETING_NUMBER_RULE = (
+    f"digits only (at most {MEETING_NUMBER_DIGITS}), without spaces or dashes, e.g. 94843468909"
+)
+
+
+def is_meeting_number(text: str) -> bool:
+    """Digits only (ASCII), at most MEETING_NUMBER_DIGITS of them."""
+    # isdigit() alone would take other scripts' digits too; ASCII ones are 0-9 only.
+    return len(text) <= MEETING_NUMBER_DIGITS and text.isascii() and text.isdigit()
+
+
+# --- claims ---------------------------------------------------------------------------------
+
+# Meeting SDK: the SDK key (sdkKey; appKey is its older name, written too), and for a web
+# token the meeting number and role; a native SDK token has neither.
+MEETING_KEY, MEETING_OLD_KEY = "sdkKey", "appKey"
+MEETING_NUMBER, MEETING_ROLE = "mn", "role"
+MEETING_TIMES = ("iat", "exp", "tokenExp")
+
+# Video SDK: the SDK key, the session name (tpc), the role and the version.
+VIDEO_KEY, SESSION_NAME, VIDEO_ROLE, VERSION = "app_key", "tpc", "role_type", "version"
+VIDEO_TIMES = ("iat", "exp")
+VIDEO_VERSION = 1
+SESSION_NAME_LENGTH = 200
+
+# Any of these in the claims says which SDK a token is for.
+MEETING_MARKERS = (MEETING_KEY, MEETING_OLD_KEY, MEETING_NUMBER)
+VIDEO_MARKERS = (VIDEO_KEY, SESSION_NAME, VIDEO_ROLE)
+
+GEO_REGIONS = frozenset(["AU", "BR", "CA", "CN", "DE", "HK", "IN", "JP", "MX", "NL", "SG", "US"])
+
+
+class Form(Enum):
+    """What an optional claim holds."""
+
+    TEXT = "text"  # a string of at most `max_length` characters; empty means unset
+    FLAG = "flag"  # the integer 0 or 1 (an optional bool in the proto)
+    REGIONS = "regions"  # GEO_REGIONS, comma-joined (a repeated string in the proto)
+
+
+class OptionalClaim(NamedTuple):
+    """A claim Sign writes only when the request sets it; the proto field has its name."""
+
+    name: str
+    form: Form
+    max_length: int = 0
+
+
+# In the order Zoom's samples write them, after the required claims.
+MEETING_OPTIONAL = (OptionalClaim("video_webrtc_mode", Form.FLAG),)
+VIDEO_OPTIONAL = (
+    OptionalClaim("user_identity", Form.TEXT, 35),
+    OptionalClaim("session_key", Form.TEXT, 36),
+    OptionalClaim("telemetry_tracking_id", Form.TEXT, 200),
+    OptionalClaim("geo_regions", Form.REGIONS),
+    OptionalClaim("cloud_recording_option", Form.FLAG),
+    OptionalClaim("cloud_recording_election", Form.FLAG),
+    OptionalClaim("video_webrtc_mode", Form.FLAG),
+    OptionalClaim("audio_webrtc_mode", Form.FLAG),
+)
+
+# Every claim of each SDK, in the order Sign writes them.
+MEETING_CLAIMS = (
+    MEETING_OLD_KEY,
+    MEETING_KEY,
+    MEETING_NUMBER,
+    MEETING_ROLE,
+    *MEETING_TIMES,
+    *(claim.name for claim in MEETING_OPTIONAL),
+)
+VIDEO_CLAIMS = (
+    VIDEO_KEY,
+    SESSION_NAME,
+    VIDEO_ROLE,
+    VERSION,
+    *VIDEO_TIMES,
+    *(claim.name for claim in VIDEO_OPTIONAL),
+)
