@@ -13,7 +13,7 @@ GEN_DIR := client
 PYTEST_ARGS ?=
 NODE_DEPS := tests/js/node_modules/.package-lock.json
 
-.PHONY: install protos check-protos run gateway web test lint typecheck bench clean fleet soak
+.PHONY: install protos check-protos run gateway web test test-unit lint typecheck bench clean fleet soak
 BENCH_ARGS ?=
 # Debian packages (h2load for make bench) are installed with apt-get, through sudo unless root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -91,6 +91,10 @@ $(NODE_DEPS): tests/js/package.json tests/js/package-lock.json
 
 test: $(VENV)/.installed $(NODE_DEPS) $(DESCRIPTORS) $(WEB) $(CHROMIUM) ## run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# tests/unit only: no server process, Envoy, Node or Chromium, so none of them is installed or built.
+test-unit: $(VENV)/.installed ## pure logic and in-process servers, seconds
+	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed $(NODE_DEPS) ## ruff (lint, format check) and buf lint on the protos
 	$(VENV)/bin/ruff check .

@@ -1,4 +1,5 @@
-"""Shared fixtures: test apps with throwaway secrets, an in-process server, a server process."""
+"""Shared fixtures: test apps with throwaway secrets, an in-process server, a server process;
+and each folder's markers."""
 
 from __future__ import annotations
 
@@ -21,8 +22,26 @@ from sdksign.server._serve import add_port, build_server
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
+# The markers (listed in pyproject.toml) each folder gives its tests, and those below it.
+# tests/unit has none: `-m "not process"` selects what `make test-unit` runs.
+FOLDER_MARKERS = {
+    "process": ("process",),
+    "gateway": ("process", "gateway"),
+    "browser": ("process", "gateway", "browser"),
+    "node": ("process", "node"),
+}
+
 MEETING_KEY = "TestMeetingKey0123456"
 VIDEO_KEY = "TestVideoKey012345678"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).parent
+    for item in items:
+        if item.path.is_relative_to(tests):
+            folders = item.path.relative_to(tests).parts[:-1]
+            for name in sorted({m for folder in folders for m in FOLDER_MARKERS.get(folder, ())}):
+                item.add_marker(name)
 
 
 @pytest.fixture(scope="session")

@@ -3,120 +3,22 @@
 from __future__ import annotations
 
 import base64
-import http.client
 import json
-import socket
 import struct
 import subprocess
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from sdksign.v1 import signature_service_pb2 as pb
 from tests.certs import Authority
-from tests.conftest import BIN, ROOT, ServerProcess, start_server_process
+from tests.conftest import ROOT
+from tests.gateway.conftest import CONFIGS, DESCRIPTORS, ENVOY, Gateway, serve_gateway
 
-ENVOY = BIN / "envoy"
-DESCRIPTORS = ROOT / "gateway" / "sdksign.pb"
-CONFIGS = [ROOT / "gateway" / "envoy.yaml", ROOT / "examples" / "envoy-production.yaml"]
 ALLOWED_ORIGIN = "http://localhost:3000"
 
 
 pytestmark = pytest.mark.usefixtures("gateway_files")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Gateway:
-    port: int
-    server: ServerProcess
-
-    def request(
-        self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
-    ) -> tuple[int, dict[str, str], bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
-        try:
-            connection.request(method, path, body=body, headers=headers or {})
-            response = connection.getresponse()
-            return (
-                response.status,
-                {k.lower(): v for k, v in response.getheaders()},
-                response.read(),
-            )
-        finally:
-            connection.close()
-
-
-def render(config: Path, tmp_path: Path, gateway_port: int, server_port: int) -> Path:
-    """gateway/envoy.yaml on this test's ports, with the descriptor set's absolute path."""
-    text = config.read_text()
-    for old, new in {
-        "port_value: 8080": f"port_value: {gateway_port}",
-        "port_value: 50051": f"port_value: {server_port}",
-        "proto_descriptor: gateway/sdksign.pb": f"proto_descriptor: {DESCRIPTORS}",
-        "filename: web/dist/": f"filename: {ROOT}/web/dist/",
-    }.items():
-        assert old in text, old
-        text = text.replace(old, new)
-    rendered = tmp_path / "envoy.yaml"
-    rendered.write_text(text)
-    return rendered
-
-
-def start_envoy(config: Path, tmp_path: Path) -> subprocess.Popen[bytes]:
-    log = (tmp_path / "envoy.log").open("wb")
-    return subprocess.Popen(
-        [str(ENVOY), "-c", str(config), "--disable-hot-restart", "-l", "warning"],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def wait_until_ready(gateway: Gateway, tmp_path: Path, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, (tmp_path / "envoy.log").read_text()
-        try:
-            status, _, _ = gateway.request("POST", "/", b"{}", {"content-type": "application/json"})
-            if status in (200, 400):  # the server answered through Envoy
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError((tmp_path / "envoy.log").read_text())
-
-
-def serve_gateway(
-    tmp_path: Path, env: dict[str, str], args: list[str] | None = None
-) -> Iterator[Gateway]:
-    server = start_server_process(tmp_path, env, ["--workers", "1", *(args or [])])
-    server_port = int(server.target.rsplit(":", 1)[1])
-    gateway_port = free_port()
-    envoy = start_envoy(render(CONFIGS[0], tmp_path, gateway_port, server_port), tmp_path)
-    gateway = Gateway(gateway_port, server)
-    try:
-        wait_until_ready(gateway, tmp_path, envoy)
-        yield gateway
-    finally:
-        envoy.terminate()
-        envoy.wait(timeout=15)
-        if server.process.poll() is None:
-            server.process.terminate()
-            server.process.wait(timeout=15)
-
-
-@pytest.fixture
-def gateway(tmp_path: Path, server_env: dict[str, str]) -> Iterator[Gateway]:
-    yield from serve_gateway(tmp_path, server_env)
 
 
 # --- every Envoy config in the repository is valid ---------------------------------------
@@ -354,57 +256,3 @@ def test_with_the_server_down_the_gateway_answers_503_at_once(gateway: Gateway) 
     )
     # Envoy's own answer: HTTP 503, with grpc-status 14 (UNAVAILABLE) for gRPC-web clients.
     assert (status, headers.get("grpc-status")) == (503, "14")
-
-
-# --- the web page, in a real Chromium ----------------------------------------------------------
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def test_the_page_signs_and_explains_tokens_in_chromium(gateway: Gateway) -> None:
-    from playwright.sync_api import expect, sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
-        )
-        try:
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{gateway.port}/")
-            expect(page.locator("h1")).to_have_text("sdksign")
-
-            page.fill("#meeting-number", "987654321")
-            page.select_option("#role", "host")
-            page.click("#sign")
-            expect(page.locator("#token")).to_contain_text("eyJ")
-            token = page.text_content("#token") or ""
-            claims = json.loads(page.text_content("#claims") or "{}")
-            assert (claims["mn"], claims["role"]) == ("987654321", 1)
-            assert page.text_content("#sdk-key") == claims["sdkKey"]
-
-            page.click("#verify")  # the page put the new token in the box
-            expect(page.locator("#verdict")).to_have_text("valid (app meeting)")
-            assert json.loads(page.text_content("#verified-claims") or "{}")["mn"] == "987654321"
-
-            page.fill(
-                "#pasted", token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")
-            )
-            page.click("#verify")
-            expect(page.locator("#verdict")).to_have_text("invalid")
-            expect(page.locator("#problems li").first).to_contain_text("BAD_SIGNATURE")
-
-            page.fill("#meeting-number", "98-76")
-            page.click("#sign")
-            expect(page.locator("#sign-error")).to_contain_text("InvalidArgument")
-            expect(page.locator("#sign-error")).to_contain_text("meeting.meeting_number")
-        finally:
-            browser.close()

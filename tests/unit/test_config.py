@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import stat
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import jwt
 import pytest
 
-from sdksign.client import Client, Role
 from sdksign.server import Config, ConfigError, load_config
 from sdksign.server._config import (
     MAX_CONFIG_BYTES,
@@ -24,7 +17,6 @@ from sdksign.server._config import (
     exposure_problems,
     parse_duration,
 )
-from tests.conftest import ROOT, log_lines, start_server_process
 
 SECRET = "s3cret-value-never-shown-0123456789abcdefgh"
 
@@ -456,65 +448,3 @@ def test_development_apps_that_cannot_be_written(tmp_path: Path) -> None:
 def test_long_values_are_cut_short_in_messages(tmp_path: Path) -> None:
     message = refusal(tmp_path, APP.replace('kind = "meeting"', f'kind = "{"w" * 10_000}"'))
     assert "kind 'wwww" in message and "..." in message and len(message) < 300
-
-
-# --- the same messages from a real process: at start, and on SIGHUP --------------------------
-
-
-def expected_refusal(path: Path, env: dict[str, str]) -> str:
-    with pytest.raises(ConfigError) as caught:
-        load_config(path, env)
-    return str(caught.value)
-
-
-def test_a_bad_config_at_start_is_one_line_and_exit_status_2(tmp_path: Path) -> None:
-    config = write(tmp_path, APP + "[anonymous]\nrate = nan\n")
-    env = {"S": SECRET}
-    done = subprocess.run(
-        [sys.executable, "-m", "sdksign.server", "serve", "--config", str(config)],
-        cwd=tmp_path,
-        env={
-            "PATH": os.environ["PATH"],
-            "PYTHONPATH": f"{ROOT / 'client'}:{ROOT / 'server'}",
-            **env,
-        },
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert done.returncode == 2
-    assert done.stderr.splitlines() == [
-        f"sdksign: configuration error: {expected_refusal(config, env)}"
-    ]
-    assert "rate must be a number" in done.stderr and "Traceback" not in done.stderr
-
-
-def test_sighup_with_a_secret_file_that_is_not_utf8_is_refused_and_serving_goes_on(
-    tmp_path: Path,
-) -> None:
-    secret_file = tmp_path / "web.secret"
-    secret_file.write_text(SECRET + "\n")
-    config = write(tmp_path, APP.replace('secret_env = "S"', 'secret_file = "web.secret"'))
-    server = start_server_process(tmp_path, {}, ["--config", str(config), "--workers", "1"])
-    try:
-        secret_file.write_bytes(LATIN1.encode("latin-1"))
-        expected = expected_refusal(config, {})
-        server.process.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 20
-        while "reload refused" not in server.logs():
-            assert time.monotonic() < deadline and server.process.poll() is None, server.logs()
-            time.sleep(0.05)
-        with Client(server.target) as client:
-            token = client.sign_meeting("123456789", Role.PARTICIPANT).token
-        # Signed with the secret of the configuration it started with.
-        assert jwt.decode(token, SECRET, algorithms=["HS256"])["sdkKey"] == "k"
-        assert server.process.poll() is None
-    finally:
-        server.process.terminate()
-        server.process.wait(timeout=15)
-    logs = server.logs()
-    refused = [line for line in log_lines(logs) if str(line["event"]).startswith("reload refused")]
-    assert [line["error"] for line in refused] == [expected]
-    assert "not UTF-8 text" in expected and "Traceback" not in logs
-    assert SECRET not in logs and "cret-in" not in logs
