@@ -8,6 +8,8 @@ import hmac
 import json
 from typing import Any
 
+from sdksign.server._zoom import MEETING_CLAIMS, VIDEO_CLAIMS
+
 
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
@@ -37,27 +39,7 @@ def raw_token(
 HS256 = {"alg": "HS256", "typ": "JWT"}
 
 # Every claim either SDK knows, for property tests that mix them.
-CLAIM_NAMES = [
-    "sdkKey",
-    "appKey",
-    "mn",
-    "role",
-    "iat",
-    "exp",
-    "tokenExp",
-    "video_webrtc_mode",
-    "app_key",
-    "role_type",
-    "tpc",
-    "version",
-    "user_identity",
-    "session_key",
-    "geo_regions",
-    "cloud_recording_option",
-    "cloud_recording_election",
-    "telemetry_tracking_id",
-    "audio_webrtc_mode",
-]
+CLAIM_NAMES = list(dict.fromkeys([*MEETING_CLAIMS, *VIDEO_CLAIMS]))
 
 
 def meeting_claims(key: str, now: int, **overrides: Any) -> dict[str, Any]:
