@@ -31,6 +31,9 @@ FOLDER_MARKERS = {
     "node": ("process", "node"),
 }
 
+# Helpers that assert, outside a test module: pytest shows their values as it does in a test.
+pytest.register_assert_rewrite("tests.unit.diagnose_helpers")
+
 MEETING_KEY = "TestMeetingKey0123456"
 VIDEO_KEY = "TestVideoKey012345678"
 
