@@ -75,61 +75,85 @@ def reserve_port(listen: str) -> tuple[socket.socket, str]:
 def serve_workers(config: Config, listen: str, workers: int) -> int:
     """Run `workers` worker processes until SIGTERM or SIGINT; return the exit status."""
     held, address = reserve_port(listen)
-    context = multiprocessing.get_context("spawn")
-    processes: dict[int, tuple[BaseProcess, float]] = {}
-    stopping = False
+    supervisor = _Supervisor(config, address)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, supervisor.forward)
+    log.info("starting workers", workers=workers, address=address)
+    for index in range(workers):
+        supervisor.start(index)
+    try:
+        status = supervisor.replace_until_stopped()
+    finally:
+        supervisor.stop_all()
+        held.close()
+    log.info("stopped", workers=workers)
+    return status
 
-    def start(index: int) -> None:
-        process = context.Process(
+
+class _Supervisor:
+    """The parent's side of the workers: it starts them, forwards signals to them, replaces
+    one that dies, and at the end waits for all of them to stop."""
+
+    def __init__(self, config: Config, address: str) -> None:
+        self._config = config
+        self._address = address
+        self._context = multiprocessing.get_context("spawn")
+        self._processes: dict[int, tuple[BaseProcess, float]] = {}  # index: (process, started)
+        self._stopping = False
+
+    def start(self, index: int) -> None:
+        """Start worker `index` (again, when it has died)."""
+        process = self._context.Process(
             target=_worker_main,
-            args=(config, address, index),
+            args=(self._config, self._address, index),
             name=f"sdksign-worker-{index}",
         )
         with original_stderr():  # the worker writes to the real stderr, not this one's pipe
             process.start()
-        processes[index] = (process, time.monotonic())
+        self._processes[index] = (process, time.monotonic())
 
-    def forward(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
+    def forward(self, signum: int, _frame: FrameType | None) -> None:
+        """The signal handler: `signum` to every running worker; SIGTERM and SIGINT also stop
+        the replacing."""
         if signum in (signal.SIGTERM, signal.SIGINT):
-            stopping = True
-        log.info("forwarding signal", signal=signal.Signals(signum).name, workers=len(processes))
-        for process, _ in processes.values():
+            self._stopping = True
+        log.info(
+            "forwarding signal", signal=signal.Signals(signum).name, workers=len(self._processes)
+        )
+        for process, _ in self._processes.values():
             if process.pid is not None and process.exitcode is None:
                 os.kill(process.pid, signum)
 
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, forward)
-    log.info("starting workers", workers=workers, address=address)
-    for index in range(workers):
-        start(index)
+    def replace_until_stopped(self) -> int:
+        """Replace each worker that dies until SIGTERM or SIGINT; return the exit status.
 
-    status = 0
-    try:
-        while not stopping:
-            wait([p.sentinel for p, _ in processes.values()], timeout=1.0)
-            for index, (process, started) in list(processes.items()):
-                if process.exitcode is None or stopping:
+        A worker that dies within MIN_WORKER_LIFETIME of its start stops them all, status 1.
+        """
+        while not self._stopping:
+            wait([p.sentinel for p, _ in self._processes.values()], timeout=1.0)
+            for index, (process, started) in list(self._processes.items()):
+                if process.exitcode is None or self._stopping:
                     continue
                 lived = time.monotonic() - started
                 log.error("worker exited", worker=index, exit_code=process.exitcode)
                 if lived < MIN_WORKER_LIFETIME:
                     log.error("worker failed right after its start: stopping", worker=index)
-                    status = 1
-                    forward(signal.SIGTERM, None)
-                    break
-                start(index)
-    finally:
+                    self.forward(signal.SIGTERM, None)
+                    return 1
+                self.start(index)
+        return 0
+
+    def stop_all(self) -> None:
+        """Wait for the workers to drain and stop (STOP_MARGIN past the grace period), then
+        kill those still running."""
+        config = self._config
         deadline = time.monotonic() + config.drain + config.shutdown_grace + STOP_MARGIN
-        for index, (process, _) in processes.items():
+        for index, (process, _) in self._processes.items():
             process.join(max(0.0, deadline - time.monotonic()))
             if process.exitcode is None:
                 log.error("worker did not stop in time: killing it", worker=index)
                 process.kill()
                 process.join()
-        held.close()
-    log.info("stopped", workers=workers)
-    return status
 
 
 def _worker_main(config: Config, address: str, index: int) -> None:
