@@ -18,10 +18,29 @@ TARGET_HELP = "the server, HOST:PORT (default: $SDKSIGN_TARGET or localhost:5005
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "sign":
+            return _sign(args)
+        return _verify(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sdksign", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
+    _serve_options(commands.add_parser("serve", help="run the gRPC server"))
+    _sign_options(commands.add_parser("sign", help="mint a token and print it"))
+    _verify_options(
+        commands.add_parser("verify", help="diagnose a token (exit status 1 when it is invalid)")
+    )
+    return parser
 
-    serve = commands.add_parser("serve", help="run the gRPC server")
+
+def _serve_options(serve: argparse.ArgumentParser) -> None:
     serve.add_argument(
         "--listen", help="HOST:PORT to listen on (default: the config's, else 127.0.0.1:50051)"
     )
@@ -51,10 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         help="serve beyond loopback without TLS or without a caller policy (refused otherwise)",
     )
 
-    sign = commands.add_parser("sign", help="mint a token and print it")
-    sign.add_argument(
-        "--target", default=os.environ.get("SDKSIGN_TARGET", "localhost:50051"), help=TARGET_HELP
-    )
+
+def _sign_options(sign: argparse.ArgumentParser) -> None:
+    _target_option(sign)
     sign.add_argument(
         "--app", default="", help="the configured app (default: the only one of the kind)"
     )
@@ -68,69 +86,46 @@ def main(argv: list[str] | None = None) -> int:
     sign.add_argument("--json", action="store_true", help="print token, sdk key and times as JSON")
     _connection_options(sign)
 
-    verify = commands.add_parser(
-        "verify", help="diagnose a token (exit status 1 when it is invalid)"
-    )
+
+def _verify_options(verify: argparse.ArgumentParser) -> None:
     verify.add_argument("token", help="the token, or - to read it from standard input")
-    verify.add_argument(
-        "--target", default=os.environ.get("SDKSIGN_TARGET", "localhost:50051"), help=TARGET_HELP
-    )
+    _target_option(verify)
     verify.add_argument("--app", help="check against this configured app only")
     verify.add_argument("--expect-meeting", help="the meeting number the token must be for")
     verify.add_argument("--json", action="store_true", help="print the diagnosis as JSON")
     _connection_options(verify)
 
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "serve":
-            return _serve(args)
-        if args.command == "sign":
-            return _sign(args)
-        return _verify(args)
-    except KeyboardInterrupt:
-        return 130
-
 
 def _serve(args: argparse.Namespace) -> int:
+    """`sdksign serve`: the configuration checked, then one server process or several workers."""
     try:
         from ._logging import configure_logging
         from ._serve import ListenError, run
         from ._workers import default_workers, serve_workers
     except ImportError as exc:
-        print(
-            f"sdksign serve: the server extra is not installed ({exc.name}): pip install 'sdksign[server]'",
-            file=sys.stderr,
+        return _fail(
+            f"sdksign serve: the server extra is not installed ({exc.name}): pip install 'sdksign[server]'"
         )
-        return 2
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"sdksign: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(f"sdksign: configuration error: {exc}")
     listen = args.listen or config.listen
     if args.drain is not None:
         config = replace(config, drain=args.drain)
     problems = exposure_problems(config, listen)
     if problems and not args.insecure:
-        print(
+        return _fail(
             f"sdksign: refusing to serve on {listen}, beyond loopback, with "
-            f"{' and '.join(problems)}: configure them, listen on 127.0.0.1, or pass --insecure",
-            file=sys.stderr,
+            f"{' and '.join(problems)}: configure them, listen on 127.0.0.1, or pass --insecure"
         )
-        return 2
     # grpc core's own lines come out as JSON lines too (each worker captures its own).
     configure_logging(config.log_level, native_stderr=True)
     if config.development:
         _warn_development(config)
     if problems:
         config = replace(config, insecure=True)
-        print(
-            f"sdksign: WARNING: --insecure: serving on {listen} with {' and '.join(problems)}. "
-            "Anyone who can reach this port can mint the tokens the policy allows anonymous "
-            "callers; tokens and credentials cross the network in clear text without TLS.",
-            file=sys.stderr,
-            flush=True,
-        )
+        _warn_insecure(listen, problems)
     workers = args.workers or default_workers()
     try:
         if workers == 1:
@@ -138,8 +133,13 @@ def _serve(args: argparse.Namespace) -> int:
             return 0
         return serve_workers(config, listen, workers)
     except ListenError as exc:
-        print(f"sdksign: {exc}", file=sys.stderr)
-        return 2
+        return _fail(f"sdksign: {exc}")
+
+
+def _fail(message: str) -> int:
+    """`message` on stderr; the exit status of a command that could not do its work (2)."""
+    print(message, file=sys.stderr)
+    return 2
 
 
 MAX_WORKERS = 256
@@ -176,6 +176,22 @@ def _warn_development(config: Config) -> None:
         "these keys. Use --config or ZOOM_MEETING_SDK_KEY/ZOOM_MEETING_SDK_SECRET for real apps.",
         file=sys.stderr,
         flush=True,
+    )
+
+
+def _warn_insecure(listen: str, problems: list[str]) -> None:
+    print(
+        f"sdksign: WARNING: --insecure: serving on {listen} with {' and '.join(problems)}. "
+        "Anyone who can reach this port can mint the tokens the policy allows anonymous "
+        "callers; tokens and credentials cross the network in clear text without TLS.",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _target_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--target", default=os.environ.get("SDKSIGN_TARGET", "localhost:50051"), help=TARGET_HELP
     )
 
 
