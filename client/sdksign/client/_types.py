@@ -158,14 +158,14 @@ def verify_request(
     return request
 
 
-def _parsed(response: object) -> None:
+def _raise_if_unparsed(response: object) -> None:
     # grpcio hands back None, not an error, when it cannot parse an answer.
     if response is None:
         raise SdkSignError(grpc.StatusCode.INTERNAL, "the server's answer could not be parsed", [])
 
 
 def signed_token(response: pb.SignResponse) -> SignedToken:
-    _parsed(response)
+    _raise_if_unparsed(response)
     return SignedToken(
         token=response.token,
         sdk_key=response.sdk_key,
@@ -187,7 +187,7 @@ def _whole_numbers(value: Any) -> Any:
 
 
 def verification(response: pb.VerifyResponse) -> Verification:
-    _parsed(response)
+    _raise_if_unparsed(response)
 
     def struct(name: str) -> dict[str, Any] | None:
         if not response.HasField(name):

@@ -21,10 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "serve":
-            return _serve(args)
+            return _serve_command(args)
         if args.command == "sign":
-            return _sign(args)
-        return _verify(args)
+            return _sign_command(args)
+        return _verify_command(args)
     except KeyboardInterrupt:
         return 130
 
@@ -96,7 +96,7 @@ def _verify_options(verify: argparse.ArgumentParser) -> None:
     _connection_options(verify)
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _serve_command(args: argparse.Namespace) -> int:
     """`sdksign serve`: the configuration checked, then one server process or several workers."""
     try:
         from ._logging import configure_logging
@@ -230,7 +230,7 @@ def _client(args: argparse.Namespace) -> Client:
     return Client(args.target, credentials=credentials, bearer_token=bearer)
 
 
-def _sign(args: argparse.Namespace) -> int:
+def _sign_command(args: argparse.Namespace) -> int:
     import json
 
     from sdksign.client import Role, SdkSignError
@@ -270,7 +270,7 @@ def _sign(args: argparse.Namespace) -> int:
     return 0
 
 
-def _verify(args: argparse.Namespace) -> int:
+def _verify_command(args: argparse.Namespace) -> int:
     import json
 
     from sdksign.client import SdkSignError

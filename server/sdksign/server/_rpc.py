@@ -137,7 +137,7 @@ def add_service(
     """
     handlers = {}
     for method in service.methods:
-        name = f"/{service.full_name}/{method.name}"
+        full_method = f"/{service.full_name}/{method.name}"
         request_type = message_factory.GetMessageClass(method.input_type)
         serialize = message_factory.GetMessageClass(method.output_type).SerializeToString
         behavior = getattr(servicer, method.name)
@@ -147,7 +147,8 @@ def add_service(
             )
         else:
             handlers[method.name] = grpc.stream_unary_rpc_method_handler(
-                _unary(name, behavior, request_type, deadlines), response_serializer=serialize
+                _unary(full_method, behavior, request_type, deadlines),
+                response_serializer=serialize,
             )
     server.add_generic_rpc_handlers(
         (grpc.method_handlers_generic_handler(service.full_name, handlers),)
@@ -262,12 +263,14 @@ def parse_request(raw: bytes, request_type: type[Message]) -> Any:
 
 
 def _unary(
-    method: str,
+    full_method: str,
     behavior: Callable[[Any, Any], Awaitable[Any]],
     request_type: type[Message],
     deadlines: RequestDeadlines,
 ) -> Callable[[Any, Any], Awaitable[Any]]:
-    write = log.debug if method.startswith(QUIET_PREFIX) else log.info
+    """A unary method (`full_method`: "/package.Service/Method", as logged): the request read
+    and parsed, errors turned into statuses, and the call's log line."""
+    write = log.debug if full_method.startswith(QUIET_PREFIX) else log.info
 
     async def unary(_requests: Any, context: grpc.aio.ServicerContext) -> Any:
         start = time.perf_counter()
@@ -288,14 +291,14 @@ def _unary(
             raise
         except Exception:
             code = "INTERNAL"
-            log.exception("unexpected error", method=method)
+            log.exception("unexpected error", method=full_method)
             await context.abort(
                 grpc.StatusCode.INTERNAL, "internal error: the server log has the details"
             )
         finally:
             write(
                 "rpc",
-                method=method,
+                method=full_method,
                 peer=context.peer(),
                 code=code,
                 duration_ms=round((time.perf_counter() - start) * 1000, 3),
