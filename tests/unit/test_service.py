@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import socket
@@ -254,7 +255,8 @@ async def test_serve_lets_calls_in_flight_finish_on_sigterm(
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         address = f"127.0.0.1:{probe.getsockname()[1]}"
-    serving = asyncio.create_task(serve(config, address))
+    # No drain: the test is about calls in flight, which shutdown_grace lets finish.
+    serving = asyncio.create_task(serve(dataclasses.replace(config, drain=0), address))
     async with AsyncClient(address, retries=4) as client:
         await client.verify("a.b.c")  # up and answering (retried while it starts)
         slow = asyncio.create_task(client.sign_meeting())
@@ -273,7 +275,7 @@ async def test_sighup_reload_leaves_calls_in_flight_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     app = '[[apps]]\nname = "{0}"\nkind = "meeting"\nsdk_key = "Key{0}"\nsecret_env = "S"\n'
-    anonymous = '[anonymous]\nroles = ["participant", "host"]\n'
+    anonymous = '[anonymous]\nroles = ["participant", "host"]\n[server]\ndrain = 0\n'
     path = tmp_path / "sdksign.toml"
     path.write_text(app.format("one") + anonymous)
     monkeypatch.setenv("S", "reload-test-secret-0123456789abcdef")
