@@ -11,6 +11,14 @@ Every problem raises ConfigError with one line that names it; no secret is ever
 part of that line. Nothing else escapes load_config: a file that cannot be read or
 is not UTF-8, a value of the wrong type, NaN, infinity or a number out of range are
 all ConfigErrors naming the key and what it allows.
+
+The file's shape (its tables, their keys, types, defaults and simple bounds) is a
+schema of msgspec Structs, ConfigFile and its tables; the loader then checks what a
+schema cannot say (one key of two, names that must be unique or must exist,
+durations, rates and bursts together) and reads the secrets and PEM files into the
+runtime objects. msgspec rather than pydantic: it is small and fast, a Struct is a
+plain class with no runtime model magic, and its errors carry the JSON path of the
+refused value (`$.apps[0].kind`), from which this module writes its own message.
 """
 
 from __future__ import annotations
@@ -22,11 +30,14 @@ import os
 import re
 import secrets
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, cast
+from typing import Annotated, Any, Literal, get_args
+
+import msgspec
+from msgspec import Meta
 
 from ._policy import ANONYMOUS, Caller, Policy, Rule
 from ._tokens import fingerprint
@@ -152,11 +163,10 @@ def parse_duration(value: object, what: str) -> int:
         if parts and any(parts.groups()):
             d, h, m, s = (int(g) if g else 0 for g in parts.groups())
             return ((d * 24 + h) * 60 + m) * 60 + s
-    raise ConfigError(
-        f"{what}: {_shown(value)} is not a duration; write seconds or a string like '30s', '2h', '1h30m'"
-    )
+    raise ConfigError(f"{what}: {_shown(value)} {_NOT_A_DURATION}")
 
 
+_NOT_A_DURATION = "is not a duration; write seconds or a string like '30s', '2h', '1h30m'"
 # Longer strings are no duration anyone writes (and int() refuses more than 4300 digits).
 _LONGEST_DURATION = 64
 # How much of a refused value a message shows.
@@ -204,28 +214,135 @@ def _apps_from_environment(environ: Mapping[str, str]) -> tuple[App, ...]:
     return tuple(apps)
 
 
-_SERVER_KEYS = {
-    "listen",
-    "clock_skew",
-    "drain",
-    "shutdown_grace",
-    "log_level",
-    "tls_cert_file",
-    "tls_key_file",
-    "tls_client_ca_file",
+# --- the file's schema: its tables, their keys, types, defaults and simple bounds -----------
+
+# A string with something besides whitespace (msgspec's pattern is searched for, not matched).
+NonBlank = Annotated[str, Meta(pattern=r"\S")]
+# A string of at least one character, spaces included.
+NonEmpty = Annotated[str, Meta(min_length=1)]
+# Seconds, or a string such as "30s" or "1h30m": parse_duration reads it, the loader bounds it.
+Duration = int | str
+LogLevel = Literal["debug", "info", "warning", "error"]
+_LOG_LEVELS: tuple[str, ...] = get_args(LogLevel)
+
+
+# Each table refuses a key it does not name (forbid_unknown_fields).
+class ServerTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """[server]: the listener and its timings."""
+
+    listen: NonEmpty = DEFAULT_LISTEN  # HOST:PORT
+    clock_skew: Duration = 30  # at most MAX_CLOCK_SKEW
+    drain: Duration = DEFAULT_DRAIN  # at most MAX_SHUTDOWN_GRACE
+    shutdown_grace: Duration = 10  # at most MAX_SHUTDOWN_GRACE
+    log_level: LogLevel = "info"
+    # PEM files, relative to the configuration file: both or neither; the client CA needs both.
+    tls_cert_file: NonBlank | None = None
+    tls_key_file: NonBlank | None = None
+    tls_client_ca_file: NonBlank | None = None
+
+
+class AppTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """[[apps]]: one Zoom SDK app, its secret in exactly one of secret_env and secret_file."""
+
+    name: NonBlank  # unique
+    kind: Sdk
+    sdk_key: NonBlank  # unique
+    secret_env: NonBlank | None = None
+    secret_file: NonBlank | None = None  # relative to the configuration file
+    # Secrets being rotated out: Verify still accepts them.
+    previous_secret_envs: tuple[NonEmpty, ...] = ()
+    previous_secret_files: tuple[NonEmpty, ...] = ()
+
+
+class RuleTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """[anonymous], and the rule part of each [[callers]]: what its callers may do."""
+
+    apps: tuple[NonEmpty, ...] | None = None  # names of [[apps]]; absent: every app
+    roles: tuple[NonEmpty, ...] = ROLES  # each one of ROLES
+    max_ttl: Duration | None = None  # from MIN_TTL to MAX_TTL
+    meetings: tuple[NonEmpty, ...] | None = None  # patterns; absent: any meeting
+    sessions: tuple[NonEmpty, ...] | None = None  # patterns; absent: any session
+    verify: bool = True
+    # Requests per second (NaN fails `gt`); absent: no limit.
+    rate: Annotated[float, Meta(gt=0, le=MAX_RATE)] | None = None
+    # The bucket's size: at least 1 with a rate; absent: the rate rounded down, at least 1.
+    burst: Annotated[int, Meta(ge=0, le=MAX_BURST)] | None = None
+
+
+class CallerTable(RuleTable, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """[[callers]]: a caller's name, exactly one way it proves who it is, and its rule."""
+
+    name: NonBlank  # unique, and not ANONYMOUS
+    token_sha256: Annotated[str, Meta(pattern=r"\A[0-9a-fA-F]{64}\Z")] | None = None  # unique
+    cert_identity: NonBlank | None = None  # a URI SAN or a CN; unique
+
+
+class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """The whole file."""
+
+    server: ServerTable = msgspec.field(default_factory=ServerTable)
+    apps: Annotated[tuple[AppTable, ...], Meta(min_length=1)]
+    callers: tuple[CallerTable, ...] = ()
+    anonymous: RuleTable | None = None  # absent: ANONYMOUS_DEFAULT
+
+
+def _keys(table: type[msgspec.Struct]) -> frozenset[str]:
+    return frozenset(table.__struct_fields__)
+
+
+# The keys each table allows (the fuzz tests set each one).
+_SERVER_KEYS = _keys(ServerTable)
+_APP_KEYS = _keys(AppTable)
+_RULE_KEYS = _keys(RuleTable)
+_CALLER_KEYS = _keys(CallerTable)
+_TABLES: dict[str, type[msgspec.Struct]] = {
+    "server": ServerTable,
+    "apps": AppTable,
+    "callers": CallerTable,
+    "anonymous": RuleTable,
 }
-_APP_KEYS = {
-    "name",
-    "kind",
-    "sdk_key",
-    "secret_env",
-    "secret_file",
-    "previous_secret_envs",
-    "previous_secret_files",
+
+# What each key allows, as the one-line message for a value the schema refuses: {where} is
+# its table, {value} the value as written (cut short), {least} the least burst.
+_REQUIRED = "{where}: {key} is required (a non-empty string)"
+_STRING = "{where}: {key} must be a non-empty string"
+_STRINGS = "{where}: {key} must be a list of non-empty strings"
+_DURATION = "{where} {key}: {value} " + _NOT_A_DURATION
+_ALLOWED: dict[str, str] = {
+    "listen": "{where} listen: must be a string HOST:PORT",
+    "clock_skew": _DURATION,
+    "drain": _DURATION,
+    "shutdown_grace": _DURATION,
+    "log_level": "{where} log_level: {value} is not one of " + ", ".join(_LOG_LEVELS),
+    "tls_cert_file": _STRING,
+    "tls_key_file": _STRING,
+    "tls_client_ca_file": _STRING,
+    "name": _REQUIRED,
+    "kind": _REQUIRED,  # or _NOT_AN_SDK
+    "sdk_key": _REQUIRED,
+    "secret_env": _STRING,
+    "secret_file": _STRING,
+    "previous_secret_envs": _STRINGS,
+    "previous_secret_files": _STRINGS,
+    "apps": _STRINGS,
+    "roles": _STRINGS,
+    "max_ttl": "{where}: max_ttl: {value} " + _NOT_A_DURATION,
+    "meetings": _STRINGS,
+    "sessions": _STRINGS,
+    "verify": "{where}: verify must be true or false",
+    "rate": f"{{where}}: rate must be a number of requests per second above 0 and at most {MAX_RATE:g}",
+    "burst": f"{{where}}: burst must be a whole number of requests from {{least}} to {MAX_BURST}",
+    "token_sha256": "{where}: token_sha256 must be 64 hex digits (sha256sum of the token, "
+    'e.g. printf %s "$TOKEN" | sha256sum)',
+    "cert_identity": "{where}: cert_identity must be a URI SAN (spiffe://...) or a CN",
 }
-_RULE_KEYS = {"apps", "roles", "max_ttl", "meetings", "sessions", "verify", "rate", "burst"}
-_CALLER_KEYS = _RULE_KEYS | {"name", "token_sha256", "cert_identity"}
-_LOG_LEVELS = ("debug", "info", "warning", "error")
+_NOT_AN_SDK = "{where}: kind {value} is not one of " + ", ".join(SDKS)
+_NO_APPS = "no apps: add at least one [[apps]] table with name, kind, sdk_key, secret_env"
+# Only if msgspec words its errors in a way this module does not know.
+_UNREADABLE = "not a configuration file: tables [server], [[apps]], [[callers]], [anonymous]"
+
+
+# --- reading the file, and its refusals in our words -----------------------------------------
 
 
 def _read_bounded(file: Path, limit: int) -> bytes:
@@ -264,187 +381,212 @@ def _read_document(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not valid TOML: arrays or tables nested too deeply") from None
 
 
-def _from_file(path: Path, environ: Mapping[str, str]) -> Config:
-    data = _read_document(path)
+def _described(document: dict[str, Any]) -> ConfigFile:
+    """The document as the schema's objects, or a ConfigError naming what it refused.
 
-    def fail(message: str) -> ConfigError:
-        return ConfigError(f"{path}: {message}")
+    msgspec's own message is never shown (it may quote a value, and a value may be a
+    secret written in the wrong place): only its path is read, " - at `$.apps[0].kind`",
+    and the message says what that key allows.
+    """
+    try:
+        return msgspec.convert(document, type=ConfigFile)
+    except msgspec.ValidationError as exc:
+        at = _AT.search(str(exc))
+        steps = [name or int(index) for name, index in _STEP.findall(at[1])] if at else []
+        raise ConfigError(_refusal(document, steps)) from None
 
-    unknown = set(data) - {"server", "apps", "callers", "anonymous"}
+
+# The path that ends msgspec's message (a document-wide problem has none), and its steps.
+_AT = re.compile(r" - at `\$((?:\.\w+|\[\d+\])*)`\Z")
+_STEP = re.compile(r"\.(\w+)|\[(\d+)\]")
+
+
+def _refusal(document: dict[str, Any], steps: list[str | int]) -> str:
+    """The message for what the schema refused at `steps`: the table, the key, what it allows."""
+    match steps:
+        case ["server" | "anonymous" as name, *rest]:
+            return _table_refusal(name, f"[{name}]", document[name], rest)
+        case ["apps" | "callers" as name, int(index), *rest]:
+            entry = document[name][index]
+            return _table_refusal(name, _entry_label(name, index, entry), entry, rest)
+        case ["apps"]:
+            return _NO_APPS
+        case ["callers"]:
+            return "callers must be an array of tables: [[callers]]"
+        case []:
+            unknown = sorted(set(document) - _keys(ConfigFile))
+            if unknown:
+                return (
+                    f"unknown table or key {_shown(unknown[0])}; "
+                    "allowed: [server], [[apps]], [[callers]], [anonymous]"
+                )
+            if "apps" not in document:
+                return _NO_APPS
+    return _UNREADABLE
+
+
+def _table_refusal(name: str, where: str, table: object, rest: list[str | int]) -> str:
+    """What is wrong in `table` (the `name` table as written), `rest` the steps inside it."""
+    if not isinstance(table, dict):
+        return f"{where} must be a table"
+    if rest and isinstance(rest[0], str):
+        return _value_refusal(rest[0], where, table)
+    schema = _TABLES[name]
+    unknown = sorted(set(table) - _keys(schema))
+    if "token" in unknown and schema is CallerTable:
+        return f"{where}: tokens are never written inline; write token_sha256"
+    if "secret" in unknown:
+        return f"{where}: secrets are never written inline; use secret_env or secret_file"
     if unknown:
-        raise fail(
-            f"unknown table or key {_shown(sorted(unknown)[0])}; "
-            "allowed: [server], [[apps]], [[callers]], [anonymous]"
-        )
-    server = data.get("server", {})
-    if not isinstance(server, dict):
-        raise fail("[server] must be a table")
-    _refuse_unknown(server, _SERVER_KEYS, "[server]", fail)
+        allowed = ", ".join(sorted(_keys(schema)))
+        return f"{where}: unknown key {_shown(unknown[0])}; allowed: {allowed}"
+    missing = [f.name for f in msgspec.structs.fields(schema) if f.required and f.name not in table]
+    return _value_refusal(missing[0], where, table) if missing else _UNREADABLE
 
-    raw_apps = data.get("apps", [])
-    if not isinstance(raw_apps, list) or not raw_apps:
-        raise fail("no apps: add at least one [[apps]] table with name, kind, sdk_key, secret_env")
-    apps = tuple(_app(i, raw, path, environ, fail) for i, raw in enumerate(raw_apps))
-    for attribute in ("name", "sdk_key"):
-        seen: set[str] = set()
-        for app in apps:
-            value = getattr(app, attribute)
-            if value in seen:
-                raise fail(f"two apps have the {attribute} {_shown(value)}; each must be unique")
-            seen.add(value)
 
-    log_level = server.get("log_level", "info")
-    if log_level not in _LOG_LEVELS:
-        raise fail(
-            f"[server] log_level: {_shown(log_level)} is not one of {', '.join(_LOG_LEVELS)}"
-        )
-    listen = server.get("listen", DEFAULT_LISTEN)
-    if not isinstance(listen, str) or not listen:
-        raise fail("[server] listen: must be a string HOST:PORT")
-    app_names = {app.name for app in apps}
-    raw_callers = data.get("callers", [])
-    if not isinstance(raw_callers, list):
-        raise fail("callers must be an array of tables: [[callers]]")
-    callers = tuple(_caller(i, raw, app_names, fail) for i, raw in enumerate(raw_callers))
-    for attribute in ("name", "token_sha256", "cert_identity"):
-        seen_values: set[object] = set()
-        for caller in callers:
-            value = getattr(caller, attribute)
-            if value is not None and value in seen_values:
-                what = attribute if attribute != "token_sha256" else "token"
-                raise fail(f"two callers have the same {what}; each must be unique")
-            seen_values.add(value)
+def _value_refusal(key: str, where: str, table: dict[str, Any]) -> str:
+    value = table.get(key)
+    template = _ALLOWED.get(key, "{where}: {key}: this value is not allowed")
+    if key == "kind" and isinstance(value, str) and value.strip():
+        template = _NOT_AN_SDK
+    least = 1 if table.get("rate") else 0
+    return template.format(where=where, key=key, value=_shown(value), least=least)
+
+
+def _entry_label(array: str, index: int, entry: object) -> str:
+    """apps[0] ('web'): an entry of [[apps]] or [[callers]], by its name when it has one."""
+    name = entry.get("name") if isinstance(entry, dict) else None
+    # An app is called by any string name, a caller only by a valid one (as they always were).
+    if isinstance(name, str) and (array == "apps" or name.strip()):
+        return _named(array, index, name)
+    return f"{array}[{index}]"
+
+
+def _named(array: str, index: int, name: str) -> str:
+    return f"{array}[{index}] ({_shown(name)})"
+
+
+# --- from the file's tables to the runtime configuration: what a schema cannot say ------------
+
+
+def _from_file(path: Path, environ: Mapping[str, str]) -> Config:
+    document = _read_document(path)
+    try:
+        return _config(path, _described(document), environ)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+
+
+def _config(path: Path, file: ConfigFile, environ: Mapping[str, str]) -> Config:
+    """The configuration in `file`, read from `path`: its secrets read, its names checked."""
+    apps = tuple(_app(i, table, path.parent, environ) for i, table in enumerate(file.apps))
+    _refuse_repeated_apps(apps)
+    app_names = frozenset(app.name for app in apps)
+    callers = tuple(_caller(i, table, app_names) for i, table in enumerate(file.callers))
+    _refuse_repeated_callers(callers)
     anonymous: Rule | None = ANONYMOUS_DEFAULT
-    if "anonymous" in data:
-        raw = data["anonymous"]
-        if not isinstance(raw, dict):
-            raise fail("[anonymous] must be a table")
-        _refuse_unknown(raw, _RULE_KEYS, "[anonymous]", fail)
-        anonymous = _rule(raw, "[anonymous]", app_names, fail)
+    if file.anonymous is not None:
+        anonymous = _rule(file.anonymous, "[anonymous]", app_names)
         if not anonymous.roles and not anonymous.verify:
             anonymous = None
+    server = file.server
     return Config(
         apps=apps,
         source=str(path),
         path=path,
         policy=Policy(callers=callers, anonymous=anonymous),
-        policy_configured=bool(callers) or "anonymous" in data,
-        tls=_tls(server, path, fail),
-        listen=listen,
-        clock_skew=_server_duration(server, "clock_skew", 30, MAX_CLOCK_SKEW, path),
-        drain=_server_duration(server, "drain", DEFAULT_DRAIN, MAX_SHUTDOWN_GRACE, path),
-        shutdown_grace=_server_duration(server, "shutdown_grace", 10, MAX_SHUTDOWN_GRACE, path),
-        log_level=log_level,
+        policy_configured=bool(callers) or file.anonymous is not None,
+        tls=_tls(server, path.parent),
+        listen=server.listen,
+        clock_skew=_server_duration(server.clock_skew, "clock_skew", MAX_CLOCK_SKEW),
+        drain=_server_duration(server.drain, "drain", MAX_SHUTDOWN_GRACE),
+        shutdown_grace=_server_duration(
+            server.shutdown_grace, "shutdown_grace", MAX_SHUTDOWN_GRACE
+        ),
+        log_level=server.log_level,
     )
 
 
-def _server_duration(
-    server: dict[str, Any], key: str, default: int, maximum: int, path: Path
-) -> int:
-    what = f"{path}: [server] {key}"
-    seconds = parse_duration(server.get(key, default), what)
+def _server_duration(value: Duration, key: str, maximum: int) -> int:
+    what = f"[server] {key}"
+    seconds = parse_duration(value, what)
     if seconds > maximum:
         raise ConfigError(f"{what}: {seconds} s is too long; at most {maximum} s")
     return seconds
 
 
-def _refuse_unknown(
-    table: dict[str, Any], allowed: set[str], where: str, fail: Callable[[str], ConfigError]
-) -> None:
-    unknown = sorted(set(table) - allowed)
-    if "secret" in unknown:
-        raise fail(f"{where}: secrets are never written inline; use secret_env or secret_file")
-    if unknown:
-        raise fail(
-            f"{where}: unknown key {_shown(unknown[0])}; allowed: {', '.join(sorted(allowed))}"
-        )
+def _repeated(values: Iterable[Hashable]) -> Hashable | None:
+    """The first of `values` that came before; None when each is unique."""
+    seen: set[Hashable] = set()
+    for value in values:
+        if value in seen:
+            return value
+        seen.add(value)
+    return None
 
 
-def _app(
-    index: int,
-    raw: object,
-    path: Path,
-    environ: Mapping[str, str],
-    fail: Callable[[str], ConfigError],
-) -> App:
-    where = f"apps[{index}]"
-    if not isinstance(raw, dict):
-        raise fail(f"{where} must be a table")
-    if isinstance(raw.get("name"), str):
-        where = f"{where} ({_shown(raw['name'])})"
-    _refuse_unknown(raw, _APP_KEYS, where, fail)
-    for key in ("name", "kind", "sdk_key"):
-        if not isinstance(raw.get(key), str) or not raw[key].strip():
-            raise fail(f"{where}: {key} is required (a non-empty string)")
-    if raw["kind"] not in SDKS:
-        raise fail(f"{where}: kind {_shown(raw['kind'])} is not one of {', '.join(SDKS)}")
-    if ("secret_env" in raw) == ("secret_file" in raw):
-        raise fail(f"{where}: give exactly one of secret_env and secret_file")
-    if "secret_env" in raw:
-        secret = _secret_from_env(_string(raw, "secret_env", where, fail), environ, where, fail)
+def _refuse_repeated_apps(apps: tuple[App, ...]) -> None:
+    for attribute in ("name", "sdk_key"):
+        value = _repeated(getattr(app, attribute) for app in apps)
+        if value is not None:
+            raise ConfigError(f"two apps have the {attribute} {_shown(value)}; each must be unique")
+
+
+def _refuse_repeated_callers(callers: tuple[Caller, ...]) -> None:
+    for attribute in ("name", "token_sha256", "cert_identity"):
+        values = (getattr(caller, attribute) for caller in callers)
+        if _repeated(value for value in values if value is not None) is not None:
+            what = attribute if attribute != "token_sha256" else "token"  # never its hash
+            raise ConfigError(f"two callers have the same {what}; each must be unique")
+
+
+def _app(index: int, table: AppTable, folder: Path, environ: Mapping[str, str]) -> App:
+    where = _named("apps", index, table.name)
+    env, file = table.secret_env, table.secret_file
+    if env is not None and file is None:
+        secret = _secret_from_env(env, environ, where)
+    elif file is not None and env is None:
+        secret = _secret_from_file(folder / file, "secret_file", where)
     else:
-        name = _string(raw, "secret_file", where, fail)
-        secret = _secret_from_file(path.parent / name, "secret_file", where, fail)
-    previous = [
-        _secret_from_env(name, environ, where, fail)
-        for name in _strings(raw, "previous_secret_envs", where, fail)
-    ] + [
-        _secret_from_file(path.parent / name, "previous_secret_files", where, fail)
-        for name in _strings(raw, "previous_secret_files", where, fail)
+        raise ConfigError(f"{where}: give exactly one of secret_env and secret_file")
+    previous = [_secret_from_env(name, environ, where) for name in table.previous_secret_envs]
+    previous += [
+        _secret_from_file(folder / name, "previous_secret_files", where)
+        for name in table.previous_secret_files
     ]
     return App(
-        name=raw["name"],
-        kind=cast(Sdk, raw["kind"]),
-        sdk_key=raw["sdk_key"],
+        name=table.name,
+        kind=table.kind,
+        sdk_key=table.sdk_key,
         secret=secret,
         previous_secrets=tuple(previous),
     )
 
 
-def _secret_from_env(
-    name: str, environ: Mapping[str, str], where: str, fail: Callable[[str], ConfigError]
-) -> bytes:
+def _secret_from_env(name: str, environ: Mapping[str, str], where: str) -> bytes:
     secret = environ.get(name, "")
     if not secret:
-        raise fail(f"{where}: environment variable {_shown(name)} is empty or not set")
+        raise ConfigError(f"{where}: environment variable {_shown(name)} is empty or not set")
     encoded = _utf8(secret)
     if encoded is None:
-        raise fail(f"{where}: environment variable {_shown(name)} is not UTF-8 text")
+        raise ConfigError(f"{where}: environment variable {_shown(name)} is not UTF-8 text")
     return encoded
 
 
-def _secret_from_file(
-    path: Path, key: str, where: str, fail: Callable[[str], ConfigError]
-) -> bytes:
+def _secret_from_file(path: Path, key: str, where: str) -> bytes:
     shown = _shown_file(path)
     try:
         secret = _read_bounded(path, MAX_SECRET_BYTES).decode().strip()
     except OSError as exc:
-        raise fail(f"{where}: {key} {shown}: {_reason(exc)}") from None
+        raise ConfigError(f"{where}: {key} {shown}: {_reason(exc)}") from None
     except UnicodeDecodeError:
         # Never the decoder's message: it quotes a byte of the secret.
-        raise fail(
+        raise ConfigError(
             f"{where}: {key} {shown} is not UTF-8 text; it must hold the secret as text"
         ) from None
     if not secret:
-        raise fail(f"{where}: {key} {shown} is empty")
+        raise ConfigError(f"{where}: {key} {shown} is empty")
     return secret.encode()
-
-
-def _string(raw: dict[str, Any], key: str, where: str, fail: Callable[[str], ConfigError]) -> str:
-    value = raw.get(key)
-    if not isinstance(value, str) or not value.strip():
-        raise fail(f"{where}: {key} must be a non-empty string")
-    return value
-
-
-def _strings(
-    raw: dict[str, Any], key: str, where: str, fail: Callable[[str], ConfigError]
-) -> list[str]:
-    value = raw.get(key, [])
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise fail(f"{where}: {key} must be a list of non-empty strings")
-    return value
 
 
 # With a configuration file and no [anonymous] table, callers without credentials
@@ -452,133 +594,87 @@ def _strings(
 ANONYMOUS_DEFAULT = Rule(roles=frozenset({"participant"}))
 
 
-def _rule(
-    raw: dict[str, Any], where: str, app_names: set[str], fail: Callable[[str], ConfigError]
-) -> Rule:
-    apps = None
-    if "apps" in raw:
-        apps = frozenset(_strings(raw, "apps", where, fail))
-        unknown = sorted(apps - app_names)
-        if unknown:
-            raise fail(f"{where}: apps: {_shown(unknown[0])} is not a configured app")
-    roles = _strings(raw, "roles", where, fail) if "roles" in raw else list(ROLES)
-    for role in roles:
-        if role not in ROLES:
-            raise fail(f"{where}: roles: {_shown(role)} is not one of {', '.join(ROLES)}")
-    verify = raw.get("verify", True)
-    if not isinstance(verify, bool):
-        raise fail(f"{where}: verify must be true or false")
-    rate = _rate(raw, where, fail)
-    return Rule(
-        apps=apps,
-        roles=frozenset(roles),
-        max_ttl=_max_ttl(raw, where, fail),
-        meetings=tuple(_strings(raw, "meetings", where, fail)) if "meetings" in raw else None,
-        sessions=tuple(_strings(raw, "sessions", where, fail)) if "sessions" in raw else None,
-        verify=verify,
-        rate=rate,
-        burst=_burst(raw, rate, where, fail),
+def _caller(index: int, table: CallerTable, app_names: frozenset[str]) -> Caller:
+    where = _named("callers", index, table.name)
+    if table.name == ANONYMOUS:
+        raise ConfigError(
+            f"{where}: the name {ANONYMOUS!r} is kept for callers without credentials"
+        )
+    if (table.token_sha256 is None) == (table.cert_identity is None):
+        raise ConfigError(f"{where}: give exactly one of token_sha256 and cert_identity")
+    return Caller(
+        name=table.name,
+        rule=_rule(table, where, app_names),
+        token_sha256=None if table.token_sha256 is None else bytes.fromhex(table.token_sha256),
+        cert_identity=table.cert_identity,
     )
 
 
-def _max_ttl(raw: dict[str, Any], where: str, fail: Callable[[str], ConfigError]) -> int | None:
-    if "max_ttl" not in raw:
+def _rule(table: RuleTable, where: str, app_names: frozenset[str]) -> Rule:
+    unknown = sorted(set(table.apps or ()) - app_names)
+    if unknown:
+        raise ConfigError(f"{where}: apps: {_shown(unknown[0])} is not a configured app")
+    for role in table.roles:
+        if role not in ROLES:
+            raise ConfigError(f"{where}: roles: {_shown(role)} is not one of {', '.join(ROLES)}")
+    return Rule(
+        apps=None if table.apps is None else frozenset(table.apps),
+        roles=frozenset(table.roles),
+        max_ttl=_max_ttl(table.max_ttl, where),
+        meetings=table.meetings,
+        sessions=table.sessions,
+        verify=table.verify,
+        rate=table.rate,
+        burst=_burst(table.burst, table.rate, where),
+    )
+
+
+def _max_ttl(value: Duration | None, where: str) -> int | None:
+    if value is None:
         return None
-    try:
-        max_ttl = parse_duration(raw["max_ttl"], f"{where}: max_ttl")
-    except ConfigError as exc:
-        raise fail(str(exc)) from None
+    max_ttl = parse_duration(value, f"{where}: max_ttl")
     if not MIN_TTL <= max_ttl <= MAX_TTL:
-        raise fail(
+        raise ConfigError(
             f"{where}: max_ttl must be at least {MIN_TTL} s, Zoom's minimum, "
             f"and at most {MAX_TTL} s (48 h), Zoom's maximum"
         )
     return max_ttl
 
 
-def _rate(raw: dict[str, Any], where: str, fail: Callable[[str], ConfigError]) -> float | None:
-    rate = raw.get("rate")
+def _burst(burst: int | None, rate: float | None, where: str) -> int:
+    """The bucket's size: as given (the schema bounds it), else the rate rounded down, at least 1."""
     if rate is None:
-        return None
-    # NaN fails both comparisons; an integer of any size compares without overflow.
-    if isinstance(rate, int | float) and not isinstance(rate, bool) and 0 < rate <= MAX_RATE:
-        return float(rate)
-    raise fail(
-        f"{where}: rate must be a number of requests per second above 0 and at most {MAX_RATE:g}"
-    )
-
-
-def _burst(
-    raw: dict[str, Any], rate: float | None, where: str, fail: Callable[[str], ConfigError]
-) -> int:
-    burst = raw.get("burst", max(1, int(rate)) if rate else 0)
-    least = 1 if rate else 0
-    if isinstance(burst, bool) or not isinstance(burst, int) or not least <= burst <= MAX_BURST:
-        raise fail(f"{where}: burst must be a whole number of requests from {least} to {MAX_BURST}")
+        return burst or 0
+    if burst is None:
+        return max(1, int(rate))
+    if burst < 1:
+        raise ConfigError(_ALLOWED["burst"].format(where=where, least=1))
     return burst
 
 
-def _caller(
-    index: int, raw: object, app_names: set[str], fail: Callable[[str], ConfigError]
-) -> Caller:
-    where = f"callers[{index}]"
-    if not isinstance(raw, dict):
-        raise fail(f"{where} must be a table")
-    if not isinstance(raw.get("name"), str) or not raw["name"].strip():
-        raise fail(f"{where}: name is required (a non-empty string)")
-    where = f"{where} ({_shown(raw['name'])})"
-    if "token" in raw:
-        raise fail(f"{where}: tokens are never written inline; write token_sha256")
-    _refuse_unknown(raw, _CALLER_KEYS, where, fail)
-    if raw["name"] == ANONYMOUS:
-        raise fail(f"{where}: the name {ANONYMOUS!r} is kept for callers without credentials")
-    token_hash = raw.get("token_sha256")
-    identity = raw.get("cert_identity")
-    if (token_hash is None) == (identity is None):
-        raise fail(f"{where}: give exactly one of token_sha256 and cert_identity")
-    digest = None
-    if token_hash is not None:
-        if not isinstance(token_hash, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", token_hash):
-            raise fail(
-                f"{where}: token_sha256 must be 64 hex digits (sha256sum of the token, "
-                'e.g. printf %s "$TOKEN" | sha256sum)'
-            )
-        digest = bytes.fromhex(token_hash)
-    elif not isinstance(identity, str) or not identity.strip():
-        raise fail(f"{where}: cert_identity must be a URI SAN (spiffe://...) or a CN")
-    return Caller(
-        name=raw["name"],
-        rule=_rule(raw, where, app_names, fail),
-        token_sha256=digest,
-        cert_identity=identity,
-    )
-
-
-def _tls(server: dict[str, Any], path: Path, fail: Callable[[str], ConfigError]) -> Tls | None:
-    cert, key = server.get("tls_cert_file"), server.get("tls_key_file")
-    ca = server.get("tls_client_ca_file")
+def _tls(server: ServerTable, folder: Path) -> Tls | None:
+    cert, key, ca = server.tls_cert_file, server.tls_key_file, server.tls_client_ca_file
     if cert is None and key is None:
         if ca is not None:
-            raise fail("[server] tls_client_ca_file needs tls_cert_file and tls_key_file")
+            raise ConfigError("[server] tls_client_ca_file needs tls_cert_file and tls_key_file")
         return None
     if cert is None or key is None:
-        raise fail("[server] give both tls_cert_file and tls_key_file")
-
-    def read(name: str) -> bytes:
-        file = path.parent / _string(server, name, "[server]", fail)
-        try:
-            data = _read_bounded(file, MAX_PEM_BYTES)
-        except OSError as exc:
-            raise fail(f"[server] {name} {_shown_file(file)}: {_reason(exc)}") from None
-        if b"-----BEGIN" not in data:
-            raise fail(f"[server] {name} {_shown_file(file)} is not PEM")
-        return data
-
+        raise ConfigError("[server] give both tls_cert_file and tls_key_file")
     return Tls(
-        certificate_chain=read("tls_cert_file"),
-        private_key=read("tls_key_file"),
-        client_ca=read("tls_client_ca_file") if ca is not None else None,
+        certificate_chain=_pem(folder / cert, "tls_cert_file"),
+        private_key=_pem(folder / key, "tls_key_file"),
+        client_ca=None if ca is None else _pem(folder / ca, "tls_client_ca_file"),
     )
+
+
+def _pem(file: Path, key: str) -> bytes:
+    try:
+        data = _read_bounded(file, MAX_PEM_BYTES)
+    except OSError as exc:
+        raise ConfigError(f"[server] {key} {_shown_file(file)}: {_reason(exc)}") from None
+    if b"-----BEGIN" not in data:
+        raise ConfigError(f"[server] {key} {_shown_file(file)} is not PEM")
+    return data
 
 
 def exposure_problems(config: Config, listen: str) -> list[str]:
