@@ -64,12 +64,12 @@ def payload_json(payload: Mapping[str, object]) -> bytes:
     """The payload as PyJWT writes it.
 
     orjson writes the same compact JSON ten times faster, but it leaves non-ASCII
-    characters unescaped and refuses integers beyond 64 bits: such a payload goes
-    through the json module.
+    characters and DEL (0x7f) unescaped, where the json module writes \\u escapes,
+    and refuses integers beyond 64 bits: such a payload goes through the json module.
     """
     try:
         text = orjson.dumps(payload)
-        if text.isascii():
+        if text.isascii() and b"\x7f" not in text:
             return text
     except orjson.JSONEncodeError:  # an integer beyond 64 bits
         pass
