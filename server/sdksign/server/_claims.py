@@ -18,6 +18,7 @@ from ._policy import Caller, Grant, authorize
 from ._tokens import encode
 from ._zoom import (
     DEFAULT_TTL,
+    FLAG,
     GEO_REGIONS,
     MAX_TTL,
     MEETING_KEY,
@@ -28,17 +29,18 @@ from ._zoom import (
     MEETING_ROLE,
     MEETING_TIMES,
     MIN_TTL,
+    REGIONS,
     ROLE_CLAIM,
     ROLE_NAMES,
     SESSION_NAME,
     SESSION_NAME_LENGTH,
+    TEXT,
     VERSION,
     VIDEO_KEY,
     VIDEO_OPTIONAL,
     VIDEO_ROLE,
     VIDEO_TIMES,
     VIDEO_VERSION,
-    Form,
     OptionalClaim,
     Sdk,
     is_meeting_number,
@@ -176,11 +178,11 @@ def _add_optional(
 ) -> None:
     """Each optional claim the request sets, as the token writes it."""
     for name, form, _ in optional:
-        if form is Form.FLAG:
+        if form is FLAG:
             if claims.HasField(name):
                 payload[name] = int(getattr(claims, name))
         elif value := getattr(claims, name):
-            payload[name] = ",".join(value) if form is Form.REGIONS else value
+            payload[name] = ",".join(value) if form is REGIONS else value
 
 
 # --- the request's checks -------------------------------------------------------------------
@@ -257,9 +259,9 @@ def _check_optional(
 ) -> None:
     """The lengths of text claims and the names of regions (flags are bools: always valid)."""
     for name, form, max_length in optional:
-        if form is Form.TEXT and (length := len(getattr(claims, name))) > max_length:
+        if form is TEXT and (length := len(getattr(claims, name))) > max_length:
             violations.append(_too_long(f"{prefix}.{name}", length, max_length))
-        elif form is Form.REGIONS:
+        elif form is REGIONS:
             for index, region in enumerate(getattr(claims, name)):
                 if region not in GEO_REGIONS:
                     violations.append(

@@ -27,6 +27,7 @@ from ._config import App, Config
 from ._errors import FieldViolation, InvalidArgument, unknown_app
 from ._tokens import b64decode_lenient, hs256, parse_json
 from ._zoom import (
+    FLAG,
     GEO_REGIONS,
     MAX_TTL,
     MEETING_KEY,
@@ -37,15 +38,16 @@ from ._zoom import (
     MEETING_TIMES,
     MILLISECONDS_FROM,
     MIN_TTL,
+    REGIONS,
     SESSION_NAME,
     SESSION_NAME_LENGTH,
+    TEXT,
     VIDEO_KEY,
     VIDEO_MARKERS,
     VIDEO_OPTIONAL,
     VIDEO_ROLE,
     VIDEO_TIMES,
     VIDEO_VERSION,
-    Form,
     OptionalClaim,
     Sdk,
     is_meeting_number,
@@ -590,15 +592,15 @@ def _optional_claims(
     claims: dict[str, Any], optional: tuple[OptionalClaim, ...], d: Diagnosis
 ) -> None:
     for name, form, max_length in optional:
-        if form is Form.FLAG:
+        if form is FLAG:
             _flag(claims, name, d)
             continue
         value = _string_claim(claims, name, d, required=False)
         if value is None:
             continue
-        if form is Form.TEXT and len(value) > max_length:
+        if form is TEXT and len(value) > max_length:
             d.add(ProblemCode.INVALID_CLAIM, _too_long(name, value, max_length), name)
-        elif form is Form.REGIONS:
+        elif form is REGIONS:
             unknown = [r for r in value.split(",") if r not in GEO_REGIONS]
             if unknown:
                 d.add(
