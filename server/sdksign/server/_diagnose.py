@@ -32,16 +32,20 @@ from ._zoom import (
     MAX_TTL,
     MEETING_KEY,
     MEETING_MARKERS,
+    MEETING_NUMBER,
     MEETING_NUMBER_RULE,
     MEETING_OLD_KEY,
     MEETING_OPTIONAL,
+    MEETING_ROLE,
     MEETING_TIMES,
     MILLISECONDS_FROM,
     MIN_TTL,
     REGIONS,
+    ROLE_NAME_OF_CLAIM,
     SESSION_NAME,
     SESSION_NAME_LENGTH,
     TEXT,
+    VERSION,
     VIDEO_KEY,
     VIDEO_MARKERS,
     VIDEO_OPTIONAL,
@@ -229,7 +233,7 @@ def _diagnose(
         d.add(
             ProblemCode.MEETING_MISMATCH,
             f"expected a token for meeting {expected_meeting_number}; this is not a Meeting SDK token",
-            "mn",
+            MEETING_NUMBER,
         )
 
 
@@ -511,9 +515,11 @@ def _check_claims(
 
 def _meeting_claims(claims: dict[str, Any], d: Diagnosis, expected: str | None) -> bool:
     """Check mn, role and the optional claims; return whether this is a web token."""
-    has_mn, has_role = "mn" in claims, "role" in claims
+    has_mn, has_role = MEETING_NUMBER in claims, MEETING_ROLE in claims
     if has_mn != has_role:
-        present, absent = ("mn", "role") if has_mn else ("role", "mn")
+        present, absent = (
+            (MEETING_NUMBER, MEETING_ROLE) if has_mn else (MEETING_ROLE, MEETING_NUMBER)
+        )
         d.add(
             ProblemCode.MISSING_CLAIM,
             f"{present} is present but {absent} is not: a web token needs both, a native SDK token neither",
@@ -521,38 +527,40 @@ def _meeting_claims(claims: dict[str, Any], d: Diagnosis, expected: str | None) 
         )
     mn = _meeting_number(claims, d) if has_mn else None
     if has_role:
-        _role(claims, "role", d)
+        _role(claims, MEETING_ROLE, d)
     _optional_claims(claims, MEETING_OPTIONAL, d)
     if expected is not None:
         if not has_mn:
             d.add(
                 ProblemCode.MEETING_MISMATCH,
-                f"expected a token for meeting {expected}, but the token has no mn (a native SDK "
-                "token); the web SDK needs mn and role",
-                "mn",
+                f"expected a token for meeting {expected}, but the token has no {MEETING_NUMBER} (a "
+                f"native SDK token); the web SDK needs {MEETING_NUMBER} and {MEETING_ROLE}",
+                MEETING_NUMBER,
             )
         elif mn is not None and mn != expected:
             d.add(
-                ProblemCode.MEETING_MISMATCH, f"the token is for meeting {mn}, not {expected}", "mn"
+                ProblemCode.MEETING_MISMATCH,
+                f"the token is for meeting {mn}, not {expected}",
+                MEETING_NUMBER,
             )
     return has_mn or has_role
 
 
 def _meeting_number(claims: dict[str, Any], d: Diagnosis) -> str | None:
     """The mn claim as text (a JSON number is allowed); None when it is no number at all."""
-    mn = claims["mn"]
+    mn = claims[MEETING_NUMBER]
     if isinstance(mn, bool) or not isinstance(mn, str | int):
         d.add(
             ProblemCode.WRONG_CLAIM_TYPE,
-            f"mn is {_json_type(mn)}; write the meeting number as a string or number of digits",
-            "mn",
+            f"{MEETING_NUMBER} is {_json_type(mn)}; write the meeting number as a string or number of digits",
+            MEETING_NUMBER,
         )
         return None
     if isinstance(mn, str) and not (mn.isascii() and mn.isdigit()):
         d.add(
             ProblemCode.INVALID_CLAIM,
-            f"mn {_show(mn)} is not a meeting number: {MEETING_NUMBER_RULE}",
-            "mn",
+            f"{MEETING_NUMBER} {_show(mn)} is not a meeting number: {MEETING_NUMBER_RULE}",
+            MEETING_NUMBER,
         )
     return str(mn)
 
@@ -560,7 +568,9 @@ def _meeting_number(claims: dict[str, Any], d: Diagnosis) -> str | None:
 def _video_claims(claims: dict[str, Any], d: Diagnosis) -> None:
     session_name = _string_claim(claims, SESSION_NAME, d, required=True)
     if session_name == "":
-        d.add(ProblemCode.INVALID_CLAIM, "tpc (the session name) is empty", SESSION_NAME)
+        d.add(
+            ProblemCode.INVALID_CLAIM, f"{SESSION_NAME} (the session name) is empty", SESSION_NAME
+        )
     elif session_name is not None and len(session_name) > SESSION_NAME_LENGTH:
         d.add(
             ProblemCode.INVALID_CLAIM,
@@ -568,22 +578,22 @@ def _video_claims(claims: dict[str, Any], d: Diagnosis) -> None:
             SESSION_NAME,
         )
     _role(claims, VIDEO_ROLE, d)
-    version = claims.get("version")
-    if "version" not in claims:
+    version = claims.get(VERSION)
+    if VERSION not in claims:
         d.add(
-            ProblemCode.MISSING_CLAIM, f"version is required and must be {VIDEO_VERSION}", "version"
+            ProblemCode.MISSING_CLAIM, f"{VERSION} is required and must be {VIDEO_VERSION}", VERSION
         )
     elif isinstance(version, bool) or not isinstance(version, int):
         d.add(
             ProblemCode.WRONG_CLAIM_TYPE,
-            f"version is {_json_type(version)}; write the number {VIDEO_VERSION}",
-            "version",
+            f"{VERSION} is {_json_type(version)}; write the number {VIDEO_VERSION}",
+            VERSION,
         )
     elif version != VIDEO_VERSION:
         d.add(
             ProblemCode.INVALID_CLAIM,
-            f"version is {version}; it must be {VIDEO_VERSION}",
-            "version",
+            f"{VERSION} is {version}; it must be {VIDEO_VERSION}",
+            VERSION,
         )
     _optional_claims(claims, VIDEO_OPTIONAL, d)
 
@@ -648,7 +658,7 @@ def _role(claims: dict[str, Any], name: str, d: Diagnosis) -> None:
             f"{name} is {_json_type(value)}; write the integer 0 or 1",
             name,
         )
-    elif value not in (0, 1):
+    elif value not in ROLE_NAME_OF_CLAIM:
         d.add(
             ProblemCode.INVALID_ROLE,
             f"{name} is {value}; Zoom knows 0 (participant) and 1 (host)",
