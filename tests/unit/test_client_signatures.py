@@ -71,7 +71,7 @@ def test_methods_take_their_request_builders_parameters(name: str) -> None:
     assert parameters_without_self(getattr(Client, name)) == parameters_without_self(builder)
 
 
-# The proto message whose fields each method's parameters are, beside SignRequest's app and ttl.
+# The proto message each method's parameters come from, beside SignRequest's app and ttl.
 MESSAGES = {
     "sign_meeting": (pb.MeetingClaims, {"app", "ttl"}),
     "sign_video": (pb.VideoClaims, {"app", "ttl"}),
@@ -80,10 +80,36 @@ MESSAGES = {
 
 
 @pytest.mark.parametrize("name", sorted(MESSAGES))
-def test_every_field_of_the_request_is_a_parameter(name: str) -> None:
+def test_every_parameter_is_a_field_of_the_request(name: str) -> None:
+    # A field added to the proto reaches callers at once through sign(SignRequest); a
+    # keyword for it here is a choice of the client's API, made when it is wanted.
     message, request_fields = MESSAGES[name]
     fields = {f.name for f in message.DESCRIPTOR.fields} | request_fields
-    assert {p.name for p in parameters_without_self(getattr(Client, name))} == fields
+    assert {p.name for p in parameters_without_self(getattr(Client, name))} <= fields
+
+
+def test_today_every_field_has_its_keyword() -> None:
+    """The claims as they are today are all offered as keywords (a field added later may not be)."""
+    known = {
+        "sign_meeting": {"meeting_number", "role", "video_webrtc_mode", "app", "ttl"},
+        "sign_video": {
+            "session_name",
+            "role",
+            "user_identity",
+            "session_key",
+            "geo_regions",
+            "telemetry_tracking_id",
+            "cloud_recording_option",
+            "cloud_recording_election",
+            "video_webrtc_mode",
+            "audio_webrtc_mode",
+            "app",
+            "ttl",
+        },
+        "verify": {"token", "app", "expected_meeting_number"},
+    }
+    for name, keywords in known.items():
+        assert {p.name for p in parameters_without_self(getattr(Client, name))} == keywords
 
 
 def test_video_flags_reach_the_request_and_none_leaves_them_out() -> None:
