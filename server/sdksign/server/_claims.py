@@ -59,7 +59,7 @@ class Minted(NamedTuple):
     role: str  # "participant", "host" or "" for a native meeting token
 
 
-class Asked(NamedTuple):
+class ValidRequest(NamedTuple):
     """A Sign request that has passed its checks: the claims, the app, the lifetime."""
 
     sdk: Sdk
@@ -76,12 +76,12 @@ def mint(request: pb.SignRequest, config: Config, now: float, caller: Caller) ->
     The request is checked first (INVALID_ARGUMENT), then the caller's rule
     (PERMISSION_DENIED): a caller learns what its rule allows only for valid requests.
     """
-    asked = check_request(request, config)
-    ttl = authorize_request(asked, caller)
-    return sign(asked, ttl, now - config.clock_skew)
+    checked = check_request(request, config)
+    ttl = authorize_request(checked, caller)
+    return sign(checked, ttl, now - config.clock_skew)
 
 
-def check_request(request: pb.SignRequest, config: Config) -> Asked:
+def check_request(request: pb.SignRequest, config: Config) -> ValidRequest:
     """The request's claims, app and lifetime; raises InvalidArgument naming every bad
     field, or FailedPrecondition when no app of the SDK asked for is configured."""
     sdk: Sdk
@@ -104,22 +104,22 @@ def check_request(request: pb.SignRequest, config: Config) -> Asked:
         raise InvalidArgument(violations)
     assert app is not None
     role = ROLE_NAMES.get(claims.role, "")
-    return Asked(sdk, claims, app, role, ttl, ttl_given=request.HasField("ttl"))
+    return ValidRequest(sdk, claims, app, role, ttl, ttl_given=request.HasField("ttl"))
 
 
-def authorize_request(asked: Asked, caller: Caller) -> int:
-    """Check `asked` against `caller`'s rule (raises PermissionDenied or Unauthenticated);
+def authorize_request(checked: ValidRequest, caller: Caller) -> int:
+    """Check `checked` against `caller`'s rule (raises PermissionDenied or Unauthenticated);
     return the lifetime to sign with: with none asked, the default within the rule's max."""
-    ttl = asked.ttl
-    if not asked.ttl_given and caller.rule.max_ttl is not None:
+    ttl = checked.ttl
+    if not checked.ttl_given and caller.rule.max_ttl is not None:
         ttl = min(ttl, caller.rule.max_ttl)
-    claims = asked.claims
+    claims = checked.claims
     authorize(
         caller,
         Grant(
-            app=asked.app.name,
-            sdk=asked.sdk,
-            role=asked.role,
+            app=checked.app.name,
+            sdk=checked.sdk,
+            role=checked.role,
             ttl=ttl,
             meeting_number=claims.meeting_number if isinstance(claims, pb.MeetingClaims) else "",
             session_name=claims.session_name if isinstance(claims, pb.VideoClaims) else "",
@@ -128,17 +128,17 @@ def authorize_request(asked: Asked, caller: Caller) -> int:
     return ttl
 
 
-def sign(asked: Asked, ttl: int, issued_at: float) -> Minted:
-    """The token for `asked`, valid from `issued_at` (whole seconds) for `ttl` seconds."""
+def sign(checked: ValidRequest, ttl: int, issued_at: float) -> Minted:
+    """The token for `checked`, valid from `issued_at` (whole seconds) for `ttl` seconds."""
     iat = int(issued_at)
     exp = iat + ttl
-    sdk_key, claims = asked.app.sdk_key, asked.claims
+    sdk_key, claims = checked.app.sdk_key, checked.claims
     if isinstance(claims, pb.MeetingClaims):
         payload = meeting_payload(sdk_key, claims, iat, exp)
     else:
         payload = video_payload(sdk_key, claims, iat, exp)
-    token = encode(payload, asked.app.secret)
-    return Minted(token=token, app=asked.app, issued_at=iat, expires_at=exp, role=asked.role)
+    token = encode(payload, checked.app.secret)
+    return Minted(token=token, app=checked.app, issued_at=iat, expires_at=exp, role=checked.role)
 
 
 # --- the payloads ---------------------------------------------------------------------------

@@ -66,7 +66,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
             caller = self._admit(config, context)
             minted = mint(request, config, self._clock(), caller)
         except RequestError:
-            bind(**_asked(request))  # a refusal is logged with what was asked for
+            bind(**_request_fields(request))  # a refusal is logged with what was asked for
             raise
         bind(
             app=minted.app.name,
@@ -101,7 +101,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         return verify_response(diagnosis)
 
 
-def _asked(request: pb.SignRequest) -> dict[str, object]:
+def _request_fields(request: pb.SignRequest) -> dict[str, object]:
     """The log fields of what a Sign request asked for, before any of it was checked."""
     claims = request.WhichOneof("claims")
     role = request.meeting.role if claims == "meeting" else request.video.role
