@@ -448,3 +448,30 @@ def test_development_apps_that_cannot_be_written(tmp_path: Path) -> None:
 def test_long_values_are_cut_short_in_messages(tmp_path: Path) -> None:
     message = refusal(tmp_path, APP.replace('kind = "meeting"', f'kind = "{"w" * 10_000}"'))
     assert "kind 'wwww" in message and "..." in message and len(message) < 300
+
+
+# A Zoom Client Secret's shape: 32 letters and digits, mixed case.
+PASTED = "Zq8xR2mK9vL4nB7cW1pT6yH3jF5gD0sA"
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        f'secret_env = "{PASTED}"',
+        f'secret_file = "{PASTED}"',
+        f'secret_env = "S"\nprevious_secret_envs = ["{PASTED}"]',
+        f'secret_env = "S"\nprevious_secret_files = ["{PASTED}"]',
+    ],
+)
+def test_a_secret_written_in_place_of_its_name_is_not_echoed(tmp_path: Path, where: str) -> None:
+    message = refusal(tmp_path, APP.replace('secret_env = "S"', where))
+    assert PASTED not in message and PASTED[:12] not in message
+    assert "not shown: it may be a secret written there by mistake" in message
+
+
+def test_a_file_or_variable_name_is_still_shown(tmp_path: Path) -> None:
+    assert "'ZOOM_SECRET' is empty" in refusal(
+        tmp_path, APP.replace('secret_env = "S"', 'secret_env = "ZOOM_SECRET"')
+    )
+    message = refusal(tmp_path, APP.replace('secret_env = "S"', 'secret_file = "zoom.secret"'))
+    assert "zoom.secret" in message and "No such file" in message

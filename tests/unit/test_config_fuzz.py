@@ -23,13 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sdksign.server import Config, ConfigError, load_config
-from sdksign.server._config import (
-    _APP_KEYS,
-    _CALLER_KEYS,
-    _RULE_KEYS,
-    _SERVER_KEYS,
-    MAX_SECRET_BYTES,
-)
+from sdksign.server._config import _TABLES, MAX_SECRET_BYTES, _keys
 
 SECRET = "fuzz-secret-that-must-never-be-shown-0123456789"
 # A secret file in Latin-1, not UTF-8; nothing of it may reach a message either.
@@ -48,12 +42,7 @@ FILES = {
 FILE_NAMES = [*FILES, "folder", "missing.secret", "/", "a\0b", "../" * 40 + "x"]
 ENV_NAMES = ["S", "UNDECODABLE", "EMPTY", "UNSET", "a\0b"]
 
-TABLES = {
-    "server": _SERVER_KEYS,
-    "apps": _APP_KEYS,
-    "callers": _CALLER_KEYS,
-    "anonymous": _RULE_KEYS,
-}
+TABLES = {name: _keys(table) for name, table in _TABLES.items()}
 
 
 @pytest.fixture(scope="module")

@@ -290,11 +290,7 @@ def _keys(table: type[msgspec.Struct]) -> frozenset[str]:
     return frozenset(table.__struct_fields__)
 
 
-# The keys each table allows (the fuzz tests set each one).
-_SERVER_KEYS = _keys(ServerTable)
-_APP_KEYS = _keys(AppTable)
-_RULE_KEYS = _keys(RuleTable)
-_CALLER_KEYS = _keys(CallerTable)
+# Each table by its name in the file (the fuzz tests set every key of each).
 _TABLES: dict[str, type[msgspec.Struct]] = {
     "server": ServerTable,
     "apps": AppTable,
@@ -511,7 +507,7 @@ def _server_duration(value: Duration, key: str, maximum: int) -> int:
     what = f"[server] {key}"
     seconds = parse_duration(value, what)
     if seconds > maximum:
-        raise ConfigError(f"{what}: {seconds} s is too long; at most {maximum} s")
+        raise ConfigError(f"{what}: {_shown(seconds)} s is too long; at most {maximum} s")
     return seconds
 
 
@@ -566,11 +562,25 @@ def _app(index: int, table: AppTable, folder: Path, environ: Mapping[str, str]) 
 def _secret_from_env(name: str, environ: Mapping[str, str], where: str) -> bytes:
     secret = environ.get(name, "")
     if not secret:
-        raise ConfigError(f"{where}: environment variable {_shown(name)} is empty or not set")
+        raise ConfigError(f"{where}: {_variable(name)} is empty or not set")
     encoded = _utf8(secret)
     if encoded is None:
         raise ConfigError(f"{where}: environment variable {_shown(name)} is not UTF-8 text")
     return encoded
+
+
+# A secret pasted where the name of its variable or file belongs names nothing that exists:
+# such a name is shown only when it looks like a name, so that the secret is not echoed.
+_VARIABLE_NAME = re.compile(r"[A-Z_][A-Z0-9_]{0,63}")
+_NOT_SHOWN = "not shown: it may be a secret written there by mistake"
+
+
+def _variable(name: str) -> str:
+    """How a message names the unset environment variable `name`: quoted when it is an
+    UPPER_CASE name, as variable names are and Zoom's secrets are not."""
+    if _VARIABLE_NAME.fullmatch(name):
+        return f"environment variable {_shown(name)}"
+    return f"the environment variable named there ({_NOT_SHOWN})"
 
 
 def _secret_from_file(path: Path, key: str, where: str) -> bytes:
@@ -578,6 +588,8 @@ def _secret_from_file(path: Path, key: str, where: str) -> bytes:
     try:
         secret = _read_bounded(path, MAX_SECRET_BYTES).decode().strip()
     except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENAMETOOLONG) and not re.search(r"[./]", path.name):
+            shown = f"(the file named there; {_NOT_SHOWN})"  # no folder, no extension
         raise ConfigError(f"{where}: {key} {shown}: {_reason(exc)}") from None
     except UnicodeDecodeError:
         # Never the decoder's message: it quotes a byte of the secret.
