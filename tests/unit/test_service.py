@@ -19,7 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sdksign.client import AsyncClient, Client, Role, SdkSignError
 from sdksign.server import App, Config, _service, load_config
-from sdksign.server._serve import SERVICE_NAME, add_port, build_server, serve
+from sdksign.server._serve import SERVICE_NAME, add_port, build_server, reload, serve
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from tests.helpers import HS256, meeting_claims, raw_token
@@ -338,3 +338,21 @@ async def test_deeply_nested_claims_are_shown_cut_short(
     for _ in range(min(depth, 31)):
         shown = shown[0]
     assert shown == (1 if depth <= 31 else "(nested too deeply to show)")
+
+
+def test_reload_keeps_what_was_fixed_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = '[[apps]]\nname = "{0}"\nkind = "meeting"\nsdk_key = "Key{0}"\nsecret_env = "S"\n'
+    path = tmp_path / "sdksign.toml"
+    path.write_text(app.format("one") + "[server]\ndrain = 7\n")
+    monkeypatch.setenv("S", "reload-test-secret-0123456789abcdef")
+    service = _service.SignatureService(
+        dataclasses.replace(load_config(path), drain=0)
+    )  # --drain 0
+    path.write_text(
+        app.format("one") + app.format("two") + "[server]\ndrain = 9\nshutdown_grace = 3\n"
+    )
+    reload(service, "127.0.0.1:1")
+    assert [a.name for a in service.config.apps] == ["one", "two"]
+    assert (service.config.drain, service.config.shutdown_grace) == (0, 10)

@@ -176,18 +176,29 @@ def describe(config: Config) -> dict[str, object]:
     }
 
 
+# Set once, at start, by the file or the command line: how this process listens, logs and
+# stops (the workers' parent counts on drain and grace). A reload keeps these, and
+# --insecure, and takes the rest (apps, callers, clock_skew) from the file.
+START_ONLY = ("listen", "log_level", "drain", "shutdown_grace")
+
+
 def reload(service: SignatureService, listen: str) -> None:
     """SIGHUP: read the configuration again; use it only if all of it is valid.
 
-    Calls in flight keep the configuration they started with. TLS files are read
-    at start only: a change to them needs a restart.
+    Calls in flight keep the configuration they started with. START_ONLY settings
+    keep their values, and TLS files are read at start only: a change to them
+    needs a restart.
     """
     old = service.config
     try:
-        new = replace(load_config(old.path), insecure=old.insecure)
+        read = load_config(old.path)
     except ConfigError as exc:
         log.error("reload refused: still serving the previous configuration", error=str(exc))
         return
+    kept = {name: getattr(old, name) for name in START_ONLY}
+    new = replace(read, insecure=old.insecure, **kept)
+    if differ := [name for name, value in kept.items() if getattr(read, name) != value]:
+        log.warning("reload keeps the settings fixed at start; a restart changes them", keep=differ)
     if new.tls != old.tls:
         log.error(
             "reload refused: the TLS settings changed, and they take a restart; "
