@@ -98,9 +98,8 @@ def meeting_request(
     claims = pb.MeetingClaims(
         meeting_number="" if meeting_number is None else str(meeting_number),
         role=role.value if role else pb.ROLE_UNSPECIFIED,
+        video_webrtc_mode=video_webrtc_mode,
     )
-    if video_webrtc_mode is not None:
-        claims.video_webrtc_mode = video_webrtc_mode
     return pb.SignRequest(app=app, meeting=claims, ttl=duration(ttl))
 
 
@@ -121,7 +120,8 @@ def video_request(
 ) -> pb.SignRequest:
     """The SignRequest for a Video SDK token (what both clients' sign_video send).
 
-    The four flags are the proto's optional bools: None leaves the claim out.
+    The four flags are the proto's optional bools: None leaves the claim out (protobuf
+    leaves a field given None unset).
     """
     claims = pb.VideoClaims(
         session_name=session_name,
@@ -130,16 +130,11 @@ def video_request(
         session_key=session_key,
         geo_regions=list(geo_regions),
         telemetry_tracking_id=telemetry_tracking_id,
+        cloud_recording_option=cloud_recording_option,
+        cloud_recording_election=cloud_recording_election,
+        video_webrtc_mode=video_webrtc_mode,
+        audio_webrtc_mode=audio_webrtc_mode,
     )
-    flags = {
-        "cloud_recording_option": cloud_recording_option,
-        "cloud_recording_election": cloud_recording_election,
-        "video_webrtc_mode": video_webrtc_mode,
-        "audio_webrtc_mode": audio_webrtc_mode,
-    }
-    for name, value in flags.items():
-        if value is not None:
-            setattr(claims, name, value)
     return pb.SignRequest(app=app, video=claims, ttl=duration(ttl))
 
 
@@ -150,12 +145,8 @@ def verify_request(
     expected_meeting_number: str | int | None = None,
 ) -> pb.VerifyRequest:
     """The VerifyRequest (what both clients' verify send)."""
-    request = pb.VerifyRequest(token=token)
-    if app is not None:
-        request.app = app
-    if expected_meeting_number is not None:
-        request.expected_meeting_number = str(expected_meeting_number)
-    return request
+    expected = None if expected_meeting_number is None else str(expected_meeting_number)
+    return pb.VerifyRequest(token=token, app=app, expected_meeting_number=expected)
 
 
 def _raise_if_unparsed(response: object) -> None:
