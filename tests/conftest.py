@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 # The markers (listed in pyproject.toml) each folder gives its tests, and those below it.
-# tests/unit has none: `-m "not process"` selects what `make test-unit` runs.
+# tests/unit has none: `-m "not process"` selects the same tests as `make test-unit`.
 FOLDER_MARKERS = {
     "process": ("process",),
     "gateway": ("process", "gateway"),
@@ -155,14 +155,3 @@ def server_process(tmp_path: Path, server_env: dict[str, str]) -> Iterator[Serve
 def log_lines(text: str) -> list[dict[str, object]]:
     """The JSON log lines of a server's stderr (other lines, such as warnings, skipped)."""
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-
-
-@pytest.fixture(scope="session")
-def gateway_files() -> None:
-    """What Envoy reads at start: the transcoder's descriptor set and the page (make builds them)."""
-    subprocess.run(
-        ["make", "--no-print-directory", "-s", "gateway/sdksign.pb", "web"],
-        cwd=ROOT,
-        check=True,
-        timeout=120,
-    )

@@ -20,6 +20,17 @@ DESCRIPTORS = ROOT / "gateway" / "sdksign.pb"
 CONFIGS = [ROOT / "gateway" / "envoy.yaml", ROOT / "examples" / "envoy-production.yaml"]
 
 
+@pytest.fixture(scope="session")
+def gateway_files() -> None:
+    """What Envoy reads at start: the transcoder's descriptor set and the page (make builds them)."""
+    subprocess.run(
+        ["make", "--no-print-directory", "-s", "gateway/sdksign.pb", "web"],
+        cwd=ROOT,
+        check=True,
+        timeout=120,
+    )
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
