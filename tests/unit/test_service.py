@@ -240,21 +240,31 @@ async def test_client_deadline() -> None:
         await server.stop(None)
 
 
-async def test_serve_lets_calls_in_flight_finish_on_sigterm(
-    config: Config, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def slow_sign(monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Make every Sign take 0.5 s; the event is set when one has started."""
     in_flight = asyncio.Event()
     original = _service.SignatureService.Sign
 
-    async def slow_sign(self: Any, request: pb.SignRequest, context: Any) -> pb.SignResponse:
+    async def slow(self: Any, request: pb.SignRequest, context: Any) -> pb.SignResponse:
         in_flight.set()
         await asyncio.sleep(0.5)
         return await original(self, request, context)
 
-    monkeypatch.setattr(_service.SignatureService, "Sign", slow_sign)
+    monkeypatch.setattr(_service.SignatureService, "Sign", slow)
+    return in_flight
+
+
+def free_address() -> str:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{probe.getsockname()[1]}"
+        return f"127.0.0.1:{probe.getsockname()[1]}"
+
+
+async def test_serve_lets_calls_in_flight_finish_on_sigterm(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    in_flight = slow_sign(monkeypatch)
+    address = free_address()
     # No drain: the test is about calls in flight, which shutdown_grace lets finish.
     serving = asyncio.create_task(serve(dataclasses.replace(config, drain=0), address))
     async with AsyncClient(address, retries=4) as client:
@@ -279,18 +289,8 @@ async def test_sighup_reload_leaves_calls_in_flight_alone(
     path = tmp_path / "sdksign.toml"
     path.write_text(app.format("one") + anonymous)
     monkeypatch.setenv("S", "reload-test-secret-0123456789abcdef")
-    in_flight = asyncio.Event()
-    original = _service.SignatureService.Sign
-
-    async def slow_sign(self: Any, request: pb.SignRequest, context: Any) -> pb.SignResponse:
-        in_flight.set()
-        await asyncio.sleep(0.5)
-        return await original(self, request, context)
-
-    monkeypatch.setattr(_service.SignatureService, "Sign", slow_sign)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        address = f"127.0.0.1:{probe.getsockname()[1]}"
+    in_flight = slow_sign(monkeypatch)
+    address = free_address()
     serving = asyncio.create_task(serve(load_config(path), address))
     try:
         async with AsyncClient(address, retries=4) as client:
