@@ -7,9 +7,6 @@ Everything comes from one seeded random.Random, so a run can be repeated case fo
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import random
 from collections.abc import Callable
@@ -19,11 +16,12 @@ from _soak_common import HEALTH, MEETING, SIGN, VERIFY, ZOOM_SAMPLE
 from google.protobuf import duration_pb2, struct_pb2
 from grpc_health.v1 import health_pb2
 
+from sdksign.server._diagnose import MAX_TOKEN_LENGTH
+from sdksign.server._tokens import b64decode_lenient, b64url, hs256
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import zoom_sample_pb2 as zs
 
 METHODS = (SIGN, VERIFY, HEALTH, ZOOM_SAMPLE)
-MAX_TOKEN = 8192  # Verify's limit, in characters
 
 # JSON texts (not all of them JSON that Python's json writes) for claim values.
 ODD_VALUES = (
@@ -88,14 +86,6 @@ ODD_HEADERS = (
 FLIP_CHARACTERS = "AZaz09-_.=+/ \t\n\x00\x7fé\u2028\U0001f4a5"
 
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def unb64url(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-
-
 @dataclass(frozen=True)
 class Token:
     """A valid token from the server, its claims as JSON texts, and the secret that signed it."""
@@ -106,15 +96,15 @@ class Token:
 
 
 def token_from(text: str, secret: bytes) -> Token:
-    payload = json.loads(unb64url(text.split(".")[1]))
+    payload = json.loads(b64decode_lenient(text.split(".")[1]))
     return Token(text, {k: json.dumps(v).encode() for k, v in payload.items()}, secret)
 
 
 def resigned(token: Token, secret: bytes) -> Token:
     """The same token signed with another secret (a previous one, in a rotation)."""
     signing_input = token.text.rsplit(".", 1)[0]
-    signature = hmac.new(secret, signing_input.encode(), hashlib.sha256).digest()
-    return Token(f"{signing_input}.{b64url(signature)}", token.claims, secret)
+    signature = b64url(hs256(secret, signing_input.encode())).decode()
+    return Token(f"{signing_input}.{signature}", token.claims, secret)
 
 
 def protobuf_field(number: int, value: bytes) -> bytes:
@@ -275,19 +265,20 @@ class Cases:
     def odd_header_token(self) -> bytes:
         token = self.rng.choice(self.tokens)
         header = self.rng.choice(ODD_HEADERS).encode("utf-8", "surrogatepass")
-        payload = unb64url(token.text.split(".")[1])
+        payload = b64decode_lenient(token.text.split(".")[1])
         return self._signed(header, payload, token.secret)
 
     def _signed(self, header: bytes, payload: bytes, secret: bytes) -> bytes:
         """header.payload.signature, signed with the app's secret (or not, now and then)."""
-        signing_input = f"{b64url(header)}.{b64url(payload)}"
+        signing_input = b64url(header) + b"." + b64url(payload)
         key = secret if self.rng.random() < 0.8 else self.rng.randbytes(32)
-        signature = hmac.new(key, signing_input.encode(), hashlib.sha256).digest()
-        return f"{signing_input}.{b64url(signature)}".encode()
+        return signing_input + b"." + b64url(hs256(key, signing_input))
 
     def odd_shape_token(self) -> bytes:
         text = self.rng.choice(self.tokens).text
         header, payload, signature = text.split(".")
+        noise = [b64url(self.rng.randbytes(n)).decode() for n in (30, 30)]
+        brace = b64url(b"{" + self.rng.randbytes(20)).decode()
         shapes = (
             "",
             ".",
@@ -303,10 +294,10 @@ class Cases:
             f"{header}.{payload}.{signature[:-1]}",
             f"{header}.{payload}.{signature}{signature}",
             f"Bearer {text}",
-            text + "A" * (MAX_TOKEN - len(text)),
-            text + "A" * (MAX_TOKEN + 1 - len(text)),
+            text + "A" * (MAX_TOKEN_LENGTH - len(text)),
+            text + "A" * (MAX_TOKEN_LENGTH + 1 - len(text)),
             "eyJ" * 3000,
-            f"{b64url(self.rng.randbytes(30))}.{b64url(self.rng.randbytes(30))}.{signature}",
-            f"{b64url(b'{' + self.rng.randbytes(20))}.{payload}.{signature}",
+            f"{noise[0]}.{noise[1]}.{signature}",
+            f"{brace}.{payload}.{signature}",
         )
         return self.rng.choice(shapes).encode()

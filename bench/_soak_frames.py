@@ -29,6 +29,7 @@ FRAMES: dict[str, bytes | None] = {
     "two messages": struct.pack(">BI", 0, 0) * 2,
 }
 UNANSWERED = "closed unanswered"
+NO_STATUS = "ended without grpc-status"
 _CODES = {code.value[0]: str(code.name) for code in grpc.StatusCode}
 
 
@@ -43,7 +44,8 @@ async def malformed_frames(soak: Soak, row: Row) -> None:
         ]
         results = await asyncio.gather(*sends)
         restarted = len(server.events("worker exited"))
-    unanswered: dict[str, Counter[str]] = {HUNG: Counter(), UNANSWERED: Counter()}
+    # Neither a grpc-status nor a reset: each is a miss.
+    unanswered = {outcome: Counter[str]() for outcome in (HUNG, UNANSWERED, NO_STATUS)}
     for kind, outcome, ms in results:
         row.outcomes.add(outcome, ms)
         if outcome in unanswered:
@@ -119,7 +121,7 @@ async def _answer(
             elif isinstance(event, h2.events.DataReceived):
                 connection.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
             elif isinstance(event, h2.events.StreamEnded):
-                return status or "ended without grpc-status"
+                return status or NO_STATUS
             elif isinstance(event, h2.events.StreamReset):
                 return f"RST_STREAM {_error_name(event.error_code)}"
             elif isinstance(event, h2.events.ConnectionTerminated):

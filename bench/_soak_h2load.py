@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from _soak_common import HUNG, TRANSPORT, Outcomes
 
+from bench import read_h2load
+
 H2LOAD_MARGIN = 60.0  # seconds past its planned length before h2load is killed
-_REQUESTS = re.compile(r"requests: (\d+) total, .*?(?:, (\d+) timeout)?$", re.MULTILINE)
-_RATE = re.compile(r"finished in [\d.]+\w+, ([\d.]+) req/s")
 
 
 @dataclass
@@ -51,16 +50,13 @@ async def run_h2load(options: list[str], url: str, log: Path, planned: float) ->
 
 
 def parse_h2load(stdout: str, stderr: str, log: Path) -> H2load:
-    counts, rate = _REQUESTS.search(stdout), _RATE.search(stdout)
-    if counts is None or rate is None:
-        raise RuntimeError(f"cannot read h2load's output: {stdout[-500:]} {stderr[-500:]}")
-    records = [line.split("\t") for line in log.read_text().splitlines() if line]
-    answers = [r for r in records if int(r[1]) > 0]
+    output = read_h2load(stdout, stderr, log)
+    answers = [entry for entry in output.log if entry[1] > 0]  # status 0 or -1: none
     return H2load(
-        total=int(counts.group(1)),
-        timed_out=int(counts.group(2) or 0),
-        rps=float(rate.group(1)),
-        statuses=[int(r[1]) for r in answers],
-        starts_us=[int(r[0]) for r in answers],
-        latencies_ms=[int(r[2]) / 1000 for r in answers],
+        total=output.total,
+        timed_out=output.timed_out,
+        rps=output.rps,
+        statuses=[status for _, status, _ in answers],
+        starts_us=[start for start, _, _ in answers],
+        latencies_ms=[ms for _, _, ms in answers],
     )

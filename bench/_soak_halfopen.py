@@ -21,7 +21,9 @@ import h2.events
 import h2.settings
 from _soak_common import HUNG, SIGN, Row, Soak
 from _soak_frames import grpc_status, request_headers
-from _soak_server import rss_mib, scenario_config, serving, shown_mib
+from _soak_server import scenario_config, serving
+
+from bench import rss_kib, shown_mib
 
 CONNECTIONS = 10
 # The server takes at most 1,000 calls at once on one connection.
@@ -36,7 +38,7 @@ async def half_open(soak: Soak, row: Row) -> None:
     config = scenario_config(soak, "half-open")
     async with serving(soak, "half-open", config, 1) as server:
         pid = next(iter(server.workers().values()))
-        before = rss_mib(pid)
+        before = rss_kib(pid)
         opened = _Opened()
         answered_ms: list[float] = []
         host, port = server.address.rsplit(":", 1)
@@ -47,14 +49,15 @@ async def half_open(soak: Soak, row: Row) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(opened.all.wait(), ANSWER_WITHIN)
         await asyncio.sleep(1.0)
-        peak = rss_mib(pid)
+        peak = rss_kib(pid)
         results = await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.sleep(2.0)
-        after = rss_mib(pid)
+        after = rss_kib(pid)
         restarted = len(server.events("worker exited"))
     for result in results:
         if isinstance(result, BaseException):
             row.outcomes.counts[f"error: {type(result).__name__}"] += 1
+            row.miss(f"a connection failed ({result!r}): its streams were not counted")
             continue
         row.outcomes.counts.update(result)
     # Latency here is how long after they were sent the answers came (10 s by design).

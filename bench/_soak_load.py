@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -17,6 +17,8 @@ from sdksign.client import AsyncClient, Role, SdkSignError
 
 # How much longer than a call's own deadline the harness waits before it calls the call hung.
 DEADLINE_MARGIN = 5.0
+CLIENTS = 8
+BURST = 10
 
 
 @dataclass(frozen=True)
@@ -51,25 +53,15 @@ async def sign(client: AsyncClient) -> object:
 
 
 class Load:
-    """`rate` calls/s spread over `clients` AsyncClients (a channel, so a connection, each),
-    `burst` calls at a time. Use as `async with Load(...) as load: load.start(); ...`."""
+    """`rate` Sign calls/s spread over CLIENTS AsyncClients (a channel, so a connection, each),
+    BURST calls at a time. Use as `async with Load(...) as load: load.start(); ...`."""
 
-    def __init__(
-        self,
-        target: str,
-        rate: float,
-        deadline: float,
-        clients: int = 8,
-        burst: int = 10,
-        call: Callable[[AsyncClient], Awaitable[object]] = sign,
-    ) -> None:
+    def __init__(self, target: str, rate: float, deadline: float) -> None:
         self.rate = rate
         self.deadline = deadline
-        self.burst = burst
         self.calls: list[Call] = []
         self.max_in_flight = 0
-        self._call = call
-        self._clients = [AsyncClient(target, timeout=deadline) for _ in range(clients)]
+        self._clients = [AsyncClient(target, timeout=deadline) for _ in range(CLIENTS)]
         self._pending: set[asyncio.Task[None]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._launched = 0
@@ -123,10 +115,10 @@ class Load:
         begin = time.monotonic()
         bursts = 0
         while True:
-            for _ in range(self.burst):
+            for _ in range(BURST):
                 self._launch()
             bursts += 1
-            next_burst = begin + bursts * self.burst / self.rate
+            next_burst = begin + bursts * BURST / self.rate
             await asyncio.sleep(max(0.0, next_burst - time.monotonic()))
 
     def _launch(self) -> None:
@@ -141,6 +133,6 @@ class Load:
         started = time.monotonic()
         outcome = HUNG
         try:
-            outcome = await outcome_of(self._call(client), self.deadline)
+            outcome = await outcome_of(sign(client), self.deadline)
         finally:
             self.calls.append(Call(started, (time.monotonic() - started) * 1000, outcome))

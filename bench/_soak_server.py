@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
@@ -18,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from _soak_common import Soak
-from fleet import signal_group, spawn
+from fleet import server_env, signal_group, spawn, wait_listening
 
 ROOT = Path(__file__).resolve().parent.parent
 MEETING_KEY = "SoakMeetingKey0123456"
@@ -31,13 +29,12 @@ SECRET_VARIABLES = (
     "SOAK_MEETING_B_SECRET",
     "SOAK_VIDEO_SECRET",
 )
-START_TIMEOUT = 30.0
 # Past the drain period and the grace period, how long a stopping server may take.
 STOP_MARGIN = 8.0
-
-
-class ServerError(Exception):
-    """The server did not start; the message says how it ended and what it logged last."""
+# The shutdown grace of every config but the drain and parent-kill scenarios'.
+GRACE = 3
+# The drain period of the servers whose drain the scenario does not measure: their stop is quick.
+SHORT_DRAIN = 1
 
 
 def new_secrets() -> dict[str, str]:
@@ -45,7 +42,7 @@ def new_secrets() -> dict[str, str]:
     return {name: secrets.token_urlsafe(32) for name in SECRET_VARIABLES}
 
 
-def config_text(*, grace: int = 3, meeting_b: bool = False, clock_skew: int = 30) -> str:
+def config_text(*, grace: int = GRACE, meeting_b: bool = False, clock_skew: int = 30) -> str:
     """The servers' TOML config: a meeting app (with a previous secret) and a video app;
     `meeting_b` adds a second meeting app. The drain period is given with --drain."""
     server = [f'shutdown_grace = "{grace}s"', f'clock_skew = "{clock_skew}s"', 'log_level = "info"']
@@ -79,12 +76,6 @@ def write_config(path: Path, text: str) -> None:
     partial.replace(path)
 
 
-def server_env(secrets_by_variable: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SDKSIGN_")}
-    env["PYTHONPATH"] = os.pathsep.join(str(ROOT / part) for part in ("client", "server"))
-    return {**env, **secrets_by_variable}
-
-
 @dataclass
 class Server:
     """A running `sdksign serve`: the parent process and its log file."""
@@ -92,10 +83,6 @@ class Server:
     process: subprocess.Popen[bytes]
     log_path: Path
     address: str = ""
-
-    @property
-    def port(self) -> int:
-        return int(self.address.rsplit(":", 1)[1])
 
     def lines(self) -> list[dict[str, Any]]:
         """The complete JSON lines logged so far."""
@@ -121,9 +108,6 @@ class Server:
         lines = [line for line in self.events("rpc") if method in (None, line.get("method"))]
         return Counter(str(line.get("code")) for line in lines[after:])
 
-    def pids(self) -> list[int]:
-        return [self.process.pid, *self.workers().values()]
-
 
 async def start_server(
     soak: Soak,
@@ -140,27 +124,12 @@ async def start_server(
     command += ["--workers", str(workers), "--config", str(config), *extra]
     server = Server(spawn(command, log_path, server_env(soak.secrets), config.parent), log_path)
     try:
-        await _wait_listening(server, workers)
+        await asyncio.to_thread(wait_listening, server.process, log_path, workers)
     except BaseException:
         kill_group(server)
         raise
-    return server
-
-
-async def _wait_listening(server: Server, workers: int) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while len(server.workers()) < workers:
-        if server.process.poll() is not None:
-            raise ServerError(f"exit status {server.process.returncode}: {_tail(server)}")
-        if time.monotonic() > deadline:
-            raise ServerError(f"not listening after {START_TIMEOUT:.0f} s: {_tail(server)}")
-        await asyncio.sleep(0.05)
     server.address = str(server.events("listening")[-1]["address"])
-
-
-def _tail(server: Server) -> str:
-    lines = server.log_path.read_text(errors="replace").strip().splitlines()
-    return " / ".join(line[:300] for line in lines[-3:]) or "(nothing logged)"
+    return server
 
 
 async def wait_exit(process: subprocess.Popen[bytes], seconds: float) -> int | None:
@@ -198,7 +167,7 @@ async def serving(
         yield server
     finally:
         try:
-            await stop(server, 5 + STOP_MARGIN)
+            await stop(server, SHORT_DRAIN + GRACE + STOP_MARGIN)
         finally:
             kill_group(server)
 
@@ -212,32 +181,11 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
-def shown_mib(value: float | None) -> str:
-    """A figure of rss_mib() for a table: MiB with one decimal, or "gone"."""
-    return "gone" if value is None else f"{value:.1f}"
-
-
-def rss_mib(pid: int) -> float | None:
-    """Resident memory of `pid` in MiB (None once it is gone)."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return None
-
-
-def scenario_config(soak: Soak, name: str, grace: int = 3) -> Path:
+def scenario_config(soak: Soak, name: str, grace: int = GRACE) -> Path:
     """The config file of scenario `name`."""
     path = soak.directory(name) / "sdksign.toml"
     write_config(path, config_text(grace=grace))
     return path
-
-
-# The drain period of the servers whose drain the scenario does not measure: their stop is quick.
-SHORT_DRAIN = 1
 
 
 def drain_option(seconds: int = SHORT_DRAIN) -> list[str]:

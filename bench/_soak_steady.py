@@ -9,13 +9,14 @@ from pathlib import Path
 
 from _soak_common import MEETING, Outcomes, Row, Soak
 from _soak_h2load import H2load, run_h2load
-from _soak_server import Server, rss_mib, scenario_config, serving, shown_mib
+from _soak_server import Server, scenario_config, serving
 
-from bench import GRPC_HEADERS, grpc_frame
+from bench import grpc_frame, grpc_load, rss_kib, shown_mib
 from sdksign.v1 import signature_service_pb2 as pb
 
 CONNECTIONS = 4
 STREAMS = 16
+SETTLE = 0.5  # seconds for the last rpc lines of an h2load run to reach the log
 
 
 def sign_body(directory: Path) -> Path:
@@ -27,10 +28,6 @@ def sign_body(directory: Path) -> Path:
     return path
 
 
-def grpc_options(body: Path) -> list[str]:
-    return ["-c", str(CONNECTIONS), "-m", str(STREAMS), *GRPC_HEADERS, "-d", str(body)]
-
-
 async def steady(soak: Soak, row: Row) -> None:
     settings = soak.settings
     directory = soak.directory("steady")
@@ -38,10 +35,10 @@ async def steady(soak: Soak, row: Row) -> None:
     async with serving(soak, "steady", config, settings.workers) as server:
         url = f"http://{server.address}/sdksign.v1.SignatureService/Sign"
         body = sign_body(directory)
-        rss_before = {index: rss_mib(pid) for index, pid in server.workers().items()}
+        rss_before = {index: rss_kib(pid) for index, pid in server.workers().items()}
         seconds = settings.measure_seconds
         maximum = await run_h2load(
-            ["-D", str(seconds), "--warm-up-time", "1", *grpc_options(body)],
+            ["-D", str(seconds), "--warm-up-time", "1", *grpc_load(body, CONNECTIONS, STREAMS)],
             url,
             directory / "measure.log",
             seconds + 1,
@@ -52,7 +49,7 @@ async def steady(soak: Soak, row: Row) -> None:
             f"({settings.steady_fraction:.0%}) for {settings.steady_seconds} s"
         )
         await _soak(server, body, url, rate, directory, row, settings.steady_seconds)
-        rss_after = {index: rss_mib(pid) for index, pid in server.workers().items()}
+        rss_after = {index: rss_kib(pid) for index, pid in server.workers().items()}
         row.note("RSS " + _rss(rss_before, rss_after))
         restarted = len(server.events("worker exited"))
         row.note(f"{restarted} worker(s) restarted")
@@ -63,15 +60,15 @@ async def steady(soak: Soak, row: Row) -> None:
 async def _soak(
     server: Server, body: Path, url: str, rate: float, directory: Path, row: Row, seconds: int
 ) -> None:
+    await asyncio.sleep(SETTLE)  # calls cut short at the end of the measuring run are logged
     logged_before = sum(server.rpc_codes().values())
     requests = max(int(rate * seconds), CONNECTIONS)
     options = ["-n", str(requests), "--rps", f"{max(rate / CONNECTIONS, 1):.0f}"]
+    options += grpc_load(body, CONNECTIONS, STREAMS)
     started = time.monotonic()
-    result = await run_h2load(
-        [*options, *grpc_options(body)], url, directory / "soak.log", seconds * 2
-    )
+    result = await run_h2load(options, url, directory / "soak.log", seconds * 2)
     elapsed = time.monotonic() - started
-    await asyncio.sleep(0.5)  # the last lines reach the log
+    await asyncio.sleep(SETTLE)
     row.outcomes = _outcomes(server, logged_before, result)
     row.note(f"{result.total / elapsed:,.0f} calls/s reached")
     if row.outcomes.calls > result.total:
@@ -90,7 +87,7 @@ def _outcomes(server: Server, logged_before: int, result: H2load) -> Outcomes:
     return outcomes
 
 
-def _rss(before: dict[int, float | None], after: dict[int, float | None]) -> str:
+def _rss(before: dict[int, int | None], after: dict[int, int | None]) -> str:
     return ", ".join(
         f"w{index} {shown_mib(before.get(index))}→{shown_mib(after.get(index))} MiB"
         for index in sorted(before | after)

@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,6 +55,12 @@ SDK_KEY = "BenchMeetingKey012345"
 MEETING = "123456789"
 # What a gRPC client sends with every call (the body is a framed message).
 GRPC_HEADERS = ["-H", "content-type: application/grpc", "-H", "te: trailers"]
+_H2LOAD_RATE = re.compile(r"finished in [\d.]+\w+, ([\d.]+) req/s")
+_H2LOAD_REQUESTS = re.compile(
+    r"requests: (\d+) total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, "
+    r"(\d+) errored(?:, (\d+) timeout)?"
+)
+_RPC_CODE = re.compile(r'"code":"(\w+)"')
 
 
 @dataclass
@@ -226,12 +233,21 @@ def sdksign_server(
             process.kill()
 
 
-def rss_kib(pid: int) -> int:
-    """Resident memory of `pid` in KiB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+def rss_kib(pid: int) -> int | None:
+    """Resident memory of `pid` in KiB (None once it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
-    return 0
+    return None
+
+
+def shown_mib(kib: int | None) -> str:
+    """A figure of rss_kib() for a table: MiB with one decimal, or "gone"."""
+    return "gone" if kib is None else f"{kib / 1024:.1f}"
 
 
 def grpc_frame(message: bytes) -> bytes:
@@ -273,35 +289,40 @@ def h2load_grpc(
     rps: float | None = None,
 ) -> Sample:
     """One round of a row: h2load over HTTP/2 with gRPC framing; failures from the server's log."""
-    errors_before = count_failures(server_log)
-    command = grpc_load(body, args)
+    codes_before = logged_codes(server_log)
+    command = grpc_load(body, args.clients, args.streams)
     if rps is not None:
         command += ["--rps", f"{max(rps / args.clients, 1):.0f}"]
     sample = run_h2load(command, f"http://{address}{path}", tmp, args, pids)
     time.sleep(0.5)  # the last log lines reach the file
-    sample.failed += count_failures(server_log) - errors_before
+    codes = logged_codes(server_log) - codes_before
+    sample.failed += count_failures(codes, args.clients * args.streams)
     return sample
 
 
-def grpc_load(body: Path, args: argparse.Namespace) -> list[str]:
+def grpc_load(body: Path, clients: int, streams: int) -> list[str]:
     """h2load's options for gRPC calls: connections, streams, headers and the framed body."""
-    return ["-c", str(args.clients), "-m", str(args.streams), *GRPC_HEADERS, "-d", str(body)]
+    return ["-c", str(clients), "-m", str(streams), *GRPC_HEADERS, "-d", str(body)]
 
 
-def count_failures(server_log: Path) -> int:
-    """RPCs the server logged with a code other than OK or CANCELLED.
+def logged_codes(server_log: Path) -> Counter[str]:
+    """The RPCs the server has logged so far, by code."""
+    lines = server_log.read_text().splitlines()
+    return Counter(
+        m[1] for line in lines if '"event":"rpc"' in line and (m := _RPC_CODE.search(line))
+    )
+
+
+def count_failures(codes: Counter[str], in_flight: int) -> int:
+    """RPCs logged with a code other than OK or CANCELLED, and CANCELLED past `in_flight`.
 
     When its time is up, h2load closes its connections with requests still in flight
     (`-c` times `-m` of them at most); the server logs each of those as CANCELLED, and
-    h2load counts them as started but not done, not as failed.
+    h2load counts them as started but not done, not as failed. More CANCELLED than
+    that are failures.
     """
-    return sum(
-        1
-        for line in server_log.read_text().splitlines()
-        if '"event":"rpc"' in line
-        and '"code":"OK"' not in line
-        and '"code":"CANCELLED"' not in line
-    )
+    others = sum(n for code, n in codes.items() if code not in ("OK", "CANCELLED"))
+    return others + max(codes["CANCELLED"] - in_flight, 0)
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -341,21 +362,47 @@ def run_h2load(
         cpu = cpu_seconds(pids) - cpu_before
     if process.returncode != 0:
         sys.exit(f"bench: h2load failed for {url}:\n{stdout}\n{stderr}")
-    match = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", stdout)
-    requests = re.search(
-        r"requests: \d+ total, \d+ started, \d+ done, (\d+) succeeded, (\d+) failed, (\d+) errored",
-        stdout,
-    )
-    if not match or not requests:
-        sys.exit(f"bench: cannot read h2load's output:\n{stdout}")
-    latencies = [int(line.split("\t")[2]) / 1000 for line in log.read_text().splitlines() if line]
+    try:
+        output = read_h2load(stdout, stderr, log)
+    except ValueError as exc:
+        sys.exit(f"bench: {exc}")
     log.unlink()
     return Sample(
-        rps=float(match.group(1)),
-        latencies_ms=latencies,
-        requests=int(requests.group(1)),
-        failed=int(requests.group(2)) + int(requests.group(3)),
+        rps=output.rps,
+        latencies_ms=[ms for _, _, ms in output.log],
+        requests=output.succeeded,
+        failed=output.failed,
         cpu_seconds=cpu,
+    )
+
+
+@dataclass
+class H2loadOutput:
+    """What h2load reported: its summary's figures and its --log-file, one entry a request."""
+
+    rps: float
+    total: int
+    succeeded: int
+    failed: int  # failed or errored
+    timed_out: int
+    # (start in µs since the epoch, HTTP status (0 or less: no answer), latency in ms)
+    log: list[tuple[int, int, float]]
+
+
+def read_h2load(stdout: str, stderr: str, log: Path) -> H2loadOutput:
+    """h2load's summary from its output, and its per-request log; ValueError without one."""
+    rate, requests = _H2LOAD_RATE.search(stdout), _H2LOAD_REQUESTS.search(stdout)
+    if rate is None or requests is None:
+        raise ValueError(f"cannot read h2load's output:\n{stdout[-2000:]}\n{stderr[-500:]}")
+    total, succeeded, failed, errored, timed_out = (int(n or 0) for n in requests.groups())
+    fields = [line.split("\t") for line in log.read_text().splitlines() if line]
+    return H2loadOutput(
+        rps=float(rate[1]),
+        total=total,
+        succeeded=succeeded,
+        failed=failed + errored,
+        timed_out=timed_out,
+        log=[(int(f[0]), int(f[1]), int(f[2]) / 1000) for f in fields],
     )
 
 
@@ -365,7 +412,7 @@ def memory_run(
     tmp: Path,
     args: argparse.Namespace,
     pids: list[int],
-    before: dict[int, int],
+    before: dict[int, int | None],
 ) -> str:
     """Send --memory-requests Sign calls; report each worker's resident memory before and after."""
     sizes_after_warmup = {pid: rss_kib(pid) for pid in pids}
@@ -375,7 +422,7 @@ def memory_run(
         "1",
         "-n",
         str(args.memory_requests),
-        *grpc_load(body, args),
+        *grpc_load(body, args.clients, args.streams),
         f"http://{address}/sdksign.v1.SignatureService/Sign",
     ]
     started = time.monotonic()
@@ -390,8 +437,8 @@ def memory_run(
     ]
     for pid in pids:
         lines.append(
-            f"| {pid} | {before[pid] / 1024:.1f} MiB | {sizes_after_warmup[pid] / 1024:.1f} MiB "
-            f"| {rss_kib(pid) / 1024:.1f} MiB |"
+            f"| {pid} | {shown_mib(before[pid])} MiB | {shown_mib(sizes_after_warmup[pid])} MiB "
+            f"| {shown_mib(rss_kib(pid))} MiB |"
         )
     return "\n".join(lines)
 

@@ -197,6 +197,35 @@ def signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
         os.killpg(process.pid, signum)
 
 
+class ServerError(RuntimeError):
+    """A `sdksign serve` did not start; the message says how it ended and what it logged last."""
+
+
+def server_env(extra: Mapping[str, str]) -> dict[str, str]:
+    """The environment for `sdksign serve` from this checkout: this one without any SDKSIGN_*
+    variable (the command line says everything), the checkout's code first, and `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SDKSIGN_")}
+    env["PYTHONPATH"] = os.pathsep.join(str(ROOT / part) for part in ("client", "server"))
+    return {**env, **extra}
+
+
+def wait_listening(process: subprocess.Popen[bytes], log_path: Path, workers: int) -> list[int]:
+    """Until `workers` workers of the server `process` have logged that they listen; the pids
+    those lines give. ServerError if it exits first or is not listening after START_TIMEOUT."""
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        text = log_path.read_text(errors="replace")
+        lines = [line for line in text.splitlines() if '"event":"listening"' in line]
+        if len(lines) >= workers:
+            return [int(m[1]) for line in lines if (m := re.search(r'"pid":(\d+)', line))]
+        last = " / ".join(line[:300] for line in text.strip().splitlines()[-3:])
+        if process.poll() is not None:
+            raise ServerError(f"{log_path.name}: exit status {process.returncode}: {last}")
+        if time.monotonic() > deadline:
+            raise ServerError(f"{log_path.name}: not listening after {START_TIMEOUT:.0f} s: {last}")
+        time.sleep(0.05)
+
+
 def envoy_binary() -> str:
     beside = Path(sys.executable).parent / "envoy"
     found = str(beside) if beside.exists() else shutil.which("envoy")
@@ -249,7 +278,6 @@ class Fleet:
         env: Mapping[str, str] | None = None,
         workdir: Path | None = None,
         envoy_config: Path = GATEWAY_CONFIG,
-        envoy_log_level: str = "warning",
     ) -> None:
         if replicas < 1 or workers < 1:
             raise ValueError("replicas and workers: at least 1")
@@ -257,7 +285,6 @@ class Fleet:
         self.config = config
         self.env = dict(env) if env is not None else shared_apps_env()
         self.envoy_config = envoy_config
-        self.envoy_log_level = envoy_log_level
         self._gateway_port, self._base_port, self._admin_port = gateway_port, base_port, admin_port
         self._count = replicas
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -314,13 +341,8 @@ class Fleet:
                 self.admin_port,
             )
         )
-        command = [envoy_binary(), "-c", str(rendered), "--disable-hot-restart"]
-        self.envoy = spawn(
-            [*command, "-l", self.envoy_log_level],
-            self.workdir / "envoy.log",
-            os.environ,
-            ROOT,
-        )
+        command = [envoy_binary(), "-c", str(rendered), "--disable-hot-restart", "-l", "warning"]
+        self.envoy = spawn(command, self.workdir / "envoy.log", os.environ, ROOT)
         self._wait_envoy_ready()
         self.wait_healthy()
 
@@ -351,38 +373,16 @@ class Fleet:
         command += ["--workers", str(self.workers)]
         if self.config is not None:
             command += ["--config", str(self.config)]
-        env = {
-            **os.environ,
-            "PYTHONPATH": f"{ROOT / 'client'}{os.pathsep}{ROOT / 'server'}",
-            "SDKSIGN_CONFIG": "",
-            **self.env,
-        }
         assert self.workdir is not None
         replica.log_path.write_text("")
-        replica.process = spawn(command, replica.log_path, env, self.workdir)
+        replica.process = spawn(command, replica.log_path, server_env(self.env), self.workdir)
         replica.pids = [replica.process.pid]
 
     def _wait_listening(self, replica: Replica) -> None:
         """Until each worker of `replica` has logged that it listens."""
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            text = replica.log_path.read_text()
-            lines = [line for line in text.splitlines() if '"event":"listening"' in line]
-            if len(lines) >= self.workers:
-                pids = (re.search(r'"pid":(\d+)', line) for line in lines)
-                workers = [int(m.group(1)) for m in pids if m]
-                assert replica.process is not None
-                replica.pids = [
-                    replica.process.pid,
-                    *(p for p in workers if p != replica.process.pid),
-                ]
-                return
-            if not replica.running:
-                raise RuntimeError(f"replica {replica.index} exited:\n{text}")
-            time.sleep(0.05)
-        raise RuntimeError(
-            f"replica {replica.index} did not start:\n{replica.log_path.read_text()}"
-        )
+        assert replica.process is not None
+        workers = wait_listening(replica.process, replica.log_path, self.workers)
+        replica.pids = [replica.process.pid, *(p for p in workers if p != replica.process.pid)]
 
     def kill_replica(self, index: int) -> None:
         """SIGKILL replica `index`'s parent and workers at once (its whole process group)."""

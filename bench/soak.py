@@ -7,7 +7,8 @@ answer by a generous deadline, transport errors), and checks its target:
 - steady: Sign's maximum rate measured with h2load, then Sign paced at 70 % of it for 60 s;
   codes from the server's per-RPC log lines; each worker's resident memory before and after.
 - drain: `--workers 2 --drain 3`, AsyncClient load, SIGTERM to the parent, calls until the
-  drain is nearly over: 0 failed, exit status 0, one rpc log line per call, health NOT_SERVING.
+  drain is nearly over: 0 failed, exit status 0, one rpc log line per call, health
+  NOT_SERVING within 1 s.
 - worker kill: SIGKILL one of 2 workers under AsyncClient load: 0 failed, the worker respawned.
 - parent kill: SIGKILL the parent of 2 workers under load: 0 failed, the workers exit by
   themselves within drain + grace, a new server then starts on the same port.
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import platform
 import random
@@ -54,10 +56,12 @@ from _soak_halfopen import half_open
 from _soak_logscan import scan_logs
 from _soak_process import drain, parent_kill, worker_kill
 from _soak_reload import sighup
-from _soak_server import ROOT, ServerError, new_secrets
+from _soak_server import ROOT, new_secrets
 from _soak_steady import steady
+from fleet import ServerError
 
 from bench import cpu_model, h2load_version
+from sdksign.server._workers import default_workers
 
 Scenario = Callable[[Soak, Row], Awaitable[None]]
 NAMES = (
@@ -130,7 +134,7 @@ def _names(text: str) -> set[str]:
 def settings_from(quick: bool, given: dict[str, int | None]) -> Settings:
     """The full run's settings, or --quick's; options given on the command line win."""
     defaults = Settings(
-        workers=len(os.sched_getaffinity(0)),
+        workers=default_workers(),
         measure_seconds=2 if quick else 4,
         steady_seconds=5 if quick else 60,
         steady_fraction=0.7,
@@ -145,7 +149,7 @@ def settings_from(quick: bool, given: dict[str, int | None]) -> Settings:
         seed=random.SystemRandom().randrange(2**32),
     )
     chosen = {key: value for key, value in given.items() if value is not None}
-    return Settings(**{**defaults.__dict__, **chosen})
+    return dataclasses.replace(defaults, **chosen)
 
 
 def command_line() -> str:
