@@ -89,7 +89,12 @@ fleet: $(VENV)/.installed $(DESCRIPTORS) $(WEB) ## REPLICAS servers on 127.0.0.1
 $(NODE_DEPS): tests/js/package.json tests/js/package-lock.json
 	npm install --prefix tests/js --no-audit --no-fund --loglevel=error
 
-test: $(VENV)/.installed $(NODE_DEPS) $(DESCRIPTORS) $(WEB) $(CHROMIUM) ## run the whole test suite
+# Debian's Redis, for the shared rate-limit tests (each test starts its own on a loopback port).
+REDIS := /usr/bin/redis-server
+$(REDIS):
+	$(call APT_INSTALL,redis-server)
+
+test: $(VENV)/.installed $(NODE_DEPS) $(DESCRIPTORS) $(WEB) $(CHROMIUM) $(REDIS) ## run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # tests/unit only: no server process, Envoy, Node or Chromium, so none of them is installed or built.
