@@ -111,6 +111,8 @@ def start_server_process(
         env={
             "PATH": os.environ["PATH"],
             "PYTHONPATH": f"{ROOT / 'client'}:{ROOT / 'server'}",
+            # Development apps (no configuration) are kept under the test's own folder.
+            "XDG_STATE_HOME": str(tmp_path / "state"),
             **env,
         },
         stdout=subprocess.DEVNULL,

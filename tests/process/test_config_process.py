@@ -77,3 +77,26 @@ def test_sighup_with_a_secret_file_that_is_not_utf8_is_refused_and_serving_goes_
     assert [line["error"] for line in refused] == [expected]
     assert "not UTF-8 text" in expected and "Traceback" not in logs
     assert SECRET not in logs and "cret-in" not in logs
+
+
+def test_placeholder_keys_and_short_secrets_are_warned_at_start_and_on_reload(
+    tmp_path: Path,
+) -> None:
+    placeholder = APP.replace('sdk_key = "', 'sdk_key = "REPLACE_WITH_', 1)
+    config = write(tmp_path, placeholder)
+    server = start_server_process(tmp_path, {"S": "x"}, ["--config", str(config)])
+    try:
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while "configuration reloaded" not in server.logs() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=15)
+    logs = server.logs()
+    at_start = [line for line in logs.splitlines() if line.startswith("sdksign: WARNING: app")]
+    assert len(at_start) == 2, logs
+    assert "looks like a placeholder" in at_start[0] and "its secret is 1 bytes" in at_start[1]
+    reloaded = [line for line in log_lines(logs) if line.get("level") == "warning"]
+    assert any("looks like a placeholder" in line["event"] for line in reloaded), logs
+    assert any("its secret is 1 bytes" in line["event"] for line in reloaded), logs

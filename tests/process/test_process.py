@@ -246,21 +246,25 @@ def test_development_default(tmp_path: Path) -> None:
     finally:
         first.process.terminate()
         first.process.wait(timeout=15)
-    apps_file = tmp_path / ".sdksign" / "dev-apps.json"
+    apps_file = tmp_path / "state" / "sdksign" / "dev-apps.json"  # $XDG_STATE_HOME/sdksign
     assert stat.S_IMODE(apps_file.stat().st_mode) == 0o600
     stored = json.loads(apps_file.read_text())
     assert signed["sdk_key"] == stored["meeting"]["sdk_key"]
     assert "WARNING" in first.logs() and stored["meeting"]["sdk_key"] in first.logs()
+    assert str(apps_file) in first.logs()  # the warning says where the secrets are
     assert stored["meeting"]["secret"] not in first.logs()
 
-    (tmp_path / "second").mkdir()
-    second = start_server_process(tmp_path, {})  # same folder: the same apps again
+    # Started from another folder, by the same user: the same apps, so the token verifies.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    second = start_server_process(elsewhere, {"XDG_STATE_HOME": str(tmp_path / "state")})
     try:
         again = json.loads(grpcurl(second.target, VERIFY, data={"token": signed["token"]}).stdout)
         assert again["valid"] is True
     finally:
         second.process.terminate()
         second.process.wait(timeout=15)
+    assert not (elsewhere / ".sdksign").exists() and not (elsewhere / "state").exists()
 
 
 def test_port_in_use(tmp_path: Path, server_env: dict[str, str]) -> None:

@@ -12,8 +12,12 @@ from sdksign.server import Config, ConfigError, load_config
 from sdksign.server._config import (
     MAX_CONFIG_BYTES,
     MAX_SECRET_BYTES,
+    App,
     Tls,
+    _create_dev_apps,
+    config_warnings,
     dev_apps,
+    dev_apps_file,
     exposure_problems,
     parse_duration,
 )
@@ -475,3 +479,48 @@ def test_a_file_or_variable_name_is_still_shown(tmp_path: Path) -> None:
     )
     message = refusal(tmp_path, APP.replace('secret_env = "S"', 'secret_file = "zoom.secret"'))
     assert "zoom.secret" in message and "No such file" in message
+
+
+def test_development_apps_file_is_one_per_user_whatever_the_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chosen = tmp_path / "mine.json"
+    assert dev_apps_file({"SDKSIGN_DEV_APPS": str(chosen)}) == chosen
+    state = tmp_path / "state"
+    assert dev_apps_file({"XDG_STATE_HOME": str(state)}) == state / "sdksign" / "dev-apps.json"
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    default = tmp_path / "home" / ".local" / "state" / "sdksign" / "dev-apps.json"
+    for folder in (tmp_path, tmp_path / "home"):  # not relative to where the server starts
+        (tmp_path / "home").mkdir(exist_ok=True)
+        monkeypatch.chdir(folder)
+        assert dev_apps_file({}) == default
+    monkeypatch.chdir(tmp_path)
+    relative = dev_apps_file({"SDKSIGN_DEV_APPS": "apps.json"})
+    assert relative == tmp_path / "apps.json" and relative.is_absolute()
+
+
+def test_development_apps_made_at_the_same_time_are_the_first_ones(tmp_path: Path) -> None:
+    path = tmp_path / "sdksign" / "dev-apps.json"
+    _create_dev_apps(path)
+    first = path.read_text()
+    _create_dev_apps(path)  # a second server that also found no file: the first one's stay
+    assert path.read_text() == first
+    assert [p.name for p in path.parent.iterdir()] == ["dev-apps.json"]  # no file left behind
+
+
+def test_warnings_for_placeholder_keys_and_short_secrets() -> None:
+    good = App(name="web", kind="meeting", sdk_key="AbCdEf12345", secret=b"x" * 32)
+    assert config_warnings(Config(apps=(good,), source="test")) == []
+    placeholder = App(
+        name="web",
+        kind="meeting",
+        sdk_key="REPLACE_WITH_MEETING_SDK_CLIENT_ID",
+        secret=b"s",
+        previous_secrets=(b"y" * 32, b"tiny-old"),
+    )
+    warnings = config_warnings(Config(apps=(placeholder,), source="test"))
+    assert len(warnings) == 3
+    assert "'REPLACE_WITH_MEETING_SDK_CLIENT_ID' looks like a placeholder" in warnings[0]
+    assert "its secret is 1 bytes" in warnings[1]
+    assert "previous secret 2 is 8 bytes" in warnings[2]
+    assert not any("tiny-old" in w for w in warnings)

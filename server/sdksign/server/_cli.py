@@ -9,7 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._config import Config, ConfigError, exposure_problems, load_config, parse_duration
+from ._config import (
+    Config,
+    ConfigError,
+    config_warnings,
+    exposure_problems,
+    load_config,
+    parse_duration,
+)
 
 if TYPE_CHECKING:
     from sdksign.client import Client
@@ -126,6 +133,8 @@ def _serve_command(args: argparse.Namespace) -> int:
     if problems:
         config = replace(config, insecure=True)
         _warn_insecure(listen, problems)
+    for warning in config_warnings(config):
+        print(f"sdksign: WARNING: {warning}", file=sys.stderr, flush=True)
     workers = args.workers or default_workers()
     try:
         if workers == 1:

@@ -5,7 +5,7 @@ Three sources, the first that applies wins:
 1. a TOML file (`--config`), which is then the whole configuration;
 2. Zoom's sample variables, `ZOOM_MEETING_SDK_KEY`/`ZOOM_MEETING_SDK_SECRET` and
    `ZOOM_VIDEO_SDK_KEY`/`ZOOM_VIDEO_SDK_SECRET`;
-3. development apps with random secrets, kept in `.sdksign/dev-apps.json`.
+3. development apps with random secrets, kept in one file per user (dev_apps_file()).
 
 Every problem raises ConfigError with one line that names it; no secret is ever
 part of that line. Nothing else escapes load_config: a file that cannot be read or
@@ -29,6 +29,7 @@ import json
 import os
 import re
 import secrets
+import tempfile
 import tomllib
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -41,7 +42,7 @@ from msgspec import Meta
 
 from ._policy import ANONYMOUS, Caller, Policy, Rule
 from ._tokens import fingerprint
-from ._zoom import MAX_TTL, MIN_TTL, ROLES, SDKS, Sdk
+from ._zoom import MAX_TTL, MIN_TTL, ROLES, SDKS, SECRET_LENGTH, Sdk
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 # iat is set this much before now, which shortens every token: at most half the shortest life.
@@ -54,7 +55,9 @@ MAX_BURST = 10**9
 MAX_CONFIG_BYTES = 1 << 20
 MAX_SECRET_BYTES = 64 << 10
 MAX_PEM_BYTES = 1 << 20
-DEV_APPS_FILE = Path(".sdksign") / "dev-apps.json"
+# Where development apps are kept: SDKSIGN_DEV_APPS, else this under the user's state folder.
+DEV_APPS_ENV = "SDKSIGN_DEV_APPS"
+DEV_APPS_FILE = Path("sdksign") / "dev-apps.json"
 
 _SAMPLE_VARIABLES: dict[Sdk, tuple[str, str]] = {
     "meeting": ("ZOOM_MEETING_SDK_KEY", "ZOOM_MEETING_SDK_SECRET"),
@@ -151,7 +154,27 @@ def load_config(path: Path | None, environ: Mapping[str, str] = os.environ) -> C
     apps = _apps_from_environment(environ)
     if apps:
         return Config(apps=apps, source="environment (ZOOM_*_SDK_KEY / ZOOM_*_SDK_SECRET)")
-    return Config(apps=dev_apps(DEV_APPS_FILE), source=str(DEV_APPS_FILE), development=True)
+    file = dev_apps_file(environ)
+    return Config(apps=dev_apps(file), source=str(file), development=True)
+
+
+def dev_apps_file(environ: Mapping[str, str] = os.environ) -> Path:
+    """The development apps' file: one per user, whatever folder the server starts in.
+
+    $SDKSIGN_DEV_APPS, else $XDG_STATE_HOME/sdksign/dev-apps.json, else
+    ~/.local/state/sdksign/dev-apps.json (the XDG default), as an absolute path.
+    """
+    if chosen := environ.get(DEV_APPS_ENV):
+        return Path(chosen).absolute()
+    state = environ.get("XDG_STATE_HOME")
+    if not state:
+        try:
+            state = str(Path.home() / ".local" / "state")
+        except RuntimeError:  # no HOME and no password entry
+            raise ConfigError(
+                f"no home folder for the development apps: set {DEV_APPS_ENV} to a file path"
+            ) from None
+    return (Path(state) / DEV_APPS_FILE).absolute()
 
 
 def parse_duration(value: object, what: str) -> int:
@@ -707,6 +730,32 @@ def exposure_problems(config: Config, listen: str) -> list[str]:
     return problems
 
 
+# SDK keys as configuration examples write them before the real one is filled in.
+_PLACEHOLDER = re.compile(
+    r"REPLACE|CHANGE.?ME|YOUR[_-]|PLACEHOLDER|EXAMPLE|\A<.*>\Z|\Ax{3,}\Z", re.I
+)
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What in `config` is served but most likely wrong: placeholder SDK keys, and secrets far
+    shorter than Zoom's. Each is one line naming the app, never a secret."""
+    warnings = []
+    for app in config.apps:
+        if _PLACEHOLDER.search(app.sdk_key):
+            warnings.append(
+                f"app {app.name!r}: sdk_key {_shown(app.sdk_key)} looks like a placeholder; "
+                "Zoom refuses tokens that carry it: write the app's SDK key (Client ID)"
+            )
+        for index, secret in enumerate(app.secrets):
+            if len(secret) < SECRET_LENGTH:
+                which = "its secret" if index == 0 else f"previous secret {index}"
+                warnings.append(
+                    f"app {app.name!r}: {which} is {len(secret)} bytes; Zoom's Client Secrets are {SECRET_LENGTH} "
+                    "characters: is it the right value?"
+                )
+    return warnings
+
+
 def dev_apps(path: Path) -> tuple[App, ...]:
     """Development apps, one per kind, created with random secrets on first use.
 
@@ -718,7 +767,7 @@ def dev_apps(path: Path) -> tuple[App, ...]:
         except OSError as exc:
             raise ConfigError(
                 f"{path}: cannot create development apps: {_reason(exc)}; "
-                "run from a writable folder, or configure apps"
+                f"set {DEV_APPS_ENV} to a writable file path, or configure apps"
             ) from None
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
@@ -738,12 +787,20 @@ def dev_apps(path: Path) -> tuple[App, ...]:
 
 
 def _create_dev_apps(path: Path) -> None:
+    """Write new development apps to `path`, whole or not at all: servers started at the same
+    moment all end up with the apps of the one that linked its file first."""
     path.parent.mkdir(parents=True, exist_ok=True)
     # token_urlsafe(32) gives 43 characters: never read as hex by jsrsasign.
     apps = {
         kind: {"sdk_key": f"dev_{kind}_{secrets.token_hex(6)}", "secret": secrets.token_urlsafe(32)}
         for kind in SDKS
     }
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        json.dump(apps, out, indent=2)
+    fd, written = tempfile.mkstemp(dir=path.parent, prefix=".dev-apps-")  # mode 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            json.dump(apps, out, indent=2)
+        os.link(written, path)
+    except FileExistsError:
+        pass  # another server made them first: theirs are read
+    finally:
+        os.unlink(written)

@@ -15,7 +15,14 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import zoom_sample_pb2 as zs
 
-from ._config import Config, ConfigError, Tls, exposure_problems, load_config
+from ._config import (
+    Config,
+    ConfigError,
+    Tls,
+    config_warnings,
+    exposure_problems,
+    load_config,
+)
 from ._rpc import RequestDeadlines, add_service
 from ._service import SignatureService, ZoomSampleService
 
@@ -215,3 +222,5 @@ def reload(service: SignatureService, listen: str) -> None:
         return
     service.config = new
     log.info("configuration reloaded", **describe(new))
+    for warning in config_warnings(new):
+        log.warning(warning)

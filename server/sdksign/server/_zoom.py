@@ -29,6 +29,12 @@ DEFAULT_TTL = 7200
 # Epoch seconds reach 1e11 in the year 5138; epoch milliseconds passed it in 1973.
 MILLISECONDS_FROM = 100_000_000_000
 
+# --- credentials ---------------------------------------------------------------------------
+
+# The Client Secrets that Zoom's Marketplace issues are 32 characters (as seen in practice, not
+# a documented rule): a configured secret shorter than that is most likely not the real one.
+SECRET_LENGTH = 32
+
 # --- roles ----------------------------------------------------------------------------------
 
 # The roles a token can carry, by name (the policy and the log use these).
