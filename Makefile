@@ -13,7 +13,7 @@ GEN_DIR := client
 PYTEST_ARGS ?=
 NODE_DEPS := tests/js/node_modules/.package-lock.json
 
-.PHONY: install protos check-protos run gateway web test test-unit lint typecheck bench clean fleet soak
+.PHONY: install protos check-protos run gateway web node-client test test-unit lint typecheck bench clean fleet soak
 BENCH_ARGS ?=
 # Debian packages (h2load for make bench) are installed with apt-get, through sudo unless root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -73,6 +73,31 @@ web/dist/index.html: web/index.html
 
 web: $(WEB) ## build the gateway's web page into web/dist
 
+# The Node.js client (client/node): protoc-gen-es output, as for the page, with google.rpc's
+# error details, for @connectrpc/connect-node; tsc compiles it into client/node/dist.
+# Generated code and dist are git-ignored. examples/node-backend links to it by path.
+NODE_CLIENT_DEPS := client/node/node_modules/.package-lock.json
+NODE_CLIENT_GEN := client/node/src/gen/sdksign/v1/signature_service_pb.ts
+NODE_CLIENT := client/node/dist/index.js
+NODE_EXAMPLE_DEPS := examples/node-backend/node_modules/.package-lock.json
+
+$(NODE_CLIENT_DEPS): client/node/package.json client/node/package-lock.json
+	npm install --prefix client/node --no-audit --no-fund --loglevel=error
+
+$(NODE_CLIENT_GEN): protos/sdksign/v1/signature_service.proto $(NODE_CLIENT_DEPS) $(VENV)/.installed
+	@mkdir -p client/node/src/gen
+	$(PY) -m grpc_tools.protoc $(PROTO_INCLUDE) --plugin=protoc-gen-es=client/node/node_modules/.bin/protoc-gen-es \
+	  --es_out=client/node/src/gen --es_opt=target=ts \
+	  protos/sdksign/v1/signature_service.proto google/rpc/error_details.proto
+
+$(NODE_CLIENT): client/node/src/index.ts client/node/tsconfig.json $(NODE_CLIENT_GEN)
+	client/node/node_modules/.bin/tsc -p client/node
+
+$(NODE_EXAMPLE_DEPS): examples/node-backend/package.json examples/node-backend/package-lock.json $(NODE_CLIENT_DEPS)
+	npm install --prefix examples/node-backend --no-audit --no-fund --loglevel=error
+
+node-client: $(NODE_CLIENT) $(NODE_EXAMPLE_DEPS) ## build the Node.js client into client/node/dist
+
 # Debian's Chromium, for the browser test (Playwright drives it; it never downloads one).
 CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
@@ -94,7 +119,7 @@ REDIS := /usr/bin/redis-server
 $(REDIS):
 	$(call APT_INSTALL,redis-server)
 
-test: $(VENV)/.installed $(NODE_DEPS) $(DESCRIPTORS) $(WEB) $(CHROMIUM) $(REDIS) ## run the whole test suite
+test: $(VENV)/.installed $(NODE_DEPS) $(DESCRIPTORS) $(WEB) $(NODE_CLIENT) $(NODE_EXAMPLE_DEPS) $(CHROMIUM) $(REDIS) ## run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # tests/unit only: no server process, Envoy, Node or Chromium, so none of them is installed or built.
@@ -109,9 +134,10 @@ lint: $(VENV)/.installed $(NODE_DEPS) ## ruff (lint, format check) and buf lint 
 	  cp $$site/google/api/annotations.proto $$site/google/api/http.proto .build/protodeps/google/api/
 	tests/js/node_modules/.bin/buf lint
 
-typecheck: $(VENV)/.installed $(WEB_GEN) ## mypy on our own code (not the generated code), tsc on the page
+typecheck: $(VENV)/.installed $(WEB_GEN) $(NODE_CLIENT_GEN) ## mypy on our own code (not the generated code), tsc on the page and the Node client
 	$(VENV)/bin/mypy
 	web/node_modules/.bin/tsc -p web
+	client/node/node_modules/.bin/tsc -p client/node --noEmit
 
 # Debian's h2load (nghttp2-client), the load generator of make bench and make soak.
 H2LOAD := /usr/bin/h2load
@@ -130,4 +156,5 @@ soak: $(VENV)/.installed $(H2LOAD) $(DESCRIPTORS) $(WEB) ## reliability scenario
 	$(PY) bench/soak.py $(SOAK_ARGS)
 
 clean:
-	rm -rf $(VENV) tests/js/node_modules web/node_modules web/dist web/src/gen gateway/sdksign.pb .build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) tests/js/node_modules web/node_modules web/dist web/src/gen gateway/sdksign.pb \
+	  client/node/node_modules client/node/dist client/node/src/gen examples/node-backend/node_modules .build .pytest_cache .mypy_cache .ruff_cache
