@@ -1,0 +1,119 @@
+"""The README runs as written: each of its shell and Python examples, against a real server
+(development apps, as `make run` serves) behind the real Envoy (as `make gateway` runs it).
+
+The examples are README.md's fenced code blocks. Each `sh` and `python` block runs, unless
+an HTML comment just above it says why not: `<!-- readme: not run: REASON -->` (the set-up
+commands that CI runs anyway, servers that run until Ctrl-C, minutes-long benchmarks). `sh`
+blocks run in bash (-e, -o pipefail) from the checkout's root, `python` blocks with the
+checkout's Python; a block without a language is output, shown and never run, and a `toml`
+block must be valid TOML. The one change made to a block: the ports 50051 and 8080 become
+this test's (and $SDKSIGN_TARGET, the CLI's default server, points at the same port).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+from tests.gateway.conftest import Gateway, serve_gateway
+
+README = ROOT / "README.md"
+RUN = ("sh", "python")
+SHOWN = ("", "toml", "text", "json")
+_BLOCK = re.compile(
+    r"(?:<!-- readme: (?P<directive>[^\n]*?) -->\n)?^```(?P<lang>\w*)\n(?P<body>.*?)^```$",
+    re.S | re.M,
+)
+
+
+@dataclass(frozen=True)
+class Block:
+    line: int
+    lang: str
+    body: str
+    directive: str | None
+
+    @property
+    def skipped(self) -> str | None:
+        """Why the block is not run (None: it runs)."""
+        if self.directive is None:
+            return None
+        reason = self.directive.removeprefix("not run:").strip()
+        assert self.directive.startswith("not run:") and reason, (
+            f"README.md:{self.line}: write <!-- readme: not run: REASON -->, not {self.directive!r}"
+        )
+        return reason
+
+
+def blocks(text: str) -> list[Block]:
+    return [
+        Block(text.count("\n", 0, m.start("body")), m["lang"], m["body"], m["directive"])
+        for m in _BLOCK.finditer(text)
+    ]
+
+
+BLOCKS = blocks(README.read_text())
+
+
+def test_every_block_is_run_shown_or_says_why_not() -> None:
+    assert BLOCKS, "no code blocks found in README.md"
+    for block in BLOCKS:
+        assert block.lang in RUN + SHOWN, f"README.md:{block.line}: unknown language {block.lang}"
+        if block.directive is not None:
+            assert block.lang in RUN, f"README.md:{block.line}: only sh and python blocks run"
+            assert block.skipped  # the reason is written
+    ran = [b for b in BLOCKS if b.lang in RUN and b.directive is None]
+    assert len(ran) >= 5, "most of the README's examples run"
+
+
+@pytest.mark.parametrize(
+    "block", [b for b in BLOCKS if b.lang == "toml"], ids=lambda b: f"line{b.line}"
+)
+def test_toml_blocks_are_valid_toml(block: Block) -> None:
+    tomllib.loads(block.body)
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    yield from serve_gateway(tmp_path_factory.mktemp("readme"), {})
+
+
+def on_ports(body: str, gateway: Gateway) -> str:
+    server_port = gateway.server.target.rsplit(":", 1)[1]
+    return body.replace(":50051", f":{server_port}").replace(":8080", f":{gateway.port}")
+
+
+@pytest.mark.parametrize(
+    "block",
+    [b for b in BLOCKS if b.lang in RUN and b.directive is None],
+    ids=lambda b: f"line{b.line}-{b.lang}",
+)
+def test_example_runs_as_written(block: Block, gateway: Gateway, tmp_path: Path) -> None:
+    body = on_ports(block.body, gateway)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "SDKSIGN_TARGET": f"localhost:{gateway.server.target.rsplit(':', 1)[1]}",
+    }
+    if block.lang == "sh":
+        command = ["bash", "-e", "-o", "pipefail", "-c", body]
+    else:
+        script = tmp_path / "example.py"
+        script.write_text(body)
+        command = [sys.executable, str(script)]
+    done = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, (
+        f"README.md:{block.line} ({block.lang}) exited {done.returncode}\n"
+        f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
+    )
