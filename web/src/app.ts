@@ -1,15 +1,45 @@
-// The gateway's page: a signature over gRPC-web, its decoded claims, and
-// Verify's diagnosis of any pasted token. The client is generated from
-// protos/sdksign/v1/signature_service.proto (protoc-gen-es); nothing here
-// encodes protobuf by hand.
+// The gateway's page: Sign for a Meeting SDK or Video SDK token (its header and
+// claims decoded for display), and Verify's diagnosis of any pasted token. The
+// client is generated from protos/sdksign/v1/signature_service.proto
+// (protoc-gen-es); nothing here encodes protobuf by hand.
+import { create, toBinary, type JsonObject, type MessageInitShape } from "@bufbuild/protobuf";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
-import { ProblemCode, Role, SignatureService } from "./gen/sdksign/v1/signature_service_pb.js";
+import {
+  ProblemCode,
+  Role,
+  SignRequestSchema,
+  SignatureService,
+  TokenKind,
+  type Problem,
+  type SignResponse,
+  type VerifyResponse,
+} from "./gen/sdksign/v1/signature_service_pb.js";
+
+/** The server's gRPC message limit (MAX_MESSAGE_BYTES in server/sdksign/server/_serve.py). */
+const MAX_MESSAGE_BYTES = 64 * 1024;
+/** The longest token Verify reads (MAX_TOKEN_LENGTH in server/sdksign/server/_diagnose.py). */
+const MAX_TOKEN_LENGTH = 8192;
+/** Zoom's data-centre regions for `geo_regions` (GEO_REGIONS in server/sdksign/server/_zoom.py). */
+const GEO_REGIONS = ["AU", "BR", "CA", "CN", "DE", "HK", "IN", "JP", "MX", "NL", "SG", "US"];
+
+const KINDS: Record<TokenKind, string> = {
+  [TokenKind.UNSPECIFIED]: "could not be told",
+  [TokenKind.MEETING_WEB]: "Meeting SDK, web (with meeting number and role)",
+  [TokenKind.MEETING_NATIVE]: "Meeting SDK, native (no meeting number or role)",
+  [TokenKind.VIDEO]: "Video SDK",
+  [TokenKind.LEGACY_SIGNATURE]: "the pre-2023 Web SDK signature (not a JWT)",
+};
 
 const client = createClient(
   SignatureService,
   createGrpcWebTransport({ baseUrl: window.location.origin }),
 );
+
+type SignInit = MessageInitShape<typeof SignRequestSchema>;
+
+// --- the page's elements ----------------------------------------------------------------
 
 function element<T extends HTMLElement>(id: string): T {
   const found = document.getElementById(id);
@@ -17,56 +47,322 @@ function element<T extends HTMLElement>(id: string): T {
   return found as T;
 }
 
-/** The payload of a JWT, decoded for display only (the server is what checks it). */
-function decodeClaims(token: string): unknown {
-  const payload = token.split(".")[1] ?? "";
-  const base64 = payload.replace(/-/g, "+").replace(/_/g, "/");
+function value(id: string): string {
+  return element<HTMLInputElement | HTMLSelectElement>(id).value.trim();
+}
+
+/** An optional 0/1 claim's select: "" leaves it out (undefined), "1" is true, "0" false. */
+function flag(id: string): boolean | undefined {
+  const chosen = value(id);
+  return chosen === "" ? undefined : chosen === "1";
+}
+
+function show(id: string, text: string): void {
+  element(id).textContent = text;
+}
+
+/** A request's result area: each request first clears what the last one showed. */
+class Results {
+  private latest = 0;
+
+  constructor(
+    private readonly errorId: string,
+    private readonly resultId: string,
+    private readonly buttonId: string,
+  ) {}
+
+  /** Clears the previous results; returns a ticket that only the newest request's is current. */
+  start(): number {
+    this.clear();
+    element<HTMLButtonElement>(this.buttonId).disabled = true;
+    return ++this.latest;
+  }
+
+  /** Nothing shown: the error and every output (marked data-out) emptied and hidden. */
+  clear(): void {
+    for (const id of [this.errorId, this.resultId]) {
+      const area = element(id);
+      area.hidden = true;
+      area.querySelectorAll("[data-out]").forEach((output) => output.replaceChildren());
+    }
+    element(this.errorId).replaceChildren();
+    element<HTMLButtonElement>(this.buttonId).disabled = false;
+    this.latest++; // an answer still on its way is no longer shown
+  }
+
+  current(ticket: number): boolean {
+    return ticket === this.latest;
+  }
+
+  finish(ticket: number): void {
+    if (this.current(ticket)) element<HTMLButtonElement>(this.buttonId).disabled = false;
+  }
+
+  /** An error, alone: nothing of an earlier result stays beside it. */
+  fail(ticket: number, message: string): void {
+    if (!this.current(ticket)) return;
+    show(this.errorId, message);
+    element(this.errorId).hidden = false;
+  }
+
+  succeed(ticket: number, render: () => void): void {
+    if (!this.current(ticket)) return;
+    render();
+    element(this.resultId).hidden = false;
+  }
+}
+
+// --- formatting -------------------------------------------------------------------------
+
+/** One segment of a JWT, decoded for display only (the server is what checks it). */
+function decodeSegment(token: string, index: number): unknown {
+  const segment = token.split(".")[index] ?? "";
+  const base64 = segment.replace(/-/g, "+").replace(/_/g, "/");
   const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
   return JSON.parse(new TextDecoder().decode(bytes));
 }
 
-function failure(error: unknown): string {
-  return error instanceof ConnectError ? `${Code[error.code]}: ${error.rawMessage}` : String(error);
+function pretty(json: unknown): string {
+  return JSON.stringify(json, null, 2);
 }
 
-async function sign(): Promise<void> {
-  const role = element<HTMLSelectElement>("role").value === "host" ? Role.HOST : Role.PARTICIPANT;
-  element("sign-error").textContent = "";
-  try {
-    const signed = await client.sign({
-      claims: {
-        case: "meeting",
-        value: { meetingNumber: element<HTMLInputElement>("meeting-number").value.trim(), role },
-      },
-    });
-    element("token").textContent = signed.token;
-    element("sdk-key").textContent = signed.sdkKey;
-    element("claims").textContent = JSON.stringify(decodeClaims(signed.token), null, 2);
-    element<HTMLTextAreaElement>("pasted").value = signed.token;
-  } catch (error) {
-    element("sign-error").textContent = failure(error);
+function duration(seconds: number): string {
+  const whole = Math.round(Math.abs(seconds));
+  const [hours, minutes] = [Math.floor(whole / 3600), Math.floor((whole % 3600) / 60)];
+  if (hours === 0 && minutes === 0) return `${whole} s`;
+  return [hours ? `${hours} h` : "", minutes ? `${minutes} min` : ""].filter(Boolean).join(" ");
+}
+
+/** Epoch seconds as "2025-01-31 14:05:09 UTC (in 2 h)". */
+function when(epochSeconds: number): string {
+  const date = new Date(epochSeconds * 1000);
+  if (Number.isNaN(date.getTime())) return String(epochSeconds);
+  const text = date.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+  const delta = epochSeconds - Date.now() / 1000;
+  return `${text} (${delta >= 0 ? `in ${duration(delta)}` : `${duration(delta)} ago`})`;
+}
+
+function timestamp(at: Timestamp | undefined): string {
+  return at === undefined ? "" : when(Number(at.seconds));
+}
+
+function claimTime(claims: JsonObject | undefined, name: string): string {
+  const at = claims?.[name];
+  if (claims === undefined) return "—";
+  return typeof at === "number" ? when(at) : "not a number in the token";
+}
+
+function failure(error: unknown): string {
+  if (error instanceof ConnectError) {
+    return `The server refused it (${Code[error.code]}): ${error.rawMessage}`;
   }
+  return `The call failed: ${String(error)}`;
+}
+
+/** Why a request may not go to the server, or undefined when it may. */
+function oversized(bytes: number): string | undefined {
+  if (bytes <= MAX_MESSAGE_BYTES) return undefined;
+  return (
+    `The request is ${bytes} bytes; the server takes at most ${MAX_MESSAGE_BYTES} (64 KiB). ` +
+    "Nothing was sent: shorten the longest field."
+  );
+}
+
+function tooLongToken(token: string): string | undefined {
+  const length = [...token].length;
+  if (length <= MAX_TOKEN_LENGTH) return undefined;
+  return (
+    `This token has ${length} characters; the server reads at most ${MAX_TOKEN_LENGTH}, and a ` +
+    "Zoom SDK token is a few hundred (at most a few KB). Nothing was sent: paste the token " +
+    "alone, not a whole response or log."
+  );
+}
+
+// --- Sign -------------------------------------------------------------------------------
+
+const signResults = new Results("sign-error", "signed", "sign");
+const verifyResults = new Results("verify-error", "verified", "verify");
+
+function signRequest(): SignInit {
+  const role = value("role") === "host" ? Role.HOST : Role.PARTICIPANT;
+  const ttl = value("ttl");
+  const request: SignInit = {
+    claims:
+      element<HTMLInputElement>("sdk-video").checked
+        ? {
+            case: "video",
+            value: {
+              sessionName: element<HTMLInputElement>("session-name").value,
+              role,
+              userIdentity: value("user-identity"),
+              sessionKey: element<HTMLInputElement>("session-key").value,
+              geoRegions: checkedRegions(),
+              videoWebrtcMode: flag("video-video-webrtc"),
+              audioWebrtcMode: flag("video-audio-webrtc"),
+              cloudRecordingOption: flag("cloud-recording-option"),
+              cloudRecordingElection: flag("cloud-recording-election"),
+              telemetryTrackingId: value("telemetry-tracking-id"),
+            },
+          }
+        : {
+            case: "meeting",
+            value: { meetingNumber: value("meeting-number"), role, videoWebrtcMode: flag("meeting-video-webrtc") },
+          },
+  };
+  if (ttl !== "") request.ttl = lifetime(Number(ttl));
+  return request;
+}
+
+/** The lifetime as typed: a fraction or a value out of range is the server's to explain. */
+function lifetime(seconds: number): { seconds: bigint; nanos: number } {
+  if (!Number.isFinite(seconds)) throw new RangeError("the lifetime must be a number of seconds");
+  const whole = Math.trunc(seconds);
+  return { seconds: BigInt(whole), nanos: Math.round((seconds - whole) * 1e9) };
+}
+
+function checkedRegions(): string[] {
+  return GEO_REGIONS.filter((region) => element<HTMLInputElement>(`geo-${region}`).checked);
+}
+
+function showSigned(signed: SignResponse): void {
+  show("token", signed.token);
+  show("sdk-key", signed.sdkKey);
+  show("signed-app", signed.app);
+  show("issued-at", timestamp(signed.issuedAt));
+  show("expires-at", timestamp(signed.expiresAt));
+  show("header", pretty(decodeSegment(signed.token, 0)));
+  show("claims", pretty(decodeSegment(signed.token, 1)));
+  element<HTMLTextAreaElement>("pasted").value = signed.token;
+  verifyResults.clear(); // the box holds a new token: the last diagnosis is not about it
+}
+
+
+async function sign(): Promise<void> {
+  const ticket = signResults.start();
+  try {
+    const request = signRequest();
+    const refused = oversized(toBinary(SignRequestSchema, create(SignRequestSchema, request)).length);
+    if (refused !== undefined) return signResults.fail(ticket, refused);
+    const signed = await client.sign(request);
+    signResults.succeed(ticket, () => showSigned(signed));
+  } catch (error) {
+    signResults.fail(ticket, failure(error));
+  } finally {
+    signResults.finish(ticket);
+  }
+}
+
+// --- Verify -----------------------------------------------------------------------------
+
+function problemRow(problem: Problem): HTMLTableRowElement {
+  const row = document.createElement("tr");
+  const cells = [ProblemCode[problem.code] ?? String(problem.code), problem.claim || "—", problem.message];
+  for (const [index, text] of cells.entries()) {
+    const cell = document.createElement("td");
+    if (index < 2 && text !== "—") cell.className = "code";
+    cell.textContent = text;
+    row.append(cell);
+  }
+  return row;
+}
+
+function showVerdict(result: VerifyResponse): void {
+  const verdict = element("verdict");
+  const count = result.problems.length;
+  verdict.textContent = result.valid
+    ? `Valid: Zoom should accept it (app ${result.app}).`
+    : `Invalid: ${count} problem${count === 1 ? "" : "s"}.`;
+  verdict.className = `verdict ${result.valid ? "valid" : "invalid"}`;
+  const table = element<HTMLTableElement>("problems");
+  table.tBodies[0].replaceChildren(...result.problems.map(problemRow));
+  table.hidden = count === 0;
+}
+
+function showVerified(result: VerifyResponse): void {
+  showVerdict(result);
+  show("verified-kind", KINDS[result.kind] ?? String(result.kind));
+  show("verified-app", result.app || "none (no configured app's key)");
+  show("verified-secret", result.secretFingerprint ? `fingerprint ${result.secretFingerprint}` : "none");
+  show("verified-iat", claimTime(result.claims, "iat"));
+  show("verified-exp", claimTime(result.claims, "exp"));
+  show("verified-header", result.header ? pretty(result.header) : "could not be decoded");
+  show("verified-claims", result.claims ? pretty(result.claims) : "could not be decoded");
 }
 
 async function verify(): Promise<void> {
-  const verdict = element("verdict");
-  const problems = element("problems");
-  problems.replaceChildren();
+  const ticket = verifyResults.start();
+  const token = element<HTMLTextAreaElement>("pasted").value.trim();
+  const expected = value("expected-meeting");
   try {
-    const result = await client.verify({ token: element<HTMLTextAreaElement>("pasted").value.trim() });
-    verdict.textContent = result.valid ? `valid (app ${result.app})` : "invalid";
-    verdict.className = result.valid ? "valid" : "invalid";
-    for (const problem of result.problems) {
-      const item = document.createElement("li");
-      item.textContent = `${ProblemCode[problem.code]}: ${problem.message}`;
-      problems.append(item);
-    }
-    element("verified-claims").textContent = JSON.stringify(result.claims ?? {}, null, 2);
+    const refused = tooLongToken(token);
+    if (refused !== undefined) return verifyResults.fail(ticket, refused);
+    const result = await client.verify({ token, expectedMeetingNumber: expected || undefined });
+    verifyResults.succeed(ticket, () => showVerified(result));
   } catch (error) {
-    verdict.textContent = failure(error);
-    verdict.className = "error";
+    verifyResults.fail(ticket, failure(error));
+  } finally {
+    verifyResults.finish(ticket);
   }
 }
 
-element("sign").addEventListener("click", () => void sign());
-element("verify").addEventListener("click", () => void verify());
+// --- wiring -----------------------------------------------------------------------------
+
+function addRegions(): void {
+  element("geo-regions").append(
+    ...GEO_REGIONS.map((region) => {
+      const label = document.createElement("label");
+      const box = document.createElement("input");
+      box.type = "checkbox";
+      box.id = `geo-${region}`;
+      box.value = region;
+      label.append(box, ` ${region}`);
+      return label;
+    }),
+  );
+}
+
+/** The choices of each optional 0/1 claim (a select marked data-flag): left out, 1 or 0. */
+function addFlagChoices(): void {
+  document.querySelectorAll("select[data-flag]").forEach((select) => {
+    const choices = [["", "left out"], ["1", "1 (on)"], ["0", "0 (off)"]];
+    select.append(...choices.map(([value, text]) => new Option(text, value)));
+  });
+}
+
+/** Shows the fields of the chosen SDK; the other's are disabled and hidden. */
+function chooseSdk(): void {
+  const video = element<HTMLInputElement>("sdk-video").checked;
+  for (const [id, shown] of [["video-fields", video], ["meeting-fields", !video]] as const) {
+    const fields = element<HTMLFieldSetElement>(id);
+    fields.hidden = !shown;
+    fields.disabled = !shown;
+  }
+}
+
+function describeTtl(): void {
+  const seconds = Number(value("ttl") || "7200");
+  const allowed = "1800 (30 min) to 172800 (48 h)";
+  show("ttl-hint", Number.isFinite(seconds) && seconds > 0 ? `${duration(seconds)}; ${allowed}` : allowed);
+}
+
+async function copyToken(): Promise<void> {
+  await navigator.clipboard.writeText(element("token").textContent ?? "");
+  show("copy-token", "Copied");
+  setTimeout(() => show("copy-token", "Copy"), 1500);
+}
+
+addRegions();
+addFlagChoices();
+for (const id of ["sdk-meeting", "sdk-video"]) element(id).addEventListener("change", chooseSdk);
+element("ttl").addEventListener("input", describeTtl);
+element("copy-token").addEventListener("click", () => void copyToken().catch(() => show("copy-token", "Copy failed")));
+element("sign-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  void sign();
+});
+element("verify-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  void verify();
+});
+chooseSdk();
+describeTtl();

@@ -1,15 +1,31 @@
-"""The gateway's web page in Debian's Chromium, driven by Playwright."""
+"""The gateway's web page in Debian's Chromium, driven by Playwright, through the real Envoy
+and a real server (one of each for the module, a fresh page for each test)."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import pytest
 
-from tests.gateway.conftest import Gateway
+from sdksign.server._diagnose import MAX_TOKEN_LENGTH
+from sdksign.server._serve import MAX_MESSAGE_BYTES
+from sdksign.server._zoom import GEO_REGIONS
+from tests.conftest import MEETING_KEY, ROOT, VIDEO_KEY
+from tests.gateway.conftest import Gateway, serve_gateway
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, ConsoleMessage, Page, Request
 
 pytestmark = pytest.mark.usefixtures("gateway_files")
-
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -21,43 +37,309 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+VERIFY_PATH = "/sdksign.v1.SignatureService/Verify"
+SIGN_PATH = "/sdksign.v1.SignatureService/Sign"
+SCREENSHOT_FOR_LEAD = Path(tempfile.gettempdir(), "page-screenshot.png")
 
 
-def test_the_page_signs_and_explains_tokens_in_chromium(gateway: Gateway) -> None:
-    from playwright.sync_api import expect, sync_playwright
+@pytest.fixture(scope="module")
+def page_gateway(
+    tmp_path_factory: pytest.TempPathFactory, meeting_secret: str, video_secret: str
+) -> Iterator[Gateway]:
+    env = {
+        "ZOOM_MEETING_SDK_KEY": MEETING_KEY,
+        "ZOOM_MEETING_SDK_SECRET": meeting_secret,
+        "ZOOM_VIDEO_SDK_KEY": VIDEO_KEY,
+        "ZOOM_VIDEO_SDK_SECRET": video_secret,
+    }
+    yield from serve_gateway(tmp_path_factory.mktemp("page"), env)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
+        chromium = playwright.chromium.launch(
             executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS
         )
         try:
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{gateway.port}/")
-            expect(page.locator("h1")).to_have_text("sdksign")
-
-            page.fill("#meeting-number", "987654321")
-            page.select_option("#role", "host")
-            page.click("#sign")
-            expect(page.locator("#token")).to_contain_text("eyJ")
-            token = page.text_content("#token") or ""
-            claims = json.loads(page.text_content("#claims") or "{}")
-            assert (claims["mn"], claims["role"]) == ("987654321", 1)
-            assert page.text_content("#sdk-key") == claims["sdkKey"]
-
-            page.click("#verify")  # the page put the new token in the box
-            expect(page.locator("#verdict")).to_have_text("valid (app meeting)")
-            assert json.loads(page.text_content("#verified-claims") or "{}")["mn"] == "987654321"
-
-            page.fill(
-                "#pasted", token[:-6] + ("AAAAAA" if not token.endswith("AAAAAA") else "BBBBBB")
-            )
-            page.click("#verify")
-            expect(page.locator("#verdict")).to_have_text("invalid")
-            expect(page.locator("#problems li").first).to_contain_text("BAD_SIGNATURE")
-
-            page.fill("#meeting-number", "98-76")
-            page.click("#sign")
-            expect(page.locator("#sign-error")).to_contain_text("InvalidArgument")
-            expect(page.locator("#sign-error")).to_contain_text("meeting.meeting_number")
+            yield chromium
         finally:
-            browser.close()
+            chromium.close()
+
+
+class Calls:
+    """Every request the page made, and every console error it logged."""
+
+    def __init__(self, page: Page) -> None:
+        self.paths: list[str] = []
+        self.console_errors: list[str] = []
+        page.on("request", self._request)
+        page.on("console", self._console)
+
+    def _request(self, request: Request) -> None:
+        self.paths.append(urlsplit(request.url).path)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.console_errors.append(message.text)
+
+    def to(self, path: str) -> int:
+        return sum(1 for p in self.paths if p == path)
+
+
+@pytest.fixture
+def page(browser: Browser, page_gateway: Gateway) -> Iterator[tuple[Page, Calls]]:
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    tab = context.new_page()
+    calls = Calls(tab)
+    tab.goto(f"http://127.0.0.1:{page_gateway.port}/")
+    try:
+        yield tab, calls
+    finally:
+        context.close()
+
+
+def json_of(page: Page, selector: str) -> dict[str, Any]:
+    value = json.loads(page.text_content(selector) or "null")
+    assert isinstance(value, dict), value
+    return value
+
+
+def sign_meeting(page: Page, number: str = "987654321", ttl: str = "3600") -> dict[str, Any]:
+    from playwright.sync_api import expect
+
+    page.check("#sdk-meeting")
+    page.fill("#meeting-number", number)
+    page.select_option("#role", "host")
+    page.fill("#ttl", ttl)
+    page.click("#sign")
+    expect(page.locator("#token")).to_contain_text("eyJ")
+    return json_of(page, "#claims")
+
+
+def test_a_meeting_token_with_its_lifetime_header_and_claims(page: tuple[Page, Calls]) -> None:
+    from playwright.sync_api import expect
+
+    tab, calls = page
+    expect(tab.locator("h1")).to_have_text("sdksign")
+    tab.select_option("#meeting-video-webrtc", "1")
+    claims = sign_meeting(tab, ttl="3600")
+    assert (claims["mn"], claims["role"], claims["video_webrtc_mode"]) == ("987654321", 1, 1)
+    assert claims["exp"] - claims["iat"] == 3600
+    assert claims["tokenExp"] == claims["exp"]
+    assert json_of(tab, "#header") == {"alg": "HS256", "typ": "JWT"}
+    assert tab.text_content("#sdk-key") == claims["sdkKey"] == MEETING_KEY
+    expect(tab.locator("#signed-app")).to_have_text("meeting")
+    expect(tab.locator("#expires-at")).to_contain_text("UTC (in ")
+
+    tab.click("#verify")  # Sign put the new token in the box
+    expect(tab.locator("#verdict")).to_have_text("Valid: Zoom should accept it (app meeting).")
+    expect(tab.locator("#verified-kind")).to_contain_text("Meeting SDK, web")
+    assert json_of(tab, "#verified-claims")["mn"] == "987654321"
+    assert json_of(tab, "#verified-header")["alg"] == "HS256"
+    expect(tab.locator("#problems")).to_be_hidden()
+    assert calls.to("/favicon.ico") == 0  # the page's inline icon
+    assert calls.console_errors == []
+
+
+def test_a_video_token_with_its_optional_claims(page: tuple[Page, Calls]) -> None:
+    from playwright.sync_api import expect
+
+    tab, _ = page
+    tab.check("#sdk-video")
+    expect(tab.locator("#meeting-fields")).to_be_hidden()
+    regions = tab.locator("#geo-regions input").evaluate_all("boxes => boxes.map(b => b.value)")
+    assert regions == sorted(GEO_REGIONS)
+    tab.fill("#session-name", "team standup")
+    tab.fill("#user-identity", "user-42")
+    tab.fill("#session-key", "pass word")
+    tab.fill("#ttl", "1800")
+    tab.click("summary")
+    tab.check("#geo-US")
+    tab.check("#geo-DE")
+    tab.select_option("#video-audio-webrtc", "0")
+    tab.select_option("#cloud-recording-option", "1")
+    tab.click("#sign")
+    expect(tab.locator("#token")).to_contain_text("eyJ")
+    claims = json_of(tab, "#claims")
+    assert claims["app_key"] == VIDEO_KEY
+    assert (claims["tpc"], claims["role_type"], claims["version"]) == ("team standup", 0, 1)
+    assert (claims["user_identity"], claims["session_key"]) == ("user-42", "pass word")
+    assert (claims["geo_regions"], claims["audio_webrtc_mode"]) == ("DE,US", 0)
+    assert claims["cloud_recording_option"] == 1
+    assert "video_webrtc_mode" not in claims and "cloud_recording_election" not in claims
+    assert claims["exp"] - claims["iat"] == 1800
+    expect(tab.locator("#signed-app")).to_have_text("video")
+
+    tab.click("#verify")
+    expect(tab.locator("#verdict")).to_have_text("Valid: Zoom should accept it (app video).")
+    expect(tab.locator("#verified-kind")).to_have_text("Video SDK")
+    assert json_of(tab, "#verified-claims")["tpc"] == "team standup"
+
+
+def test_a_failed_sign_after_a_good_one_shows_the_error_alone(page: tuple[Page, Calls]) -> None:
+    from playwright.sync_api import expect
+
+    tab, _ = page
+    sign_meeting(tab)
+    tab.fill("#meeting-number", "98-76")
+    tab.click("#sign")
+    expect(tab.locator("#sign-error")).to_contain_text("InvalidArgument")
+    expect(tab.locator("#sign-error")).to_contain_text("meeting.meeting_number")
+    expect(tab.locator("#signed")).to_be_hidden()
+    for output in ("#token", "#claims", "#header", "#sdk-key"):
+        assert tab.text_content(output) == "", output
+
+    tab.fill("#meeting-number", "987654321")
+    tab.fill("#ttl", "60")
+    tab.click("#sign")
+    expect(tab.locator("#sign-error")).to_contain_text("ttl")
+    expect(tab.locator("#signed")).to_be_hidden()
+
+    tab.fill("#ttl", "7200")  # a good one again: the error goes
+    tab.click("#sign")
+    expect(tab.locator("#token")).to_contain_text("eyJ")
+    expect(tab.locator("#sign-error")).to_be_hidden()
+
+
+def test_a_failed_verify_after_a_good_one_leaves_no_old_claims(page: tuple[Page, Calls]) -> None:
+    from playwright.sync_api import expect
+
+    tab, _ = page
+    sign_meeting(tab)
+    tab.click("#verify")
+    expect(tab.locator("#verdict")).to_contain_text("Valid")
+
+    tab.fill("#pasted", "")  # refused: INVALID_ARGUMENT
+    tab.click("#verify")
+    expect(tab.locator("#verify-error")).to_contain_text("InvalidArgument")
+    expect(tab.locator("#verified")).to_be_hidden()
+    for output in ("#verdict", "#verified-claims", "#verified-header", "#problems tbody"):
+        assert tab.text_content(output) == "", output
+
+    tab.fill("#pasted", "not-a-token")  # answered: invalid, nothing decodable
+    tab.click("#verify")
+    expect(tab.locator("#verdict")).to_have_text("Invalid: 1 problem.")
+    expect(tab.locator("#verify-error")).to_be_hidden()
+    expect(tab.locator("#verified-claims")).to_have_text("could not be decoded")
+    expect(tab.locator("#problems tbody tr td").first).to_have_text("NOT_A_JWT")
+
+
+def test_verify_with_an_expected_meeting_names_the_claim(page: tuple[Page, Calls]) -> None:
+    from playwright.sync_api import expect
+
+    tab, _ = page
+    sign_meeting(tab, number="987654321")
+    tab.fill("#expected-meeting", "111222333")
+    tab.click("#verify")
+    expect(tab.locator("#verdict")).to_have_text("Invalid: 1 problem.")
+    cells = tab.locator("#problems tbody tr").first.locator("td")
+    expect(cells).to_have_text(
+        ["MEETING_MISMATCH", "mn", "the token is for meeting 987654321, not 111222333"]
+    )
+
+
+def test_a_token_too_long_for_the_server_is_not_sent(page: tuple[Page, Calls]) -> None:
+    from playwright.sync_api import expect
+
+    tab, calls = page
+    for length in (MAX_TOKEN_LENGTH + 1, 1024 * 1024 + 4):
+        tab.eval_on_selector("#pasted", "(box, n) => { box.value = 'e'.repeat(n); }", length)
+        tab.click("#verify")
+        expect(tab.locator("#verify-error")).to_have_text(
+            f"This token has {length} characters; the server reads at most {MAX_TOKEN_LENGTH}, "
+            "and a Zoom SDK token is a few hundred (at most a few KB). Nothing was sent: paste "
+            "the token alone, not a whole response or log."
+        )
+    assert calls.to(VERIFY_PATH) == 0
+
+    tab.eval_on_selector("#pasted", "(box, n) => { box.value = 'e'.repeat(n); }", MAX_TOKEN_LENGTH)
+    tab.click("#verify")  # the longest the server reads goes to it
+    expect(tab.locator("#verdict")).to_contain_text("Invalid")
+    assert calls.to(VERIFY_PATH) == 1
+
+    tab.check("#sdk-video")
+    tab.eval_on_selector(
+        "#session-name", "(box, n) => { box.value = 's'.repeat(n); }", MAX_MESSAGE_BYTES
+    )
+    tab.click("#sign")
+    expect(tab.locator("#sign-error")).to_contain_text(
+        f"the server takes at most {MAX_MESSAGE_BYTES} (64 KiB). Nothing was sent"
+    )
+    assert calls.to(SIGN_PATH) == 0
+
+
+def test_screenshot_of_the_page(page: tuple[Page, Calls], tmp_path: Path) -> None:
+    """For people to look at: both halves of the page with results, problems included."""
+    from playwright.sync_api import expect
+
+    tab, calls = page
+    sign_meeting(tab)
+    tab.fill("#expected-meeting", "111222333")
+    tab.click("#verify")
+    expect(tab.locator("#problems tbody tr")).to_have_count(1)
+    shot = tmp_path / "page.png"
+    tab.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    shutil.copyfile(shot, SCREENSHOT_FOR_LEAD)
+    assert calls.console_errors == []
+
+
+def host_page(page_headers: dict[str, str]) -> tuple[http.server.ThreadingHTTPServer, list[str]]:
+    """The built page with the gateway's own headers on an origin of its own, recording every
+    path the browser asks for; /control is a page with no icon."""
+    paths: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            paths.append(self.path)
+            files = {"/": "index.html", "/app.js": "app.js"}
+            if self.path == "/control":
+                body, headers = b"<!doctype html><title>control</title><p>no icon", {}
+            elif self.path in files:
+                body = (ROOT / "web" / "dist" / files[self.path]).read_bytes()
+                headers = page_headers if self.path == "/" else {}
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            kind = "text/javascript" if self.path == "/app.js" else "text/html"
+            for name, value in {"content-type": kind, **headers}.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    host = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=host.serve_forever, daemon=True).start()
+    return host, paths
+
+
+def test_the_page_asks_for_no_favicon(browser: Browser, page_gateway: Gateway) -> None:
+    _, headers, _ = page_gateway.request("GET", "/")
+    policy = "content-security-policy"
+    host, paths = host_page({policy: headers[policy]})
+    context = browser.new_context()
+    try:
+        tab = context.new_page()
+        calls = Calls(tab)
+        origin = f"http://127.0.0.1:{host.server_address[1]}"
+        tab.goto(f"{origin}/", wait_until="networkidle")
+        assert tab.locator("#geo-regions input").count() == len(GEO_REGIONS)  # app.js ran
+        asked_by_page = list(paths)
+        # The control: Chromium asks this origin for /favicon.ico for a page with no icon.
+        tab.goto(f"{origin}/control")
+        deadline = time.monotonic() + 15
+        while "/favicon.ico" not in paths and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "/favicon.ico" in paths[len(asked_by_page) :]
+        assert asked_by_page == ["/", "/app.js"]
+        assert calls.console_errors == []  # the CSP lets the inline icon load
+    finally:
+        context.close()
+        host.shutdown()
+        host.server_close()
