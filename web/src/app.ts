@@ -9,9 +9,11 @@ import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import {
   ProblemCode,
   Role,
+  MeetingClaimsSchema,
   SignRequestSchema,
   SignatureService,
   TokenKind,
+  VideoClaimsSchema,
   type Problem,
   type SignResponse,
   type VerifyResponse,
@@ -147,8 +149,8 @@ function timestamp(at: Timestamp | undefined): string {
 }
 
 function claimTime(claims: JsonObject | undefined, name: string): string {
-  const at = claims?.[name];
   if (claims === undefined) return "—";
+  const at = claims[name];
   return typeof at === "number" ? when(at) : "not a number in the token";
 }
 
@@ -185,32 +187,35 @@ const verifyResults = new Results("verify-error", "verified", "verify");
 
 function signRequest(): SignInit {
   const role = value("role") === "host" ? Role.HOST : Role.PARTICIPANT;
-  const ttl = value("ttl");
+  const video = element<HTMLInputElement>("sdk-video").checked;
   const request: SignInit = {
-    claims:
-      element<HTMLInputElement>("sdk-video").checked
-        ? {
-            case: "video",
-            value: {
-              sessionName: element<HTMLInputElement>("session-name").value,
-              role,
-              userIdentity: value("user-identity"),
-              sessionKey: element<HTMLInputElement>("session-key").value,
-              geoRegions: checkedRegions(),
-              videoWebrtcMode: flag("video-video-webrtc"),
-              audioWebrtcMode: flag("video-audio-webrtc"),
-              cloudRecordingOption: flag("cloud-recording-option"),
-              cloudRecordingElection: flag("cloud-recording-election"),
-              telemetryTrackingId: value("telemetry-tracking-id"),
-            },
-          }
-        : {
-            case: "meeting",
-            value: { meetingNumber: value("meeting-number"), role, videoWebrtcMode: flag("meeting-video-webrtc") },
-          },
+    claims: video
+      ? { case: "video", value: videoClaims(role) }
+      : { case: "meeting", value: meetingClaims(role) },
   };
+  const ttl = value("ttl");
   if (ttl !== "") request.ttl = lifetime(Number(ttl));
   return request;
+}
+
+function meetingClaims(role: Role): MessageInitShape<typeof MeetingClaimsSchema> {
+  return { meetingNumber: value("meeting-number"), role, videoWebrtcMode: flag("meeting-video-webrtc") };
+}
+
+function videoClaims(role: Role): MessageInitShape<typeof VideoClaimsSchema> {
+  return {
+    // The session's name and password as typed, spaces included: they must match the session's.
+    sessionName: element<HTMLInputElement>("session-name").value,
+    role,
+    userIdentity: value("user-identity"),
+    sessionKey: element<HTMLInputElement>("session-key").value,
+    geoRegions: GEO_REGIONS.filter((region) => element<HTMLInputElement>(`geo-${region}`).checked),
+    videoWebrtcMode: flag("video-video-webrtc"),
+    audioWebrtcMode: flag("video-audio-webrtc"),
+    cloudRecordingOption: flag("cloud-recording-option"),
+    cloudRecordingElection: flag("cloud-recording-election"),
+    telemetryTrackingId: value("telemetry-tracking-id"),
+  };
 }
 
 /** The lifetime as typed: a fraction or a value out of range is the server's to explain. */
@@ -218,10 +223,6 @@ function lifetime(seconds: number): { seconds: bigint; nanos: number } {
   if (!Number.isFinite(seconds)) throw new RangeError("the lifetime must be a number of seconds");
   const whole = Math.trunc(seconds);
   return { seconds: BigInt(whole), nanos: Math.round((seconds - whole) * 1e9) };
-}
-
-function checkedRegions(): string[] {
-  return GEO_REGIONS.filter((region) => element<HTMLInputElement>(`geo-${region}`).checked);
 }
 
 function showSigned(signed: SignResponse): void {
@@ -235,7 +236,6 @@ function showSigned(signed: SignResponse): void {
   element<HTMLTextAreaElement>("pasted").value = signed.token;
   verifyResults.clear(); // the box holds a new token: the last diagnosis is not about it
 }
-
 
 async function sign(): Promise<void> {
   const ticket = signResults.start();
@@ -355,7 +355,9 @@ addRegions();
 addFlagChoices();
 for (const id of ["sdk-meeting", "sdk-video"]) element(id).addEventListener("change", chooseSdk);
 element("ttl").addEventListener("input", describeTtl);
-element("copy-token").addEventListener("click", () => void copyToken().catch(() => show("copy-token", "Copy failed")));
+element("copy-token").addEventListener("click", () => {
+  copyToken().catch(() => show("copy-token", "Copy failed"));
+});
 element("sign-form").addEventListener("submit", (event) => {
   event.preventDefault();
   void sign();

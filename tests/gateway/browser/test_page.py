@@ -133,6 +133,10 @@ def test_a_meeting_token_with_its_lifetime_header_and_claims(page: tuple[Page, C
     assert tab.text_content("#sdk-key") == claims["sdkKey"] == MEETING_KEY
     expect(tab.locator("#signed-app")).to_have_text("meeting")
     expect(tab.locator("#expires-at")).to_contain_text("UTC (in ")
+    tab.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    tab.click("#copy-token")
+    expect(tab.locator("#copy-token")).to_have_text("Copied")
+    assert tab.evaluate("navigator.clipboard.readText()") == tab.text_content("#token")
 
     tab.click("#verify")  # Sign put the new token in the box
     expect(tab.locator("#verdict")).to_have_text("Valid: Zoom should accept it (app meeting).")
