@@ -105,10 +105,10 @@ APP = '[[apps]]\nname = "a"\nkind = "meeting"\nsdk_key = "k"\n'
             "kind 'webinar'",
         ),
         (APP + f'secret = "{SECRET}"\n', "never written inline"),
-        (APP, "exactly one of secret_env and secret_file"),
+        (APP, "exactly one of secret_env, secret_file and secret_vault"),
         (
             APP + 'secret_env = "S"\nsecret_file = "f"\n',
-            "exactly one of secret_env and secret_file",
+            "exactly one of secret_env, secret_file and secret_vault",
         ),
         (APP + 'secret_env = "UNSET_VARIABLE"\n', "'UNSET_VARIABLE' is empty or not set"),
         (APP + 'secret_file = "missing.secret"\n', "missing.secret"),

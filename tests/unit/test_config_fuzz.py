@@ -169,6 +169,10 @@ def good_document() -> dict[str, object]:
         "apps": [{"name": "m", "kind": "meeting", "sdk_key": "k", "secret_file": "good.secret"}],
         "callers": [{"name": "c", "token_sha256": "a" * 64, "apps": ["m"]}],
         "anonymous": {"roles": ["participant"]},
+        # Loading never connects to the store.
+        "rate_limits": {"store": "redis://127.0.0.1:1/0", "password_env": "S"},
+        # No app reads from it (a sweep of secret_vault may): nothing listens on port 1.
+        "vault": {"address": "http://127.0.0.1:1", "token_env": "S", "request_timeout": 1},
     }
 
 
@@ -178,7 +182,7 @@ def with_value(table: str, key: str, value: object) -> dict[str, object]:
     target = document[table]
     target = target[0] if isinstance(target, list) else target
     assert isinstance(target, dict)
-    if key in ("secret_env", "secret_file"):  # an app has exactly one of the two
+    if key in ("secret_env", "secret_file", "secret_vault"):  # an app has exactly one
         target.pop("secret_file")
     target[key] = value
     return document

@@ -24,15 +24,18 @@ refused value (`$.apps[0].kind`), from which this module writes its own message.
 from __future__ import annotations
 
 import errno
+import importlib.util
 import ipaddress
 import json
 import os
 import re
 import secrets
+import ssl
 import tempfile
 import tomllib
+import urllib.parse
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -42,6 +45,14 @@ from msgspec import Meta
 
 from ._policy import ANONYMOUS, Caller, Policy, Rule
 from ._tokens import fingerprint
+from ._vault import (
+    MAX_PREVIOUS_VERSIONS,
+    KvReader,
+    KvRef,
+    VaultError,
+    VaultSettings,
+    parse_reference,
+)
 from ._zoom import MAX_TTL, MIN_TTL, ROLES, SDKS, SECRET_LENGTH, Sdk
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
@@ -51,6 +62,10 @@ MAX_SHUTDOWN_GRACE = 3600
 # Rates and bursts beyond these are no limit at all; they keep the token bucket's floats finite.
 MAX_RATE = 1e9
 MAX_BURST = 10**9
+# [rate_limits]: how long a call may wait for the shared store, in seconds.
+DEFAULT_STORE_TIMEOUT = 0.1
+MAX_STORE_TIMEOUT = 5.0
+DEFAULT_REDIS_PORT = 6379
 # Files are read up to these sizes: a secret is a line, a certificate chain a few KiB.
 MAX_CONFIG_BYTES = 1 << 20
 MAX_SECRET_BYTES = 64 << 10
@@ -74,7 +89,7 @@ class App:
     """One Zoom SDK app: its name here, its kind, its SDK key and its secret.
 
     `previous_secrets` are secrets being rotated out: Verify still accepts them,
-    Sign never uses them.
+    Sign never uses them. `vault` names the KV v2 field they are versions of.
     """
 
     name: str
@@ -82,6 +97,7 @@ class App:
     sdk_key: str
     secret: bytes = field(repr=False)
     previous_secrets: tuple[bytes, ...] = field(default=(), repr=False)
+    vault: KvRef | None = None
 
     @property
     def secrets(self) -> tuple[bytes, ...]:
@@ -105,6 +121,35 @@ class Tls:
     certificate_chain: bytes
     private_key: bytes = field(repr=False)
     client_ca: bytes | None = None
+
+
+StoreError = Literal["local", "refuse"]
+
+
+@dataclass(frozen=True)
+class RateLimitStore:
+    """[rate_limits] store: the Redis that holds every worker's and replica's buckets.
+
+    `on_store_error` says what a worker does while it cannot reach it: "local", its own
+    buckets; "refuse", UNAVAILABLE for rate-limited callers. A changed store (any field)
+    takes a new client on reload.
+    """
+
+    host: str
+    port: int = DEFAULT_REDIS_PORT
+    db: int = 0
+    tls: bool = False  # rediss://
+    ca: bytes | None = None  # PEM, beside the system's CAs
+    username: str | None = None
+    password: bytes | None = field(default=None, repr=False)
+    timeout: float = DEFAULT_STORE_TIMEOUT
+    on_store_error: StoreError = "local"
+
+    @property
+    def address(self) -> str:
+        """The store as logs show it: its URL, which never holds a credential."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'rediss' if self.tls else 'redis'}://{host}:{self.port}/{self.db}"
 
 
 # Seconds of serving after SIGTERM with health NOT_SERVING: Envoy's health check (every
@@ -136,6 +181,10 @@ class Config:
     path: Path | None = None
     # --insecure: serve beyond loopback without TLS or without a caller policy.
     insecure: bool = False
+    # Where rate limits are kept; None: each worker keeps its own buckets.
+    rate_limits: RateLimitStore | None = None
+    # Where the apps with secret_vault read their secrets ([vault]).
+    vault: VaultSettings | None = None
 
     def app_named(self, name: str) -> App | None:
         return next((app for app in self.apps if app.name == name), None)
@@ -265,13 +314,15 @@ class ServerTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
 
 
 class AppTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
-    """[[apps]]: one Zoom SDK app, its secret in exactly one of secret_env and secret_file."""
+    """[[apps]]: one Zoom SDK app, its secret in exactly one of secret_env, secret_file and
+    secret_vault."""
 
     name: NonBlank  # unique
     kind: Sdk
     sdk_key: NonBlank  # unique
     secret_env: NonBlank | None = None
     secret_file: NonBlank | None = None  # relative to the configuration file
+    secret_vault: NonBlank | None = None  # <mount>/data/<path>#<field>: a KV v2 field ([vault])
     # Secrets being rotated out: Verify still accepts them.
     previous_secret_envs: tuple[NonEmpty, ...] = ()
     previous_secret_files: tuple[NonEmpty, ...] = ()
@@ -286,6 +337,8 @@ class RuleTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only
     meetings: tuple[NonEmpty, ...] | None = None  # patterns; absent: any meeting
     sessions: tuple[NonEmpty, ...] | None = None  # patterns; absent: any session
     verify: bool = True
+    # Names of [[apps]] whose tokens Verify checks for these callers; absent: the same as apps.
+    verify_apps: tuple[NonEmpty, ...] | None = None
     # Requests per second (NaN fails `gt`); absent: no limit.
     rate: Annotated[float, Meta(gt=0, le=MAX_RATE)] | None = None
     # The bucket's size: at least 1 with a rate; absent: the rate rounded down, at least 1.
@@ -300,6 +353,40 @@ class CallerTable(RuleTable, forbid_unknown_fields=True, frozen=True, kw_only=Tr
     cert_identity: NonBlank | None = None  # a URI SAN or a CN; unique
 
 
+class RateLimitsTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """[rate_limits]: the store every worker and replica keeps the rate limits in."""
+
+    store: NonBlank  # redis://HOST[:PORT][/DB] or rediss://...; never a credential in it
+    username: NonBlank | None = None  # a Redis ACL user; absent: "default"
+    # At most one of the two; the file's path is relative to the configuration file.
+    password_env: NonBlank | None = None
+    password_file: NonBlank | None = None
+    tls_ca_file: NonBlank | None = None  # rediss:// only: a CA beside the system's
+    # Seconds a call may wait for the store (NaN fails `gt`).
+    timeout: Annotated[float, Meta(gt=0, le=MAX_STORE_TIMEOUT)] = DEFAULT_STORE_TIMEOUT
+    on_store_error: StoreError = "local"
+
+
+# [vault]: seconds for one request to Vault, and between reads while serving.
+MAX_VAULT_TIMEOUT = 60
+MAX_VAULT_REFRESH = 24 * 3600
+
+
+class VaultTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """[vault]: the Vault or OpenBao that holds the secrets of the apps with secret_vault."""
+
+    address: NonBlank  # https://HOST:PORT; http:// only to loopback
+    # Exactly one: the token's file (relative to the configuration file; read again on every
+    # refresh, so that Vault Agent may renew it) or its environment variable.
+    token_file: NonBlank | None = None
+    token_env: NonBlank | None = None
+    tls_ca_file: NonBlank | None = None  # https only: the CA of Vault's certificate
+    request_timeout: Duration = 5  # from 1 s to MAX_VAULT_TIMEOUT
+    refresh: Duration = 300  # 0: only on SIGHUP; at most MAX_VAULT_REFRESH
+    # Live KV versions before the newest that still verify.
+    previous_versions: Annotated[int, Meta(ge=0, le=MAX_PREVIOUS_VERSIONS)] = 1
+
+
 class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """The whole file."""
 
@@ -307,6 +394,8 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
     apps: Annotated[tuple[AppTable, ...], Meta(min_length=1)]
     callers: tuple[CallerTable, ...] = ()
     anonymous: RuleTable | None = None  # absent: ANONYMOUS_DEFAULT
+    rate_limits: RateLimitsTable | None = None  # absent: each worker keeps its own buckets
+    vault: VaultTable | None = None  # needed by secret_vault
 
 
 def _keys(table: type[msgspec.Struct]) -> frozenset[str]:
@@ -319,6 +408,8 @@ _TABLES: dict[str, type[msgspec.Struct]] = {
     "apps": AppTable,
     "callers": CallerTable,
     "anonymous": RuleTable,
+    "rate_limits": RateLimitsTable,
+    "vault": VaultTable,
 }
 
 # What each key allows, as the one-line message for a value the schema refuses: {where} is
@@ -327,6 +418,7 @@ _REQUIRED = "{where}: {key} is required (a non-empty string)"
 _STRING = "{where}: {key} must be a non-empty string"
 _STRINGS = "{where}: {key} must be a list of non-empty strings"
 _DURATION = "{where} {key}: {value} " + _NOT_A_DURATION
+_STORE_URL = "a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0"
 _ALLOWED: dict[str, str] = {
     "listen": "{where} listen: must be a string HOST:PORT",
     "clock_skew": _DURATION,
@@ -349,16 +441,34 @@ _ALLOWED: dict[str, str] = {
     "meetings": _STRINGS,
     "sessions": _STRINGS,
     "verify": "{where}: verify must be true or false",
+    "verify_apps": _STRINGS,
     "rate": f"{{where}}: rate must be a number of requests per second above 0 and at most {MAX_RATE:g}",
     "burst": f"{{where}}: burst must be a whole number of requests from {{least}} to {MAX_BURST}",
     "token_sha256": "{where}: token_sha256 must be 64 hex digits (sha256sum of the token, "
     'e.g. printf %s "$TOKEN" | sha256sum)',
     "cert_identity": "{where}: cert_identity must be a URI SAN (spiffe://...) or a CN",
+    "store": "{where}: store must be " + _STORE_URL,
+    "username": _STRING,
+    "password_env": _STRING,
+    "password_file": _STRING,
+    "tls_ca_file": _STRING,
+    "timeout": f"{{where}}: timeout must be a number of seconds above 0 and at most {MAX_STORE_TIMEOUT:g}",
+    "on_store_error": "{where}: on_store_error {value} is not one of "
+    + ", ".join(get_args(StoreError)),
+    "secret_vault": _STRING,
+    "address": "{where}: address must be a URL such as https://vault.internal:8200",
+    "token_file": _STRING,
+    "token_env": _STRING,
+    "request_timeout": _DURATION,
+    "refresh": _DURATION,
+    "previous_versions": "{where}: previous_versions must be a whole number from 0 to "
+    + str(MAX_PREVIOUS_VERSIONS),
 }
 _NOT_AN_SDK = "{where}: kind {value} is not one of " + ", ".join(SDKS)
 _NO_APPS = "no apps: add at least one [[apps]] table with name, kind, sdk_key, secret_env"
 # Only if msgspec words its errors in a way this module does not know.
-_UNREADABLE = "not a configuration file: tables [server], [[apps]], [[callers]], [anonymous]"
+_TABLE_NAMES = "[server], [[apps]], [[callers]], [anonymous], [rate_limits], [vault]"
+_UNREADABLE = f"not a configuration file: tables {_TABLE_NAMES}"
 
 
 # --- reading the file, and its refusals in our words -----------------------------------------
@@ -423,7 +533,7 @@ _STEP = re.compile(r"\.(\w+)|\[(\d+)\]")
 def _refusal(document: dict[str, Any], steps: list[str | int]) -> str:
     """The message for what the schema refused at `steps`: the table, the key, what it allows."""
     match steps:
-        case ["server" | "anonymous" as name, *rest]:
+        case ["server" | "anonymous" | "rate_limits" | "vault" as name, *rest]:
             return _table_refusal(name, f"[{name}]", document[name], rest)
         case ["apps" | "callers" as name, int(index), *rest]:
             entry = document[name][index]
@@ -435,10 +545,7 @@ def _refusal(document: dict[str, Any], steps: list[str | int]) -> str:
         case []:
             unknown = sorted(set(document) - _keys(ConfigFile))
             if unknown:
-                return (
-                    f"unknown table or key {_shown(unknown[0])}; "
-                    "allowed: [server], [[apps]], [[callers]], [anonymous]"
-                )
+                return f"unknown table or key {_shown(unknown[0])}; allowed: {_TABLE_NAMES}"
             if "apps" not in document:
                 return _NO_APPS
     return _UNREADABLE
@@ -456,6 +563,8 @@ def _table_refusal(name: str, where: str, table: object, rest: list[str | int]) 
         return f"{where}: tokens are never written inline; write token_sha256"
     if "secret" in unknown:
         return f"{where}: secrets are never written inline; use secret_env or secret_file"
+    if "password" in unknown and schema is RateLimitsTable:
+        return f"{where}: passwords are never written inline; use password_env or password_file"
     if unknown:
         allowed = ", ".join(sorted(_keys(schema)))
         return f"{where}: unknown key {_shown(unknown[0])}; allowed: {allowed}"
@@ -509,7 +618,7 @@ def _config(path: Path, file: ConfigFile, environ: Mapping[str, str]) -> Config:
         if not anonymous.roles and not anonymous.verify:
             anonymous = None
     server = file.server
-    return Config(
+    config = Config(
         apps=apps,
         source=str(path),
         path=path,
@@ -523,7 +632,10 @@ def _config(path: Path, file: ConfigFile, environ: Mapping[str, str]) -> Config:
             server.shutdown_grace, "shutdown_grace", MAX_SHUTDOWN_GRACE
         ),
         log_level=server.log_level,
+        rate_limits=_rate_limits(file.rate_limits, path.parent, environ),
+        vault=_vault_settings(file.vault, path.parent, environ),
     )
+    return vault_refreshed(config)  # the last check: the only one over the network
 
 
 def _server_duration(value: Duration, key: str, maximum: int) -> int:
@@ -561,13 +673,16 @@ def _refuse_repeated_callers(callers: tuple[Caller, ...]) -> None:
 
 def _app(index: int, table: AppTable, folder: Path, environ: Mapping[str, str]) -> App:
     where = _named("apps", index, table.name)
-    env, file = table.secret_env, table.secret_file
-    if env is not None and file is None:
+    env, file, vault = table.secret_env, table.secret_file, table.secret_vault
+    if (env, file, vault).count(None) != 2:
+        raise ConfigError(f"{where}: give exactly one of secret_env, secret_file and secret_vault")
+    if vault is not None:
+        return _vault_app(table, vault, where)
+    if env is not None:
         secret = _secret_from_env(env, environ, where)
-    elif file is not None and env is None:
-        secret = _secret_from_file(folder / file, "secret_file", where)
     else:
-        raise ConfigError(f"{where}: give exactly one of secret_env and secret_file")
+        assert file is not None
+        secret = _secret_from_file(folder / file, "secret_file", where)
     previous = [_secret_from_env(name, environ, where) for name in table.previous_secret_envs]
     previous += [
         _secret_from_file(folder / name, "previous_secret_files", where)
@@ -646,9 +761,10 @@ def _caller(index: int, table: CallerTable, app_names: frozenset[str]) -> Caller
 
 
 def _rule(table: RuleTable, where: str, app_names: frozenset[str]) -> Rule:
-    unknown = sorted(set(table.apps or ()) - app_names)
-    if unknown:
-        raise ConfigError(f"{where}: apps: {_shown(unknown[0])} is not a configured app")
+    for key, names in (("apps", table.apps), ("verify_apps", table.verify_apps)):
+        unknown = sorted(set(names or ()) - app_names)
+        if unknown:
+            raise ConfigError(f"{where}: {key}: {_shown(unknown[0])} is not a configured app")
     for role in table.roles:
         if role not in ROLES:
             raise ConfigError(f"{where}: roles: {_shown(role)} is not one of {', '.join(ROLES)}")
@@ -659,6 +775,7 @@ def _rule(table: RuleTable, where: str, app_names: frozenset[str]) -> Rule:
         meetings=table.meetings,
         sessions=table.sessions,
         verify=table.verify,
+        verify_apps=None if table.verify_apps is None else frozenset(table.verify_apps),
         rate=table.rate,
         burst=_burst(table.burst, table.rate, where),
     )
@@ -702,26 +819,237 @@ def _tls(server: ServerTable, folder: Path) -> Tls | None:
     )
 
 
-def _pem(file: Path, key: str) -> bytes:
+def _pem(file: Path, key: str, where: str = "[server]") -> bytes:
     try:
         data = _read_bounded(file, MAX_PEM_BYTES)
     except OSError as exc:
-        raise ConfigError(f"[server] {key} {_shown_file(file)}: {_reason(exc)}") from None
+        raise ConfigError(f"{where} {key} {_shown_file(file)}: {_reason(exc)}") from None
     if b"-----BEGIN" not in data:
-        raise ConfigError(f"[server] {key} {_shown_file(file)} is not PEM")
+        raise ConfigError(f"{where} {key} {_shown_file(file)} is not PEM")
     return data
+
+
+_RATE_LIMITS = "[rate_limits]"
+
+
+def _rate_limits(
+    table: RateLimitsTable | None, folder: Path, environ: Mapping[str, str]
+) -> RateLimitStore | None:
+    """[rate_limits]: the store's URL read, its password and CA read, the redis extra there."""
+    if table is None:
+        return None
+    host, port, db, tls = _store_url(table.store)
+    env, file = table.password_env, table.password_file
+    if env is not None and file is not None:
+        raise ConfigError(f"{_RATE_LIMITS}: give at most one of password_env and password_file")
+    password = None
+    if env is not None:
+        password = _secret_from_env(env, environ, _RATE_LIMITS)
+    elif file is not None:
+        password = _secret_from_file(folder / file, "password_file", _RATE_LIMITS)
+    ca = None
+    if table.tls_ca_file is not None:
+        if not tls:
+            raise ConfigError(f"{_RATE_LIMITS} tls_ca_file needs a rediss:// store (TLS)")
+        ca = _certificates(folder / table.tls_ca_file, "tls_ca_file", _RATE_LIMITS)
+    if importlib.util.find_spec("redis") is None:
+        raise ConfigError(
+            f"{_RATE_LIMITS} store needs the redis extra, not installed: pip install 'sdksign[redis]'"
+        )
+    return RateLimitStore(
+        host=host,
+        port=port,
+        db=db,
+        tls=tls,
+        ca=ca,
+        username=table.username,
+        password=password,
+        timeout=table.timeout,
+        on_store_error=table.on_store_error,
+    )
+
+
+def _store_url(url: str) -> tuple[str, int, int, bool]:
+    """Host, port, database and TLS of redis://HOST[:PORT][/DB] (rediss:// for TLS).
+
+    The URL is never shown in a message: one that holds a password is refused as such.
+    """
+    where = f"{_RATE_LIMITS} store"
+    if "@" in url:
+        raise ConfigError(
+            f"{where}: credentials are never written in the URL; "
+            "use username, and password_env or password_file"
+        )
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        port = parts.port
+    except ValueError:  # a port that is not a number, a bracket left open
+        port, parts = None, urllib.parse.urlsplit("")
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ConfigError(f"{where} must be {_STORE_URL}")
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{where}: options are keys of {_RATE_LIMITS}, not part of the URL")
+    db = parts.path.strip("/") or "0"
+    if not re.fullmatch(r"[0-9]{1,5}", db) or port == 0:
+        raise ConfigError(f"{where} must be {_STORE_URL} (a port from 1, a database number)")
+    return parts.hostname, port or DEFAULT_REDIS_PORT, int(db), parts.scheme == "rediss"
+
+
+def _certificates(file: Path, key: str, where: str) -> bytes:
+    """The PEM CA certificates in `file`, checked as ssl will read them."""
+    data = _pem(file, key, where)
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=data.decode("ascii"))
+    except (ssl.SSLError, ValueError):  # UnicodeDecodeError is a ValueError
+        raise ConfigError(f"{where} {key} {_shown_file(file)} holds no PEM certificate") from None
+    return data
+
+
+# --- [vault] and secret_vault ------------------------------------------------------------------
+
+_VAULT = "[vault]"
+
+
+def _vault_app(table: AppTable, reference: str, where: str) -> App:
+    """An app whose secrets are the versions of a KV v2 field, read once the file is checked."""
+    if table.previous_secret_envs or table.previous_secret_files:
+        raise ConfigError(
+            f"{where}: previous_secret_envs and previous_secret_files go with secret_env or "
+            f"secret_file; with secret_vault, earlier KV versions verify ({_VAULT} previous_versions)"
+        )
+    ref = parse_reference(reference)
+    if ref is None:
+        shown = _shown(reference) if "/" in reference else f"({_NOT_SHOWN})"
+        raise ConfigError(
+            f"{where}: secret_vault {shown} is not a KV version 2 field: write "
+            "'<mount>/data/<path>#<field>', e.g. 'secret/data/zoom/meeting#secret'"
+        )
+    return App(name=table.name, kind=table.kind, sdk_key=table.sdk_key, secret=b"", vault=ref)
+
+
+def _vault_settings(
+    table: VaultTable | None, folder: Path, environ: Mapping[str, str]
+) -> VaultSettings | None:
+    """[vault]: its address and durations checked, the token's variable read (its file is read
+    on every pass)."""
+    if table is None:
+        return None
+    address = _vault_address(table.address)
+    if (table.token_file is None) == (table.token_env is None):
+        raise ConfigError(f"{_VAULT}: give exactly one of token_file and token_env")
+    token = None
+    if table.token_env is not None:
+        token = _secret_from_env(table.token_env, environ, _VAULT).decode()
+    ca_file = None
+    if table.tls_ca_file is not None:
+        if not address.startswith("https://"):
+            raise ConfigError(f"{_VAULT} tls_ca_file needs an https:// address")
+        ca_file = folder / table.tls_ca_file
+        _certificates(ca_file, "tls_ca_file", _VAULT)
+    timeout = parse_duration(table.request_timeout, f"{_VAULT} request_timeout")
+    if not 1 <= timeout <= MAX_VAULT_TIMEOUT:
+        raise ConfigError(f"{_VAULT} request_timeout: from 1 s to {MAX_VAULT_TIMEOUT} s")
+    refresh = parse_duration(table.refresh, f"{_VAULT} refresh")
+    if refresh > MAX_VAULT_REFRESH:
+        raise ConfigError(f"{_VAULT} refresh: at most {MAX_VAULT_REFRESH} s (0: only on SIGHUP)")
+    return VaultSettings(
+        address=address,
+        token_file=None if table.token_file is None else folder / table.token_file,
+        token_file_shown=_token_file_shown(table.token_file),
+        token=token,
+        ca_file=ca_file,
+        timeout=timeout,
+        refresh=refresh,
+        previous_versions=table.previous_versions,
+    )
+
+
+def _vault_address(address: str) -> str:
+    """[vault] address: an http(s) URL without credentials; http:// only to loopback."""
+    try:
+        parts = urllib.parse.urlsplit(address.strip())
+        parts.port  # noqa: B018 (a port that is not a number raises here)
+    except ValueError:
+        parts = urllib.parse.urlsplit("")
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+        raise ConfigError(_ALLOWED["address"].format(where=_VAULT))
+    if "@" in parts.netloc:
+        raise ConfigError(f"{_VAULT} address: credentials are never written in the URL")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            f"{_VAULT} address: http:// only to loopback (the token would cross the network "
+            "in clear text); use https://"
+        )
+    return urllib.parse.urlunsplit(parts).rstrip("/")
+
+
+def _token_file_shown(name: str | None) -> str:
+    """How a message names token_file: as written when it has a folder (a token has none)."""
+    if name is None or "/" in name:
+        return _shown(name)
+    return f"(the file named there; {_NOT_SHOWN})"
+
+
+def _vault_token(vault: VaultSettings) -> str:
+    """The token: token_env's, read at load, or token_file's, read now."""
+    if vault.token is not None:
+        return vault.token
+    assert vault.token_file is not None
+    shown = f"{_VAULT} token_file {vault.token_file_shown}"
+    try:
+        token = _read_bounded(vault.token_file, MAX_SECRET_BYTES).decode().strip()
+    except OSError as exc:
+        raise ConfigError(f"{shown}: {_reason(exc)}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{shown} is not UTF-8 text; it must hold the token as text") from None
+    if not token:
+        raise ConfigError(f"{shown} is empty")
+    return token
+
+
+def vault_refreshed(config: Config) -> Config:
+    """`config` with the secrets of its apps with secret_vault read again from Vault: the
+    newest live version signs, up to previous_versions before it verify."""
+    wanted = [(i, app, app.vault) for i, app in enumerate(config.apps) if app.vault is not None]
+    if not wanted:
+        return config
+    vault = config.vault
+    if vault is None:
+        index, app, _ = wanted[0]
+        raise ConfigError(
+            f"{_named('apps', index, app.name)}: secret_vault needs a {_VAULT} table "
+            "(address, and token_file or token_env)"
+        )
+    try:
+        reader = KvReader(vault, _vault_token(vault))
+    except VaultError as exc:
+        raise ConfigError(f"{_VAULT}: {exc}") from None
+    apps = list(config.apps)
+    with reader:
+        for index, app, ref in wanted:
+            try:
+                newest, *previous = reader.versions(ref)
+            except VaultError as exc:
+                where = _named("apps", index, app.name)
+                raise ConfigError(f"{where}: secret_vault {ref}: {exc}") from None
+            apps[index] = replace(app, secret=newest, previous_secrets=tuple(previous))
+    return replace(config, apps=tuple(apps))
+
+
+def _is_loopback(host: str) -> bool:
+    """Whether `host` (a name or an address, without brackets) is this machine's loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def exposure_problems(config: Config, listen: str) -> list[str]:
     """Why listening on `listen` with `config` would expose the service; [] on loopback."""
-    host = listen.rpartition(":")[0].strip("[]")
-    if host == "localhost":
+    if _is_loopback(listen.rpartition(":")[0].strip("[]")):
         return []
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return []
-    except ValueError:
-        pass
     problems = []
     if config.tls is None:
         problems.append("no TLS ([server] tls_cert_file and tls_key_file)")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 from dataclasses import replace
@@ -21,8 +22,8 @@ from ._config import (
     Tls,
     config_warnings,
     exposure_problems,
-    load_config,
 )
+from ._refresh import Refresher, read_again
 from ._rpc import RequestDeadlines, add_service
 from ._service import SignatureService, ZoomSampleService
 
@@ -126,6 +127,7 @@ async def serve(config: Config, listen: str, reuse_port: bool = False) -> None:
     service = SignatureService(config)
     server, health_servicer = build_server(config, reuse_port, service)
     port = add_port(server, listen, config.tls)
+    await service.start()
     await server.start()
     for name in ("", SERVICE_NAME, SAMPLE_SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -142,13 +144,17 @@ async def serve(config: Config, listen: str, reuse_port: bool = False) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, signals.put_nowait, signum)
-    loop.add_signal_handler(signal.SIGHUP, reload, service, listen)
+    refresher = Refresher(service, functools.partial(reload, service, listen))
+    loop.add_signal_handler(signal.SIGHUP, refresher.sighup)
+    refresher.start()
     first = await signals.get()
     await health_servicer.enter_graceful_shutdown()
     await drain(signals, first, service.config.drain)
     grace = service.config.shutdown_grace
     log.info("shutting down", grace_seconds=grace)
     await server.stop(grace)
+    await refresher.stop()
+    await service.aclose()
     log.info("stopped")
 
 
@@ -180,7 +186,15 @@ def describe(config: Config) -> dict[str, object]:
         ],
         "callers": [c.name for c in config.policy.callers],
         "anonymous": sorted(config.policy.anonymous.roles) if config.policy.anonymous else None,
+        "rate_limits": _rate_limits(config),
     }
+
+
+def _rate_limits(config: Config) -> str:
+    store = config.rate_limits
+    if store is None:
+        return "per worker"
+    return f"{store.address} (timeout {store.timeout:g} s, on_store_error {store.on_store_error})"
 
 
 # Set once, at start, by the file or the command line: how this process listens, logs and
@@ -189,18 +203,21 @@ def describe(config: Config) -> dict[str, object]:
 START_ONLY = ("listen", "log_level", "drain", "shutdown_grace")
 
 
-def reload(service: SignatureService, listen: str) -> None:
+def reload(
+    service: SignatureService, listen: str, read: Config | ConfigError | None = None
+) -> None:
     """SIGHUP: read the configuration again; use it only if all of it is valid.
 
-    Calls in flight keep the configuration they started with. START_ONLY settings
-    keep their values, and TLS files are read at start only: a change to them
-    needs a restart.
+    `read` is what was read (by _refresh, in a thread, since it may wait on Vault), or
+    why it could not be; None reads it here. Calls in flight keep the configuration
+    they started with. START_ONLY settings keep their values, and TLS files are read
+    at start only: a change to them needs a restart.
     """
     old = service.config
-    try:
-        read = load_config(old.path)
-    except ConfigError as exc:
-        log.error("reload refused: still serving the previous configuration", error=str(exc))
+    if read is None:
+        read = read_again(old)
+    if isinstance(read, ConfigError):
+        log.error("reload refused: still serving the previous configuration", error=str(read))
         return
     kept = {name: getattr(old, name) for name in START_ONLY}
     new = replace(read, insecure=old.insecure, **kept)

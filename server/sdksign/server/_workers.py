@@ -105,7 +105,7 @@ class _Supervisor:
         """Start worker `index` (again, when it has died)."""
         process = self._context.Process(
             target=_worker_main,
-            args=(self._config, self._address, index),
+            args=(self._config, self._address, index, index in self._processes),
             name=f"sdksign-worker-{index}",
         )
         with original_stderr():  # the worker writes to the real stderr, not this one's pipe
@@ -156,13 +156,20 @@ class _Supervisor:
                 process.join()
 
 
-def _worker_main(config: Config, address: str, index: int) -> None:
-    """A worker process: logging that names the worker, then the ordinary server."""
+def _worker_main(config: Config, address: str, index: int, replacement: bool = False) -> None:
+    """A worker process: logging that names the worker, then the ordinary server.
+
+    A replacement reads its Vault secrets again first: those read at start may have
+    been rotated since (the other workers have, on SIGHUP or refresh).
+    """
     from ._logging import configure_logging
+    from ._refresh import vault_read_again
     from ._serve import run
 
     configure_logging(config.log_level, worker=index, native_stderr=True)
     _stop_with_parent(os.getppid())
+    if replacement:
+        config = vault_read_again(config)
     try:
         run(config, address, reuse_port=True)
     except ListenError as exc:

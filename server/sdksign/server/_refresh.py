@@ -1,0 +1,119 @@
+"""Keeping the configuration current while serving: a reload on SIGHUP, and the secrets
+of the apps with secret_vault read again from Vault every [vault] refresh.
+
+Both read (the file, Vault) in a thread, so that the event loop goes on serving while
+they wait; one runs at a time, and each ends by replacing `service.config` in one
+assignment, so calls in flight keep the configuration they started with. A read that
+fails changes nothing: the secrets already read go on serving, and one error line says
+why (never with a token or a secret).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import structlog
+
+from ._config import Config, ConfigError, load_config, vault_refreshed
+from ._service import SignatureService
+
+log = structlog.get_logger("sdksign")
+
+
+def read_again(config: Config) -> Config | ConfigError:
+    """The configuration read again from where `config` came from, or why it cannot be."""
+    try:
+        return load_config(config.path)
+    except ConfigError as exc:
+        return exc
+
+
+def vault_read_again(config: Config) -> Config:
+    """`config` with its Vault secrets read again; as it is, after an error line, when they
+    cannot be read."""
+    try:
+        return vault_refreshed(config)
+    except ConfigError as exc:
+        log.error("vault refresh failed: still serving the secrets already read", error=str(exc))
+        return config
+
+
+def refresh_interval(config: Config) -> int:
+    """Seconds between Vault reads while serving; 0 when there is nothing to read."""
+    if config.vault is None or not any(app.vault for app in config.apps):
+        return 0
+    return config.vault.refresh
+
+
+def rotated(old: Config, new: Config) -> list[str]:
+    """Each app of both whose secrets changed, by fingerprint: the signing one first."""
+    before = {app.name: app.secret_fingerprints for app in old.apps}
+    return [
+        f"{app.name} (secrets {', '.join(app.secret_fingerprints)})"
+        for app in new.apps
+        if before.get(app.name, app.secret_fingerprints) != app.secret_fingerprints
+    ]
+
+
+class Refresher:
+    """SIGHUP reloads and Vault refreshes for one server process, one at a time.
+
+    `apply_reload` takes what a reload read (a Config, or the ConfigError that stopped
+    it) and decides whether to serve it (_serve.reload).
+    """
+
+    def __init__(
+        self, service: SignatureService, apply_reload: Callable[[Config | ConfigError], None]
+    ) -> None:
+        self._service = service
+        self._apply_reload = apply_reload
+        self._lock = asyncio.Lock()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._refreshing: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Read Vault again every [vault] refresh (nothing to do without secret_vault)."""
+        if self._refreshing is not None:
+            self._refreshing.cancel()
+        interval = refresh_interval(self._service.config)
+        self._refreshing = self._spawn(self._refresh_every(interval)) if interval else None
+
+    def sighup(self) -> None:
+        """The SIGHUP handler: a reload, in a thread, once any read under way is done."""
+        self._spawn(self._reload())
+
+    async def stop(self) -> None:
+        """Stop refreshing; a reload or refresh under way is dropped (its thread ends alone)."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def refresh(self) -> None:
+        """Read the Vault secrets again now; serve them if any changed."""
+        async with self._lock:
+            old = self._service.config
+            new = await asyncio.to_thread(vault_read_again, old)
+            if changed := rotated(old, new):
+                self._service.config = new
+                log.info("secrets rotated", apps=changed)
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _reload(self) -> None:
+        async with self._lock:
+            old = self._service.config
+            self._apply_reload(await asyncio.to_thread(read_again, old))
+            if changed := rotated(old, self._service.config):
+                log.info("secrets rotated", apps=changed)
+            self.start()  # the refresh interval anew, perhaps a new one
+
+    async def _refresh_every(self, interval: int) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            await self.refresh()

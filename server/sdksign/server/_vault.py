@@ -1,0 +1,235 @@
+"""App secrets from Vault or OpenBao: the KV version 2 secrets engine.
+
+`secret_vault = "secret/data/zoom/meeting#secret"` names a KV v2 secret (the mount
+`secret`, the path `zoom/meeting`) and a field of it. Its versions are the app's
+key rotation: the newest version that is neither deleted nor destroyed signs, and
+up to `previous_versions` live versions before it still verify.
+
+hvac (the vault extra) is imported on first use: a server without it runs as before,
+and a configuration that needs it gets one line saying so. Every failure here is a
+VaultError of one line in this module's words, never hvac's or requests' own (they
+quote URLs and answers): no token and no secret ever reaches a message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Annotated, Any
+
+import msgspec
+
+if TYPE_CHECKING:
+    import hvac
+
+# previous_versions is at most this (a KV v2 mount keeps 10 versions unless told otherwise).
+MAX_PREVIOUS_VERSIONS = 10
+
+
+class VaultError(Exception):
+    """Vault did not give the secrets; the message is one line, with no token or secret."""
+
+
+@dataclass(frozen=True)
+class KvRef:
+    """A field of a KV v2 secret: `<mount>/data/<path>#<field>`."""
+
+    mount: str
+    path: str
+    field: str
+
+    def __str__(self) -> str:
+        return f"{self.mount}/data/{self.path}#{self.field}"
+
+
+# The mount ends at the first "/data/"; segments hold no whitespace and no '#'.
+_REFERENCE = re.compile(r"(?P<mount>[^\s#]+?)/data/(?P<path>[^\s#]+)#(?P<field>[^#]*[^\s#][^#]*)")
+
+
+def parse_reference(text: str) -> KvRef | None:
+    """The KV v2 field `text` names; None when it is not `<mount>/data/<path>#<field>`."""
+    match = _REFERENCE.fullmatch(text)
+    if match is None:
+        return None
+    segments = [*match["mount"].split("/"), *match["path"].split("/")]
+    if any(segment in ("", ".", "..") for segment in segments):
+        return None
+    return KvRef(match["mount"], match["path"], match["field"])
+
+
+@dataclass(frozen=True)
+class VaultSettings:
+    """[vault]: where Vault is, how this server proves who it is, and how it reads."""
+
+    address: str  # http(s)://HOST:PORT
+    # The token's file, read again on every pass (Vault Agent or bao agent renews it) ...
+    token_file: Path | None = None
+    token_file_shown: str = ""  # how a message names it (not at all when it may be a token)
+    # ... or the token itself, from token_env, read at load.
+    token: str | None = field(default=None, repr=False)
+    ca_file: Path | None = None  # PEM: the CA of Vault's certificate (https)
+    timeout: int = 5  # seconds for each request
+    refresh: int = 300  # seconds between reads while serving; 0: only on SIGHUP
+    previous_versions: int = 1
+
+
+# --- the answers this module reads (msgspec ignores the rest) -------------------------------
+
+
+class _Version(msgspec.Struct, frozen=True):
+    deletion_time: str = ""  # RFC 3339; "" when not deleted, a future time when scheduled
+    destroyed: bool = False
+
+
+VersionNumber = Annotated[str, msgspec.Meta(pattern=r"\A[1-9][0-9]{0,9}\Z")]
+
+
+class _Metadata(msgspec.Struct, frozen=True):
+    versions: dict[VersionNumber, _Version]
+
+
+class _MetadataAnswer(msgspec.Struct, frozen=True):
+    data: _Metadata
+
+
+class _SecretData(msgspec.Struct, frozen=True):
+    data: dict[str, Any]
+
+
+class _SecretAnswer(msgspec.Struct, frozen=True):
+    data: _SecretData
+
+
+def live_versions(versions: Mapping[str, _Version], now: datetime, count: int) -> list[int]:
+    """The numbers of the newest `count` versions neither destroyed nor deleted by `now`,
+    newest first. A deletion time that is not RFC 3339 is a VaultError."""
+    live = []
+    for number, version in versions.items():
+        if version.destroyed:
+            continue
+        if version.deletion_time:
+            try:
+                deleted = datetime.fromisoformat(version.deletion_time)
+            except ValueError:
+                raise VaultError(_UNEXPECTED) from None
+            if deleted <= now:
+                continue
+        live.append(int(number))
+    return sorted(live, reverse=True)[:count]
+
+
+_UNEXPECTED = "Vault's answer is not that of a KV version 2 secret"
+
+
+def field_secret(answer: object, ref: KvRef, version: int) -> bytes:
+    """The field `ref` names in the answer to a read of `version`, as bytes (stripped)."""
+    try:
+        data = msgspec.convert(answer, _SecretAnswer).data.data
+    except msgspec.ValidationError:
+        raise VaultError(_UNEXPECTED) from None
+    value = data.get(ref.field)
+    if not isinstance(value, str):
+        what = "no field" if value is None else "a field that is not a string,"
+        raise VaultError(f"version {version} has {what} {ref.field!r}")
+    if not value.strip():
+        raise VaultError(f"version {version} has an empty {ref.field!r}")
+    return value.strip().encode()
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+class KvReader:
+    """One connection's worth of reads from Vault (a context manager that closes it)."""
+
+    def __init__(self, settings: VaultSettings, token: str) -> None:
+        try:
+            import hvac
+        except ImportError:
+            raise VaultError(
+                "secret_vault needs hvac, the vault extra: pip install 'sdksign[vault]'"
+            ) from None
+        self._settings = settings
+        self._client: hvac.Client = hvac.Client(
+            url=settings.address,
+            token=token,
+            verify=str(settings.ca_file) if settings.ca_file else True,
+            timeout=settings.timeout,
+            # A redirect would carry the token's header to wherever it points.
+            allow_redirects=False,
+        )
+
+    def __enter__(self) -> KvReader:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._client.adapter.close()
+
+    def versions(self, ref: KvRef) -> tuple[bytes, ...]:
+        """The secrets of the live versions of `ref`, newest first: it, and up to
+        previous_versions before it."""
+        count = 1 + self._settings.previous_versions
+        try:
+            metadata = self._client.secrets.kv.v2.read_secret_metadata(
+                path=ref.path, mount_point=ref.mount
+            )
+            numbers = live_versions(_versions_of(metadata), datetime.now(UTC), count)
+            if not numbers:
+                raise VaultError("every version is deleted or destroyed")
+            return tuple(self._version(ref, number) for number in numbers)
+        except VaultError:
+            raise
+        except Exception as exc:  # hvac's and requests' errors, in this module's words
+            raise VaultError(problem(exc, self._settings, ref)) from None
+
+    def _version(self, ref: KvRef, number: int) -> bytes:
+        answer = self._client.secrets.kv.v2.read_secret_version(
+            path=ref.path, version=number, mount_point=ref.mount, raise_on_deleted_version=True
+        )
+        return field_secret(answer, ref, number)
+
+
+def _versions_of(answer: object) -> dict[str, _Version]:
+    try:
+        return msgspec.convert(answer, _MetadataAnswer).data.versions
+    except msgspec.ValidationError:
+        raise VaultError(_UNEXPECTED) from None
+
+
+# An errno's text in requests' and urllib3's messages, e.g. "[Errno 111] Connection refused".
+_ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"\)\]]+)")
+
+
+def problem(exc: Exception, settings: VaultSettings, ref: KvRef) -> str:
+    """What went wrong with a read, in one line of our own words."""
+    import requests
+    from hvac import exceptions as hvac_errors
+
+    at = f"Vault at {settings.address}"
+    match exc:
+        case hvac_errors.Forbidden() | hvac_errors.Unauthorized():
+            return (
+                f"{at} refused the token (permission denied): it is unknown or expired, or its "
+                f"policy does not allow read on {ref.mount}/data/{ref.path} "
+                f"and {ref.mount}/metadata/{ref.path}"
+            )
+        case hvac_errors.InvalidPath():
+            return f"{at} has no secret there (404; is {ref.mount!r} a KV version 2 mount?)"
+        case hvac_errors.VaultDown():
+            return f"{at} is sealed or unavailable (503)"
+        case hvac_errors.VaultError():
+            return f"{at} answered an error ({type(exc).__name__})"
+        case requests.exceptions.SSLError():
+            return f"TLS with {at} failed (is [vault] tls_ca_file the CA of its certificate?)"
+        case requests.exceptions.Timeout():
+            return f"{at} did not answer within {settings.timeout} s"
+        case requests.exceptions.ConnectionError():
+            reason = _ERRNO.search(str(exc))
+            return f"cannot reach {at}: {reason[1] if reason else 'no connection'}"
+    return f"reading from {at} failed ({type(exc).__name__})"
