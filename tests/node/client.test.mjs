@@ -1,0 +1,130 @@
+// The Node.js client (client/node/dist) against real sdksign servers that
+// test_node_client.py starts: one plaintext, one TLS, the same apps and callers.
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
+import {
+  Code,
+  ConnectError,
+  ProblemCode,
+  Role,
+  TokenKind,
+  createSdkSignClient,
+  statusOf,
+} from "../../client/node/dist/index.js";
+import { closedPort } from "./loopback.mjs";
+
+const env = process.env;
+const TRANSPORTS = {
+  plaintext: { baseUrl: env.SDKSIGN_URL },
+  TLS: { baseUrl: env.SDKSIGN_TLS_URL, ca: readFileSync(env.SDKSIGN_CA_FILE) },
+};
+
+function meeting(meetingNumber, role) {
+  return { claims: { case: "meeting", value: { meetingNumber, role } } };
+}
+
+/** The error a call rejects with (the test fails when it resolves). */
+async function failure(call) {
+  try {
+    await call;
+  } catch (error) {
+    return error;
+  }
+  assert.fail("the call succeeded; a refusal was expected");
+}
+
+for (const [name, transport] of Object.entries(TRANSPORTS)) {
+  test(`Sign then Verify a meeting token over ${name}`, async () => {
+    const client = createSdkSignClient({ ...transport, bearerToken: env.BACKEND_TOKEN });
+    const signed = await client.sign(meeting("94843468909", Role.HOST));
+    assert.equal(signed.sdkKey, env.MEETING_KEY);
+    assert.equal(signed.app, "meeting");
+    assert.equal(signed.expiresAt.seconds - signed.issuedAt.seconds, 7200n);
+    const result = await client.verify({ token: signed.token, expectedMeetingNumber: "94843468909" });
+    assert.equal(result.valid, true, JSON.stringify(result.problems));
+    assert.equal(result.kind, TokenKind.MEETING_WEB);
+    assert.equal(result.app, "meeting");
+    assert.equal(result.claims.mn, "94843468909");
+    assert.equal(result.claims.role, 1);
+    assert.deepEqual(result.header, { alg: "HS256", typ: "JWT" });
+  });
+}
+
+test("Sign a Video SDK token with a ttl, and Verify names another meeting's token", async () => {
+  const client = createSdkSignClient({ ...TRANSPORTS.TLS, bearerToken: env.BACKEND_TOKEN });
+  const video = await client.sign({
+    claims: { case: "video", value: { sessionName: "math-101", role: Role.PARTICIPANT, geoRegions: ["US", "DE"] } },
+    ttl: { seconds: 3600n },
+  });
+  assert.equal(video.sdkKey, env.VIDEO_KEY);
+  const verified = await client.verify({ token: video.token });
+  assert.equal(verified.kind, TokenKind.VIDEO);
+  assert.deepEqual(
+    [verified.claims.tpc, verified.claims.role_type, verified.claims.geo_regions],
+    ["math-101", 0, "US,DE"],
+  );
+  assert.equal(verified.claims.exp - verified.claims.iat, 3600);
+
+  const signed = await client.sign(meeting("94843468909", Role.PARTICIPANT));
+  const other = await client.verify({ token: signed.token, expectedMeetingNumber: "111222333" });
+  assert.equal(other.valid, false);
+  assert.deepEqual(
+    other.problems.map((problem) => problem.code),
+    [ProblemCode.MEETING_MISMATCH],
+  );
+});
+
+test("a participant-only caller asking for a host token: PERMISSION_DENIED naming the rule", async () => {
+  const kiosk = createSdkSignClient({ ...TRANSPORTS.plaintext, bearerToken: env.KIOSK_TOKEN });
+  const error = await failure(kiosk.sign(meeting("94843468909", Role.HOST)));
+  assert.ok(error instanceof ConnectError);
+  assert.equal(error.code, Code.PermissionDenied);
+  const status = statusOf(error);
+  assert.equal(status.code, "PERMISSION_DENIED");
+  assert.match(status.message, /caller 'kiosk' may not mint host tokens/);
+  assert.equal(status.reason, "ROLE_NOT_ALLOWED");
+  assert.deepEqual(status.metadata, { rule: "role" });
+  assert.ok(!JSON.stringify(status).includes(env.KIOSK_TOKEN));
+  // The same caller within its rule is served.
+  assert.equal((await kiosk.sign(meeting("94843468909", Role.PARTICIPANT))).app, "meeting");
+});
+
+test("no bearer token, or an unknown one: UNAUTHENTICATED", async () => {
+  for (const bearerToken of [undefined, "not-a-known-caller-token"]) {
+    const client = createSdkSignClient({ ...TRANSPORTS.TLS, bearerToken });
+    const status = statusOf(await failure(client.sign(meeting("94843468909", Role.PARTICIPANT))));
+    assert.equal(status.code, "UNAUTHENTICATED", status.message);
+    assert.ok(!status.message.includes("not-a-known-caller-token"));
+  }
+});
+
+test("a bad request: INVALID_ARGUMENT with google.rpc.BadRequest naming each field", async () => {
+  const client = createSdkSignClient({ ...TRANSPORTS.plaintext, bearerToken: env.BACKEND_TOKEN });
+  const request = { ...meeting("9484-3468", Role.UNSPECIFIED), ttl: { seconds: 60n } };
+  const status = statusOf(await failure(client.sign(request)));
+  assert.equal(status.code, "INVALID_ARGUMENT");
+  assert.deepEqual(
+    status.violations.map((violation) => violation.field).sort(),
+    ["meeting.meeting_number", "meeting.role", "ttl"],
+  );
+  assert.ok(status.violations.every((violation) => violation.description.length > 0));
+  assert.match(status.message, /^invalid request: /);
+});
+
+test("TLS without the server's CA is refused by the client; no server at all: UNAVAILABLE", async () => {
+  const untrusted = createSdkSignClient({ baseUrl: env.SDKSIGN_TLS_URL, bearerToken: env.BACKEND_TOKEN });
+  const tls = statusOf(await failure(untrusted.verify({ token: "a.b.c" })));
+  // connect-node's code for a certificate Node does not trust (grpc's C core says UNAVAILABLE).
+  assert.deepEqual([tls.code, tls.message], ["INTERNAL", "unable to verify the first certificate"]);
+
+  const down = createSdkSignClient({ baseUrl: `http://127.0.0.1:${await closedPort()}` });
+  assert.equal(statusOf(await failure(down.verify({ token: "a.b.c" }))).code, "UNAVAILABLE");
+});
+
+test("a CA with a plaintext URL is refused when the client is made", () => {
+  assert.throws(
+    () => createSdkSignClient({ baseUrl: env.SDKSIGN_URL, ca: readFileSync(env.SDKSIGN_CA_FILE) }),
+    /ca is given but baseUrl http:\/\/127\.0\.0\.1:\d+ is not https/,
+  );
+});

@@ -1,0 +1,125 @@
+"""The Node.js client (client/node) and its example backend, on real servers: `node --test`."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.certs import Authority
+from tests.conftest import MEETING_KEY, ROOT, VIDEO_KEY, ServerProcess, start_server_process
+
+HERE = Path(__file__).parent
+CLIENT = ROOT / "client" / "node"
+EXAMPLE = ROOT / "examples" / "node-backend"
+BACKEND_TOKEN = secrets.token_urlsafe(24)  # a caller that may mint both roles
+KIOSK_TOKEN = secrets.token_urlsafe(24)  # a caller that may mint participant tokens only
+
+
+def caller(name: str, token: str, roles: str) -> str:
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    return f'[[callers]]\nname = "{name}"\ntoken_sha256 = "{digest}"\nroles = [{roles}]\n'
+
+
+def config(tls: str = "") -> str:
+    apps = "".join(
+        f'[[apps]]\nname = "{kind}"\nkind = "{kind}"\nsdk_key = "{key}"\nsecret_env = "{env}"\n'
+        for kind, key, env in (("meeting", MEETING_KEY, "M"), ("video", VIDEO_KEY, "V"))
+    )
+    callers = caller("backend", BACKEND_TOKEN, '"participant", "host"') + caller(
+        "kiosk", KIOSK_TOKEN, '"participant"'
+    )
+    return f"{tls}{apps}{callers}[anonymous]\nroles = []\nverify = false\n"
+
+
+def start(folder: Path, env: dict[str, str], tls: str = "") -> ServerProcess:
+    folder.mkdir()
+    (folder / "sdksign.toml").write_text(config(tls))
+    args = ["--config", str(folder / "sdksign.toml"), "--workers", "1"]
+    return start_server_process(folder, env, args)
+
+
+@pytest.fixture(scope="module")
+def node_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A plaintext and a TLS server with the same apps and callers; what the Node tests read."""
+    assert (CLIENT / "dist" / "index.js").is_file(), "run `make node-client` (make test does)"
+    assert (EXAMPLE / "node_modules" / "@sdksign" / "client").exists(), "run `make node-client`"
+    base = tmp_path_factory.mktemp("node-client")
+    meeting_secret = secrets.token_urlsafe(32)
+    env = {"M": meeting_secret, "V": secrets.token_urlsafe(32)}
+    authority = Authority()
+    issued = authority.issue("localhost", dns=("localhost",), ips=("127.0.0.1",), server=True)
+    for name, data in {"server.crt": issued.cert, "server.key": issued.key}.items():
+        (base / name).write_bytes(data)
+    (base / "ca.crt").write_bytes(authority.pem)
+    tls = f'[server]\ntls_cert_file = "{base}/server.crt"\ntls_key_file = "{base}/server.key"\n'
+    servers = [start(base / "plain", env), start(base / "tls", env, tls)]
+    try:
+        yield {
+            "SDKSIGN_URL": f"http://{servers[0].target}",
+            "SDKSIGN_TLS_URL": f"https://{servers[1].target}",
+            "SDKSIGN_CA_FILE": str(base / "ca.crt"),
+            "BACKEND_TOKEN": BACKEND_TOKEN,
+            "KIOSK_TOKEN": KIOSK_TOKEN,
+            "MEETING_KEY": MEETING_KEY,
+            "VIDEO_KEY": VIDEO_KEY,
+            "MEETING_SECRET": meeting_secret,
+        }
+    finally:
+        for server in servers:
+            server.process.terminate()
+            server.process.wait(timeout=15)
+        for server in servers:
+            logs = server.logs()
+            assert BACKEND_TOKEN not in logs and KIOSK_TOKEN not in logs
+            assert meeting_secret not in logs
+
+
+def node(args: list[str], env: dict[str, str], cwd: Path, stdin: str | None = None) -> str:
+    executable = shutil.which("node")
+    assert executable, "Node.js is needed for the Node client's tests: install nodejs and npm"
+    done = subprocess.run(
+        [executable, *args],
+        input=stdin,
+        cwd=cwd,
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize("script", ["client.test.mjs", "example.test.mjs"])
+def test_node_test_files_pass(node_env: dict[str, str], script: str) -> None:
+    # TAP, for its summary: every test that ran passed, none skipped, none left as todo.
+    tap = node(
+        ["--test", "--test-reporter=tap", "--test-timeout=30000", script], node_env, cwd=HERE
+    )
+    summary = dict(re.findall(r"^# (tests|pass|fail|cancelled|skipped|todo) (\d+)$", tap, re.M))
+    assert int(summary["tests"]) > 0, tap
+    assert summary == {**summary, "pass": summary["tests"], "fail": "0", "cancelled": "0"}, tap
+    assert (summary["skipped"], summary["todo"]) == ("0", "0"), tap
+
+
+def readme_snippet() -> str:
+    """The ```js block of the README's Node.js section, as written."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("### Backends in other languages", 1)[1]
+    return section.split("```js\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_snippet_runs_as_written(node_env: dict[str, str]) -> None:
+    # Where a backend that installed the client runs it: the example's folder.
+    env = {"SDKSIGN_URL": node_env["SDKSIGN_URL"], "SDKSIGN_BEARER_TOKEN": BACKEND_TOKEN}
+    out = node(["--input-type=module"], env, cwd=EXAMPLE, stdin=readme_snippet())
+    assert out.split() == [MEETING_KEY, "true", "INVALID_ARGUMENT", "meeting.meeting_number"]
