@@ -241,6 +241,33 @@ def test_the_json_endpoint_follows_the_anonymous_rule(tmp_path: Path) -> None:
         assert "anonymous callers may not mint host tokens" in str(answer["message"])
 
 
+def test_the_app_field_picks_the_meeting_app(tmp_path: Path) -> None:
+    # Two meeting apps: Zoom's sample request alone cannot say which; `app` does.
+    (tmp_path / "sdksign.toml").write_text(
+        "".join(
+            f'[[apps]]\nname = "{name}"\nkind = "meeting"\nsdk_key = "{key}"\nsecret_env = "S"\n'
+            for name, key in (("meeting", "FirstMeetingKey01"), ("meeting2", "SecondMeetingKey2"))
+        )
+    )
+    env = {"S": "gateway-test-secret-0123456789abcdef"}
+    sample = {"meetingNumber": "123456789", "role": 0}
+    for gateway in serve_gateway(tmp_path, env, ["--config", str(tmp_path / "sdksign.toml")]):
+        status, answer = post_json(gateway, {**sample, "app": "meeting2"})
+        assert status == 200 and answer["sdkKey"] == "SecondMeetingKey2"
+        verified = verify_over_grpc_web(gateway, str(answer["signature"]))
+        assert (verified.valid, verified.app) == (True, "meeting2")
+        assert verified.claims["sdkKey"] == "SecondMeetingKey2"
+        assert post_json(gateway, {**sample, "app": "meeting"})[1]["sdkKey"] == "FirstMeetingKey01"
+        for app, says in [
+            ("nope", "no app is named 'nope'; configured: meeting, meeting2"),
+            (None, "is required: several meeting apps are configured (meeting, meeting2)"),
+        ]:
+            status, answer = post_json(gateway, sample if app is None else {**sample, "app": app})
+            assert status == 400
+            violations = answer["details"][0]["fieldViolations"]  # type: ignore[index]
+            assert violations == [{"field": "app", "description": says}]
+
+
 def test_with_the_server_down_the_gateway_answers_503_at_once(gateway: Gateway) -> None:
     gateway.server.process.terminate()
     gateway.server.process.wait(timeout=15)

@@ -8,16 +8,18 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ZoomSampleServiceSignRequest(_message.Message):
-    __slots__ = ("meeting_number", "role", "expiration_seconds", "video_web_rtc_mode")
+    __slots__ = ("meeting_number", "role", "expiration_seconds", "video_web_rtc_mode", "app")
     MEETING_NUMBER_FIELD_NUMBER: _ClassVar[int]
     ROLE_FIELD_NUMBER: _ClassVar[int]
     EXPIRATION_SECONDS_FIELD_NUMBER: _ClassVar[int]
     VIDEO_WEB_RTC_MODE_FIELD_NUMBER: _ClassVar[int]
+    APP_FIELD_NUMBER: _ClassVar[int]
     meeting_number: _struct_pb2.Value
     role: int
     expiration_seconds: int
     video_web_rtc_mode: int
-    def __init__(self, meeting_number: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., role: _Optional[int] = ..., expiration_seconds: _Optional[int] = ..., video_web_rtc_mode: _Optional[int] = ...) -> None: ...
+    app: str
+    def __init__(self, meeting_number: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., role: _Optional[int] = ..., expiration_seconds: _Optional[int] = ..., video_web_rtc_mode: _Optional[int] = ..., app: _Optional[str] = ...) -> None: ...
 
 class ZoomSampleServiceSignResponse(_message.Message):
     __slots__ = ("signature", "sdk_key")

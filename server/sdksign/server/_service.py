@@ -230,7 +230,9 @@ class ZoomSampleService(zs_grpc.ZoomSampleServiceServicer):  # type: ignore[misc
             violations.append(FieldViolation("videoWebRtcMode", f"{mode} is not 0 or 1"))
         if violations:
             raise InvalidArgument(violations)
-        sign = pb.SignRequest(meeting=pb.MeetingClaims(meeting_number=number, role=role))
+        sign = pb.SignRequest(
+            app=request.app, meeting=pb.MeetingClaims(meeting_number=number, role=role)
+        )
         if request.HasField("video_web_rtc_mode"):
             sign.meeting.video_webrtc_mode = bool(mode)
         if request.expiration_seconds:
