@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.certs import Authority
 from tests.conftest import BIN, ROOT, ServerProcess, start_server_process
 
 ENVOY = BIN / "envoy"
@@ -41,11 +43,16 @@ def free_port() -> int:
 class Gateway:
     port: int
     server: ServerProcess
+    tls: ssl.SSLContext | None = None  # HTTPS, trusting this context's CA
 
     def request(
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
     ) -> tuple[int, dict[str, str], bytes]:
-        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+        connection = (
+            http.client.HTTPSConnection("127.0.0.1", self.port, timeout=15, context=self.tls)
+            if self.tls
+            else http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+        )
         try:
             connection.request(method, path, body=body, headers=headers or {})
             response = connection.getresponse()
@@ -58,15 +65,46 @@ class Gateway:
             connection.close()
 
 
-def render(config: Path, tmp_path: Path, gateway_port: int, server_port: int) -> Path:
-    """gateway/envoy.yaml on this test's ports, with the descriptor set's absolute path."""
+def production_files(tmp_path: Path, authority: Authority) -> dict[str, str]:
+    """The files examples/envoy-production.yaml reads, made in `tmp_path` (TLS from
+    `authority`): each of its paths -> this test's."""
+    issued = authority.issue("gateway", dns=("localhost",), ips=("127.0.0.1",), server=True)
+    for name, data in {
+        "gateway.crt": issued.cert,
+        "gateway.key": issued.key,
+        "sdksign-ca.crt": authority.pem,
+    }.items():
+        (tmp_path / name).write_bytes(data)
+    return {
+        "/etc/envoy/tls/": f"{tmp_path}/",
+        "/etc/envoy/sdksign.pb": str(DESCRIPTORS),
+        "/etc/envoy/web/": f"{ROOT}/web/dist/",
+    }
+
+
+def render(
+    config: Path,
+    tmp_path: Path,
+    gateway_port: int,
+    server_port: int,
+    files: dict[str, str] | None = None,
+) -> Path:
+    """An Envoy config on this test's ports: gateway/envoy.yaml with the descriptor set's and
+    the page's absolute paths, or the production example on loopback with `files`."""
     text = config.read_text()
-    for old, new in {
+    ports = {
         "port_value: 8080": f"port_value: {gateway_port}",
-        "port_value: 50051": f"port_value: {server_port}",
         "proto_descriptor: gateway/sdksign.pb": f"proto_descriptor: {DESCRIPTORS}",
         "filename: web/dist/": f"filename: {ROOT}/web/dist/",
-    }.items():
+    }
+    if files is not None:  # the production example: its listener and its two replicas
+        ports = {
+            "0.0.0.0, port_value: 8443": f"127.0.0.1, port_value: {gateway_port}",
+            "address: 10.0.0.10,": "address: 127.0.0.1,",
+            "address: 10.0.0.11,": "address: 127.0.0.1,",
+            **files,
+        }
+    for old, new in {**ports, "port_value: 50051": f"port_value: {server_port}"}.items():
         assert old in text, old
         text = text.replace(old, new)
     rendered = tmp_path / "envoy.yaml"
@@ -99,13 +137,23 @@ def wait_until_ready(gateway: Gateway, tmp_path: Path, process: subprocess.Popen
 
 
 def serve_gateway(
-    tmp_path: Path, env: dict[str, str], args: list[str] | None = None
+    tmp_path: Path,
+    env: dict[str, str],
+    args: list[str] | None = None,
+    production: Authority | None = None,
 ) -> Iterator[Gateway]:
+    """A server with `args`, behind gateway/envoy.yaml; or behind the production example,
+    with TLS both ways from the `production` authority (the server's TLS is in `args`)."""
     server = start_server_process(tmp_path, env, ["--workers", "1", *(args or [])])
     server_port = int(server.target.rsplit(":", 1)[1])
     gateway_port = free_port()
-    envoy = start_envoy(render(CONFIGS[0], tmp_path, gateway_port, server_port), tmp_path)
-    gateway = Gateway(gateway_port, server)
+    files, tls = None, None
+    if production is not None:
+        files = production_files(tmp_path, production)
+        tls = ssl.create_default_context(cadata=production.pem.decode())
+    config = CONFIGS[0] if production is None else CONFIGS[1]
+    envoy = start_envoy(render(config, tmp_path, gateway_port, server_port, files), tmp_path)
+    gateway = Gateway(gateway_port, server, tls)
     try:
         wait_until_ready(gateway, tmp_path, envoy)
         yield gateway

@@ -13,7 +13,14 @@ import pytest
 from sdksign.v1 import signature_service_pb2 as pb
 from tests.certs import Authority
 from tests.conftest import ROOT
-from tests.gateway.conftest import CONFIGS, DESCRIPTORS, ENVOY, Gateway, serve_gateway
+from tests.gateway.conftest import (
+    CONFIGS,
+    DESCRIPTORS,
+    ENVOY,
+    Gateway,
+    production_files,
+    serve_gateway,
+)
 
 ALLOWED_ORIGIN = "http://localhost:3000"
 
@@ -27,20 +34,10 @@ pytestmark = pytest.mark.usefixtures("gateway_files")
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda p: p.name)
 def test_envoy_validates_the_config(config: Path, tmp_path: Path) -> None:
     text = config.read_text().replace("gateway/sdksign.pb", str(DESCRIPTORS))
-    text = text.replace("/etc/envoy/sdksign.pb", str(DESCRIPTORS))
-    text = text.replace("web/dist/", f"{ROOT}/web/dist/").replace(
-        "/etc/envoy/web/", f"{ROOT}/web/dist/"
-    )
-    if "/etc/envoy/tls/" in text:  # the production example's files, made here
-        authority = Authority()
-        issued = authority.issue("gateway", dns=("app.example.com",), server=True)
-        for name, data in {
-            "gateway.crt": issued.cert,
-            "gateway.key": issued.key,
-            "sdksign-ca.crt": authority.pem,
-        }.items():
-            (tmp_path / name).write_bytes(data)
-        text = text.replace("/etc/envoy/tls/", f"{tmp_path}/")
+    text = text.replace("filename: web/dist/", f"filename: {ROOT}/web/dist/")
+    if "/etc/envoy/" in text:  # the production example's files, made here
+        for old, new in production_files(tmp_path, Authority()).items():
+            text = text.replace(old, new)
     rendered = tmp_path / config.name
     rendered.write_text(text)
     result = subprocess.run(

@@ -1,0 +1,175 @@
+"""What the gateway lets through to the server (SignatureService over gRPC-web, Zoom's sample
+as JSON) and what Envoy answers itself: 404 for any other path, 415 for a body that is not
+JSON. With the real Envoy, gateway/envoy.yaml and the production example."""
+
+from __future__ import annotations
+
+import json
+import re
+import struct
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from sdksign.v1 import signature_service_pb2 as pb
+from tests.certs import Authority
+from tests.conftest import ROOT, ServerProcess, log_lines
+from tests.gateway.conftest import CONFIGS, Gateway, serve_gateway
+from tests.unit.test_security import MEETING_SECRET, example_config
+
+pytestmark = pytest.mark.usefixtures("gateway_files")
+
+GRPC_WEB = {"content-type": "application/grpc-web+proto", "x-grpc-web": "1"}
+HEALTH = "/grpc.health.v1.Health/Check"
+REFLECTION = "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+SIGN_JSON = json.dumps({"meetingNumber": "123456789", "role": 0}).encode()
+
+
+def frame(message: bytes) -> bytes:
+    return struct.pack(">BI", 0, len(message)) + message
+
+
+def not_found(gateway: Gateway, method: str, path: str, headers: dict[str, str]) -> bool:
+    """Envoy's own 404: HTTP 404 with its body, or for a gRPC-web call the gRPC form of it,
+    UNIMPLEMENTED (12) with the same message."""
+    status, answer_headers, body = gateway.request(method, path, frame(b""), headers)
+    if answer_headers.get("grpc-status") is not None:
+        return (answer_headers["grpc-status"], answer_headers.get("grpc-message")) == (
+            "12",
+            "not found%0A",
+        )
+    return (status, body) == (404, b"not found\n") and answer_headers["server"] == "envoy"
+
+
+def minted(server: ServerProcess) -> int:
+    """The tokens the server has minted for ZoomSampleService/Sign, by its log lines."""
+    return sum(
+        (line.get("method"), line.get("code")) == ("/sdksign.v1.ZoomSampleService/Sign", "OK")
+        for line in log_lines(server.logs())
+    )
+
+
+def wait_until_minted(server: ServerProcess, count: int) -> None:
+    """Until the server has logged `count` tokens (its line follows the answer)."""
+    deadline = time.monotonic() + 10
+    while minted(server) < count:
+        assert time.monotonic() < deadline, server.logs()
+        time.sleep(0.05)
+
+
+def test_make_gateway_listens_on_loopback_only() -> None:
+    # The development server hands host tokens to whoever reaches the gateway.
+    assert "$(VENV)/bin/envoy -c gateway/envoy.yaml" in (ROOT / "Makefile").read_text()
+    text = CONFIGS[0].read_text()
+    listeners = text.split("\n  listeners:\n")[1].split("\n  clusters:\n")[0]
+    assert re.findall(r"\baddress: ([^,\s}]+)", listeners) == ["127.0.0.1"]
+    assert not re.search(r"^admin:", text, re.M)  # no admin listener at all
+
+
+def test_health_and_reflection_are_not_reachable_through_the_gateway(gateway: Gateway) -> None:
+    for path in (HEALTH, REFLECTION):
+        assert not_found(gateway, "POST", path, GRPC_WEB), path
+        assert not_found(gateway, "POST", path, {"content-type": "application/grpc"}), path
+        assert not_found(gateway, "GET", path, {}), path
+    health_request = health_pb2.HealthCheckRequest(service="sdksign.v1.SignatureService")
+    reflection_request = reflection_pb2.ServerReflectionRequest(list_services="")
+    codes = {}
+    for name, target in (
+        ("gateway", f"127.0.0.1:{gateway.port}"),
+        ("server", gateway.server.target),
+    ):
+        with grpc.insecure_channel(target) as channel:
+            try:
+                health_pb2_grpc.HealthStub(channel).Check(health_request, timeout=10)
+                codes[name, "health"] = grpc.StatusCode.OK
+            except grpc.RpcError as error:
+                codes[name, "health"] = error.code()
+            reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+            try:
+                list(reflection.ServerReflectionInfo(iter([reflection_request]), timeout=10))
+                codes[name, "reflection"] = grpc.StatusCode.OK
+            except grpc.RpcError as error:
+                codes[name, "reflection"] = error.code()
+    # The server has both (Envoy's health checks use them); the gateway has neither.
+    assert codes == {
+        ("gateway", "health"): grpc.StatusCode.UNIMPLEMENTED,
+        ("gateway", "reflection"): grpc.StatusCode.UNIMPLEMENTED,
+        ("server", "health"): grpc.StatusCode.OK,
+        ("server", "reflection"): grpc.StatusCode.OK,
+    }
+
+
+def test_other_paths_get_a_plain_404_while_the_server_is_up(gateway: Gateway) -> None:
+    # The page's browser asks for /favicon.ico; before, the server reset it and Envoy said 503.
+    for method, path in [("GET", "/favicon.ico"), ("GET", "/nope"), ("POST", "/app.js")]:
+        assert not_found(gateway, method, path, {}), path
+    # Only SignatureService: ZoomSampleService is the JSON endpoint's, through POST / alone.
+    assert not_found(gateway, "POST", "/sdksign.v1.ZoomSampleService/Sign", GRPC_WEB)
+    # A SignatureService path with a body that is not gRPC never reaches the server.
+    assert not_found(
+        gateway, "POST", "/sdksign.v1.SignatureService/Sign", {"content-type": "text/plain"}
+    )
+    status, _, _ = gateway.request("POST", "/", SIGN_JSON, {"content-type": "application/json"})
+    assert status == 200  # the server was up all along
+
+
+def test_the_json_endpoint_takes_only_json(gateway: Gateway) -> None:
+    # A text/plain POST is a CORS "simple request": a browser sends it from any page
+    # without asking first. It mints nothing, whatever its body.
+    for headers in [{"content-type": "text/plain"}, {}, {"content-type": "application/jsonp"}]:
+        status, answer_headers, body = gateway.request("POST", "/", SIGN_JSON, headers)
+        assert status == 415, headers
+        assert body == b"POST / takes a JSON body: send Content-Type: application/json\n"
+        assert answer_headers["content-type"] == "text/plain; charset=utf-8"
+    for content_type in ("application/json", "application/json; charset=utf-8", "Application/JSON"):
+        status, _, body = gateway.request("POST", "/", SIGN_JSON, {"content-type": content_type})
+        assert status == 200 and b'"signature"' in body, content_type
+    wait_until_minted(gateway.server, 3)
+    assert minted(gateway.server) == 3  # the three JSON posts alone
+
+
+def test_preflights_of_the_json_endpoint_are_answered_by_envoy(gateway: Gateway) -> None:
+    headers = {
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "content-type",
+    }
+    status, allowed, _ = gateway.request(
+        "OPTIONS", "/", headers={"origin": "http://localhost:3000", **headers}
+    )
+    assert status == 200 and allowed["access-control-allow-origin"] == "http://localhost:3000"
+    status, refused, _ = gateway.request(
+        "OPTIONS", "/", headers={"origin": "https://evil.example", **headers}
+    )
+    assert status == 200 and "access-control-allow-origin" not in refused
+    assert "x-envoy-upstream-service-time" not in allowed | refused  # none reached the server
+
+
+def test_the_production_pair_gives_anonymous_callers_participant_tokens_only(
+    tmp_path: Path,
+) -> None:
+    # examples/envoy-production.yaml in front of examples/production-gateway.toml, TLS both ways.
+    authority = Authority()
+    config = example_config(tmp_path, authority, "production-gateway.toml")
+    env = {"ZOOM_MEETING_SDK_SECRET": MEETING_SECRET}
+    for gateway in serve_gateway(tmp_path, env, ["--config", str(config)], production=authority):
+        headers = {"content-type": "application/json"}
+        status, _, body = gateway.request("POST", "/", SIGN_JSON, headers)
+        assert status == 200 and json.loads(body)["sdkKey"] == "REPLACE_WITH_MEETING_SDK_CLIENT_ID"
+        host = json.dumps({"meetingNumber": "123456789", "role": 1}).encode()
+        status, _, body = gateway.request("POST", "/", host, headers)
+        assert status == 401
+        assert "anonymous callers may not mint host tokens" in json.loads(body)["message"]
+        sign_host = pb.SignRequest(meeting=pb.MeetingClaims(meeting_number="1", role=pb.ROLE_HOST))
+        _, answer, _ = gateway.request(
+            "POST",
+            "/sdksign.v1.SignatureService/Sign",
+            frame(sign_host.SerializeToString()),
+            GRPC_WEB,
+        )
+        assert answer["grpc-status"] == "16"  # UNAUTHENTICATED
+        assert not_found(gateway, "POST", HEALTH, GRPC_WEB)
+        assert not_found(gateway, "GET", "/favicon.ico", {})
