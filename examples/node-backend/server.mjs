@@ -79,6 +79,11 @@ async function answer(request) {
   const path = new URL(request.url ?? "/", "http://backend").pathname;
   if (path !== "/zoom/signature") return new Reply(404, { error: "POST /zoom/signature is the only route" });
   if (request.method !== "POST") return new Reply(405, { error: "use POST" }, { allow: "POST" });
+  // JSON is not a CORS "simple request": a page on another origin cannot send it without a
+  // preflight, which this backend does not answer.
+  if (!/^application\/json\s*(;|$)/i.test(request.headers["content-type"] ?? "")) {
+    return new Reply(415, { error: "send the body as content-type: application/json" });
+  }
   try {
     const signed = await client.sign(signRequest(await readJson(request)));
     return new Reply(200, { signature: signed.token, sdkKey: signed.sdkKey });

@@ -1,12 +1,13 @@
 """The README runs as written: each of its shell and Python examples, against a real server
 (development apps, as `make run` serves) behind the real Envoy (as `make gateway` runs it).
 
-The examples are README.md's fenced code blocks. Each `sh` and `python` block runs, unless
-an HTML comment just above it says why not: `<!-- readme: not run: REASON -->` (the set-up
-commands that CI runs anyway, servers that run until Ctrl-C, minutes-long benchmarks). `sh`
-blocks run in bash (-e, -o pipefail) from the checkout's root, `python` blocks with the
-checkout's Python; a block without a language is output, shown and never run, and a `toml`
-block must be valid TOML. The one change made to a block: the ports 50051 and 8080 become
+The examples are README.md's fenced code blocks. Each `sh`, `python` and `js` block runs,
+unless an HTML comment just above it says why not: `<!-- readme: not run: REASON -->` (the
+set-up commands that CI runs anyway, servers that run until Ctrl-C, minutes-long benchmarks).
+`sh` blocks run in bash (-e, -o pipefail) from the checkout's root, `python` blocks with the
+checkout's Python, `js` blocks as ES modules in Node.js from examples/node-backend (where the
+Node client is installed, as in a backend that uses it); a block without a language is
+output, shown and never run, and a `toml` block must be valid TOML. The one change made to a block: the ports 50051 and 8080 become
 this test's (and $SDKSIGN_TARGET, the CLI's default server, points at the same port).
 """
 
@@ -27,7 +28,7 @@ from tests.conftest import ROOT
 from tests.gateway.conftest import Gateway, serve_gateway
 
 README = ROOT / "README.md"
-RUN = ("sh", "python")
+RUN = ("sh", "python", "js")
 SHOWN = ("", "toml", "text", "json")
 _BLOCK = re.compile(
     r"(?:<!-- readme: (?P<directive>[^\n]*?) -->\n)?^```(?P<lang>\w*)\n(?P<body>.*?)^```$",
@@ -69,7 +70,7 @@ def test_every_block_is_run_shown_or_says_why_not() -> None:
     for block in BLOCKS:
         assert block.lang in RUN + SHOWN, f"README.md:{block.line}: unknown language {block.lang}"
         if block.directive is not None:
-            assert block.lang in RUN, f"README.md:{block.line}: only sh and python blocks run"
+            assert block.lang in RUN, f"README.md:{block.line}: only sh, python and js blocks run"
             assert block.skipped  # the reason is written
     ran = [b for b in BLOCKS if b.lang in RUN and b.directive is None]
     assert len(ran) >= 5, "most of the README's examples run"
@@ -104,14 +105,20 @@ def test_example_runs_as_written(block: Block, gateway: Gateway, tmp_path: Path)
         "HOME": str(tmp_path),
         "SDKSIGN_TARGET": f"localhost:{gateway.server.target.rsplit(':', 1)[1]}",
     }
+    cwd = ROOT
     if block.lang == "sh":
         command = ["bash", "-e", "-o", "pipefail", "-c", body]
+    elif block.lang == "js":
+        command, cwd = (
+            ["node", "--input-type=module", "-e", body],
+            ROOT / "examples" / "node-backend",
+        )
     else:
         script = tmp_path / "example.py"
         script.write_text(body)
         command = [sys.executable, str(script)]
     done = subprocess.run(
-        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
+        command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, (
         f"README.md:{block.line} ({block.lang}) exited {done.returncode}\n"

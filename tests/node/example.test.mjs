@@ -97,10 +97,16 @@ test("bad input: 400 naming the request's field, whether the example or sdksign 
   assert.equal((await post(backends.host, "x".repeat(5000))).status, 413);
 });
 
-test("only POST /zoom/signature is served", async () => {
+test("only POST /zoom/signature with JSON is served", async () => {
   const get = await fetch(backends.host);
   assert.deepEqual([get.status, get.headers.get("allow")], [405, "POST"]);
   assert.equal((await post(new URL("/other", backends.host), {})).status, 404);
+  const body = { meetingNumber: "94843468909", role: 0 };
+  for (const type of ["text/plain", "application/x-www-form-urlencoded", "application/jsonx"]) {
+    assert.equal((await post(backends.host, body, { headers: { "content-type": type } })).status, 415);
+  }
+  const charset = { "content-type": "application/json; charset=utf-8" };
+  assert.equal((await post(backends.host, body, { headers: charset })).status, 200);
 });
 
 test("sdksign's refusals: 403 for a participant-only caller, 502 for unknown credentials, 503 down", async () => {

@@ -109,17 +109,3 @@ def test_node_test_files_pass(node_env: dict[str, str], script: str) -> None:
     assert int(summary["tests"]) > 0, tap
     assert summary == {**summary, "pass": summary["tests"], "fail": "0", "cancelled": "0"}, tap
     assert (summary["skipped"], summary["todo"]) == ("0", "0"), tap
-
-
-def readme_snippet() -> str:
-    """The ```js block of the README's Node.js section, as written."""
-    text = (ROOT / "README.md").read_text()
-    section = text.split("### Backends in other languages", 1)[1]
-    return section.split("```js\n", 1)[1].split("```", 1)[0]
-
-
-def test_the_readme_snippet_runs_as_written(node_env: dict[str, str]) -> None:
-    # Where a backend that installed the client runs it: the example's folder.
-    env = {"SDKSIGN_URL": node_env["SDKSIGN_URL"], "SDKSIGN_BEARER_TOKEN": BACKEND_TOKEN}
-    out = node(["--input-type=module"], env, cwd=EXAMPLE, stdin=readme_snippet())
-    assert out.split() == [MEETING_KEY, "true", "INVALID_ARGUMENT", "meeting.meeting_number"]
