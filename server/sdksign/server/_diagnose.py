@@ -25,6 +25,7 @@ from sdksign.v1 import signature_service_pb2 as pb
 
 from ._config import App, Config
 from ._errors import FieldViolation, InvalidArgument, unknown_app
+from ._policy import Caller, authorize_verify_app
 from ._tokens import b64decode_lenient, hs256, parse_json
 from ._zoom import (
     FLAG,
@@ -136,8 +137,13 @@ class Diagnosis:
         self.problems.append(Problem(code, message, claim))
 
 
-def check(request: pb.VerifyRequest, config: Config, now: int) -> Diagnosis:
-    """Validate a VerifyRequest (raises InvalidArgument) and diagnose its token."""
+def check(request: pb.VerifyRequest, config: Config, now: int, caller: Caller) -> Diagnosis:
+    """Validate a VerifyRequest (raises InvalidArgument) and diagnose its token against the
+    apps `caller` may verify (the app it names outside them: PermissionDenied).
+
+    The other apps are not looked at: their tokens read as an unknown SDK key, as a key
+    nobody configured does, and none of their secrets is tried.
+    """
     violations = []
     token = request.token
     if not token:
@@ -164,7 +170,11 @@ def check(request: pb.VerifyRequest, config: Config, now: int) -> Diagnosis:
         )
     if violations:
         raise InvalidArgument(violations)
-    return diagnose(token, config.apps, now, only_app=only_app, expected_meeting_number=expected)
+    if only_app is not None:
+        authorize_verify_app(caller, only_app.name)
+    allowed = caller.rule.verified_apps
+    apps = config.apps if allowed is None else [a for a in config.apps if a.name in allowed]
+    return diagnose(token, apps, now, only_app=only_app, expected_meeting_number=expected)
 
 
 def diagnose(
@@ -461,7 +471,8 @@ def _find_app(
     if app is None:
         d.add(
             ProblemCode.UNKNOWN_SDK_KEY,
-            f"{claim} {_show(key)} is not the key of any configured {name} app, so the signature "
+            f"{claim} {_show(key)} is not the key of any configured {name} app (that this "
+            "caller may verify), so the signature "
             f"cannot be checked. Keys of OAuth, Server-to-Server OAuth and JWT apps are refused "
             f"by Zoom ('Invalid SDK App Keys', 3712): use the Client ID of a {name} app",
             claim,

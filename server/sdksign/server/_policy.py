@@ -30,8 +30,15 @@ class Rule:
     meetings: tuple[str, ...] | None = None  # patterns; None: any meeting
     sessions: tuple[str, ...] | None = None  # patterns; None: any Video SDK session
     verify: bool = True
+    # The apps whose tokens Verify checks for this caller; None: the same as `apps`.
+    verify_apps: frozenset[str] | None = None
     rate: float | None = None  # requests per second; None: no limit
     burst: int = 0
+
+    @property
+    def verified_apps(self) -> frozenset[str] | None:
+        """The apps Verify checks tokens against for this caller (None: every app)."""
+        return self.apps if self.verify_apps is None else self.verify_apps
 
 
 @dataclass(frozen=True)
@@ -64,8 +71,10 @@ class Policy:
         `peer` gives the TLS peer's properties (grpc's auth context); it is asked
         only when no bearer token came.
 
-        Raises Unauthenticated, with the same message whatever was wrong, so that
-        nobody learns which credentials exist.
+        Raises Unauthenticated: an unknown bearer token and an unknown certificate get
+        one message (UNKNOWN_CREDENTIALS), so that nobody learns which credentials
+        exist; a malformed authorization, or none at all where anonymous callers are
+        refused, gets one that says what to send.
         """
         bearer = next((value for key, value in metadata if key == "authorization"), None)
         if bearer is not None:
@@ -130,8 +139,7 @@ class Grant(NamedTuple):
 def authorize(caller: Caller, grant: Grant) -> None:
     """Raise PermissionDenied (Unauthenticated for anonymous callers) naming the rule broken."""
     rule = caller.rule
-    denied = Unauthenticated if caller.name == ANONYMOUS else PermissionDenied
-    who = "anonymous callers" if caller.name == ANONYMOUS else f"caller {caller.name!r}"
+    denied, who = _refusal(caller)
     if rule.apps is not None and grant.app not in rule.apps:
         allowed = ", ".join(sorted(rule.apps)) or "none"
         raise denied(f"{who} may not use app {grant.app!r} (allowed: {allowed})", rule="app")
@@ -170,6 +178,26 @@ def authorize_verify(caller: Caller) -> None:
         if caller.name == ANONYMOUS:
             raise Unauthenticated("Verify needs credentials here", rule="verify")
         raise PermissionDenied(f"caller {caller.name!r} may not call Verify", rule="verify")
+
+
+def authorize_verify_app(caller: Caller, app: str) -> None:
+    """Raise if `caller` may not have tokens checked against the app named `app`."""
+    allowed = caller.rule.verified_apps
+    if allowed is not None and app not in allowed:
+        denied, who = _refusal(caller)
+        raise denied(
+            f"{who} may not verify tokens of app {app!r} "
+            f"(allowed: {', '.join(sorted(allowed)) or 'none'})",
+            rule="verify_apps",
+        )
+
+
+def _refusal(caller: Caller) -> tuple[type[PermissionDenied | Unauthenticated], str]:
+    """How a refusal of `caller` is raised (Unauthenticated for anonymous callers: credentials
+    would help), and how its message names the caller."""
+    if caller.name == ANONYMOUS:
+        return Unauthenticated, "anonymous callers"
+    return PermissionDenied, f"caller {caller.name!r}"
 
 
 def _matches(value: str, patterns: Sequence[str]) -> bool:

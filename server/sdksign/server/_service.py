@@ -90,7 +90,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         bind(token_fp=fingerprint(request.token))
         caller = self._admit(config, context)
         authorize_verify(caller)
-        diagnosis = check(request, config, int(self._clock()))
+        diagnosis = check(request, config, int(self._clock()), caller)
         claims = diagnosis.claims or {}
         bind(
             app=diagnosis.app.name if diagnosis.app else "",
