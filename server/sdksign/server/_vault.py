@@ -231,5 +231,6 @@ def problem(exc: Exception, settings: VaultSettings, ref: KvRef) -> str:
             return f"{at} did not answer within {settings.timeout} s"
         case requests.exceptions.ConnectionError():
             reason = _ERRNO.search(str(exc))
-            return f"cannot reach {at}: {reason[1] if reason else 'no connection'}"
+            said = reason[1] if reason else "the connection closed without an answer"
+            return f"cannot reach {at}: {said}"
     return f"reading from {at} failed ({type(exc).__name__})"
