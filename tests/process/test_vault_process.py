@@ -8,8 +8,6 @@ import os
 import secrets
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,8 +20,9 @@ import pytest
 from sdksign.server import fingerprint
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
-from tests.conftest import ROOT, ServerProcess, log_lines, start_server_process
+from tests.conftest import ServerProcess, log_lines, start_server_process
 from tests.openbao import OpenBao
+from tests.process.test_process import serve_until_exit
 
 SIGN = pb.SignRequest(meeting=pb.MeetingClaims(meeting_number="123456789", role=1))
 SDK_KEY = "VaultMeetingKey012345678"
@@ -201,24 +200,6 @@ def test_calls_are_answered_while_a_reload_waits_on_vault(tmp_path: Path, openba
     served.assert_nothing_secret_logged(secret)
 
 
-def run_serve(
-    tmp_path: Path, config: Path, env: dict[str, str], *args: str
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sdksign.server", "serve", "--config", str(config), *args],
-        cwd=tmp_path,
-        env={
-            "PATH": os.environ["PATH"],
-            "PYTHONPATH": f"{ROOT / 'client'}:{ROOT / 'server'}",
-            **env,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_openbao_out_of_reach_at_start_is_one_line_and_exit_status_2(
     tmp_path: Path, openbao: OpenBao, workers: str
@@ -226,7 +207,8 @@ def test_openbao_out_of_reach_at_start_is_one_line_and_exit_status_2(
     openbao.write("zoom/meeting", new_secret())
     config = config_file(tmp_path, openbao)
     openbao.stop()
-    done = run_serve(tmp_path, config, {"VAULT_TOKEN": openbao.reader_token}, "--workers", workers)
+    env = {"VAULT_TOKEN": openbao.reader_token}
+    done = serve_until_exit(tmp_path, env, ["--config", str(config), "--workers", workers])
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         f"sdksign: configuration error: {config}: apps[0] ('meeting'): secret_vault "
