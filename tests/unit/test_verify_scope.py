@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from sdksign.server import App, Config, ConfigError, load_config
-from sdksign.server import _diagnose as diagnose_module
 from sdksign.server._diagnose import Diagnosis, ProblemCode, check
 from sdksign.server._errors import InvalidArgument, PermissionDenied, Unauthenticated
 from sdksign.server._policy import ANONYMOUS, Caller, Rule
@@ -63,24 +62,29 @@ def test_a_token_of_another_app_reads_as_a_key_nobody_configured(
     assert "video" not in scoped.problems[0].message.replace("Video SDK", "")
 
 
-def test_no_secret_of_another_app_is_tried(
-    config: Config, video_app: App, video_token: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    keys: list[bytes] = []
-    hs256 = diagnose_module.hs256
+def test_no_secret_of_another_app_is_read(meeting_app: App, video_secret: str) -> None:
+    reads: list[str] = []
 
-    def spy(key: bytes, message: bytes) -> bytes:
-        keys.append(key)
-        return hs256(key, message)
+    class Watched(App):
+        """The video app, noting each read of its secrets."""
 
-    monkeypatch.setattr(diagnose_module, "hs256", spy)
-    verify(config, MEETING_ONLY, video_token)
-    assert video_app.secret not in keys
+        @property
+        def secrets(self) -> tuple[bytes, ...]:
+            reads.append(self.name)
+            return super().secrets
+
+    video = Watched("video", "video", VIDEO_KEY, video_secret.encode())
+    config = Config(apps=(meeting_app, video), source="tests")
+    token = raw_token(HS256, video_claims(VIDEO_KEY, NOW), video_secret.encode())
     # A key claim holding the video secret is not recognised as that secret either.
-    swapped = raw_token(HS256, video_claims(video_app.secret.decode(), NOW), b"x" * 32)
-    assert "secret of app" in verify(config, EVERYONE, swapped).problems[0].message
+    swapped = raw_token(HS256, video_claims(video_secret, NOW), b"x" * 32)
+    assert not verify(config, MEETING_ONLY, token).valid
     assert "secret of app" not in verify(config, MEETING_ONLY, swapped).problems[0].message
-    assert video_app.secret not in keys
+    assert reads == []
+    # A caller whose rule has the video app: its secrets are read, the swap is named.
+    assert verify(config, EVERYONE, token).valid
+    assert "secret of app 'video'" in verify(config, EVERYONE, swapped).problems[0].message
+    assert reads
 
 
 def test_verify_apps_widen_or_narrow_what_sign_allows(
