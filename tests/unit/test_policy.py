@@ -1,4 +1,4 @@
-"""Callers, rules and rate limits, as pure logic: every rule allowed and denied."""
+"""Callers and rules, as pure logic: every rule allowed and denied."""
 
 from __future__ import annotations
 
@@ -6,14 +6,13 @@ import hashlib
 
 import pytest
 
-from sdksign.server._errors import PermissionDenied, ResourceExhausted, Unauthenticated
+from sdksign.server._errors import PermissionDenied, Unauthenticated
 from sdksign.server._policy import (
     ANONYMOUS,
     UNKNOWN_CREDENTIALS,
     Caller,
     Grant,
     Policy,
-    RateLimiter,
     Rule,
     authorize,
     authorize_verify,
@@ -170,31 +169,3 @@ def test_verify_rule() -> None:
     assert raised.value.rule == "verify"
     with pytest.raises(Unauthenticated):
         authorize_verify(Caller(name=ANONYMOUS, rule=Rule(verify=False)))
-
-
-# --- rate limits ------------------------------------------------------------------------
-
-
-def test_token_bucket_allows_a_burst_then_refuses_with_the_wait() -> None:
-    caller = Caller(name="bursty", rule=Rule(rate=2.0, burst=3))
-    limiter = RateLimiter()
-    for _ in range(3):
-        limiter.take(caller, now=100.0)
-    with pytest.raises(ResourceExhausted) as raised:
-        limiter.take(caller, now=100.0)
-    assert raised.value.retry_after == pytest.approx(0.5)
-    assert raised.value.subject == "bursty"
-    limiter.take(caller, now=100.5)  # half a second buys one request at 2/s
-    with pytest.raises(ResourceExhausted):
-        limiter.take(caller, now=100.5)
-
-
-def test_callers_have_their_own_buckets_and_no_rate_means_no_limit() -> None:
-    limiter = RateLimiter()
-    one = Caller(name="one", rule=Rule(rate=1.0, burst=1))
-    two = Caller(name="two", rule=Rule(rate=1.0, burst=1))
-    limiter.take(one, now=0.0)
-    limiter.take(two, now=0.0)
-    unlimited = Caller(name="free", rule=Rule())
-    for _ in range(1000):
-        limiter.take(unlimited, now=0.0)

@@ -107,6 +107,17 @@ class ResourceExhausted(RequestError):
         self.subject = subject
 
 
+class Unavailable(RequestError):
+    """Something the service needs for this call cannot be reached now; `reason` names it
+    (an UPPER_SNAKE_CASE word for ErrorInfo). Retrying later may succeed."""
+
+    status = "UNAVAILABLE"
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
 def unknown_app(name: str, configured: Iterable[str]) -> FieldViolation:
     """The violation for an `app` field (of Sign or Verify) that names no configured app."""
     return FieldViolation(

@@ -10,13 +10,12 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import hmac
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple
 
-from ._errors import PermissionDenied, ResourceExhausted, Unauthenticated
+from ._errors import PermissionDenied, Unauthenticated
 from ._zoom import ROLES
 
 
@@ -202,30 +201,3 @@ def _refusal(caller: Caller) -> tuple[type[PermissionDenied | Unauthenticated], 
 
 def _matches(value: str, patterns: Sequence[str]) -> bool:
     return bool(value) and any(fnmatch.fnmatchcase(value, p) for p in patterns)
-
-
-class RateLimiter:
-    """A token bucket per caller name; the clock is passed in, so tests need no sleeping."""
-
-    def __init__(self) -> None:
-        self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, last time)
-
-    def take(self, caller: Caller, now: float | None = None) -> None:
-        """Spend one request of `caller`'s allowance; raise ResourceExhausted when it is gone."""
-        rate = caller.rule.rate
-        if rate is None:
-            return
-        now = time.monotonic() if now is None else now
-        capacity = float(max(caller.rule.burst, 1))
-        tokens, last = self._buckets.get(caller.name, (capacity, now))
-        tokens = min(capacity, tokens + (now - last) * rate)
-        if tokens < 1.0:
-            self._buckets[caller.name] = (tokens, now)
-            retry_after = (1.0 - tokens) / rate
-            raise ResourceExhausted(
-                f"caller {caller.name!r} is over its rate limit of {rate:g} requests/s "
-                f"(burst {int(capacity)}); retry in {retry_after:.2f} s",
-                retry_after=retry_after,
-                subject=caller.name,
-            )
-        self._buckets[caller.name] = (tokens - 1.0, now)

@@ -39,6 +39,7 @@ from ._errors import (
     RequestError,
     ResourceExhausted,
     Unauthenticated,
+    Unavailable,
     bounded,
     shorten,
 )
@@ -95,6 +96,8 @@ def _details(error: RequestError) -> list[Message]:
         ]
     if isinstance(error, DeadlineExceeded):
         return [error_details_pb2.ErrorInfo(reason="REQUEST_INCOMPLETE", domain=ERROR_DOMAIN)]
+    if isinstance(error, Unavailable):
+        return [error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)]
     return [
         error_details_pb2.PreconditionFailure(
             violations=[

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import grpc
@@ -16,11 +17,12 @@ from sdksign.v1 import zoom_sample_pb2 as zs
 from sdksign.v1 import zoom_sample_pb2_grpc as zs_grpc
 
 from ._claims import mint
-from ._config import Config
+from ._config import MAX_STORE_TIMEOUT, Config
 from ._diagnose import PROBLEM_CODES, TOKEN_KINDS, Diagnosis, check
 from ._errors import FieldViolation, InvalidArgument, RequestError
 from ._logging import bind
-from ._policy import Caller, RateLimiter, authorize_verify
+from ._policy import Caller, authorize_verify
+from ._ratelimit import Limiter, limiter_for
 from ._tokens import fingerprint
 from ._zoom import (
     DEFAULT_TTL,
@@ -44,18 +46,55 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
     """
 
     def __init__(self, config: Config, clock: Callable[[], float] = time.time) -> None:
-        self.config = config
+        self._config = config
         self._clock = clock
-        self._limiter = RateLimiter()
+        self._limiter = limiter_for(config.rate_limits)
+        # Limiters of stores that reloads replaced (each closed a little later), and the
+        # tasks that start and close limiters.
+        self._retired: list[Limiter] = []
+        self._tasks: set[asyncio.Task[None]] = set()
 
-    def _admit(self, config: Config, context: grpc.aio.ServicerContext) -> Caller:
+    @property
+    def config(self) -> Config:
+        return self._config
+
+    @config.setter
+    def config(self, config: Config) -> None:
+        """New calls take `config` (SIGHUP); a changed rate limit store, a new limiter."""
+        if config.rate_limits != self._config.rate_limits:
+            old, self._limiter = self._limiter, limiter_for(config.rate_limits)
+            self._retired.append(old)
+            self._in_background(self._limiter.start())
+            # Calls that took the old one are done with it within the store's timeout.
+            self._in_background(_close_later(old, MAX_STORE_TIMEOUT))
+        self._config = config
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def start(self) -> None:
+        """Get the rate limiter ready (a store connected), before the server listens."""
+        await self._limiter.start()
+
+    async def aclose(self) -> None:
+        """Close the rate limiters (their store's connections), once no call is left."""
+        for task in self._tasks:
+            task.cancel()
+        for limiter in (*self._retired, self._limiter):
+            await limiter.aclose()
+
+    async def _admit(self, config: Config, context: grpc.aio.ServicerContext) -> Caller:
         """Identify the caller (raises Unauthenticated), name it on the call's log line and
-        spend one request of its rate limit (raises ResourceExhausted)."""
+        spend one request of its rate limit (raises ResourceExhausted, or Unavailable when
+        the store cannot be reached and on_store_error is "refuse")."""
         # Without TLS there is no client certificate to look at.
         peer = context.auth_context if config.tls is not None else _no_peer
         caller = config.policy.identify(context.invocation_metadata() or (), peer)
         bind(caller=caller.name)
-        self._limiter.take(caller)
+        if caller.rule.rate is not None:
+            await self._limiter.take(caller)
         return caller
 
     async def Sign(
@@ -63,7 +102,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
     ) -> pb.SignResponse:
         config = self.config
         try:
-            caller = self._admit(config, context)
+            caller = await self._admit(config, context)
             minted = mint(request, config, self._clock(), caller)
         except RequestError:
             bind(**_request_fields(request))  # a refusal is logged with what was asked for
@@ -88,7 +127,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
     ) -> pb.VerifyResponse:
         config = self.config
         bind(token_fp=fingerprint(request.token))
-        caller = self._admit(config, context)
+        caller = await self._admit(config, context)
         authorize_verify(caller)
         diagnosis = check(request, config, int(self._clock()), caller)
         claims = diagnosis.claims or {}
@@ -99,6 +138,11 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
             problems=[p.code for p in diagnosis.problems],
         )
         return verify_response(diagnosis)
+
+
+async def _close_later(limiter: Limiter, seconds: float) -> None:
+    await asyncio.sleep(seconds)
+    await limiter.aclose()
 
 
 def _request_fields(request: pb.SignRequest) -> dict[str, object]:

@@ -1,0 +1,196 @@
+"""Rate limits without a Redis: this worker's token buckets, the shared store's health, and
+what the shared limiter does when its store does not answer (nothing listening, or a
+listener that never replies)."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2, status_pb2
+from structlog.testing import capture_logs
+
+from sdksign.server._config import RateLimitStore
+from sdksign.server._errors import ResourceExhausted, Unavailable
+from sdksign.server._policy import Caller, Rule
+from sdksign.server._ratelimit import LocalLimiter, TokenBuckets, limiter_for
+from sdksign.server._ratestore import RETRY_INTERVAL, STORE_UNAVAILABLE, SharedLimiter, StoreHealth
+from sdksign.server._rpc import status_for
+
+LIMITED = Caller(name="limited", rule=Rule(rate=1.0, burst=2))
+PASSWORD = "store-password-never-logged-0123"
+
+
+# --- this worker's buckets ---------------------------------------------------------------
+
+
+def test_token_bucket_allows_a_burst_then_refuses_with_the_wait() -> None:
+    caller = Caller(name="bursty", rule=Rule(rate=2.0, burst=3))
+    buckets = TokenBuckets()
+    for _ in range(3):
+        buckets.take(caller, now=100.0)
+    with pytest.raises(ResourceExhausted) as raised:
+        buckets.take(caller, now=100.0)
+    assert raised.value.retry_after == pytest.approx(0.5)
+    assert raised.value.subject == "bursty"
+    assert raised.value.message == (
+        "caller 'bursty' is over its rate limit of 2 requests/s (burst 3); retry in 0.50 s"
+    )
+    buckets.take(caller, now=100.5)  # half a second buys one request at 2/s
+    with pytest.raises(ResourceExhausted):
+        buckets.take(caller, now=100.5)
+
+
+def test_callers_have_their_own_buckets_and_no_rate_means_no_limit() -> None:
+    buckets = TokenBuckets()
+    one = Caller(name="one", rule=Rule(rate=1.0, burst=1))
+    two = Caller(name="two", rule=Rule(rate=1.0, burst=1))
+    buckets.take(one, now=0.0)
+    buckets.take(two, now=0.0)
+    with pytest.raises(ResourceExhausted):
+        buckets.take(one, now=0.0)
+    unlimited = Caller(name="free", rule=Rule())
+    for _ in range(1000):
+        buckets.take(unlimited, now=0.0)
+
+
+async def test_without_a_store_each_worker_keeps_its_own_buckets() -> None:
+    limiter = limiter_for(None)
+    assert isinstance(limiter, LocalLimiter)
+    await limiter.start()
+    for _ in range(2):
+        await limiter.take(LIMITED)
+    with pytest.raises(ResourceExhausted):
+        await limiter.take(LIMITED)
+    await limiter.aclose()
+
+
+# --- the shared store's health -------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_lost_store_is_asked_again_once_a_second_not_on_every_call() -> None:
+    clock = Clock()
+    health = StoreHealth(clock)
+    assert health.should_try() and health.should_try()  # up: every call asks it
+    assert health.failed() is True  # lost: said once
+    assert health.failed() is False
+    clock.now = RETRY_INTERVAL / 2
+    assert not health.should_try()
+    clock.now = RETRY_INTERVAL
+    assert health.should_try()  # one call tries again...
+    assert not health.should_try()  # ...and the others, meanwhile, do not
+    assert health.failed() is False  # still lost: nothing new to say
+    clock.now = 2.5 * RETRY_INTERVAL
+    assert health.should_try()
+    assert health.recovered() is True  # back: said once
+    assert health.recovered() is False
+    assert health.should_try() and health.should_try()
+
+
+# --- a store that does not answer ----------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class SilentListener:
+    """A TCP listener on loopback that takes connections and never answers: a stalled Redis."""
+
+    def __init__(self) -> None:
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+
+    async def _accept(self, _reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        await asyncio.sleep(60)
+        writer.close()
+
+
+@pytest.fixture
+async def silent() -> AsyncIterator[tuple[SilentListener, int]]:
+    listener = SilentListener()
+    listener.server = await asyncio.start_server(listener._accept, "127.0.0.1", 0)
+    port = listener.server.sockets[0].getsockname()[1]
+    try:
+        yield listener, port
+    finally:
+        listener.server.close()
+
+
+def store(port: int, on_store_error: str = "local") -> RateLimitStore:
+    return RateLimitStore(
+        host="127.0.0.1",
+        port=port,
+        password=PASSWORD.encode(),
+        timeout=0.05,
+        on_store_error=on_store_error,  # type: ignore[arg-type]
+    )
+
+
+async def test_unreachable_store_local_falls_back_to_this_workers_buckets() -> None:
+    limiter = SharedLimiter(store(free_port()))
+    with capture_logs() as logs:
+        async with asyncio.timeout(5):  # a hang fails here
+            await limiter.start()
+            for _ in range(2):
+                await limiter.take(LIMITED)  # the local bucket's burst
+            with pytest.raises(ResourceExhausted) as raised:
+                await limiter.take(LIMITED)
+    await limiter.aclose()
+    assert raised.value.message.startswith("caller 'limited' is over its rate limit of 1")
+    lost = [line for line in logs if line["event"] == "rate limit store lost"]
+    assert len(lost) == 1, logs
+    assert (
+        lost[0]["store"].startswith("redis://127.0.0.1:") and lost[0]["on_store_error"] == "local"
+    )
+    assert PASSWORD not in str(logs)
+
+
+async def test_unreachable_store_refuse_answers_unavailable_with_a_clear_message() -> None:
+    limiter = SharedLimiter(store(free_port(), "refuse"))
+    with capture_logs():
+        for _ in range(3):
+            with pytest.raises(Unavailable) as raised:
+                await limiter.take(LIMITED)
+    await limiter.aclose()
+    assert raised.value.message == STORE_UNAVAILABLE
+    assert 'on_store_error = "refuse"' in STORE_UNAVAILABLE
+    status = status_for(raised.value)
+    assert (status.code, status.details) == (grpc.StatusCode.UNAVAILABLE, STORE_UNAVAILABLE)
+    details = status_pb2.Status.FromString(
+        dict(status.trailing_metadata)["grpc-status-details-bin"]
+    )
+    info = error_details_pb2.ErrorInfo()
+    assert details.details[0].Unpack(info) and info.reason == "RATE_LIMIT_STORE_UNAVAILABLE"
+
+
+async def test_a_store_that_never_answers_costs_a_call_its_timeout_once_a_second(
+    silent: tuple[SilentListener, int],
+) -> None:
+    listener, port = silent
+    limiter = SharedLimiter(store(port))
+    with capture_logs() as logs:
+        async with asyncio.timeout(5):  # a hang fails here
+            for _ in range(2):
+                await limiter.take(LIMITED)
+            with pytest.raises(ResourceExhausted):
+                await limiter.take(LIMITED)
+    await limiter.aclose()
+    # The first call connected and waited its timeout; the next ones did not try (backing off).
+    assert listener.connections == 1
+    assert [line["event"] for line in logs] == ["rate limit store lost"]
+    assert "TimeoutError" in logs[0]["error"]
