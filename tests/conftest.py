@@ -1,5 +1,5 @@
-"""Shared fixtures: test apps with throwaway secrets, an in-process server, a server process;
-and each folder's markers."""
+"""Shared fixtures: test apps with throwaway secrets, an in-process server, a server process,
+a Redis server; and each folder's markers."""
 
 from __future__ import annotations
 
@@ -7,14 +7,17 @@ import json
 import os
 import re
 import secrets
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import redis
 
 from sdksign.server import App, Config
 from sdksign.server._serve import add_port, build_server
@@ -157,3 +160,84 @@ def server_process(tmp_path: Path, server_env: dict[str, str]) -> Iterator[Serve
 def log_lines(text: str) -> list[dict[str, object]]:
     """The JSON log lines of a server's stderr (other lines, such as warnings, skipped)."""
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+# --- Redis: Debian's redis-server (make test installs it), one per test on a free port -----
+
+REDIS_SERVER = Path("/usr/bin/redis-server")
+
+
+@dataclass
+class RedisServer:
+    """Debian's redis-server on a loopback port: no persistence, a password required."""
+
+    port: int
+    password: str
+    folder: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The store's URL for [rate_limits] store (the password goes in password_env)."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start it (again, on the same port, empty) and wait until it answers."""
+        assert REDIS_SERVER.exists(), "redis-server not found: make test installs Debian's"
+        options = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        options += ["--appendonly", "no", "--requirepass", self.password, "--dir", str(self.folder)]
+        with (self.folder / "redis.log").open("ab") as log:
+            self.process = subprocess.Popen(
+                [REDIS_SERVER, *options], stdout=log, stderr=subprocess.STDOUT, cwd=self.folder
+            )
+        deadline = time.monotonic() + timeout
+        while not self._answers():
+            assert self.process.poll() is None, (self.folder / "redis.log").read_text()
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.02)
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as connection:
+                connection.sendall(f"AUTH {self.password}\r\nPING\r\n".encode())
+                return connection.recv(64).startswith(b"+OK")
+        except OSError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: gone at once, as a crashed or unplugged Redis is."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+
+    def client(self) -> redis.Redis:
+        """A plain client, for tests to look at what the store holds."""
+        return redis.Redis(port=self.port, password=self.password, socket_timeout=5)
+
+
+@contextmanager
+def running_redis(folder: Path, password: str | None = None) -> Iterator[RedisServer]:
+    """A RedisServer in `folder` on a free loopback port (its password random unless given);
+    stopped at the end."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    password = password or secrets.token_urlsafe(24)
+    server = RedisServer(port=port, password=password, folder=folder)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    with running_redis(tmp_path / "redis") as server:
+        yield server

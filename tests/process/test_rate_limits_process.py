@@ -1,0 +1,257 @@
+"""[rate_limits] store with real `sdksign serve` processes and a real redis-server: a caller's
+rate holds across workers and replicas, a Redis killed under load and restarted costs no
+unanswered call, and a reload to another store takes a new client.
+
+Every run is bounded (a fixed number of calls at a fixed pace, a few seconds) and counts
+every call by outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import signal
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+
+from sdksign.server._ratestore import STORE_UNAVAILABLE
+from sdksign.v1 import signature_service_pb2 as pb
+from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
+from tests.conftest import (
+    RedisServer,
+    ServerProcess,
+    log_lines,
+    running_redis,
+    start_server_process,
+)
+
+RATE = 50
+BURST = 10
+SECRET = secrets.token_urlsafe(32)
+TOKEN = secrets.token_urlsafe(24)
+SIGN = pb.SignRequest(meeting=pb.MeetingClaims(meeting_number="123456789", role=pb.ROLE_HOST))
+METADATA = (("authorization", f"Bearer {TOKEN}"),)
+# Connections per server: the kernel spreads them over its workers.
+CONNECTIONS = 16
+
+
+def config_text(store: str, password: str, on_store_error: str = "local") -> str:
+    """One app, the caller `limited` at RATE/s, nobody anonymous, the store in [rate_limits]."""
+    digest = hashlib.sha256(TOKEN.encode()).hexdigest()
+    return (
+        '[[apps]]\nname = "meeting"\nkind = "meeting"\nsdk_key = "RateKey0123"\nsecret_env = "S"\n'
+        f'[[callers]]\nname = "limited"\ntoken_sha256 = "{digest}"\n'
+        f"rate = {RATE}\nburst = {BURST}\n"
+        "[anonymous]\nroles = []\nverify = false\n"
+        f'[rate_limits]\nstore = "{store}"\npassword_env = "REDIS_PASSWORD"\n'
+        # Generous for a shared test machine; what it bounds is tested without processes.
+        f'timeout = 0.5\non_store_error = "{on_store_error}"\n'
+    )
+
+
+def start(folder: Path, text: str, password: str, workers: int) -> ServerProcess:
+    folder.mkdir()
+    (folder / "sdksign.toml").write_text(text)
+    env = {"S": SECRET, "REDIS_PASSWORD": password}
+    args = ["--config", str(folder / "sdksign.toml"), "--workers", str(workers)]
+    server = start_server_process(folder, env, args)
+    wait_for_events(server, "listening", workers)
+    return server
+
+
+def events(server: ServerProcess, event: str) -> list[dict[str, object]]:
+    return [line for line in log_lines(server.logs()) if line["event"] == event]
+
+
+def wait_for_events(server: ServerProcess, event: str, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while len(events(server, event)) < count:
+        assert time.monotonic() < deadline, server.logs()
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def servers() -> Iterator[list[ServerProcess]]:
+    """The servers a test starts (appended to this list), stopped at its end."""
+    started: list[ServerProcess] = []
+    yield started
+    for server in started:
+        if server.process.poll() is None:
+            server.process.terminate()
+            server.process.wait(timeout=30)
+
+
+@dataclass
+class Outcomes:
+    """Every call of a run by its status code, the texts of those not OK, and its length."""
+
+    codes: Counter[str] = field(default_factory=Counter)
+    texts: Counter[str] = field(default_factory=Counter)
+    seconds: float = 0.0
+
+
+async def drive(
+    targets: list[str],
+    calls: int,
+    per_second: float,
+    meanwhile: Callable[[], Awaitable[None]] | None = None,
+) -> Outcomes:
+    """`calls` Sign calls of `limited`, one every 1/per_second s, over CONNECTIONS connections
+    to each target, while `meanwhile` runs; each call has a 10 s deadline."""
+    options = [("grpc.use_local_subchannel_pool", 1)]
+    channels = [
+        grpc.aio.insecure_channel(target, options=options)
+        for target in targets
+        for _ in range(CONNECTIONS)
+    ]
+    stubs = [pb_grpc.SignatureServiceStub(channel) for channel in channels]
+    outcomes = Outcomes()
+
+    async def call(index: int) -> None:
+        try:
+            await stubs[index % len(stubs)].Sign(SIGN, metadata=METADATA, timeout=10)
+            outcomes.codes["OK"] += 1
+        except grpc.aio.AioRpcError as error:
+            outcomes.codes[error.code().name] += 1
+            outcomes.texts[f"{error.code().name}: {error.details()}"] += 1
+
+    loop = asyncio.get_running_loop()
+    side = loop.create_task(meanwhile()) if meanwhile else None
+    started, tasks = loop.time(), []
+    for index in range(calls):
+        await asyncio.sleep(max(0.0, started + index / per_second - loop.time()))
+        tasks.append(loop.create_task(call(index)))
+    outcomes.seconds = loop.time() - started
+    await asyncio.gather(*tasks, *([side] if side else []))
+    for channel in channels:
+        await channel.close()
+    return outcomes
+
+
+def assert_near_the_rate(outcomes: Outcomes, calls: int) -> None:
+    """All calls answered OK or RESOURCE_EXHAUSTED, and the OK ones the burst and RATE/s."""
+    assert sum(outcomes.codes.values()) == calls
+    assert set(outcomes.codes) <= {"OK", "RESOURCE_EXHAUSTED"}, outcomes.texts
+    expected = BURST + RATE * outcomes.seconds
+    assert abs(outcomes.codes["OK"] - expected) <= 0.1 * expected, (outcomes, expected)
+
+
+def served_by(server: ServerProcess) -> set[object]:
+    return {line.get("worker") for line in events(server, "rpc")}
+
+
+async def test_two_workers_share_one_rate(
+    tmp_path: Path, redis_server: RedisServer, servers: list[ServerProcess]
+) -> None:
+    text = config_text(redis_server.url, redis_server.password)
+    servers.append(start(tmp_path / "server", text, redis_server.password, workers=2))
+    calls = 750  # 3 s at 250/s: five times the rate
+    outcomes = await drive([servers[0].target], calls, per_second=250)
+    assert_near_the_rate(outcomes, calls)
+    assert served_by(servers[0]) == {0, 1}  # both workers took calls
+    assert redis_server.password not in servers[0].logs()
+
+
+async def test_two_servers_share_one_rate(
+    tmp_path: Path, redis_server: RedisServer, servers: list[ServerProcess]
+) -> None:
+    text = config_text(redis_server.url, redis_server.password)
+    for name in ("one", "two"):
+        servers.append(start(tmp_path / name, text, redis_server.password, workers=1))
+    calls = 750
+    outcomes = await drive([server.target for server in servers], calls, per_second=250)
+    assert_near_the_rate(outcomes, calls)
+    for server in servers:
+        assert Counter(line["code"] for line in events(server, "rpc"))["OK"] > 0
+        assert redis_server.password not in server.logs()
+
+
+async def kill_and_restart(redis: RedisServer) -> None:
+    """Redis killed one second into the run, started again (empty) 1.5 s later."""
+    await asyncio.sleep(1.0)
+    redis.kill()
+    await asyncio.sleep(1.5)
+    await asyncio.to_thread(redis.start)
+
+
+def assert_lost_then_back(server: ServerProcess, redis: RedisServer) -> None:
+    """Each worker said once that the store was lost, then once that it was back; nothing
+    crashed, no call failed unexpectedly, and no line holds the password."""
+    for worker in (0, 1):
+        said = [
+            line["event"]
+            for line in log_lines(server.logs())
+            if line.get("worker") == worker and str(line["event"]).startswith("rate limit store")
+        ]
+        assert said == ["rate limit store lost", "rate limit store back"], server.logs()
+    logs = server.logs()
+    assert server.process.poll() is None
+    assert "worker exited" not in logs and "Traceback" not in logs
+    assert not {"INTERNAL", "UNKNOWN"} & {line["code"] for line in events(server, "rpc")}
+    assert redis.password not in logs
+    assert f"redis://127.0.0.1:{redis.port}/0" in logs  # the store is named, without credentials
+
+
+@pytest.mark.parametrize("on_store_error", ["local", "refuse"])
+async def test_redis_killed_and_restarted_under_load(
+    tmp_path: Path, redis_server: RedisServer, servers: list[ServerProcess], on_store_error: str
+) -> None:
+    text = config_text(redis_server.url, redis_server.password, on_store_error)
+    servers.append(start(tmp_path / "server", text, redis_server.password, workers=2))
+    calls = 400  # 4 s at 100/s: twice the rate
+    outcomes = await drive(
+        [servers[0].target], calls, per_second=100, meanwhile=lambda: kill_and_restart(redis_server)
+    )
+    assert sum(outcomes.codes.values()) == calls  # every call answered
+    assert outcomes.codes["OK"] > 0 and outcomes.codes["RESOURCE_EXHAUSTED"] > 0
+    if on_store_error == "local":
+        assert set(outcomes.codes) == {"OK", "RESOURCE_EXHAUSTED"}, outcomes.texts
+    else:
+        assert set(outcomes.codes) == {"OK", "RESOURCE_EXHAUSTED", "UNAVAILABLE"}
+        unavailable = [text for text in outcomes.texts if text.startswith("UNAVAILABLE")]
+        assert unavailable == [f"UNAVAILABLE: {STORE_UNAVAILABLE}"]
+    assert_lost_then_back(servers[0], redis_server)
+
+
+def bucket_keys(redis: RedisServer) -> list[bytes]:
+    return list(redis.client().keys("sdksign:rate:*"))
+
+
+def store_clients(redis: RedisServer) -> int:
+    """Connections to `redis` other than the one asking."""
+    return int(redis.client().info("clients")["connected_clients"]) - 1
+
+
+async def test_a_reload_to_another_store_takes_a_new_client(
+    tmp_path: Path, redis_server: RedisServer, servers: list[ServerProcess]
+) -> None:
+    # One password for both stores: REDIS_PASSWORD is the server's, set at its start.
+    with running_redis(tmp_path / "redis-b", redis_server.password) as other:
+        text = config_text(redis_server.url, redis_server.password)
+        server = start(tmp_path / "server", text, redis_server.password, workers=2)
+        servers.append(server)
+        outcomes = await drive([server.target], 20, per_second=100)
+        assert outcomes.codes["OK"] > 0 and bucket_keys(redis_server) and not bucket_keys(other)
+
+        (tmp_path / "server" / "sdksign.toml").write_text(config_text(other.url, other.password))
+        server.process.send_signal(signal.SIGHUP)
+        wait_for_events(server, "configuration reloaded", 2)
+        reloaded = events(server, "configuration reloaded")
+        assert all(other.url in str(line["rate_limits"]) for line in reloaded)
+        redis_server.client().flushall()
+        outcomes = await drive([server.target], 20, per_second=100)
+        assert outcomes.codes["OK"] > 0 and set(outcomes.codes) <= {"OK", "RESOURCE_EXHAUSTED"}
+        assert bucket_keys(other) and not bucket_keys(redis_server)
+        # The old store's connections are closed once calls are done with them (5 s on).
+        deadline = time.monotonic() + 20
+        while store_clients(redis_server):
+            assert time.monotonic() < deadline, "the old store's client was never closed"
+            await asyncio.sleep(0.2)
+        assert not events(server, "rate limit store lost")
