@@ -148,7 +148,15 @@ def test_the_refresh_interval_rotates_without_sighup(tmp_path: Path, openbao: Op
         time.sleep(2.5)
         assert len(served.events("secrets rotated")) == 1
         assert not served.events("vault refresh failed: still serving the secrets already read")
-    served.assert_nothing_secret_logged(first, second)
+        # A new version far shorter than Zoom's secrets is served, with a warning.
+        short = secrets.token_hex(5)
+        openbao.write("zoom/meeting", short)
+        served.wait_for("secrets rotated", 2)
+        warning = "app 'meeting': its secret is 10 bytes; Zoom's Client Secrets are 32 characters"
+        assert any(
+            str(line["event"]).startswith(warning) for line in log_lines(served.server.logs())
+        )
+    served.assert_nothing_secret_logged(first, second, short)
 
 
 def test_openbao_gone_later_keeps_serving_the_secrets_already_read(

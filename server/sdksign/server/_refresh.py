@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from ._config import Config, ConfigError, load_config, vault_refreshed
+from ._config import Config, ConfigError, config_warnings, load_config, vault_refreshed
 from ._service import SignatureService
 
 log = structlog.get_logger("sdksign")
@@ -98,6 +98,8 @@ class Refresher:
             if changed := rotated(old, new):
                 self._service.config = new
                 log.info("secrets rotated", apps=changed)
+                for warning in config_warnings(new):  # a new version may be a wrong value
+                    log.warning(warning)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(work)
