@@ -16,7 +16,8 @@ The file's shape (its tables, their keys, types, defaults and simple bounds) is 
 schema of msgspec Structs, ConfigFile and its tables; the loader then checks what a
 schema cannot say (one key of two, names that must be unique or must exist,
 durations, rates and bursts together) and reads the secrets and PEM files into the
-runtime objects. msgspec rather than pydantic: it is small and fast, a Struct is a
+runtime objects; Vault (secret_vault, through _vault) is read last, once all the rest
+is known to be valid, and again by vault_refreshed while serving. msgspec rather than pydantic: it is small and fast, a Struct is a
 plain class with no runtime model magic, and its errors carry the JSON path of the
 refused value (`$.apps[0].kind`), from which this module writes its own message.
 """
