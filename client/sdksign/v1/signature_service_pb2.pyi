@@ -18,6 +18,14 @@ class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROLE_PARTICIPANT: _ClassVar[Role]
     ROLE_HOST: _ClassVar[Role]
 
+class SignatureCheck(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SIGNATURE_CHECK_UNSPECIFIED: _ClassVar[SignatureCheck]
+    SIGNATURE_CHECK_NOT_CHECKED: _ClassVar[SignatureCheck]
+    SIGNATURE_CHECK_MATCHED: _ClassVar[SignatureCheck]
+    SIGNATURE_CHECK_MATCHED_OTHER_APP: _ClassVar[SignatureCheck]
+    SIGNATURE_CHECK_MISMATCHED: _ClassVar[SignatureCheck]
+
 class TokenKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     TOKEN_KIND_UNSPECIFIED: _ClassVar[TokenKind]
@@ -46,9 +54,16 @@ class ProblemCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROBLEM_CODE_KEY_MISMATCH: _ClassVar[ProblemCode]
     PROBLEM_CODE_MEETING_MISMATCH: _ClassVar[ProblemCode]
     PROBLEM_CODE_INVALID_CLAIM: _ClassVar[ProblemCode]
+    PROBLEM_CODE_TOKEN_WRAPPED: _ClassVar[ProblemCode]
+    PROBLEM_CODE_SECRET_ENCODING: _ClassVar[ProblemCode]
 ROLE_UNSPECIFIED: Role
 ROLE_PARTICIPANT: Role
 ROLE_HOST: Role
+SIGNATURE_CHECK_UNSPECIFIED: SignatureCheck
+SIGNATURE_CHECK_NOT_CHECKED: SignatureCheck
+SIGNATURE_CHECK_MATCHED: SignatureCheck
+SIGNATURE_CHECK_MATCHED_OTHER_APP: SignatureCheck
+SIGNATURE_CHECK_MISMATCHED: SignatureCheck
 TOKEN_KIND_UNSPECIFIED: TokenKind
 TOKEN_KIND_MEETING_WEB: TokenKind
 TOKEN_KIND_MEETING_NATIVE: TokenKind
@@ -72,6 +87,8 @@ PROBLEM_CODE_INVALID_ROLE: ProblemCode
 PROBLEM_CODE_KEY_MISMATCH: ProblemCode
 PROBLEM_CODE_MEETING_MISMATCH: ProblemCode
 PROBLEM_CODE_INVALID_CLAIM: ProblemCode
+PROBLEM_CODE_TOKEN_WRAPPED: ProblemCode
+PROBLEM_CODE_SECRET_ENCODING: ProblemCode
 
 class SignRequest(_message.Message):
     __slots__ = ("app", "meeting", "video", "ttl")
@@ -144,7 +161,7 @@ class VerifyRequest(_message.Message):
     def __init__(self, token: _Optional[str] = ..., app: _Optional[str] = ..., expected_meeting_number: _Optional[str] = ...) -> None: ...
 
 class VerifyResponse(_message.Message):
-    __slots__ = ("valid", "problems", "claims", "app", "kind", "header", "secret_fingerprint")
+    __slots__ = ("valid", "problems", "claims", "app", "kind", "header", "secret_fingerprint", "signature", "tried_secret_fingerprints", "header_json", "claims_json")
     VALID_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
     CLAIMS_FIELD_NUMBER: _ClassVar[int]
@@ -152,6 +169,10 @@ class VerifyResponse(_message.Message):
     KIND_FIELD_NUMBER: _ClassVar[int]
     HEADER_FIELD_NUMBER: _ClassVar[int]
     SECRET_FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    TRIED_SECRET_FINGERPRINTS_FIELD_NUMBER: _ClassVar[int]
+    HEADER_JSON_FIELD_NUMBER: _ClassVar[int]
+    CLAIMS_JSON_FIELD_NUMBER: _ClassVar[int]
     valid: bool
     problems: _containers.RepeatedCompositeFieldContainer[Problem]
     claims: _struct_pb2.Struct
@@ -159,7 +180,11 @@ class VerifyResponse(_message.Message):
     kind: TokenKind
     header: _struct_pb2.Struct
     secret_fingerprint: str
-    def __init__(self, valid: _Optional[bool] = ..., problems: _Optional[_Iterable[_Union[Problem, _Mapping]]] = ..., claims: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., app: _Optional[str] = ..., kind: _Optional[_Union[TokenKind, str]] = ..., header: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., secret_fingerprint: _Optional[str] = ...) -> None: ...
+    signature: SignatureCheck
+    tried_secret_fingerprints: _containers.RepeatedScalarFieldContainer[str]
+    header_json: str
+    claims_json: str
+    def __init__(self, valid: _Optional[bool] = ..., problems: _Optional[_Iterable[_Union[Problem, _Mapping]]] = ..., claims: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., app: _Optional[str] = ..., kind: _Optional[_Union[TokenKind, str]] = ..., header: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., secret_fingerprint: _Optional[str] = ..., signature: _Optional[_Union[SignatureCheck, str]] = ..., tried_secret_fingerprints: _Optional[_Iterable[str]] = ..., header_json: _Optional[str] = ..., claims_json: _Optional[str] = ...) -> None: ...
 
 class Problem(_message.Message):
     __slots__ = ("code", "message", "claim")
