@@ -135,3 +135,18 @@ async def test_a_restarted_redis_is_used_again_once_it_is_back(
     assert redis_server.client().exists(bucket_key(caller)) == 1
     assert [line["event"] for line in logs] == ["rate limit store lost", "rate limit store back"]
     assert redis_server.password not in str(logs)
+
+
+async def test_concurrent_calls_share_runs_of_the_script_and_the_burst_exactly(
+    limiters: Limiters, redis_server: RedisServer
+) -> None:
+    caller = Caller(name="crowd", rule=Rule(rate=0.01, burst=50))
+    limiter = limiters()
+    await limiter.start()
+    results = await asyncio.gather(
+        *(limiter.take(caller) for _ in range(200)), return_exceptions=True
+    )
+    assert sum(result is None for result in results) == 50
+    assert all(isinstance(r, ResourceExhausted) for r in results if r is not None)
+    runs = redis_server.client().info("commandstats")["cmdstat_evalsha"]["calls"]
+    assert runs < 200  # calls that waited together went in one run

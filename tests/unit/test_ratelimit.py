@@ -183,14 +183,17 @@ async def test_a_store_that_never_answers_costs_a_call_its_timeout_once_a_second
 ) -> None:
     listener, port = silent
     limiter = SharedLimiter(store(port))
+    crowd = Caller(name="crowd", rule=Rule(rate=1.0, burst=10))
     with capture_logs() as logs:
         async with asyncio.timeout(5):  # a hang fails here
+            # Calls at once wait for the store together, each no longer than the timeout.
+            await asyncio.gather(*(limiter.take(crowd) for _ in range(10)))
             for _ in range(2):
                 await limiter.take(LIMITED)
             with pytest.raises(ResourceExhausted):
                 await limiter.take(LIMITED)
     await limiter.aclose()
-    # The first call connected and waited its timeout; the next ones did not try (backing off).
+    # One connection waited the timeout; the next calls did not try (backing off).
     assert listener.connections == 1
     assert [line["event"] for line in logs] == ["rate limit store lost"]
     assert "TimeoutError" in logs[0]["error"]

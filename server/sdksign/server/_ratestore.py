@@ -1,10 +1,12 @@
 """Rate limits shared by every worker and replica: token buckets in Redis.
 
-Each call of a rate-limited caller runs one Lua script (EVALSHA; redis-py loads it
-again when a restarted Redis has forgotten it) that refills and spends the caller's
-bucket atomically on Redis's own clock (TIME), so replicas whose clocks differ agree.
-A bucket's key names the caller and its rate and burst (a changed rule starts a new,
-full bucket) and expires once the bucket would be full again.
+A call of a rate-limited caller spends its token through one Lua script (EVALSHA,
+loaded at start; redis-py loads it again when a restarted Redis has forgotten it) that
+refills and spends buckets atomically on Redis's own clock (TIME), so replicas whose
+clocks differ agree. One run at a time per worker: calls that arrive while a run is out
+go together in the next (Batches). A bucket's key names the caller and its rate and
+burst (a changed rule starts a new, full bucket) and expires once the bucket would be
+full again.
 
 The store is never waited for longer than its timeout. When it cannot be reached (or
 answers with an error), the limiter says so once in the log, stops asking it for a
@@ -18,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import NamedTuple
 
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
 from ._config import RateLimitStore
@@ -38,27 +42,37 @@ KEY_PREFIX = "sdksign:rate:"
 # How long the start may wait for the store (a first connection, the script loaded).
 START_TIMEOUT = 2.0
 
-# KEYS[1]: the caller's bucket; ARGV[1]: its rate (tokens per second); ARGV[2]: its burst
-# (the bucket's size). Returns {1, 0} when a token was spent, else {0, microseconds until
-# there is one} (Lua numbers come back as integers).
+# One token from each of the buckets KEYS[i], in order (a bucket may come more than once),
+# whose rate (tokens per second) is ARGV[2i-1] and burst (its size) ARGV[2i]. Returns, for
+# each, 1 and 0 when a token was spent, else 0 and the microseconds until there is one
+# (Lua numbers come back as integers).
 BUCKET_SCRIPT = """
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
-local saved = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(saved[1]) or burst
-local at = tonumber(saved[2]) or now
--- A clock that went back (another Redis, after a failover) refills nothing.
-tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
-if tokens < 1 then
-  return {0, math.ceil((1 - tokens) / rate * 1000000)}
+local replies = {}
+for i, key in ipairs(KEYS) do
+  local rate = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local saved = redis.call('HMGET', key, 'tokens', 'at')
+  local tokens = tonumber(saved[1]) or burst
+  local at = tonumber(saved[2]) or now
+  -- A clock that went back (another Redis, after a failover) refills nothing.
+  tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+  if tokens < 1 then
+    replies[2 * i - 1] = 0
+    replies[2 * i] = math.ceil((1 - tokens) / rate * 1000000)
+  else
+    redis.call('HSET', key, 'tokens', tokens - 1, 'at', now)
+    -- Left alone, the bucket is full again in burst / rate s: then no key means the same.
+    redis.call('PEXPIRE', key, math.ceil(math.min(burst / rate, 86400) * 1000) + 1000)
+    replies[2 * i - 1] = 1
+    replies[2 * i] = 0
+  end
 end
-redis.call('HSET', KEYS[1], 'tokens', tokens - 1, 'at', now)
--- Left alone, the bucket is full again in burst / rate seconds: then no key means the same.
-redis.call('PEXPIRE', KEYS[1], math.ceil(math.min(burst / rate, 86400) * 1000) + 1000)
-return {1, 0}
+return replies
 """
+# Calls that wait for the same run of the script (Batches): at most this many to a run.
+MAX_BATCH = 128
 
 
 def bucket_key(caller: Caller) -> str:
@@ -98,13 +112,84 @@ class StoreHealth:
         return was_lost
 
 
+class _Ask(NamedTuple):
+    """A call's token to spend: its bucket, and when it started waiting (the loop's clock)."""
+
+    key: str
+    rate: str
+    burst: int
+    answer: asyncio.Future[tuple[int, int]]
+    since: float
+
+
+class Batches:
+    """Spends tokens in the store's buckets, one run of the script at a time: the calls that
+    arrive while a run is out go together in the next one (MAX_BATCH at most), so that under
+    load one round trip serves many calls, and alone a call goes at once. No call waits
+    longer than `timeout`, in the queue and out."""
+
+    def __init__(self, script: AsyncScript, timeout: float) -> None:
+        self._script = script
+        self._timeout = timeout
+        self._waiting: list[_Ask] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    async def spend(self, key: str, rate: str, burst: int) -> tuple[int, int]:
+        """(1, 0) when a token of bucket `key` was spent, else (0, microseconds to wait);
+        raises whatever kept the store from answering."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[tuple[int, int]] = loop.create_future()
+        self._waiting.append(_Ask(key, rate, burst, answer, loop.time()))
+        if self._sender is None:
+            self._sender = loop.create_task(self._send_all())
+        return await answer
+
+    async def _send_all(self) -> None:
+        try:
+            while self._waiting:
+                batch = self._waiting[:MAX_BATCH]
+                del self._waiting[:MAX_BATCH]
+                await self._send(batch)
+        except asyncio.CancelledError:  # the limiter is closing: so are the calls waiting
+            for ask in self._waiting:
+                ask.answer.cancel()
+            raise
+        finally:
+            self._sender = None
+
+    async def _send(self, batch: list[_Ask]) -> None:
+        try:
+            async with asyncio.timeout_at(batch[0].since + self._timeout):  # the oldest's
+                replies = await self._script(
+                    keys=[ask.key for ask in batch],
+                    args=[value for ask in batch for value in (ask.rate, ask.burst)],
+                )
+            answers = [(int(replies[2 * i]), int(replies[2 * i + 1])) for i in range(len(batch))]
+        except asyncio.CancelledError:
+            for ask in batch:
+                ask.answer.cancel()
+            raise
+        except Exception as error:  # unreachable, too slow, or an answer not understood
+            for ask in batch:
+                if not ask.answer.done():
+                    ask.answer.set_exception(error)
+            return
+        for ask, answer in zip(batch, answers, strict=True):
+            if not ask.answer.done():  # not cancelled meanwhile
+                ask.answer.set_result(answer)
+
+    async def aclose(self) -> None:
+        if self._sender is not None:
+            self._sender.cancel()
+
+
 class SharedLimiter:
     """Buckets in the Redis of `store`, shared by every worker and replica that uses it."""
 
     def __init__(self, store: RateLimitStore) -> None:
         self._store = store
         self._client = _client(store)
-        self._script = self._client.register_script(BUCKET_SCRIPT)
+        self._batches = Batches(self._client.register_script(BUCKET_SCRIPT), store.timeout)
         self._health = StoreHealth()
         self._local = TokenBuckets()  # on_store_error = "local", while the store is lost
 
@@ -120,11 +205,10 @@ class SharedLimiter:
         rule = caller.rule
         if self._health.should_try():
             try:
-                async with asyncio.timeout(self._store.timeout):
-                    spent, wait_us = await self._script(
-                        keys=[bucket_key(caller)], args=[repr(rule.rate), rule.burst]
-                    )
-            except (RedisError, OSError, TimeoutError) as error:
+                spent, wait_us = await self._batches.spend(
+                    bucket_key(caller), repr(rule.rate), rule.burst
+                )
+            except Exception as error:  # the store did not answer: without it, then
                 self._lost(error)
             else:
                 if self._health.recovered():
@@ -147,6 +231,7 @@ class SharedLimiter:
             )
 
     async def aclose(self) -> None:
+        await self._batches.aclose()
         await self._client.aclose()
 
 
