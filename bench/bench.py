@@ -180,12 +180,13 @@ def main() -> int:
 
 @contextmanager
 def sdksign_server(
-    tmp: Path, secret: str, workers: int, checkout: Path | None = None
+    tmp: Path, secret: str, workers: int, checkout: Path | None = None, config: Path | None = None
 ) -> Iterator[tuple[str, Path, list[int]]]:
     """`sdksign serve` on a free loopback port, its log in a file; stopped with SIGTERM.
 
     With `checkout`, the server's code comes from that checkout of this repository
-    (its server/ and client/ first on the path) instead of the installed package.
+    (its server/ and client/ first on the path) instead of the installed package. With
+    `config`, it serves that file (whose app takes SDK_KEY and $ZOOM_MEETING_SDK_SECRET).
     """
     log_path = tmp / "server.log"
     env = {
@@ -207,6 +208,7 @@ def sdksign_server(
                 "127.0.0.1:0",
                 "--workers",
                 str(workers),
+                *(["--config", str(config)] if config else []),
             ],
             env=env,
             cwd=tmp,

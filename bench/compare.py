@@ -8,6 +8,12 @@ N`, its code from its checkout, this virtualenv's packages), and every round
 loads Health/Check, Sign and Verify on one, then the other, alternating which
 goes first. Each row prints the median round and the server's CPU time per
 request, the steadier figure of the two.
+
+    python bench/compare.py . . --store
+
+measures what the shared rate limit store costs: every call of both sides spends a
+token, the before side's from each worker, the after side's from a redis-server
+started here (bench/_store.py).
 """
 
 from __future__ import annotations
@@ -19,6 +25,8 @@ import secrets
 import sys
 import tempfile
 from pathlib import Path
+
+import _store
 
 import bench
 
@@ -33,6 +41,11 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=1, help="seconds before each measurement")
     parser.add_argument("--clients", type=int, default=4, help="HTTP/2 connections")
     parser.add_argument("--streams", type=int, default=16, help="requests in flight per connection")
+    parser.add_argument(
+        "--store",
+        action="store_true",
+        help="rate-limit every call: before in each worker, after in a Redis started here",
+    )
     args = parser.parse_args()
     checkouts = [args.before.resolve(), args.after.resolve()]
     for checkout in checkouts:
@@ -47,11 +60,16 @@ def main() -> int:
         (name, side): [] for name in rpcs for side in (0, 1)
     }
     with contextlib.ExitStack() as stack:
+        folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="sdksign-compare-"))
+        store = stack.enter_context(_store.redis_server(Path(folder))) if args.store else None
         servers = []
-        for checkout in checkouts:
+        for side, checkout in enumerate(checkouts):
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sdksign-compare-")))
+            config = None
+            if args.store:
+                config = _store.rate_limited_config(tmp, store if side == 1 else None)
             address, log, pids = stack.enter_context(
-                bench.sdksign_server(tmp, secrets.token_urlsafe(32), args.workers, checkout)
+                bench.sdksign_server(tmp, secrets.token_urlsafe(32), args.workers, checkout, config)
             )
             servers.append((address, log, pids, tmp, bench.request_bodies(address, tmp)))
         for round_ in range(args.rounds):
@@ -61,6 +79,7 @@ def main() -> int:
                     samples[name, side].append(
                         bench.h2load_grpc(address, path, bodies[body], tmp, args, log, pids)
                     )
+        lost = _store.times_lost(servers[1][1]) if args.store else 0
     print(f"before: {checkouts[0]}\nafter:  {checkouts[1]}")
     print(f"{args.rounds} alternating rounds of {args.warmup} s warm-up + {args.duration} s\n")
     print(
@@ -74,8 +93,13 @@ def main() -> int:
             f"| {after.cpu_us:.0f} |"
         )
     failed = sum(sample.failed for runs in samples.values() for sample in runs)
+    if args.store:
+        print(f"\nafter: rate limits in {store} ({_store.TIMEOUT:g} s timeout), lost {lost} times")
     if failed:
         print(f"\n{failed} requests failed")
+        return 1
+    if lost:
+        print("\nthe store was lost during the run: some calls went without it")
         return 1
     print(f"\nrounds, requests/s: {_rounds(samples)}")
     return 0
