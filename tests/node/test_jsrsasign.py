@@ -123,7 +123,11 @@ async def test_hex_looking_secret_read_as_hex_by_jsrsasign_is_named(target: str)
         )
         async with AsyncClient(f"127.0.0.1:{port}") as client:
             result = await client.verify(token)
-        assert result.codes == ["BAD_SIGNATURE"]
-        assert "as hex" in result.problems[0].message
+        assert result.codes == ["SECRET_ENCODING"]
+        assert (
+            "hex-decoded" in result.problems[0].message
+            and "jsrsasign" in result.problems[0].message
+        )
+        assert result.signature == "MISMATCHED"
     finally:
         await server.stop(None)

@@ -154,6 +154,8 @@ def test_every_problem_code_of_the_proto_has_a_token_showing_it(
         "KEY_MISMATCH": encode(meeting_claims(MEETING_KEY, NOW, appKey="other"), m),
         "MEETING_MISMATCH": encode(meeting_claims(MEETING_KEY, NOW, mn="123456789"), m),
         "INVALID_CLAIM": encode(video_claims(VIDEO_KEY, NOW, version=2), v),
+        "TOKEN_WRAPPED": f'"{encode(meeting_claims(MEETING_KEY, NOW), m)}"',
+        "SECRET_ENCODING": encode(video_claims(VIDEO_KEY, NOW), v.decode().encode("utf-16-le")),
     }
     assert set(tokens) == ALL_CODES
     for code, token in tokens.items():

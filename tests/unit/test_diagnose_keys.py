@@ -124,8 +124,8 @@ def test_secret_read_as_hex_is_named() -> None:
     d = diagnose(
         encode(meeting_claims(MEETING_KEY, NOW), bytes.fromhex(secret.decode())), [app], NOW
     )
-    assert codes(d) == {"BAD_SIGNATURE"}
-    assert "as hex" in d.problems[0].message
+    assert codes(d) == {"SECRET_ENCODING"}
+    assert "hex-decoded" in d.problems[0].message
     assert_no_secret(d, app)
 
 
@@ -134,6 +134,6 @@ def test_secret_read_as_base64_is_named() -> None:
     secret = base64.b64encode(hashlib.sha256(b"s").digest())
     app = App(name="b64", kind="video", sdk_key=VIDEO_KEY, secret=secret)
     d = diagnose(encode(video_claims(VIDEO_KEY, NOW), base64.b64decode(secret)), [app], NOW)
-    assert codes(d) == {"BAD_SIGNATURE"}
-    assert "as base64" in d.problems[0].message
+    assert codes(d) == {"SECRET_ENCODING"}
+    assert "base64-decoded" in d.problems[0].message
     assert_no_secret(d, app)

@@ -55,18 +55,22 @@ def test_two_segments_is_not_a_jwt(meeting_app: App) -> None:
     assert "2 segments" in only(d, "NOT_A_JWT").message
 
 
-def test_pasted_json_response_body_is_not_a_jwt(meeting_app: App) -> None:
-    # The body Zoom's auth endpoint sample answers with; the token inside brings its dots along.
+def test_pasted_json_response_body_is_unwrapped(meeting_app: App) -> None:
+    # The body Zoom's auth endpoint sample answers with: the token inside is named and read.
     token = encode(meeting_claims(MEETING_KEY, NOW), meeting_app.secret)
     body = json.dumps({"signature": token, "sdkKey": MEETING_KEY})
     d = diagnose(body, [meeting_app], NOW)
-    assert codes(d) == {"NOT_A_JWT"}
-    message = only(d, "NOT_A_JWT").message
-    assert "JSON" in message and "signature field" in message
+    assert codes(d) == {"TOKEN_WRAPPED"}
+    message = only(d, "TOKEN_WRAPPED").message
+    assert "JSON object" in message and '"signature" field' in message
     assert token not in message
-    # Without a token inside (no dots) it is the same answer.
-    d = diagnose('{"error": "forbidden"}', [meeting_app], NOW)
-    assert codes(d) == {"NOT_A_JWT"} and "JSON" in d.problems[0].message
+    assert d.app == meeting_app and d.kind == "meeting_web"
+
+
+def test_json_without_a_token_is_not_a_jwt(meeting_app: App) -> None:
+    for body in ('{"error": "forbidden"}', '{"signature": 5}', '{"a": "x.y.z", "b": "p.q.r"}'):
+        d = diagnose(body, [meeting_app], NOW)
+        assert codes(d) == {"NOT_A_JWT"} and "JSON" in d.problems[0].message, body
 
 
 def test_empty_and_encrypted_tokens_are_not_jwts(meeting_app: App) -> None:

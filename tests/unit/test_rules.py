@@ -14,7 +14,14 @@ import pytest
 from google.protobuf.descriptor import FieldDescriptor
 
 from sdksign.server import Config, InvalidArgument, diagnose, mint
-from sdksign.server._diagnose import PROBLEM_CODES, TOKEN_KINDS, ProblemCode, TokenKind
+from sdksign.server._diagnose import (
+    PROBLEM_CODES,
+    SIGNATURE_CHECKS,
+    TOKEN_KINDS,
+    ProblemCode,
+    SignatureCheck,
+    TokenKind,
+)
 from sdksign.server._policy import Caller, Rule
 from sdksign.server._zoom import (
     MEETING_CLAIMS,
@@ -49,6 +56,15 @@ def test_token_kinds_are_the_protos() -> None:
     ours = {kind.upper() for kind in TokenKind if kind}
     assert ours == proto_names(pb.TokenKind, "TOKEN_KIND_")
     assert TOKEN_KINDS[TokenKind.UNKNOWN] == pb.TOKEN_KIND_UNSPECIFIED
+
+
+def test_signature_checks_are_the_protos() -> None:
+    # Both ways: every proto value but UNSPECIFIED is one of ours (which never sends it).
+    assert {str(c) for c in SignatureCheck} == proto_names(pb.SignatureCheck, "SIGNATURE_CHECK_")
+    assert all(
+        pb.SignatureCheck.Name(SIGNATURE_CHECKS[check]) == f"SIGNATURE_CHECK_{check}"
+        for check in SignatureCheck
+    )
 
 
 # Each form of optional claim, and the proto field that carries it in a SignRequest.

@@ -4,18 +4,18 @@ Pure: the caller passes the apps to check against and the clock. Zoom's rules ar
 in _zoom; docs/zoom-sdk-jwt.md explains them and the ways real code breaks them.
 Messages never hold a secret or the whole token.
 
-diagnose() reads a token in the order a reader would: its shape (three base64url
-segments of JSON), its SDK key and app, its signature, then its claims and times.
+diagnose() reads a token in the order a reader would: what it is wrapped in, if
+anything (quotes, Bearer, JSON: _wrapped), its shape (three base64url segments of
+JSON), its SDK key and app, its signature (whose secret made it: _signature), then
+its claims and times.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -26,7 +26,9 @@ from sdksign.v1 import signature_service_pb2 as pb
 from ._config import App, Config
 from ._errors import FieldViolation, InvalidArgument, unknown_app
 from ._policy import Caller, authorize_verify_app
-from ._tokens import b64decode_lenient, hs256, parse_json
+from ._signature import Finding, SignatureCheck, find_signer, matching_secret
+from ._tokens import b64decode_lenient, parse_json
+from ._wrapped import AS_SENT, maybe_wrapped, unwrap
 from ._zoom import (
     FLAG,
     GEO_REGIONS,
@@ -86,6 +88,8 @@ class ProblemCode(StrEnum):
     KEY_MISMATCH = "KEY_MISMATCH"
     MEETING_MISMATCH = "MEETING_MISMATCH"
     INVALID_CLAIM = "INVALID_CLAIM"
+    TOKEN_WRAPPED = "TOKEN_WRAPPED"  # noqa: S105 (a problem's name, not a token)
+    SECRET_ENCODING = "SECRET_ENCODING"  # noqa: S105 (a problem's name, not a secret)
 
 
 class TokenKind(StrEnum):
@@ -105,6 +109,10 @@ PROBLEM_CODES = {
 TOKEN_KINDS = {
     kind: cast(pb.TokenKind, pb.TokenKind.Value(f"TOKEN_KIND_{kind.upper() or 'UNSPECIFIED'}"))
     for kind in TokenKind
+}
+SIGNATURE_CHECKS = {
+    check: cast(pb.SignatureCheck, pb.SignatureCheck.Value(f"SIGNATURE_CHECK_{check}"))
+    for check in SignatureCheck
 }
 
 
@@ -126,8 +134,11 @@ class Diagnosis:
     claims: dict[str, Any] | None = None
     app: App | None = None
     kind: TokenKind = TokenKind.UNKNOWN
-    # Which of the app's secrets the signature matched (a fingerprint, never the secret).
+    # What checking the signature found; the secret that made it (a fingerprint, never the
+    # secret), or when none did, those tried.
+    signature: SignatureCheck = SignatureCheck.NOT_CHECKED
     secret_fingerprint: str = ""
+    tried_fingerprints: tuple[str, ...] = ()
 
     @property
     def valid(self) -> bool:
@@ -194,19 +205,48 @@ def diagnose(
 
 
 def _hide_secrets(d: Diagnosis, apps: Sequence[App]) -> None:
-    """The safety net under every message: a claim value that happens to be a configured
-    secret (an SDK key and secret swapped, say) is never echoed."""
+    """The safety net under every message, and the header and claims shown: a value that
+    happens to be a configured secret (an SDK key and secret swapped, say) is never echoed."""
+    # Whole, then its first 40 characters (as _show cuts a value short).
     secrets = [
-        (secret.decode(errors="ignore"), a.name)
+        (text, f"<the secret of app {a.name!r}>")
         for a in apps
         for secret in a.secrets
         if len(secret) >= 8
+        for text in dict.fromkeys(
+            [secret.decode(errors="ignore"), secret.decode(errors="ignore")[:40]]
+        )
     ]
-    for index, problem in enumerate(d.problems):
-        for secret, name in secrets:
-            if secret[:40] in problem.message:
-                message = problem.message.replace(secret[:40], f"<the secret of app {name!r}>")
-                d.problems[index] = problem = Problem(problem.code, message, problem.claim)
+    if not secrets:
+        return
+
+    def hide(text: str) -> str:
+        for secret, shown in secrets:
+            if secret in text:
+                text = text.replace(secret, shown)
+        return text
+
+    d.problems[:] = [Problem(p.code, hide(p.message), p.claim) for p in d.problems]
+    for decoded in (d.header, d.claims):
+        if decoded is not None:
+            _hide_in(decoded, hide)
+
+
+def _hide_in(decoded: dict[str, Any], hide: Callable[[str], str]) -> None:
+    """Apply `hide` to every string in decoded JSON, keys too, in place and in order; without
+    recursion, as JSON may nest a thousand levels deep."""
+    stack: list[Any] = [decoded]
+    while stack:
+        container = stack.pop()
+        items = list(container.items()) if isinstance(container, dict) else enumerate(container)
+        if isinstance(container, dict):
+            container.clear()
+        for key, value in items:
+            if isinstance(value, dict | list):
+                stack.append(value)
+            elif isinstance(value, str):
+                value = hide(value)
+            container[hide(key) if isinstance(key, str) else key] = value
 
 
 def _diagnose(
@@ -223,20 +263,29 @@ def _diagnose(
             ProblemCode.MALFORMED,
             "the token has leading or trailing white space (a newline?): send it as minted",
         )
+    if maybe_wrapped(text):
+        text = _unwrapped(text, d)
     segments = text.split(".")
     if len(segments) != 3 or text.startswith("{"):  # JSON holding a token has its dots too
         _not_three_segments(text, segments, d)
         return
     signature = _read_segments(segments, d)
+    sdk = None
+    if d.claims is not None:
+        sdk = _sdk_of(d.claims)
+        key = _sdk_key(d.claims, sdk, d)
+        if key is not None and sdk is not None:
+            d.app = _find_app(key, sdk, apps, only_app, d)
+    if signature is not None:  # checked even when the payload is unreadable or its key unknown
+        signing_input = f"{segments[0]}.{segments[1]}".encode()
+        matched = matching_secret(d.app, signing_input, signature) if d.app else None
+        if matched is not None:
+            d.signature, d.secret_fingerprint = SignatureCheck.MATCHED, matched
+        else:
+            pool = apps if only_app is None else (only_app,)
+            _check_signature(d, find_signer(signing_input, signature, d.app, pool))
     if d.claims is None:
         return
-    sdk = _sdk_of(d.claims)
-    key = _sdk_key(d.claims, sdk, d)
-    if key is not None and sdk is not None:
-        d.app = _find_app(key, sdk, apps, only_app, d)
-    if d.app is not None and signature is not None:
-        signing_input = f"{segments[0]}.{segments[1]}".encode()
-        _check_signature(d, d.app, signing_input, signature)
     if sdk is not None:
         _check_claims(d.claims, sdk, d, now, expected_meeting_number)
     if sdk != "meeting" and expected_meeting_number is not None:
@@ -248,6 +297,14 @@ def _diagnose(
 
 
 # --- shape --------------------------------------------------------------------------------
+
+
+def _unwrapped(text: str, d: Diagnosis) -> str:
+    """The token inside whatever `text` is wrapped in; each wrapper is a TOKEN_WRAPPED."""
+    inner, layers = unwrap(text)
+    for index, message in enumerate(layers):
+        d.add(ProblemCode.TOKEN_WRAPPED, message + (AS_SENT if index == 0 else ""))
+    return inner
 
 
 def _read_segments(segments: list[str], d: Diagnosis) -> bytes | None:
@@ -382,22 +439,6 @@ def _signature_segment(segment: str, d: Diagnosis) -> bytes | None:
     return signature
 
 
-def _secret_read_wrongly(secret: bytes, signing_input: bytes, signature: bytes) -> str:
-    """A hint when the token was signed with the right secret read the wrong way."""
-    readings = {
-        "as hex (jsrsasign reads a secret that looks like hex that way)": binascii.unhexlify,
-        "as base64 (e.g. Convert.FromBase64String)": base64.b64decode,
-    }
-    for how, read in readings.items():
-        try:
-            key = read(secret)
-        except (ValueError, binascii.Error):
-            continue
-        if hmac.compare_digest(hs256(key, signing_input), signature):
-            return f". It was signed with the secret decoded {how}: sign with the secret's own UTF-8 bytes"
-    return ""
-
-
 # --- keys and signature ---------------------------------------------------------------------
 
 
@@ -472,8 +513,8 @@ def _find_app(
         d.add(
             ProblemCode.UNKNOWN_SDK_KEY,
             f"{claim} {_show(key)} is not the key of any configured {name} app (that this "
-            "caller may verify), so the signature "
-            f"cannot be checked. Keys of OAuth, Server-to-Server OAuth and JWT apps are refused "
+            "caller may verify), so the secret that should sign it is not known. "
+            f"Keys of OAuth, Server-to-Server OAuth and JWT apps are refused "
             f"by Zoom ('Invalid SDK App Keys', 3712): use the Client ID of a {name} app",
             claim,
         )
@@ -492,19 +533,56 @@ def _secret_owner(key: str, apps: Sequence[App]) -> App | None:
     return next((a for a in apps for secret in a.secrets if hmac.compare_digest(secret, raw)), None)
 
 
-def _check_signature(d: Diagnosis, app: App, signing_input: bytes, signature: bytes) -> None:
-    """Record which of `app`'s secrets signed the token, or a BAD_SIGNATURE saying what to check."""
-    for secret, secret_fingerprint in zip(app.secrets, app.secret_fingerprints, strict=True):
-        if hmac.compare_digest(hs256(secret, signing_input), signature):
-            d.secret_fingerprint = secret_fingerprint
+def _check_signature(d: Diagnosis, found: Finding) -> None:
+    """Record what made the signature, a secret of the token's app having failed; a problem
+    says what went wrong."""
+    d.signature, d.tried_fingerprints = found.check, found.tried
+    signer = found.app.name if found.app is not None else ""
+    if found.check is SignatureCheck.MATCHED_OTHER_APP:
+        d.secret_fingerprint = found.fingerprint
+        made = f"the signature was made with the secret of app {signer!r} ({found.fingerprint})"
+        if d.app is None:  # the key is unknown, or not only_app's: its problem says so
+            _extend_key_problem(d, f"; {made}: for that app, put its SDK key in the token")
             return
-    d.add(
-        ProblemCode.BAD_SIGNATURE,
-        f"the signature does not match the secret of app {app.name!r}: the token was "
-        "signed with another secret (the Client Secret of the same Meeting/Video SDK app "
-        "is the right one), or its header or payload changed after signing"
-        + _secret_read_wrongly(app.secret, signing_input, signature),
-    )
+        d.add(
+            ProblemCode.BAD_SIGNATURE,
+            f"{made}, but the token carries the SDK key of app {d.app.name!r}: sign with the "
+            "Client Secret of the app whose SDK key the token carries",
+        )
+    elif found.reading is not None:
+        d.add(
+            ProblemCode.SECRET_ENCODING,
+            f"the signature was made with the secret of app {signer!r} ({found.fingerprint}) "
+            f"{found.reading.how}: {found.reading.fix}",
+        )
+    elif found.sdk_key:
+        d.add(
+            ProblemCode.BAD_SIGNATURE,
+            f"the token was signed with the SDK key (Client ID) of app {signer!r} as the HMAC "
+            "key: sign with the app's Client Secret, and put the SDK key in the token",
+        )
+    elif d.app is not None:
+        d.add(
+            ProblemCode.BAD_SIGNATURE,
+            f"the signature does not match the secret of app {d.app.name!r}: the token was "
+            "signed with another secret (the Client Secret of the same Meeting/Video SDK app "
+            "is the right one), or its header or payload changed after signing. Secrets "
+            f"tried (fingerprints, as the server logs them at start): {', '.join(found.tried)}",
+        )
+    elif found.tried:
+        _extend_key_problem(d, f"; nor does any of the {len(found.tried)} secrets tried sign it")
+
+
+def _extend_key_problem(d: Diagnosis, text: str) -> None:
+    """Add `text` to the message of the problem with the token's SDK key, if there is one."""
+    for index in range(len(d.problems) - 1, -1, -1):
+        problem = d.problems[index]
+        if problem.claim in (MEETING_KEY, VIDEO_KEY) and problem.code in (
+            ProblemCode.UNKNOWN_SDK_KEY,
+            ProblemCode.MISSING_CLAIM,
+        ):
+            d.problems[index] = Problem(problem.code, problem.message + text, problem.claim)
+            return
 
 
 # --- claims -----------------------------------------------------------------------------

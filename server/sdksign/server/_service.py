@@ -18,12 +18,12 @@ from sdksign.v1 import zoom_sample_pb2_grpc as zs_grpc
 
 from ._claims import mint
 from ._config import MAX_STORE_TIMEOUT, Config
-from ._diagnose import PROBLEM_CODES, TOKEN_KINDS, Diagnosis, check
+from ._diagnose import PROBLEM_CODES, SIGNATURE_CHECKS, TOKEN_KINDS, Diagnosis, check
 from ._errors import FieldViolation, InvalidArgument, RequestError
 from ._logging import bind
 from ._policy import Caller, authorize_verify
 from ._ratelimit import Limiter, limiter_for
-from ._tokens import fingerprint
+from ._tokens import fingerprint, payload_json
 from ._zoom import (
     DEFAULT_TTL,
     MEETING_NUMBER_RULE,
@@ -173,11 +173,40 @@ def verify_response(diagnosis: Diagnosis) -> pb.VerifyResponse:
         app=diagnosis.app.name if diagnosis.app else "",
         kind=TOKEN_KINDS[diagnosis.kind],
         secret_fingerprint=diagnosis.secret_fingerprint,
+        signature=SIGNATURE_CHECKS[diagnosis.signature],
+        tried_secret_fingerprints=diagnosis.tried_fingerprints or None,  # (): 0.3 µs to set
+        header_json=_json_text(diagnosis.header),
+        claims_json=_json_text(diagnosis.claims),
     )
     for name, value in (("claims", diagnosis.claims), ("header", diagnosis.header)):
         if value is not None:
             _set_struct(response, name, value)
     return response
+
+
+def _json_text(value: dict[str, Any] | None) -> str:
+    """Decoded JSON as compact text in its own key order (what a Struct cannot keep), cut
+    where the Struct is cut; "" for None."""
+    if value is None:
+        return ""
+    text = payload_json(value)
+    # A bracket past the first byte: a nested value (or one in a string). Looking for it is
+    # ten times cheaper than looking at each value's type, as a flat payload is the rule.
+    nested = text.find(b"{", 1) != -1 or text.find(b"[") != -1
+    if nested and any(isinstance(item, dict | list) for item in value.values()):
+        text = payload_json({key: _cut(item, MAX_JSON_DEPTH - 1) for key, item in value.items()})
+    return text.decode()
+
+
+def _cut(item: Any, depth: int) -> Any:
+    """`item` with its containers at depth 0 replaced by the TOO_DEEP note, as _set does."""
+    if not isinstance(item, dict | list):
+        return item
+    if depth == 0:
+        return TOO_DEEP
+    if isinstance(item, dict):
+        return {key: _cut(value, depth - 1) for key, value in item.items()}
+    return [_cut(value, depth - 1) for value in item]
 
 
 def _utf8(text: str) -> str:

@@ -49,8 +49,9 @@ def _keyed(secret: bytes) -> hmac.HMAC:
 
     Copying it skips what hmac.digest() does on every call (with OpenSSL 3, looking
     up the algorithm and setting up the key), about a third of a token's signing
-    time here. Only the apps' secrets come here (and, when Verify explains a bad
-    signature, their hex and base64 readings), so a few entries are enough.
+    time here. Only the apps' secrets come here (Verify's wrong readings of them, when
+    it explains a bad signature, go through hmac.digest instead, so that a flood of bad
+    signatures never pushes a secret out), so a few entries are enough.
     """
     return hmac.new(secret, digestmod=hashlib.sha256)
 
