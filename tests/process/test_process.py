@@ -9,11 +9,13 @@ import socket
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sdksign.server import fingerprint
 from tests.conftest import (
     BIN,
     MEETING_KEY,
@@ -22,6 +24,7 @@ from tests.conftest import (
     log_lines,
     start_server_process,
 )
+from tests.helpers import raw_token
 
 ENV = {"PATH": os.environ["PATH"], "PYTHONPATH": f"{ROOT / 'client'}:{ROOT / 'server'}"}
 
@@ -87,6 +90,27 @@ def test_grpcurl_by_reflection_and_the_cli(server_process: ServerProcess) -> Non
         target, "grpc.health.v1.Health/Check", data={"service": "sdksign.v1.SignatureService"}
     )
     assert json.loads(health.stdout) == {"status": "SERVING"}
+
+
+def test_grpcurl_shows_valid_false_and_the_tokens_header_order(
+    server_process: ServerProcess, meeting_secret: str
+) -> None:
+    # A token wrapped in quotes, its header in the order many libraries write (typ first), its
+    # payload in an order of its own: invalid as sent, the signature right.
+    now = int(time.time())
+    claims = {"iat": now, "exp": now + 7200, "tokenExp": now + 7200, "sdkKey": MEETING_KEY}
+    token = raw_token({"typ": "JWT", "alg": "HS256"}, claims, meeting_secret.encode())
+    answer = grpcurl(server_process.target, VERIFY, data={"token": f'"{token}"'})
+    assert answer.returncode == 0, answer.stderr
+    assert '"valid": false' in answer.stdout
+    verified = json.loads(answer.stdout)
+    assert verified["valid"] is False
+    assert [p["code"] for p in verified["problems"]] == ["PROBLEM_CODE_TOKEN_WRAPPED"]
+    assert verified["header_json"] == '{"typ":"JWT","alg":"HS256"}'
+    assert list(json.loads(verified["claims_json"])) == ["iat", "exp", "tokenExp", "sdkKey"]
+    assert verified["signature"] == "SIGNATURE_CHECK_MATCHED"
+    assert verified["secret_fingerprint"] == fingerprint(meeting_secret)
+    assert token not in json.dumps(verified["problems"])
 
 
 @pytest.mark.parametrize(

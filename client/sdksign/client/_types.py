@@ -14,7 +14,8 @@ from google.protobuf import duration_pb2, json_format
 
 from sdksign.v1 import signature_service_pb2 as pb
 
-from ._errors import SdkSignError
+from ._errors import FieldViolation, SdkSignError
+from ._limits import MAX_TOKEN_LENGTH, too_long_token
 
 
 class Role(enum.Enum):
@@ -46,7 +47,14 @@ class Problem:
 
 @dataclass(frozen=True)
 class Verification:
-    """Verify's diagnosis. `claims` and `header` are the decoded JSON, when it could be decoded."""
+    """Verify's diagnosis. `claims` and `header` are the decoded JSON, when it could be decoded,
+    in the token's own key order.
+
+    `signature` says whether a configured secret made the signature: "MATCHED" (a secret of
+    `app`; `secret_fingerprint` says which), "MATCHED_OTHER_APP" (another configured secret,
+    `secret_fingerprint`), "MISMATCHED" (none of `tried_secret_fingerprints`), "NOT_CHECKED",
+    or "UNSPECIFIED" from a server that does not say.
+    """
 
     valid: bool
     problems: list[Problem]
@@ -54,6 +62,9 @@ class Verification:
     header: dict[str, Any] | None
     app: str
     kind: str  # "MEETING_WEB", "MEETING_NATIVE", "VIDEO", "LEGACY_SIGNATURE" or "UNSPECIFIED"
+    signature: str = "UNSPECIFIED"
+    secret_fingerprint: str = ""
+    tried_secret_fingerprints: tuple[str, ...] = ()
 
     @property
     def codes(self) -> list[str]:
@@ -70,11 +81,25 @@ class Verification:
             for p in self.problems:
                 where = f" [{p.claim}]" if p.claim else ""
                 lines.append(f"  - {p.code}{where}: {p.message}")
+        said = self._signature_line()
+        if said:
+            lines.append(said)
         if self.header is not None:
             lines.append(f"header: {json.dumps(self.header)}")
         if self.claims is not None:
             lines.append(f"claims: {json.dumps(self.claims)}")
         return "\n".join(lines)
+
+    def _signature_line(self) -> str:
+        """What explain() says of the signature ("" when the server did not say)."""
+        if self.signature == "MATCHED":
+            return f"signature: made with secret {self.secret_fingerprint} of app {self.app!r}"
+        if self.signature == "MATCHED_OTHER_APP":
+            return f"signature: made with secret {self.secret_fingerprint}, of another app"
+        if self.signature == "MISMATCHED":
+            tried = ", ".join(self.tried_secret_fingerprints)
+            return f"signature: made with none of the secrets tried ({tried})"
+        return "signature: not checked" if self.signature == "NOT_CHECKED" else ""
 
 
 def duration(ttl: timedelta | int | None) -> duration_pb2.Duration | None:
@@ -144,7 +169,15 @@ def verify_request(
     app: str | None = None,
     expected_meeting_number: str | int | None = None,
 ) -> pb.VerifyRequest:
-    """The VerifyRequest (what both clients' verify send)."""
+    """The VerifyRequest (what both clients' verify send); a token over MAX_TOKEN_LENGTH
+    raises SdkSignError (INVALID_ARGUMENT, as the server would answer) without a call."""
+    if len(token) > MAX_TOKEN_LENGTH:
+        why = too_long_token(len(token))
+        raise SdkSignError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"invalid request: token: {why}",
+            [FieldViolation("token", why)],
+        )
     expected = None if expected_meeting_number is None else str(expected_meeting_number)
     return pb.VerifyRequest(token=token, app=app, expected_meeting_number=expected)
 
@@ -181,6 +214,9 @@ def verification(response: pb.VerifyResponse) -> Verification:
     _raise_if_unparsed(response)
 
     def struct(name: str) -> dict[str, Any] | None:
+        text = getattr(response, f"{name}_json")  # the token's key order, when the server sends it
+        if text:
+            return json.loads(text)  # type: ignore[no-any-return]
         if not response.HasField(name):
             return None
         return _whole_numbers(json_format.MessageToDict(getattr(response, name)))  # type: ignore[no-any-return]
@@ -199,4 +235,7 @@ def verification(response: pb.VerifyResponse) -> Verification:
         header=struct("header"),
         app=response.app,
         kind=pb.TokenKind.Name(response.kind).removeprefix("TOKEN_KIND_"),
+        signature=pb.SignatureCheck.Name(response.signature).removeprefix("SIGNATURE_CHECK_"),
+        secret_fingerprint=response.secret_fingerprint,
+        tried_secret_fingerprints=tuple(response.tried_secret_fingerprints),
     )
