@@ -11,6 +11,7 @@ import {
   Role,
   MeetingClaimsSchema,
   SignRequestSchema,
+  SignatureCheck,
   SignatureService,
   TokenKind,
   VideoClaimsSchema,
@@ -269,24 +270,50 @@ function problemRow(problem: Problem): HTMLTableRowElement {
 function showVerdict(result: VerifyResponse): void {
   const verdict = element("verdict");
   const count = result.problems.length;
-  verdict.textContent = result.valid
+  const valid = result.valid === true;
+  verdict.textContent = valid
     ? `Valid: Zoom should accept it (app ${result.app}).`
     : `Invalid: ${count} problem${count === 1 ? "" : "s"}.`;
-  verdict.className = `verdict ${result.valid ? "valid" : "invalid"}`;
+  verdict.className = `verdict ${valid ? "valid" : "invalid"}`;
   const table = element<HTMLTableElement>("problems");
   table.tBodies[0].replaceChildren(...result.problems.map(problemRow));
   table.hidden = count === 0;
+}
+
+/** What the signature check found, with the fingerprints of the secrets concerned. */
+function signatureCheck(result: VerifyResponse): string {
+  const fingerprint = `secret fingerprint ${result.secretFingerprint}`;
+  switch (result.signature) {
+    case SignatureCheck.MATCHED:
+      return `matched: made with a secret of app ${result.app} (${fingerprint})`;
+    case SignatureCheck.MATCHED_OTHER_APP:
+      return `made with another configured app's secret (${fingerprint})`;
+    case SignatureCheck.MISMATCHED: {
+      const tried = result.triedSecretFingerprints.join(", ");
+      return `no secret tried made it${tried ? ` (tried: ${tried})` : ""}`;
+    }
+    case SignatureCheck.NOT_CHECKED:
+      return "not checked";
+    default: // a server from before the field
+      return result.secretFingerprint ? fingerprint : "—";
+  }
+}
+
+/** JSON as the server read it: the token's own key order (the *_json text) when sent. */
+function asRead(text: string, struct: JsonObject | undefined): string {
+  if (text !== "") return pretty(JSON.parse(text));
+  return struct === undefined ? "could not be decoded" : pretty(struct);
 }
 
 function showVerified(result: VerifyResponse): void {
   showVerdict(result);
   show("verified-kind", KINDS[result.kind] ?? String(result.kind));
   show("verified-app", result.app || "none (no configured app's key)");
-  show("verified-secret", result.secretFingerprint ? `fingerprint ${result.secretFingerprint}` : "none");
+  show("verified-signature", signatureCheck(result));
   show("verified-iat", claimTime(result.claims, "iat"));
   show("verified-exp", claimTime(result.claims, "exp"));
-  show("verified-header", result.header ? pretty(result.header) : "could not be decoded");
-  show("verified-claims", result.claims ? pretty(result.claims) : "could not be decoded");
+  show("verified-header", asRead(result.headerJson, result.header));
+  show("verified-claims", asRead(result.claimsJson, result.claims));
 }
 
 async function verify(): Promise<void> {
