@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import grpc
 
+from ._limits import MAX_MESSAGE_BYTES
+
 
 @dataclass(frozen=True)
 class FieldViolation:
@@ -35,7 +37,16 @@ def from_rpc_error(error: grpc.RpcError) -> SdkSignError:
     """
     code = error.code()
     message = error.details() or ""
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE in message:
+        message = (
+            f"{message}: the request is larger than the {MAX_MESSAGE_BYTES} bytes the server "
+            "takes (a Zoom SDK token is a few KB at most)"
+        )
     return SdkSignError(code, message, _violations(error.trailing_metadata()))
+
+
+# How gRPC refuses a message over its receiver's limit ("... (1048580 vs. 65536)").
+_TOO_LARGE = "Received message larger than max"
 
 
 def _violations(trailers: object) -> list[FieldViolation]:

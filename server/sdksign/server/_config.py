@@ -44,6 +44,9 @@ from typing import Annotated, Any, Literal, get_args
 import msgspec
 from msgspec import Meta
 
+from sdksign.client._durations import duration_seconds
+from sdksign.client._limits import MAX_DRAIN
+
 from ._policy import ANONYMOUS, Caller, Policy, Rule
 from ._tokens import fingerprint
 from ._vault import (
@@ -59,7 +62,8 @@ from ._zoom import MAX_TTL, MIN_TTL, ROLES, SDKS, SECRET_LENGTH, Sdk
 DEFAULT_LISTEN = "127.0.0.1:50051"
 # iat is set this much before now, which shortens every token: at most half the shortest life.
 MAX_CLOCK_SKEW = MIN_TTL // 2
-MAX_SHUTDOWN_GRACE = 3600
+# The longest drain and shutdown grace (`sdksign serve --drain` has the same bound).
+MAX_SHUTDOWN_GRACE = MAX_DRAIN
 # Rates and bursts beyond these are no limit at all; they keep the token bucket's floats finite.
 MAX_RATE = 1e9
 MAX_BURST = 10**9
@@ -231,17 +235,13 @@ def parse_duration(value: object, what: str) -> int:
     """Seconds from an integer or a string such as "30s", "90m", "2h" or "1h30m"."""
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
-    if isinstance(value, str) and len(value) <= _LONGEST_DURATION:
-        parts = re.fullmatch(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", value.strip())
-        if parts and any(parts.groups()):
-            d, h, m, s = (int(g) if g else 0 for g in parts.groups())
-            return ((d * 24 + h) * 60 + m) * 60 + s
+    seconds = duration_seconds(value) if isinstance(value, str) else None
+    if seconds is not None:
+        return seconds
     raise ConfigError(f"{what}: {_shown(value)} {_NOT_A_DURATION}")
 
 
 _NOT_A_DURATION = "is not a duration; write seconds or a string like '30s', '2h', '1h30m'"
-# Longer strings are no duration anyone writes (and int() refuses more than 4300 digits).
-_LONGEST_DURATION = 64
 # How much of a refused value a message shows.
 _SHOWN = 60
 _SHOWN_FILE = 200

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, cast
 
+from sdksign.client._limits import MAX_TOKEN_LENGTH
 from sdksign.v1 import signature_service_pb2 as pb
 
 from ._config import App, Config
@@ -62,7 +63,6 @@ from ._zoom import (
 
 # How far in the future `iat` may lie before it is reported (clocks drift).
 FUTURE_LEEWAY = 60
-MAX_TOKEN_LENGTH = 8192
 
 _B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _B64ANY = re.compile(r"[A-Za-z0-9_+/-]*=*")

@@ -13,6 +13,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
+from sdksign.client._limits import MAX_MESSAGE_BYTES
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import zoom_sample_pb2 as zs
 
@@ -31,12 +32,11 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SignatureService"].full_name
 SAMPLE_SERVICE_NAME = zs.DESCRIPTOR.services_by_name["ZoomSampleService"].full_name
 # What server reflection lists (grpcurl list).
 REFLECTED = (SERVICE_NAME, SAMPLE_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
-# Requests are small: a token is at most 8 KiB. Anything far larger is refused by gRPC itself.
-MAX_MESSAGE_BYTES = 64 * 1024
 
 # How connections are kept honest: nothing a client opens (and leaves) holds memory for long.
 # Streams that never bring their request are ended by _rpc.REQUEST_READ_TIMEOUT.
 CONNECTION_OPTIONS: list[tuple[str, int]] = [
+    # Requests are small (a token is at most 8 KiB): gRPC refuses any over MAX_MESSAGE_BYTES.
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     # A connection that has not finished its TLS and HTTP/2 handshake in 10 s is closed.

@@ -13,6 +13,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Literal, NamedTuple
 
+from sdksign.client import _limits
 from sdksign.v1 import signature_service_pb2 as pb
 
 # Which SDK an app (and its tokens) is for; `kind` in the configuration file.
@@ -21,11 +22,9 @@ SDKS: tuple[Sdk, ...] = ("meeting", "video")
 
 # --- lifetime -------------------------------------------------------------------------------
 
-# A token's lifetime, exp - iat, in seconds: Zoom refuses less than 30 min and more than 48 h.
-MIN_TTL = 1800
-MAX_TTL = 172800
-# What Sign gives when no lifetime is asked for.
-DEFAULT_TTL = 7200
+# A token's lifetime, exp - iat (MIN_TTL to MAX_TTL seconds), and what Sign gives when none is
+# asked for: kept with the client's limits, which a client-only install can read too.
+MIN_TTL, MAX_TTL, DEFAULT_TTL = _limits.MIN_TTL, _limits.MAX_TTL, _limits.DEFAULT_TTL
 # Epoch seconds reach 1e11 in the year 5138; epoch milliseconds passed it in 1973.
 MILLISECONDS_FROM = 100_000_000_000
 
