@@ -157,6 +157,27 @@ def server_process(tmp_path: Path, server_env: dict[str, str]) -> Iterator[Serve
             server.process.wait(timeout=15)
 
 
+def run(
+    command: Sequence[str | Path],
+    env: dict[str, str],
+    cwd: Path = ROOT,
+    stdin: str | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run `command` to its end, its output captured as text; its exit status is the caller's
+    to check."""
+    return subprocess.run(
+        command,
+        input=stdin,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def log_lines(text: str) -> list[dict[str, object]]:
     """The JSON log lines of a server's stderr (other lines, such as warnings, skipped)."""
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]

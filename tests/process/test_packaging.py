@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import os
+import re
 import subprocess
 import sys
 import zipfile
 from email.parser import Parser
+from importlib import metadata
 from pathlib import Path
 
-from tests.conftest import ROOT
+import pytest
+
+from tests.conftest import ROOT, ServerProcess
 
 
-def test_wheel_holds_only_the_sdksign_package(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The distribution built from this checkout, as pip builds it."""
+    folder = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [
             sys.executable,
@@ -22,14 +30,18 @@ def test_wheel_holds_only_the_sdksign_package(tmp_path: Path) -> None:
             "--no-build-isolation",
             "-q",
             "-w",
-            str(tmp_path),
+            str(folder),
             str(ROOT),
         ],
         check=True,
         timeout=120,
         capture_output=True,
     )
-    (wheel,) = tmp_path.glob("sdksign-*.whl")
+    (built,) = folder.glob("sdksign-*.whl")
+    return built
+
+
+def test_wheel_holds_only_the_sdksign_package(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         names = archive.namelist()
         metadata = Parser().parsestr(
@@ -63,3 +75,102 @@ def test_the_client_imports_nothing_from_the_server_side() -> None:
         env={"PYTHONPATH": f"{ROOT / 'client'}"},
     )
     assert done.stdout.strip() == "[]"
+
+
+# --- a client-only install: `pip install path/to/sdksign`, without the server extra ------------
+
+
+def requirement_names(requires: list[str] | None) -> list[str]:
+    """The names of the requirements that hold without an extra."""
+    return [re.match(r"[\w.-]+", r)[0] for r in requires or () if "extra ==" not in r]  # type: ignore[index]
+
+
+def client_dependencies() -> list[metadata.Distribution]:
+    """sdksign's own requirements (no extra) and theirs, as this environment installed them."""
+    found: dict[str, metadata.Distribution] = {}
+    wanted = requirement_names(metadata.requires("sdksign"))
+    while wanted:
+        distribution = metadata.distribution(wanted.pop())
+        name = distribution.metadata["Name"].lower().replace("_", "-")
+        if name not in found:
+            found[name] = distribution
+            wanted += requirement_names(distribution.requires)
+    return list(found.values())
+
+
+def link_into(site: Path, distribution: metadata.Distribution) -> None:
+    """Link a distribution's packages, modules and metadata into `site` (a namespace package
+    such as protobuf's `google` is linked a level down, so that nothing else comes with it)."""
+    roots = set()
+    for file in distribution.files or ():
+        top = file.parts[0]
+        if top in ("..", "__pycache__"):
+            continue
+        source = Path(str(distribution.locate_file(top)))
+        namespace = source.is_dir() and not (source / "__init__.py").exists()
+        roots.add(Path(*file.parts[:2]) if namespace and "." not in top else Path(top))
+    for root in roots:
+        (site / root).parent.mkdir(parents=True, exist_ok=True)
+        (site / root).symlink_to(Path(str(distribution.locate_file(root))))
+
+
+@pytest.fixture(scope="module")
+def client_only(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv holding the client's dependencies alone (linked from this one: nothing is
+    downloaded) and sdksign, installed from the wheel by pip, which checks its requirements
+    against them and writes the `sdksign` command from the entry point."""
+    venv = tmp_path_factory.mktemp("client-only") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    for distribution in client_dependencies():
+        link_into(Path(site), distribution)
+    pip = [sys.executable, "-m", "pip", "--python", str(python)]
+    installed = subprocess.run(
+        [*pip, "install", "--no-index", "--no-cache-dir", "-q", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert installed.returncode == 0, installed.stderr
+    return venv
+
+
+def test_a_client_only_install_signs_and_verifies(
+    client_only: Path, server_process: ServerProcess
+) -> None:
+    def run(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            args, env={"PATH": os.environ["PATH"]}, capture_output=True, text=True, timeout=60
+        )
+
+    probe = "import importlib.util as u; print([m for m in SERVER if u.find_spec(m)])"
+    server_side = ("structlog", "orjson", "msgspec", "grpc_status", "grpc_health", "google.rpc")
+    absent = run(client_only / "bin" / "python", "-c", f"SERVER = {server_side!r}; {probe}")
+    assert absent.stdout.strip() == "[]", absent.stderr  # the server extra really is missing
+
+    sdksign = client_only / "bin" / "sdksign"
+    version = metadata.version("sdksign")
+    assert run(sdksign, "--version").stdout == f"sdksign {version}\n"
+    shown = run(sdksign, "--help")
+    assert shown.returncode == 0 and "sdksign sign" in shown.stdout and not shown.stderr
+    target = ("--target", server_process.target)
+    signed = run(sdksign, "sign", *target, "--meeting-number", "94843468909", "--role", "host")
+    assert signed.returncode == 0, signed.stderr
+    verified = run(sdksign, "verify", *target, signed.stdout.strip())
+    assert verified.returncode == 0 and verified.stdout.startswith("valid"), verified.stderr
+    # Without googleapis-common-protos the message alone names the field: as a flag, still.
+    refused = run(sdksign, "sign", *target, "--meeting-number", "94843468909")
+    assert refused.returncode == 3 and "--role: is required" in refused.stderr, refused.stderr
+
+    serve = run(sdksign, "serve")
+    assert serve.returncode == 2
+    (line,) = serve.stderr.splitlines()
+    assert line.startswith("sdksign serve: needs the server extra (no module ")
+    assert line.endswith(": pip install 'sdksign[server]'")

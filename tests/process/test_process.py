@@ -22,6 +22,7 @@ from tests.conftest import (
     ROOT,
     ServerProcess,
     log_lines,
+    run,
     start_server_process,
 )
 from tests.helpers import raw_token
@@ -40,16 +41,12 @@ def grpcurl(
     )
 
 
-def cli(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sdksign.server", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=ENV,
-        check=False,
-    )
+def cli(
+    *args: str, stdin: str | None = None, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """`sdksign ARGS` (the server's environment: ENV, and `env`), run to its end."""
+    command = [sys.executable, "-m", "sdksign.server", *args]
+    return run(command, {**ENV, **(env or {})}, cwd, stdin, timeout=30)
 
 
 SIGN = "sdksign.v1.SignatureService/Sign"
@@ -84,7 +81,7 @@ def test_grpcurl_by_reflection_and_the_cli(server_process: ServerProcess) -> Non
     )
     assert minted.returncode == 0 and minted.stdout.count(".") == 2
     refused = cli("sign", "--target", target, "--meeting-number", "123456789")
-    assert refused.returncode == 2 and "meeting.role" in refused.stderr
+    assert refused.returncode == 3 and "--role: is required" in refused.stderr
 
     health = grpcurl(
         target, "grpc.health.v1.Health/Check", data={"service": "sdksign.v1.SignatureService"}

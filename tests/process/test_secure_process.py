@@ -90,7 +90,7 @@ def test_sighup_reloads_a_valid_config_and_refuses_a_broken_one(tmp_path: Path) 
         assert "UNAUTHENTICATED" in sign(None, "participant").stderr
         assert "UNAUTHENTICATED" in sign(TOKEN_B).stderr
         denied = sign(TOKEN_A)
-        assert denied.returncode == 2 and "PERMISSION_DENIED" in denied.stderr
+        assert denied.returncode == 3 and "PERMISSION_DENIED" in denied.stderr
         assert sign(TOKEN_A, "participant").returncode == 0
 
         # A valid new file: caller a may now mint host tokens, caller b exists.

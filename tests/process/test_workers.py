@@ -16,7 +16,7 @@ import pytest
 
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
-from tests.conftest import ROOT, ServerProcess, log_lines, start_server_process
+from tests.conftest import ROOT, ServerProcess, log_lines, run, start_server_process
 
 ENV = {"PATH": os.environ["PATH"], "PYTHONPATH": f"{ROOT / 'client'}:{ROOT / 'server'}"}
 SIGN = pb.SignRequest(meeting=pb.MeetingClaims(meeting_number="123456789", role=1))
@@ -125,14 +125,8 @@ def test_a_second_server_cannot_share_the_port(
 
 @pytest.mark.parametrize("value", ["0", "-1", "two", "257"])
 def test_workers_must_be_a_sensible_count(tmp_path: Path, value: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "sdksign.server", "serve", "--workers", value],
-        cwd=tmp_path,
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
+    result = run(
+        [sys.executable, "-m", "sdksign.server", "serve", "--workers", value], ENV, tmp_path
     )
     assert result.returncode == 2
     assert "--workers" in result.stderr

@@ -2,6 +2,6 @@
 
 import sys
 
-from ._cli import main
+from sdksign.client._cli import main
 
 sys.exit(main())

@@ -1,0 +1,88 @@
+"""The `sdksign` command's exit statuses, and a failed call told in its own words.
+
+The server names request fields by their proto paths (`meeting.role`); the command
+says which flag that is (`--role`), and for a connection that failed, what may help.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+
+import grpc
+
+from ._errors import SdkSignError
+
+
+class Exit(enum.IntEnum):
+    """What the command's exit status says."""
+
+    OK = 0
+    INVALID = 1  # verify: the token has problems
+    USAGE = 2  # a bad flag, configuration or install; serve could not start
+    REFUSED = 3  # the server answered with an error
+    UNREACHABLE = 4  # no answer from the server
+
+
+EXIT_STATUSES = """exit status:
+  0  done (verify: the token is valid)
+  1  verify: the token is invalid; its problems are printed
+  2  usage: a bad flag, configuration or install; serve could not start
+  3  refused by the server: an invalid request, unauthenticated, permission denied,
+     rate limited
+  4  unreachable: no server answered (none running, a wrong --target, TLS on one side
+     only, no answer in time)"""
+
+_UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+def exit_status(error: SdkSignError) -> Exit:
+    return Exit.UNREACHABLE if error.code in _UNREACHABLE else Exit.REFUSED
+
+
+# Proto paths, and the proto's enum names, as the command's flags and values say them.
+_SAID = {
+    "meeting.meeting_number": "--meeting-number",
+    "meeting.role": "--role",
+    "video.session_name": "--session",
+    "video.role": "--role",
+    "expected_meeting_number": "--expect-meeting",
+    "ROLE_PARTICIPANT": "participant",
+    "ROLE_HOST": "host",
+}
+# Short names that are words too: replaced only where a field is named ("ttl: ...").
+_FIELDS = {"ttl": "--ttl", "app": "--app"}
+_PATHS = re.compile(r"\b(" + "|".join(re.escape(p) for p in _SAID) + r")\b")
+_NAMED = re.compile(r"(?:^|(?<=: )|(?<=; ))(" + "|".join(_FIELDS) + r")(?=: )")
+
+
+def in_flags(message: str) -> str:
+    """`message` with the request fields it names written as this command's flags."""
+    message = _PATHS.sub(lambda m: _SAID[m[1]], message)
+    return _NAMED.sub(lambda m: _FIELDS[m[1]], message)
+
+
+def hint(error: SdkSignError, target: str, tls: bool) -> str | None:
+    """What may help when a call to `target` (over TLS or not) failed as `error` did."""
+    if error.code != grpc.StatusCode.UNAVAILABLE:
+        return None
+    message = error.message
+    if "Connection refused" in message:
+        return (
+            f"no server listens at {target} (or not at each of its addresses): is --target right?"
+        )
+    if "Socket closed" in message:
+        if not tls:
+            return (
+                f"the server at {target} may use TLS: pass --tls (a certificate the system "
+                "trusts) or --ca-file (the CA that signed its certificate)"
+            )
+        return f"the server at {target} may want a client certificate: --cert-file, --key-file"
+    if tls and "WRONG_VERSION_NUMBER" in message:
+        return f"the server at {target} may not use TLS: leave out --tls, --ca-file and --cert-file"
+    if tls and "CERTIFICATE_VERIFY_FAILED" in message:
+        return (
+            f"the certificate of the server at {target} is not signed by the CA of --ca-file "
+            "(with --tls: one the system trusts), or does not name the host of --target"
+        )
+    return None

@@ -1,0 +1,272 @@
+"""The `sdksign` command as its own process: flag values and their bounds, exit statuses,
+messages that name flags, hints for a failed connection, the version and help; and the
+README's certificates serving examples/production-mtls.toml."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import tomllib
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from sdksign.client._limits import MAX_MESSAGE_BYTES, MAX_TOKEN_LENGTH
+from tests.conftest import ROOT, ServerProcess, run, start_server_process
+from tests.process.test_process import cli as sdksign
+
+MEETING = ["--meeting-number", "94843468909", "--role", "host"]
+
+
+def bash(script: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """`script` as the README's sh blocks run: bash -e, from the checkout, in a HOME of its own."""
+    return run(
+        ["bash", "-e", "-o", "pipefail", "-c", script],
+        {"PATH": os.environ["PATH"], "HOME": str(home)},
+    )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One plaintext server (development apps) for this module's calls."""
+    started = start_server_process(tmp_path_factory.mktemp("cli"), {}, ["--workers", "1"])
+    try:
+        yield started
+    finally:
+        started.process.terminate()
+        started.process.wait(timeout=15)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound and let go at once)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# --- flag values ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ttl", "seconds"),
+    [
+        *[("7200", 7200), ("1800", 1800), ("3600", 3600), ("172800", 172800)],
+        *[("2h", 7200), ("1h30m", 5400), ("30m", 1800)],
+    ],
+)
+def test_ttl_in_seconds_or_a_duration(server: ServerProcess, ttl: str, seconds: int) -> None:
+    done = sdksign("sign", "--target", server.target, *MEETING, "--ttl", ttl, "--json")
+    assert done.returncode == 0, done.stderr
+    signed = json.loads(done.stdout)
+    life = datetime.fromisoformat(signed["expires_at"]) - datetime.fromisoformat(
+        signed["issued_at"]
+    )
+    assert life.total_seconds() == seconds
+
+
+@pytest.mark.parametrize(
+    ("command", "flag", "value", "bounds"),
+    [
+        ("sign", "--ttl", value, "from 1800 to 172800 (30 min to 48 h)")
+        for value in ("1799", "172801", "3d", "7200x", "²", "-5", "", "9" * 5000)
+    ]
+    + [
+        ("serve", "--drain", value, "from 0 to 3600 (0 s to 1 h)")
+        for value in ("3601", "2h", "²", "-1", "soon", "9" * 5000)
+    ],
+)
+def test_a_duration_out_of_bounds_is_refused_naming_the_flag_and_its_bounds(
+    command: str, flag: str, value: str, bounds: str, tmp_path: Path
+) -> None:
+    done = sdksign(command, flag, value, cwd=tmp_path)
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"sdksign {command}: error: argument {flag}: ")
+    assert bounds in last and "_seconds" not in done.stderr and "Traceback" not in done.stderr
+    assert len(last) < 300  # a long value is shown cut short
+
+
+@pytest.mark.parametrize(
+    ("listen", "says"),
+    [
+        ("127.0.0.1:99999", "the port 99999 is out of range: ports are 0 to 65535"),
+        ("127.0.0.1:65536", "the port 65536 is out of range: ports are 0 to 65535"),
+        ("localhost", "'localhost' has no port: write HOST:PORT"),
+        ("[::1]", "'[::1]' has no port: write HOST:PORT"),
+        ("127.0.0.1:http", "the port 'http' is not a number from 0 to 65535"),
+        (":50051", "':50051' has no host"),
+    ],
+)
+def test_listen_without_a_port_or_beyond_65535_is_refused(
+    listen: str, says: str, tmp_path: Path
+) -> None:
+    done = sdksign("serve", "--listen", listen, cwd=tmp_path, env={"XDG_STATE_HOME": "state"})
+    assert done.returncode == 2
+    assert (
+        "argument --listen: " in done.stderr
+        and says in done.stderr
+        and "beyond loopback" not in done.stderr
+    )
+    assert not (tmp_path / "state").exists()  # refused before anything else
+
+
+def test_the_configuration_s_listen_is_checked_alike(tmp_path: Path) -> None:
+    (tmp_path / "sdksign.toml").write_text(
+        '[server]\nlisten = "127.0.0.1:99999"\n'
+        '[[apps]]\nname = "m"\nkind = "meeting"\nsdk_key = "k"\nsecret_env = "S"\n'
+    )
+    done = sdksign("serve", "--config", "sdksign.toml", cwd=tmp_path, env={"S": "s" * 32})
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "sdksign: configuration error: [server] listen: '127.0.0.1:99999': the port 99999 "
+        "is out of range: ports are 0 to 65535"
+    ]
+
+
+# --- version and help -----------------------------------------------------------------------
+
+
+def test_version_everywhere_and_help_with_examples_and_exit_statuses() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for args in ([], ["serve"], ["sign"], ["verify"]):
+        done = sdksign(*args, "--version")
+        assert (done.returncode, done.stdout) == (0, f"sdksign {project['version']}\n")
+    shown = sdksign("--help").stdout
+    assert f"sdksign {project['version']}" in shown
+    for example in (
+        "sdksign serve",
+        "sdksign sign --meeting-number 94843468909 --role host --ttl 7200",
+        "sdksign sign --session math-101 --role participant",
+        'sdksign verify "$TOKEN"',
+    ):
+        assert example in shown
+    for status in range(5):
+        assert re.search(rf"^  {status}  \w", shown, re.M), status
+    assert "exit status" in sdksign("sign", "--help").stdout
+
+
+# --- exit statuses, and messages in flags -----------------------------------------------------
+
+
+def test_exit_statuses(server: ServerProcess, tmp_path: Path) -> None:
+    target = ["--target", server.target]
+    token = sdksign("sign", *target, *MEETING).stdout.strip()
+    assert sdksign("verify", *target, token).returncode == 0
+    assert sdksign("verify", *target, token, "--expect-meeting", "123456789").returncode == 1
+    usage = sdksign("sign", *target, "--session", "math-101")
+    assert (usage.returncode, usage.stderr) == (
+        2,
+        "sdksign sign: --role is required with --session\n",
+    )
+    assert sdksign("sign", *target, "--cert-file", "c.pem").returncode == 2
+    assert sdksign("sign", *target, "--bearer-file", str(tmp_path / "none")).returncode == 2
+    refused = sdksign("sign", *target, "--meeting-number", "123456789")
+    assert refused.returncode == 3
+    unreachable = sdksign("sign", "--target", f"127.0.0.1:{free_port()}")
+    assert unreachable.returncode == 4 and "UNAVAILABLE" in unreachable.stderr
+    assert "no server listens at 127.0.0.1:" in unreachable.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "says", "proto"),
+    [
+        (
+            ["sign", "--meeting-number", "123456789"],
+            "--role: is required with --meeting-number (a web token): participant or host",
+            "meeting.role",
+        ),
+        (["sign", "--meeting-number", "12-34", "--role", "host"], "--meeting-number: ", "meeting."),
+        (["sign", "--app", "nope"], "--app: no app is named 'nope'", "app: "),
+        (["sign", "--session", "s", "--role", "host", "--app", "meeting"], "--app: ", "app: "),
+        (["verify", "a.b.c", "--expect-meeting", "x"], "--expect-meeting: ", "expected_"),
+    ],
+)
+def test_refusals_name_the_flags(
+    server: ServerProcess, args: list[str], says: str, proto: str
+) -> None:
+    done = sdksign(*args, "--target", server.target)
+    assert done.returncode == 3
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"sdksign {args[0]}: INVALID_ARGUMENT: invalid request: ")
+    assert says in line and proto not in line.replace(says, "") and "ROLE_" not in line
+
+
+def test_a_token_or_request_over_the_limit_is_told_plainly(server: ServerProcess) -> None:
+    target = ["--target", server.target]
+    for length in (MAX_TOKEN_LENGTH + 1, 1024 * 1024):
+        done = sdksign("verify", *target, "-", stdin="e" * length)
+        assert done.returncode == 3
+        assert done.stderr.splitlines() == [
+            f"sdksign verify: INVALID_ARGUMENT: invalid request: token: has {length} characters; "
+            f"at most {MAX_TOKEN_LENGTH} are allowed (a Zoom SDK token is a few hundred "
+            "characters, a few KB at most): pass the token alone"
+        ]
+    big = sdksign("sign", *target, "--session", "s" * 100_000, "--role", "host")
+    assert big.returncode == 3 and "RESOURCE_EXHAUSTED" in big.stderr
+    assert f"larger than the {MAX_MESSAGE_BYTES} bytes the server takes" in big.stderr
+
+
+# --- TLS: the README's certificates, and what a mismatch says ---------------------------------
+
+
+def readme_block(containing: str) -> str:
+    """The README's sh block holding `containing`."""
+    text = (ROOT / "README.md").read_text()
+    (body,) = [b for b in re.findall(r"^```sh\n(.*?)^```$", text, re.S | re.M) if containing in b]
+    return str(body)
+
+
+@pytest.fixture(scope="module")
+def mtls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Path]]:
+    """examples/production-mtls.toml with the README's certificates, made as it says."""
+    home = tmp_path_factory.mktemp("home")
+    made = bash(readme_block("openssl req -x509"), home)
+    assert made.returncode == 0, made.stderr
+    config = home / "sdksign-tls" / "mtls.toml"
+    server = start_server_process(
+        tmp_path_factory.mktemp("mtls"),
+        {"ZOOM_MEETING_SDK_SECRET": "m" * 43},
+        ["--config", str(config), "--workers", "1"],
+    )
+    try:
+        yield server, home
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=15)
+
+
+def test_the_readme_certificates_serve_the_mtls_example(mtls: tuple[ServerProcess, Path]) -> None:
+    server, home = mtls
+    (serve, *sign) = readme_block("sdksign serve --config ~/sdksign-tls/mtls.toml").splitlines()
+    assert "--config ~/sdksign-tls/mtls.toml" in serve  # the file the fixture serves
+    port = server.target.rsplit(":", 1)[1]
+    command = "\n".join(sign).replace("localhost:50443", f"localhost:{port}")
+    done = bash(command, home)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count(".") == 2
+
+
+def test_a_tls_mismatch_says_what_may_help(
+    mtls: tuple[ServerProcess, Path], server: ServerProcess
+) -> None:
+    tls_server, home = mtls
+    files = home / "sdksign-tls"
+    ca = ["--ca-file", str(files / "ca.crt")]
+    plaintext = sdksign("verify", "a.b.c", "--target", tls_server.target)
+    assert plaintext.returncode == 4
+    assert "may use TLS: pass --tls" in plaintext.stderr and "--ca-file" in plaintext.stderr
+    no_certificate = sdksign("verify", "a.b.c", "--target", tls_server.target, *ca)
+    assert no_certificate.returncode == 4
+    assert "may want a client certificate: --cert-file, --key-file" in no_certificate.stderr
+    other_ca = ["--ca-file", str(files / "scheduler.crt")]
+    untrusted = sdksign("verify", "a.b.c", "--target", tls_server.target, *other_ca)
+    assert untrusted.returncode == 4
+    assert "is not signed by the CA of --ca-file" in untrusted.stderr
+    to_plaintext = sdksign("verify", "a.b.c", "--target", server.target, *ca)
+    assert to_plaintext.returncode == 4
+    assert "may not use TLS: leave out --tls, --ca-file and --cert-file" in to_plaintext.stderr
