@@ -301,7 +301,16 @@ async def test_sighup_reload_leaves_calls_in_flight_alone(
             path.write_text(app.format("one") + app.format("two") + anonymous)
             os.kill(os.getpid(), signal.SIGHUP)
             assert (await slow).app == "one"
-            assert (await client.sign_meeting("123456789", Role.HOST, app="two")).app == "two"
+            # The reload reads the file in a thread: "two" exists once it has been taken.
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    signed = await client.sign_meeting("123456789", Role.HOST, app="two")
+                    break
+                except SdkSignError as exc:
+                    assert exc.code == grpc.StatusCode.INVALID_ARGUMENT, exc
+                    assert time.monotonic() < deadline, "the reload was never taken"
+            assert signed.app == "two"
     finally:
         os.kill(os.getpid(), signal.SIGTERM)
         await asyncio.wait_for(serving, timeout=15)
