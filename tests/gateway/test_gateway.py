@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import struct
 import subprocess
@@ -256,13 +257,44 @@ def test_the_app_field_picks_the_meeting_app(tmp_path: Path) -> None:
         assert verified.claims["sdkKey"] == "SecondMeetingKey2"
         assert post_json(gateway, {**sample, "app": "meeting"})[1]["sdkKey"] == "FirstMeetingKey01"
         for app, says in [
-            ("nope", "no app is named 'nope'; configured: meeting, meeting2"),
-            (None, "is required: several meeting apps are configured (meeting, meeting2)"),
+            ("nope", "'nope' is not an app this caller may use (allowed: meeting, meeting2)"),
+            (None, "is required: this caller may use several meeting apps (meeting, meeting2)"),
         ]:
             status, answer = post_json(gateway, sample if app is None else {**sample, "app": app})
             assert status == 400
             violations = answer["details"][0]["fieldViolations"]  # type: ignore[index]
             assert violations == [{"field": "app", "description": says}]
+
+
+def test_zoom_s_sample_request_signs_with_the_one_app_the_caller_may_use(tmp_path: Path) -> None:
+    # Two meeting apps; the front end's backend may use one. Zoom's sample request, which
+    # has no app, signs with it; the other app is never named to it.
+    token = "front-end-bearer-token-0123456789"
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    (tmp_path / "sdksign.toml").write_text(
+        "".join(
+            f'[[apps]]\nname = "{name}"\nkind = "meeting"\nsdk_key = "{key}"\nsecret_env = "S"\n'
+            for name, key in (("meeting", "FirstMeetingKey01"), ("meeting2", "SecondMeetingKey2"))
+        )
+        + f'[[callers]]\nname = "frontend"\ntoken_sha256 = "{digest}"\napps = ["meeting2"]\n'
+    )
+    env = {"S": "gateway-test-secret-0123456789abcdef"}
+    headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
+    sample = {"meetingNumber": "123456789", "role": 1}
+    for gateway in serve_gateway(tmp_path, env, ["--config", str(tmp_path / "sdksign.toml")]):
+        status, _, body = gateway.request("POST", "/", json.dumps(sample).encode(), headers)
+        assert status == 200 and json.loads(body)["sdkKey"] == "SecondMeetingKey2"
+        for app in ("meeting", "nope"):
+            status, _, body = gateway.request(
+                "POST", "/", json.dumps({**sample, "app": app}).encode(), headers
+            )
+            assert status == 400
+            assert json.loads(body)["details"][0]["fieldViolations"] == [
+                {
+                    "field": "app",
+                    "description": f"{app!r} is not an app this caller may use (allowed: meeting2)",
+                }
+            ]
 
 
 def test_with_the_server_down_the_gateway_answers_503_at_once(gateway: Gateway) -> None:

@@ -181,7 +181,7 @@ def test_exit_statuses(server: ServerProcess, tmp_path: Path) -> None:
             "meeting.role",
         ),
         (["sign", "--meeting-number", "12-34", "--role", "host"], "--meeting-number: ", "meeting."),
-        (["sign", "--app", "nope"], "--app: no app is named 'nope'", "app: "),
+        (["sign", "--app", "nope"], "--app: 'nope' is not an app this caller may use", "app: "),
         (["sign", "--session", "s", "--role", "host", "--app", "meeting"], "--app: ", "app: "),
         (["verify", "a.b.c", "--expect-meeting", "x"], "--expect-meeting: ", "expected_"),
     ],

@@ -253,7 +253,7 @@ def test_config_file_apps(tmp_path: Path) -> None:
         )
         assert (signed["app"], signed["sdk_key"]) == ("web2", "WebKey2")
         refused = grpcurl(server.target, SIGN, data={"meeting": {}})
-        assert "several meeting apps are configured (web, web2)" in refused.stderr
+        assert "this caller may use several meeting apps (web, web2)" in refused.stderr
     finally:
         server.process.terminate()
         assert server.process.wait(timeout=15) == 0

@@ -133,7 +133,7 @@ def test_all_violations_are_reported_at_once(config: Config) -> None:
     with pytest.raises(InvalidArgument) as caught:
         mint(request, config, NOW, ANYONE)
     assert set(violations(caught.value)) == {"app", "ttl", "meeting.meeting_number", "meeting.role"}
-    assert "configured: meeting, video" in violations(caught.value)["app"]
+    assert "(allowed: meeting, video)" in violations(caught.value)["app"]
 
 
 def test_no_claims_is_refused(config: Config) -> None:

@@ -8,13 +8,14 @@ check the request, pick the app, authorize the caller, sign.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import NamedTuple, NoReturn
 
 from sdksign.v1 import signature_service_pb2 as pb
 
 from ._config import App, Config
 from ._errors import FailedPrecondition, FieldViolation, InvalidArgument, unknown_app
-from ._policy import Caller, Grant, authorize
+from ._policy import Caller, Grant, authorize, in_scope, refuse_kind
 from ._tokens import encode
 from ._zoom import (
     DEFAULT_TTL,
@@ -76,14 +77,15 @@ def mint(request: pb.SignRequest, config: Config, now: float, caller: Caller) ->
     The request is checked first (INVALID_ARGUMENT), then the caller's rule
     (PERMISSION_DENIED): a caller learns what its rule allows only for valid requests.
     """
-    checked = check_request(request, config)
+    checked = check_request(request, config, caller)
     ttl = authorize_request(checked, caller)
     return sign(checked, ttl, now - config.clock_skew)
 
 
-def check_request(request: pb.SignRequest, config: Config) -> ValidRequest:
-    """The request's claims, app and lifetime; raises InvalidArgument naming every bad
-    field, or FailedPrecondition when no app of the SDK asked for is configured."""
+def check_request(request: pb.SignRequest, config: Config, caller: Caller) -> ValidRequest:
+    """The request's claims, app (among those `caller` may use) and lifetime; raises
+    InvalidArgument naming every bad field, FailedPrecondition when no app of the SDK asked
+    for is configured, or a refusal when the caller's rule has none (_pick_app)."""
     sdk: Sdk
     claims: Claims
     which = request.WhichOneof("claims")
@@ -99,10 +101,11 @@ def check_request(request: pb.SignRequest, config: Config) -> ValidRequest:
         _check_meeting(claims, violations)
     else:
         _check_video(claims, violations)
-    app = _pick_app(request.app, sdk, config, violations)
+    app = _pick_app(request.app, sdk, in_scope(caller.rule.apps, config.apps), violations)
     if violations:
         raise InvalidArgument(violations)
-    assert app is not None
+    if app is None:
+        _no_app(caller, sdk)
     role = ROLE_NAMES.get(claims.role, "")
     return ValidRequest(sdk, claims, app, role, ttl, ttl_given=request.HasField("ttl"))
 
@@ -280,12 +283,20 @@ def _too_long(field: str, length: int, limit: int) -> FieldViolation:
 # --- the app --------------------------------------------------------------------------------
 
 
-def _pick_app(name: str, sdk: Sdk, config: Config, violations: list[FieldViolation]) -> App | None:
-    """The app named `name`, else the only app of `sdk`; violations say why there is none."""
+def _pick_app(
+    name: str, sdk: Sdk, apps: Sequence[App], violations: list[FieldViolation]
+) -> App | None:
+    """Of `apps` (those the caller may use), the app named `name`, else the only one of
+    `sdk`; violations say why there is none, except when `apps` hold none of `sdk` (None
+    alone: _no_app tells).
+
+    An app outside `apps` is answered as one nobody configured: neither its existence nor
+    its kind is told.
+    """
     if name:
-        app = config.app_named(name)
+        app = next((a for a in apps if a.name == name), None)
         if app is None:
-            violations.append(unknown_app(name, [a.name for a in config.apps]))
+            violations.append(unknown_app(name, [a.name for a in apps]))
         elif app.kind != sdk:
             violations.append(
                 FieldViolation(
@@ -293,16 +304,22 @@ def _pick_app(name: str, sdk: Sdk, config: Config, violations: list[FieldViolati
                 )
             )
         return app
-    candidates = config.apps_of_kind(sdk)
-    if not candidates:
-        raise FailedPrecondition(
-            f"no {sdk} app is configured: add one to the configuration "
-            f"(or set ZOOM_{sdk.upper()}_SDK_KEY and ZOOM_{sdk.upper()}_SDK_SECRET)"
-        )
+    candidates = [a for a in apps if a.kind == sdk]
     if len(candidates) > 1:
         names = ", ".join(a.name for a in candidates)
         violations.append(
-            FieldViolation("app", f"is required: several {sdk} apps are configured ({names})")
+            FieldViolation("app", f"is required: this caller may use several {sdk} apps ({names})")
         )
-        return None
-    return candidates[0]
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _no_app(caller: Caller, sdk: Sdk) -> NoReturn:
+    """Raise for a valid Sign without `app` when no app of `sdk` is there for `caller`: its
+    rule's apps have none (a refusal, the same whether one is configured or not), or, for a
+    rule without apps, none is configured."""
+    if caller.rule.apps is not None:
+        refuse_kind(caller, sdk)
+    raise FailedPrecondition(
+        f"no {sdk} app is configured: add one to the configuration "
+        f"(or set ZOOM_{sdk.upper()}_SDK_KEY and ZOOM_{sdk.upper()}_SDK_SECRET)"
+    )

@@ -26,7 +26,7 @@ from sdksign.v1 import signature_service_pb2 as pb
 
 from ._config import App, Config
 from ._errors import FieldViolation, InvalidArgument, unknown_app
-from ._policy import Caller, authorize_verify_app
+from ._policy import Caller, in_scope
 from ._signature import Finding, SignatureCheck, find_signer, matching_secret
 from ._tokens import b64decode_lenient, parse_json
 from ._wrapped import AS_SENT, maybe_wrapped, unwrap
@@ -150,10 +150,11 @@ class Diagnosis:
 
 def check(request: pb.VerifyRequest, config: Config, now: int, caller: Caller) -> Diagnosis:
     """Validate a VerifyRequest (raises InvalidArgument) and diagnose its token against the
-    apps `caller` may verify (the app it names outside them: PermissionDenied).
+    apps `caller` may verify.
 
     The other apps are not looked at: their tokens read as an unknown SDK key, as a key
-    nobody configured does, and none of their secrets is tried.
+    nobody configured does, none of their secrets is tried, and an `app` naming one is
+    refused as an app nobody configured is.
     """
     violations = []
     token = request.token
@@ -167,11 +168,13 @@ def check(request: pb.VerifyRequest, config: Config, now: int, caller: Caller) -
                 "token", f"has {len(token)} characters; at most {MAX_TOKEN_LENGTH} are allowed"
             )
         )
+    apps = in_scope(caller.rule.verified_apps, config.apps)
     only_app = None
     if request.HasField("app"):
-        only_app = config.app_named(request.app)
+        # An app outside the caller's rule reads as one nobody configured.
+        only_app = next((a for a in apps if a.name == request.app), None)
         if only_app is None:
-            violations.append(unknown_app(request.app, [a.name for a in config.apps]))
+            violations.append(unknown_app(request.app, [a.name for a in apps]))
     expected = (
         request.expected_meeting_number if request.HasField("expected_meeting_number") else None
     )
@@ -181,10 +184,6 @@ def check(request: pb.VerifyRequest, config: Config, now: int, caller: Caller) -
         )
     if violations:
         raise InvalidArgument(violations)
-    if only_app is not None:
-        authorize_verify_app(caller, only_app.name)
-    allowed = caller.rule.verified_apps
-    apps = config.apps if allowed is None else [a for a in config.apps if a.name in allowed]
     return diagnose(token, apps, now, only_app=only_app, expected_meeting_number=expected)
 
 

@@ -118,8 +118,10 @@ class Unavailable(RequestError):
         self.reason = reason
 
 
-def unknown_app(name: str, configured: Iterable[str]) -> FieldViolation:
-    """The violation for an `app` field (of Sign or Verify) that names no configured app."""
+def unknown_app(name: str, allowed: Iterable[str]) -> FieldViolation:
+    """The violation for an `app` field (of Sign or Verify) naming no app of `allowed`, the
+    caller's: the same words whether the app is configured or not."""
     return FieldViolation(
-        "app", f"no app is named {name[:64]!r}; configured: {', '.join(configured)}"
+        "app",
+        f"{name[:64]!r} is not an app this caller may use (allowed: {', '.join(allowed) or 'none'})",
     )

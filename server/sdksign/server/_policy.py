@@ -13,7 +13,7 @@ import hmac
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import NamedTuple
+from typing import NamedTuple, NoReturn, Protocol, TypeVar
 
 from ._errors import PermissionDenied, Unauthenticated
 from ._zoom import ROLES
@@ -179,16 +179,31 @@ def authorize_verify(caller: Caller) -> None:
         raise PermissionDenied(f"caller {caller.name!r} may not call Verify", rule="verify")
 
 
-def authorize_verify_app(caller: Caller, app: str) -> None:
-    """Raise if `caller` may not have tokens checked against the app named `app`."""
-    allowed = caller.rule.verified_apps
-    if allowed is not None and app not in allowed:
-        denied, who = _refusal(caller)
-        raise denied(
-            f"{who} may not verify tokens of app {app!r} "
-            f"(allowed: {', '.join(sorted(allowed)) or 'none'})",
-            rule="verify_apps",
-        )
+class Named(Protocol):
+    """Anything with a name: an App, here."""
+
+    @property
+    def name(self) -> str: ...
+
+
+NamedT = TypeVar("NamedT", bound=Named)
+
+
+def in_scope(allowed: frozenset[str] | None, apps: Iterable[NamedT]) -> list[NamedT]:
+    """The `apps` named in `allowed` (a rule's apps or verified_apps; None: all), in order.
+
+    A caller is told of these alone: an app outside them is answered as one nobody
+    configured, so that no caller learns which other apps exist.
+    """
+    return [app for app in apps if allowed is None or app.name in allowed]
+
+
+def refuse_kind(caller: Caller, sdk: str) -> NoReturn:
+    """Raise for a Sign that names no app when `caller`'s rule has none of kind `sdk`; the
+    same words whether or not one is configured."""
+    denied, who = _refusal(caller)
+    allowed = ", ".join(sorted(caller.rule.apps or ())) or "none"
+    raise denied(f"{who} may use no {sdk} app (allowed: {allowed})", rule="app")
 
 
 def _refusal(caller: Caller) -> tuple[type[PermissionDenied | Unauthenticated], str]:
