@@ -21,6 +21,7 @@ from pathlib import Path
 import grpc
 import pytest
 
+from sdksign.client import AsyncClient, Role, SdkSignError
 from sdksign.server._ratestore import STORE_UNAVAILABLE
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
@@ -211,13 +212,61 @@ async def test_redis_killed_and_restarted_under_load(
     )
     assert sum(outcomes.codes.values()) == calls  # every call answered
     assert outcomes.codes["OK"] > 0 and outcomes.codes["RESOURCE_EXHAUSTED"] > 0
-    if on_store_error == "local":
-        assert set(outcomes.codes) == {"OK", "RESOURCE_EXHAUSTED"}, outcomes.texts
-    else:
-        assert set(outcomes.codes) == {"OK", "RESOURCE_EXHAUSTED", "UNAVAILABLE"}
-        unavailable = [text for text in outcomes.texts if text.startswith("UNAVAILABLE")]
-        assert unavailable == [f"UNAVAILABLE: {STORE_UNAVAILABLE}"]
+    assert set(outcomes.codes) == {"OK", "RESOURCE_EXHAUSTED"}, outcomes.texts
+    # "refuse": RESOURCE_EXHAUSTED too (UNAVAILABLE would be retried by Envoy and clients).
+    refused = outcomes.texts[f"RESOURCE_EXHAUSTED: {STORE_UNAVAILABLE}"]
+    assert refused > 0 if on_store_error == "refuse" else refused == 0, outcomes.texts
     assert_lost_then_back(servers[0], redis_server)
+
+
+async def test_refused_without_the_store_the_client_does_not_retry(
+    tmp_path: Path, redis_server: RedisServer, servers: list[ServerProcess]
+) -> None:
+    text = config_text(redis_server.url, redis_server.password, "refuse")
+    server = start(tmp_path / "server", text, redis_server.password, workers=1)
+    servers.append(server)
+    redis_server.kill()
+    async with AsyncClient(server.target, bearer_token=TOKEN) as client:  # retries=3
+        for _ in range(3):
+            with pytest.raises(SdkSignError) as raised:
+                await client.sign_meeting("123456789", Role.HOST)
+            assert raised.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
+            assert raised.value.message == STORE_UNAVAILABLE
+    # Each attempt is logged before it is answered: three calls, three attempts.
+    assert Counter(line["code"] for line in events(server, "rpc")) == {"RESOURCE_EXHAUSTED": 3}
+
+
+def auth_failures(redis: RedisServer) -> int:
+    """The logins (HELLO or AUTH) `redis` refused as a wrong password since it started."""
+    errors = redis.client().info("errorstats")
+    return int(errors.get("errorstat_WRONGPASS", {}).get("count", 0))
+
+
+async def test_a_wrong_store_password_is_said_and_tried_again_once_a_second(
+    tmp_path: Path, redis_server: RedisServer, servers: list[ServerProcess]
+) -> None:
+    wrong = secrets.token_urlsafe(24)
+    started = time.monotonic()
+    server = start(tmp_path / "server", config_text(redis_server.url, wrong), wrong, workers=2)
+    servers.append(server)
+    wait_for_events(server, "rate limit store lost", 2)  # each worker, at its start
+    for line in events(server, "rate limit store lost"):
+        assert str(line["error"]).startswith("AuthenticationError: "), line
+        assert "username, password_env or password_file" in str(line["hint"]), line
+    calls = 200  # 2 s at 100/s: each worker on its own buckets meanwhile
+    outcomes = await drive([server.target], calls, per_second=100)
+    assert sum(outcomes.codes.values()) == calls
+    assert set(outcomes.codes) == {"OK", "RESOURCE_EXHAUSTED"}, outcomes.texts
+    # Tried again (more than once per worker), but not by every call: once a second at most.
+    tries = auth_failures(redis_server)
+    assert 2 < tries <= 2 * (time.monotonic() - started + 2), tries
+    # The store takes that password now: the next try of each worker finds it back.
+    redis_server.client().config_set("requirepass", wrong)
+    redis_server.password = wrong
+    await drive([server.target], calls, per_second=100)
+    wait_for_events(server, "rate limit store back", 2)
+    assert len(events(server, "rate limit store lost")) == 2  # said once per worker
+    assert wrong not in server.logs()
 
 
 def bucket_keys(redis: RedisServer) -> list[bytes]:

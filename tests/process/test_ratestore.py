@@ -119,6 +119,22 @@ async def test_the_key_names_caller_rate_and_burst_and_expires_when_full_again(
     assert float(client.hget(bucket_key(caller), "tokens") or 0) == pytest.approx(9, abs=0.1)
 
 
+async def test_a_bucket_slower_than_a_day_to_refill_keeps_its_key_until_it_is_full(
+    limiters: Limiters, redis_server: RedisServer
+) -> None:
+    # No key reads as a full bucket, so a key must live until its bucket would be full.
+    slow = Caller(name="slow", rule=Rule(rate=1e-5, burst=2))  # full again in 200000 s
+    limiter = limiters()
+    await limiter.take(slow)
+    client = redis_server.client()
+    assert 200_000_000 < client.pttl(bucket_key(slow)) <= 201_000_000
+    # Too slow for any expiry to be written (1e21 s): the key is kept, the call answered.
+    glacial = Caller(name="glacial", rule=Rule(rate=1e-12, burst=10**9))
+    await limiter.take(glacial)
+    assert client.pttl(bucket_key(glacial)) == -1  # no expiry
+    assert float(client.hget(bucket_key(glacial), "tokens") or 0) == 10**9 - 1
+
+
 async def test_a_restarted_redis_is_used_again_once_it_is_back(
     limiters: Limiters, redis_server: RedisServer
 ) -> None:

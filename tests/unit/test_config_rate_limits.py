@@ -3,6 +3,7 @@ that never shows a password."""
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from sdksign.server import load_config
 from sdksign.server._config import DEFAULT_STORE_TIMEOUT, RateLimitStore
 from tests.certs import Authority
 from tests.unit.test_config import APP, refusal, write
+from tests.unit.test_security import MEETING_SECRET, example_config
 
 PASSWORD = "redis-password-never-shown-0123"
 ENV = {"S": "s" * 32, "REDIS_PASSWORD": PASSWORD}
@@ -147,3 +149,22 @@ def test_without_the_redis_extra_one_line_says_how_to_install_it(
     assert message.endswith(
         "[rate_limits] store needs the redis extra, not installed: pip install 'sdksign[redis]'"
     )
+
+
+@pytest.mark.parametrize("example", ["production.toml", "production-gateway.toml"])
+def test_the_examples_commented_table_loads_once_uncommented(tmp_path: Path, example: str) -> None:
+    (tmp_path / "redis-password").write_text(PASSWORD + "\n")
+    secrets = {"/run/secrets/redis-password": str(tmp_path / "redis-password")}
+    path = example_config(tmp_path, Authority(), example, **secrets)
+    env = {"ZOOM_MEETING_SDK_SECRET": MEETING_SECRET}
+    assert load_config(path, env).rate_limits is None  # as shipped: each worker on its own
+    path.write_text(UNCOMMENT.sub("", path.read_text()))
+    assert load_config(path, env).rate_limits == RateLimitStore(
+        host="redis.internal", port=6380, tls=True, password=PASSWORD.encode()
+    )
+
+
+# The commented lines of an example's [rate_limits] table, and nothing else commented.
+UNCOMMENT = re.compile(
+    r"^# (?=\[rate_limits\]$|(store|password_file|on_store_error) = )", re.MULTILINE
+)

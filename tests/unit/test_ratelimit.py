@@ -5,7 +5,11 @@ listener that never replies)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import gc
 import socket
+import weakref
+from collections import Counter
 from collections.abc import AsyncIterator
 
 import grpc
@@ -13,8 +17,9 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 from structlog.testing import capture_logs
 
+from sdksign.server import Config, _service
 from sdksign.server._config import RateLimitStore
-from sdksign.server._errors import ResourceExhausted, Unavailable
+from sdksign.server._errors import ResourceExhausted
 from sdksign.server._policy import Caller, Rule
 from sdksign.server._ratelimit import LocalLimiter, TokenBuckets, limiter_for
 from sdksign.server._ratestore import RETRY_INTERVAL, STORE_UNAVAILABLE, SharedLimiter, StoreHealth
@@ -160,22 +165,31 @@ async def test_unreachable_store_local_falls_back_to_this_workers_buckets() -> N
     assert PASSWORD not in str(logs)
 
 
-async def test_unreachable_store_refuse_answers_unavailable_with_a_clear_message() -> None:
+async def test_unreachable_store_refuse_answers_resource_exhausted_saying_when_to_retry() -> None:
+    # Not UNAVAILABLE: Envoy's retry policy and the project's client retry that at once.
     limiter = SharedLimiter(store(free_port(), "refuse"))
     with capture_logs():
         for _ in range(3):
-            with pytest.raises(Unavailable) as raised:
+            with pytest.raises(ResourceExhausted) as raised:
                 await limiter.take(LIMITED)
     await limiter.aclose()
     assert raised.value.message == STORE_UNAVAILABLE
+    assert STORE_UNAVAILABLE.startswith("the rate limit store cannot be reached")
     assert 'on_store_error = "refuse"' in STORE_UNAVAILABLE
     status = status_for(raised.value)
-    assert (status.code, status.details) == (grpc.StatusCode.UNAVAILABLE, STORE_UNAVAILABLE)
+    assert (status.code, status.details) == (
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        STORE_UNAVAILABLE,
+    )
     details = status_pb2.Status.FromString(
         dict(status.trailing_metadata)["grpc-status-details-bin"]
-    )
-    info = error_details_pb2.ErrorInfo()
-    assert details.details[0].Unpack(info) and info.reason == "RATE_LIMIT_STORE_UNAVAILABLE"
+    ).details
+    retry, info = error_details_pb2.RetryInfo(), error_details_pb2.ErrorInfo()
+    assert len(details) == 2  # no QuotaFailure: the caller spent nothing
+    assert details[0].Unpack(retry) and details[1].Unpack(info)
+    assert retry.retry_delay.ToTimedelta().total_seconds() == RETRY_INTERVAL
+    assert (info.reason, info.domain) == ("RATE_LIMIT_STORE_UNAVAILABLE", "sdksign")
+    assert info.metadata["caller"] == "limited"
 
 
 async def test_a_store_that_never_answers_costs_a_call_its_timeout_once_a_second(
@@ -197,3 +211,51 @@ async def test_a_store_that_never_answers_costs_a_call_its_timeout_once_a_second
     assert listener.connections == 1
     assert [line["event"] for line in logs] == ["rate limit store lost"]
     assert "TimeoutError" in logs[0]["error"]
+
+
+# --- limiters replaced by reloads ----------------------------------------------------------
+
+
+class CountedLimiter:
+    """A limiter that counts, in `closes` (shared by all), how often each one is closed, and
+    tells `closed`."""
+
+    def __init__(
+        self, store: RateLimitStore | None, closes: Counter[str], closed: asyncio.Condition
+    ) -> None:
+        self.name = "none" if store is None else store.host
+        self._closes = closes
+        self._closed = closed
+
+    async def start(self) -> None:
+        return None
+
+    async def take(self, caller: Caller) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        async with self._closed:
+            self._closes[self.name] += 1
+            self._closed.notify_all()
+
+
+async def test_each_limiter_a_reload_replaced_is_closed_once_and_let_go(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    closes: Counter[str] = Counter()
+    closed = asyncio.Condition()
+    monkeypatch.setattr(
+        _service, "limiter_for", lambda store: CountedLimiter(store, closes, closed)
+    )
+    monkeypatch.setattr(_service, "MAX_STORE_TIMEOUT", 0.01)  # closed this soon after
+    service = _service.SignatureService(config)
+    replaced: list[weakref.ref[CountedLimiter]] = []
+    for host in ("one", "two"):
+        replaced.append(weakref.ref(service._limiter))  # type: ignore[arg-type]
+        service.config = dataclasses.replace(config, rate_limits=RateLimitStore(host=host))
+    async with asyncio.timeout(5), closed:  # a limiter never closed fails here
+        await closed.wait_for(lambda: closes["none"] + closes["one"] == 2)
+    gc.collect()
+    assert [ref() for ref in replaced] == [None, None]  # the service holds none of them
+    await service.aclose()
+    assert closes == {"none": 1, "one": 1, "two": 1}

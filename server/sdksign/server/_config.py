@@ -136,8 +136,8 @@ class RateLimitStore:
     """[rate_limits] store: the Redis that holds every worker's and replica's buckets.
 
     `on_store_error` says what a worker does while it cannot reach it: "local", its own
-    buckets; "refuse", UNAVAILABLE for rate-limited callers. A changed store (any field)
-    takes a new client on reload.
+    buckets; "refuse", RESOURCE_EXHAUSTED for rate-limited callers. A changed store (any
+    field) takes a new client on reload.
     """
 
     host: str

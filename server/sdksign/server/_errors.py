@@ -97,24 +97,16 @@ class PermissionDenied(RequestError):
 
 
 class ResourceExhausted(RequestError):
-    """A caller is over its rate limit; it may try again after `retry_after` seconds."""
+    """A caller (`subject`) is over its rate limit, or, with a `reason` (an UPPER_SNAKE_CASE
+    word for ErrorInfo), its limit cannot be checked now; it may try again after
+    `retry_after` seconds. Not UNAVAILABLE, which gateways and clients retry at once."""
 
     status = "RESOURCE_EXHAUSTED"
 
-    def __init__(self, message: str, retry_after: float, subject: str) -> None:
+    def __init__(self, message: str, retry_after: float, subject: str, reason: str = "") -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.subject = subject
-
-
-class Unavailable(RequestError):
-    """Something the service needs for this call cannot be reached now; `reason` names it
-    (an UPPER_SNAKE_CASE word for ErrorInfo). Retrying later may succeed."""
-
-    status = "UNAVAILABLE"
-
-    def __init__(self, message: str, reason: str) -> None:
-        super().__init__(message)
         self.reason = reason
 
 

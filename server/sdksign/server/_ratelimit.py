@@ -60,7 +60,8 @@ class Limiter(Protocol):
 
     async def take(self, caller: Caller) -> None:
         """Spend one request of `caller`'s allowance (its rule has a rate); raise
-        ResourceExhausted when it is gone, or Unavailable when it cannot be known."""
+        ResourceExhausted when it is gone, or when it cannot be known (the store
+        unreachable and on_store_error "refuse")."""
 
     async def aclose(self) -> None:
         """Let go of what the limiter holds (connections); it is not used afterwards."""

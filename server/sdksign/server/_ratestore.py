@@ -6,13 +6,15 @@ refills and spends buckets atomically on Redis's own clock (TIME), so replicas w
 clocks differ agree. One run at a time per worker: calls that arrive while a run is out
 go together in the next (Batches). A bucket's key names the caller and its rate and
 burst (a changed rule starts a new, full bucket) and expires once the bucket would be
-full again.
+full again, so that no key means a full bucket.
 
 The store is never waited for longer than its timeout. When it cannot be reached (or
 answers with an error), the limiter says so once in the log, stops asking it for a
 second at a time (one call per RETRY_INTERVAL tries again), and meanwhile either falls
 back to this worker's own buckets (on_store_error = "local") or refuses the calls of
-rate-limited callers with UNAVAILABLE ("refuse"); it logs once when the store is back.
+rate-limited callers ("refuse") with RESOURCE_EXHAUSTED, retry in RETRY_INTERVAL (not
+UNAVAILABLE, which Envoy and the project's client would retry at once, several times); it
+logs once when the store is back.
 """
 
 from __future__ import annotations
@@ -27,10 +29,10 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
-from redis.exceptions import RedisError
+from redis.exceptions import AuthenticationError, RedisError
 
 from ._config import RateLimitStore
-from ._errors import Unavailable
+from ._errors import ResourceExhausted
 from ._policy import Caller
 from ._ratelimit import TokenBuckets, over_limit
 
@@ -63,8 +65,13 @@ for i, key in ipairs(KEYS) do
     replies[2 * i] = math.ceil((1 - tokens) / rate * 1000000)
   else
     redis.call('HSET', key, 'tokens', tokens - 1, 'at', now)
-    -- Left alone, the bucket is full again in burst / rate s: then no key means the same.
-    redis.call('PEXPIRE', key, math.ceil(math.min(burst / rate, 86400) * 1000) + 1000)
+    -- Left alone, the bucket is full again within burst / rate s, and its key expires a
+    -- second later: no key means a full bucket, always. A bucket slower to refill than
+    -- 1e12 ms (31 years; Lua writes smaller numbers as exact integers) keeps its key.
+    local full_ms = math.ceil(burst / rate * 1000) + 1000
+    if full_ms <= 1e12 then
+      redis.call('PEXPIRE', key, full_ms)
+    end
     replies[2 * i - 1] = 1
     replies[2 * i] = 0
   end
@@ -217,7 +224,12 @@ class SharedLimiter:
                     raise over_limit(caller, wait_us / 1e6)
                 return
         if self._store.on_store_error == "refuse":
-            raise Unavailable(STORE_UNAVAILABLE, reason="RATE_LIMIT_STORE_UNAVAILABLE")
+            raise ResourceExhausted(
+                STORE_UNAVAILABLE,
+                retry_after=RETRY_INTERVAL,
+                subject=caller.name,
+                reason="RATE_LIMIT_STORE_UNAVAILABLE",
+            )
         self._local.take(caller)
 
     def _lost(self, error: BaseException) -> None:
@@ -228,6 +240,7 @@ class SharedLimiter:
                 error=f"{type(error).__name__}: {error}" if str(error) else type(error).__name__,
                 on_store_error=self._store.on_store_error,
                 retry_seconds=RETRY_INTERVAL,
+                **({"hint": AUTH_HINT} if isinstance(error, AuthenticationError) else {}),
             )
 
     async def aclose(self) -> None:
@@ -235,9 +248,15 @@ class SharedLimiter:
         await self._client.aclose()
 
 
+# What the log adds when the store refuses the credentials (never showing them).
+AUTH_HINT = (
+    "the store refused the credentials: check [rate_limits] username, password_env or "
+    "password_file (the store's requirepass or ACL user)"
+)
 STORE_UNAVAILABLE = (
     "the rate limit store cannot be reached, and this server refuses the calls of "
-    'rate-limited callers without it ([rate_limits] on_store_error = "refuse"); retry shortly'
+    'rate-limited callers without it ([rate_limits] on_store_error = "refuse"); '
+    f"retry in {RETRY_INTERVAL:g} s"
 )
 
 

@@ -39,7 +39,6 @@ from ._errors import (
     RequestError,
     ResourceExhausted,
     Unauthenticated,
-    Unavailable,
     bounded,
     shorten,
 )
@@ -82,22 +81,9 @@ def _details(error: RequestError) -> list[Message]:
             )
         ]
     if isinstance(error, ResourceExhausted):
-        delay = duration_pb2.Duration()
-        delay.FromNanoseconds(int(error.retry_after * 1e9))
-        return [
-            error_details_pb2.RetryInfo(retry_delay=delay),
-            error_details_pb2.QuotaFailure(
-                violations=[
-                    error_details_pb2.QuotaFailure.Violation(
-                        subject=f"caller:{error.subject}", description=error.message
-                    )
-                ]
-            ),
-        ]
+        return _retry_details(error)
     if isinstance(error, DeadlineExceeded):
         return [error_details_pb2.ErrorInfo(reason="REQUEST_INCOMPLETE", domain=ERROR_DOMAIN)]
-    if isinstance(error, Unavailable):
-        return [error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)]
     return [
         error_details_pb2.PreconditionFailure(
             violations=[
@@ -107,6 +93,23 @@ def _details(error: RequestError) -> list[Message]:
             ]
         )
     ]
+
+
+def _retry_details(error: ResourceExhausted) -> list[Message]:
+    """When to retry, and the quota spent (QuotaFailure) or, when the limit could not be
+    checked, why (ErrorInfo)."""
+    delay = duration_pb2.Duration()
+    delay.FromNanoseconds(int(error.retry_after * 1e9))
+    if error.reason:
+        why: Message = error_details_pb2.ErrorInfo(
+            reason=error.reason, domain=ERROR_DOMAIN, metadata={"caller": error.subject}
+        )
+    else:
+        violation = error_details_pb2.QuotaFailure.Violation(
+            subject=f"caller:{error.subject}", description=error.message
+        )
+        why = error_details_pb2.QuotaFailure(violations=[violation])
+    return [error_details_pb2.RetryInfo(retry_delay=delay), why]
 
 
 # ErrorInfo's domain: the service's own name.

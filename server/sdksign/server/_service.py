@@ -49,8 +49,8 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         self._config = config
         self._clock = clock
         self._limiter = limiter_for(config.rate_limits)
-        # Limiters of stores that reloads replaced (each closed a little later), and the
-        # tasks that start and close limiters.
+        # Limiters of stores that reloads replaced, until each is closed (a little later),
+        # and the tasks that start and close limiters.
         self._retired: list[Limiter] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -65,8 +65,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
             old, self._limiter = self._limiter, limiter_for(config.rate_limits)
             self._retired.append(old)
             self._in_background(self._limiter.start())
-            # Calls that took the old one are done with it within the store's timeout.
-            self._in_background(_close_later(old, MAX_STORE_TIMEOUT))
+            self._in_background(self._close_later(old))
         self._config = config
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
@@ -78,17 +77,28 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         """Get the rate limiter ready (a store connected), before the server listens."""
         await self._limiter.start()
 
+    async def _close_later(self, limiter: Limiter) -> None:
+        """Close a replaced limiter once the calls that took it are done with it (within
+        the store's timeout), and let go of it."""
+        await asyncio.sleep(MAX_STORE_TIMEOUT)
+        self._retired.remove(limiter)
+        await limiter.aclose()
+
     async def aclose(self) -> None:
-        """Close the rate limiters (their store's connections), once no call is left."""
-        for task in self._tasks:
+        """Close the rate limiters (their store's connections), once no call is left: each
+        one once, whether or not its time to be closed had come."""
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for limiter in (*self._retired, self._limiter):
             await limiter.aclose()
+        self._retired.clear()
 
     async def _admit(self, config: Config, context: grpc.aio.ServicerContext) -> Caller:
         """Identify the caller (raises Unauthenticated), name it on the call's log line and
-        spend one request of its rate limit (raises ResourceExhausted, or Unavailable when
-        the store cannot be reached and on_store_error is "refuse")."""
+        spend one request of its rate limit (raises ResourceExhausted, also when the store
+        cannot be reached and on_store_error is "refuse")."""
         # Without TLS there is no client certificate to look at.
         peer = context.auth_context if config.tls is not None else _no_peer
         caller = config.policy.identify(context.invocation_metadata() or (), peer)
@@ -138,11 +148,6 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
             problems=[p.code for p in diagnosis.problems],
         )
         return verify_response(diagnosis)
-
-
-async def _close_later(limiter: Limiter, seconds: float) -> None:
-    await asyncio.sleep(seconds)
-    await limiter.aclose()
 
 
 def _request_fields(request: pb.SignRequest) -> dict[str, object]:

@@ -1,0 +1,69 @@
+"""Rate limits behind the real Envoy (gateway/envoy.yaml): a caller refused because the rate
+limit store cannot be reached ([rate_limits] on_store_error = "refuse") is answered once, not
+retried by the gateway (whose retry policy retries UNAVAILABLE), with HTTP 429, not a 503 that
+would count toward ejecting the replica."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from sdksign.server._ratestore import RETRY_INTERVAL, STORE_UNAVAILABLE
+from sdksign.v1 import signature_service_pb2 as pb
+from tests.conftest import RedisServer, log_lines
+from tests.gateway.conftest import serve_gateway
+from tests.gateway.test_routes import GRPC_WEB, SIGN_JSON, frame
+
+pytestmark = pytest.mark.usefixtures("gateway_files")
+
+SECRET = "gateway-rate-secret-0123456789abcdef"
+
+
+def refusing_config(redis: RedisServer) -> str:
+    """One meeting app; anonymous callers rate-limited in `redis`, refused without it."""
+    return (
+        '[[apps]]\nname = "meeting"\nkind = "meeting"\nsdk_key = "GatewayKey0123"\n'
+        'secret_env = "S"\n[anonymous]\nroles = ["participant"]\nrate = 100\n'
+        f'[rate_limits]\nstore = "{redis.url}"\npassword_env = "REDIS_PASSWORD"\n'
+        'timeout = 0.5\non_store_error = "refuse"\n'
+    )
+
+
+def test_a_call_refused_without_the_store_reaches_the_server_once(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    (tmp_path / "sdksign.toml").write_text(refusing_config(redis_server))
+    env = {"S": SECRET, "REDIS_PASSWORD": redis_server.password}
+    redis_server.kill()
+    args = ["--config", str(tmp_path / "sdksign.toml")]
+    for gateway in serve_gateway(tmp_path, env, args):
+        for _ in range(3):
+            status, _, body = gateway.request(
+                "POST", "/", SIGN_JSON, {"content-type": "application/json"}
+            )
+            answer = json.loads(body)
+            assert (status, answer["code"], answer["message"]) == (429, 8, STORE_UNAVAILABLE)
+            retry, info = answer["details"]
+            assert retry["retryDelay"] == f"{RETRY_INTERVAL:g}s"
+            assert info["reason"] == "RATE_LIMIT_STORE_UNAVAILABLE"
+        sign = pb.SignRequest(
+            meeting=pb.MeetingClaims(meeting_number="1", role=pb.ROLE_PARTICIPANT)
+        )
+        _, headers, _ = gateway.request(
+            "POST", "/sdksign.v1.SignatureService/Sign", frame(sign.SerializeToString()), GRPC_WEB
+        )
+        assert headers["grpc-status"] == "8"  # RESOURCE_EXHAUSTED
+        # Each call is logged before it is answered: four calls, four attempts, none retried.
+        calls = Counter(
+            (line["method"], line["code"])
+            for line in log_lines(gateway.server.logs())
+            if line["event"] == "rpc" and line["code"] != "INVALID_ARGUMENT"  # the probes'
+        )
+        assert calls == {
+            ("/sdksign.v1.ZoomSampleService/Sign", "RESOURCE_EXHAUSTED"): 3,
+            ("/sdksign.v1.SignatureService/Sign", "RESOURCE_EXHAUSTED"): 1,
+        }
+        assert redis_server.password not in gateway.server.logs()
