@@ -1,5 +1,6 @@
 """What the gateway lets through to the server (SignatureService over gRPC-web, Zoom's sample
-as JSON) and what Envoy answers itself: 404 for any other path, 415 for a body that is not
+as JSON) and what Envoy answers itself: 404 for any other path or method (and for a preflight
+with an empty origin or method), 400 for an escaped slash, 415 for a body that is not
 JSON. With the real Envoy, gateway/envoy.yaml and the production example."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ import json
 import re
 import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -173,3 +175,92 @@ def test_the_production_pair_gives_anonymous_callers_participant_tokens_only(
         assert answer["grpc-status"] == "16"  # UNAUTHENTICATED
         assert not_found(gateway, "POST", HEALTH, GRPC_WEB)
         assert not_found(gateway, "GET", "/favicon.ico", {})
+
+
+@pytest.fixture(params=["envoy.yaml", "envoy-production.yaml"])
+def either_gateway(
+    request: pytest.FixtureRequest, tmp_path: Path, server_env: dict[str, str]
+) -> Iterator[Gateway]:
+    """The development gateway, or the production example in front of its server (TLS)."""
+    if request.param == "envoy.yaml":
+        yield from serve_gateway(tmp_path, server_env)
+        return
+    authority = Authority()
+    config = example_config(tmp_path, authority, "production-gateway.toml")
+    env = {"ZOOM_MEETING_SDK_SECRET": MEETING_SECRET}
+    yield from serve_gateway(tmp_path, env, ["--config", str(config)], production=authority)
+
+
+def calls_logged(server: ServerProcess) -> list[object]:
+    """The methods of the calls the server has logged, in order."""
+    return [line["method"] for line in log_lines(server.logs()) if "method" in line]
+
+
+def settled(gateway: Gateway, meeting: str) -> list[object]:
+    """The calls logged once a Sign for `meeting`, sent now, is logged: every call answered
+    before it is logged too (one worker)."""
+    body = json.dumps({"meetingNumber": meeting, "role": 0}).encode()
+    status, _, _ = gateway.request("POST", "/", body, {"content-type": "application/json"})
+    assert status == 200
+    deadline = time.monotonic() + 10
+    while not any(line.get("meeting") == meeting for line in log_lines(gateway.server.logs())):
+        assert time.monotonic() < deadline, gateway.server.logs()
+        time.sleep(0.05)
+    return calls_logged(gateway.server)
+
+
+def envoy_s_404(answer: tuple[int, dict[str, str], bytes], method: str) -> bool:
+    """Envoy's own 404, with no upstream behind it (no service time, no reset)."""
+    code, headers, text = answer
+    if "x-envoy-upstream-service-time" in headers or headers.get("server") != "envoy":
+        return False
+    if headers.get("grpc-status") is not None:
+        # A gRPC(-web) request gets the gRPC form of it (HTTP 200 for gRPC itself; a HEAD
+        # has no body, so no message).
+        message = None if method == "HEAD" else "not found%0A"
+        return code in (200, 404) and (headers["grpc-status"], headers.get("grpc-message")) == (
+            "12",
+            message,
+        )
+    return (code, text) == (404, b"" if method == "HEAD" else b"not found\n")
+
+
+STRAY = [
+    # Any method but POST on a SignatureService path (the server reset these; Envoy retried
+    # three times, answered 503 and counted them against the replica).
+    *(
+        (method, "/sdksign.v1.SignatureService/Sign", headers)
+        for method in ("GET", "PUT", "DELETE", "HEAD", "PATCH")
+        for headers in (GRPC_WEB, {"content-type": "application/grpc"}, {})
+    ),
+    # Preflights with an empty origin or method: not preflights; the server answered INTERNAL.
+    *(
+        ("OPTIONS", path, {"origin": origin, "access-control-request-method": method})
+        for path in ("/", "/sdksign.v1.SignatureService/Sign")
+        for origin, method in (("", "POST"), ("http://localhost:3000", ""), ("", ""))
+    ),
+    # Paths that reach another service once normalized, or not at all.
+    ("POST", "/sdksign.v1.SignatureService/../grpc.health.v1.Health/Check", GRPC_WEB),
+    ("POST", "/sdksign.v1.SignatureService/Sign/../../grpc.health.v1.Health/Check", GRPC_WEB),
+    ("POST", "/sdksign.v1.SignatureService/Sign/x", GRPC_WEB),
+    ("POST", "/sdksign.v1.SignatureService/", GRPC_WEB),
+]
+
+
+def test_requests_that_are_not_api_calls_never_reach_the_server(either_gateway: Gateway) -> None:
+    gateway = either_gateway
+    before = settled(gateway, "111111111")
+    wrong = []
+    for method, path, headers in STRAY:
+        answer = gateway.request(method, path, frame(b"") if method != "HEAD" else b"", headers)
+        if not envoy_s_404(answer, method):
+            wrong.append((method, path, headers, answer[0], answer[1].get("grpc-status")))
+    assert wrong == []
+    # An escaped slash is refused outright: 400, before any route is looked at.
+    for path in ("/sdksign.v1.SignatureService%2FSign", "/sdksign.v1.SignatureService/Sign%2F"):
+        status, headers, _ = gateway.request("POST", path, frame(b""), {})
+        assert (status, headers["server"]) == (400, "envoy"), path
+        assert "x-envoy-upstream-service-time" not in headers
+    # A Sign sent after every stray request had its answer: the only call logged since.
+    after = settled(gateway, "222222222")
+    assert after[len(before) :] == ["/sdksign.v1.ZoomSampleService/Sign"]
