@@ -6,6 +6,7 @@ would count toward ejecting the replica."""
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 
 from sdksign.server._ratestore import RETRY_INTERVAL, STORE_UNAVAILABLE
 from sdksign.v1 import signature_service_pb2 as pb
-from tests.conftest import RedisServer, log_lines
+from tests.conftest import RedisServer, ServerProcess, log_lines
 from tests.gateway.conftest import serve_gateway
 from tests.gateway.test_routes import GRPC_WEB, SIGN_JSON, frame
 
@@ -29,6 +30,15 @@ def refusing_config(redis: RedisServer) -> str:
         'secret_env = "S"\n[anonymous]\nroles = ["participant"]\nrate = 100\n'
         f'[rate_limits]\nstore = "{redis.url}"\npassword_env = "REDIS_PASSWORD"\n'
         'timeout = 0.5\non_store_error = "refuse"\n'
+    )
+
+
+def logged(server: ServerProcess) -> Counter[tuple[object, object]]:
+    """The server's calls so far, by method and status code."""
+    return Counter(
+        (line["method"], line["code"])
+        for line in log_lines(server.logs())
+        if line["event"] == "rpc"
     )
 
 
@@ -56,12 +66,19 @@ def test_a_call_refused_without_the_store_reaches_the_server_once(
             "POST", "/sdksign.v1.SignatureService/Sign", frame(sign.SerializeToString()), GRPC_WEB
         )
         assert headers["grpc-status"] == "8"  # RESOURCE_EXHAUSTED
-        # Each call is logged before it is answered: four calls, four attempts, none retried.
-        calls = Counter(
-            (line["method"], line["code"])
-            for line in log_lines(gateway.server.logs())
-            if line["event"] == "rpc" and line["code"] != "INVALID_ARGUMENT"  # the probes'
+        # Then a call refused before any rate limit (role 7): once the server has logged it,
+        # it has logged every attempt before it.
+        sentinel = json.dumps({"meetingNumber": "1", "role": 7}).encode()
+        assert (
+            gateway.request("POST", "/", sentinel, {"content-type": "application/json"})[0] == 400
         )
+        deadline = time.monotonic() + 10
+        while "7 is not 0" not in gateway.server.logs():
+            assert time.monotonic() < deadline, gateway.server.logs()
+            time.sleep(0.05)
+        calls = +Counter(
+            {key: n for key, n in logged(gateway.server).items() if key[1] != "INVALID_ARGUMENT"}
+        )  # the probes' and the last call's left out
         assert calls == {
             ("/sdksign.v1.ZoomSampleService/Sign", "RESOURCE_EXHAUSTED"): 3,
             ("/sdksign.v1.SignatureService/Sign", "RESOURCE_EXHAUSTED"): 1,

@@ -232,8 +232,15 @@ async def test_refused_without_the_store_the_client_does_not_retry(
                 await client.sign_meeting("123456789", Role.HOST)
             assert raised.value.code == grpc.StatusCode.RESOURCE_EXHAUSTED
             assert raised.value.message == STORE_UNAVAILABLE
-    # Each attempt is logged before it is answered: three calls, three attempts.
-    assert Counter(line["code"] for line in events(server, "rpc")) == {"RESOURCE_EXHAUSTED": 3}
+        async with AsyncClient(server.target) as anonymous:  # then a call of nobody's
+            with pytest.raises(SdkSignError):
+                await anonymous.sign_meeting("123456789", Role.HOST)
+    deadline = time.monotonic() + 10  # its line comes after those of every attempt before
+    while "UNAUTHENTICATED" not in {line["code"] for line in events(server, "rpc")}:
+        assert time.monotonic() < deadline, server.logs()
+        await asyncio.sleep(0.05)
+    codes = Counter(line["code"] for line in events(server, "rpc"))
+    assert codes == {"RESOURCE_EXHAUSTED": 3, "UNAUTHENTICATED": 1}  # three calls, three tries
 
 
 def auth_failures(redis: RedisServer) -> int:
