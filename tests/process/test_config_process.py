@@ -96,7 +96,7 @@ def test_placeholder_keys_and_short_secrets_are_warned_at_start_and_on_reload(
     logs = server.logs()
     at_start = [line for line in logs.splitlines() if line.startswith("sdksign: WARNING: app")]
     assert len(at_start) == 2, logs
-    assert "looks like a placeholder" in at_start[0] and "its secret is 1 bytes" in at_start[1]
+    assert "looks like a placeholder" in at_start[0] and "its secret is 1 byte;" in at_start[1]
     reloaded = [line for line in log_lines(logs) if line.get("level") == "warning"]
     assert any("looks like a placeholder" in line["event"] for line in reloaded), logs
-    assert any("its secret is 1 bytes" in line["event"] for line in reloaded), logs
+    assert any("its secret is 1 byte;" in line["event"] for line in reloaded), logs

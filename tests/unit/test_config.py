@@ -521,6 +521,6 @@ def test_warnings_for_placeholder_keys_and_short_secrets() -> None:
     warnings = config_warnings(Config(apps=(placeholder,), source="test"))
     assert len(warnings) == 3
     assert "'REPLACE_WITH_MEETING_SDK_CLIENT_ID' looks like a placeholder" in warnings[0]
-    assert "its secret is 1 bytes" in warnings[1]
-    assert "previous secret 2 is 8 bytes" in warnings[2]
+    assert "its secret is 1 byte;" in warnings[1]
+    assert "previous secret 2 is 8 bytes;" in warnings[2]
     assert not any("tiny-old" in w for w in warnings)

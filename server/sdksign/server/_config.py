@@ -1078,8 +1078,9 @@ def config_warnings(config: Config) -> list[str]:
         for index, secret in enumerate(app.secrets):
             if len(secret) < SECRET_LENGTH:
                 which = "its secret" if index == 0 else f"previous secret {index}"
+                size = f"{len(secret)} byte{'' if len(secret) == 1 else 's'}"
                 warnings.append(
-                    f"app {app.name!r}: {which} is {len(secret)} bytes; Zoom's Client Secrets are {SECRET_LENGTH} "
+                    f"app {app.name!r}: {which} is {size}; Zoom's Client Secrets are {SECRET_LENGTH} "
                     "characters: is it the right value?"
                 )
     return warnings
