@@ -8,13 +8,16 @@ set-up commands that CI runs anyway, servers that run until Ctrl-C, minutes-long
 checkout's Python, `js` blocks as ES modules in Node.js from examples/node-backend (where the
 Node client is installed, as in a backend that uses it); a block without a language is
 output, shown and never run, and a `toml` block must be valid TOML. The one change made to a block: the ports 50051 and 8080 become
-this test's (and $SDKSIGN_TARGET, the CLI's default server, points at the same port).
+this test's (and $SDKSIGN_TARGET, the CLI's default server, points at the same port). A `sh`
+block must end in the folder it started in: pasted in order, the next block runs where the
+last one left the shell.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import tomllib
@@ -30,6 +33,12 @@ from tests.gateway.conftest import Gateway, serve_gateway
 README = ROOT / "README.md"
 RUN = ("sh", "python", "js")
 SHOWN = ("", "toml", "text", "json")
+# Run after each sh block: a `cd` left at its end would move the reader's shell.
+STAYS = (
+    '\n[ "$(pwd -P)" = "$README_START" ] || { echo "the block ends in $(pwd), not where it '
+    'started ($README_START): a cd moved the shell, and the next block would run there" >&2; '
+    "exit 1; }\n"
+)
 _BLOCK = re.compile(
     r"(?:<!-- readme: (?P<directive>[^\n]*?) -->\n)?^```(?P<lang>\w*)\n(?P<body>.*?)^```$",
     re.S | re.M,
@@ -104,10 +113,11 @@ def test_example_runs_as_written(block: Block, gateway: Gateway, tmp_path: Path)
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
         "SDKSIGN_TARGET": f"localhost:{gateway.server.target.rsplit(':', 1)[1]}",
+        "README_START": str(ROOT.resolve()),
     }
     cwd = ROOT
     if block.lang == "sh":
-        command = ["bash", "-e", "-o", "pipefail", "-c", body]
+        command = ["bash", "-e", "-o", "pipefail", "-c", body + STAYS]
     elif block.lang == "js":
         command, cwd = (
             ["node", "--input-type=module", "-e", body],
@@ -124,3 +134,24 @@ def test_example_runs_as_written(block: Block, gateway: Gateway, tmp_path: Path)
         f"README.md:{block.line} ({block.lang}) exited {done.returncode}\n"
         f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
     )
+
+
+def test_the_vault_block_shows_why_bao_cannot_start(tmp_path: Path) -> None:
+    """Pasted while bao's port is taken (here by a socket that never answers), the Vault block
+    stops at once with bao's own words, instead of waiting forever or talking to another bao."""
+    (block,) = [b for b in BLOCKS if "bao server -dev" in b.body]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            ["bash", "-e", "-o", "pipefail", "-c", block.body],
+            cwd=ROOT,
+            env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), "BAO_PORT": str(port)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode != 0, done.stdout
+    assert f"listen tcp 127.0.0.1:{port}: bind: address already in use" in done.stderr
