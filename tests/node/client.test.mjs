@@ -15,10 +15,13 @@ import {
 import { closedPort } from "./loopback.mjs";
 
 const env = process.env;
+const CA = readFileSync(env.SDKSIGN_CA_FILE);
 const TRANSPORTS = {
   plaintext: { baseUrl: env.SDKSIGN_URL },
-  TLS: { baseUrl: env.SDKSIGN_TLS_URL, ca: readFileSync(env.SDKSIGN_CA_FILE) },
+  TLS: { baseUrl: env.SDKSIGN_TLS_URL, ca: CA },
 };
+// The mutual TLS server's caller "scheduler" is named by this certificate (no bearer token).
+const CLIENT_CERTIFICATE = { cert: readFileSync(env.SDKSIGN_CERT_FILE), key: readFileSync(env.SDKSIGN_KEY_FILE) };
 
 function meeting(meetingNumber, role) {
   return { claims: { case: "meeting", value: { meetingNumber, role } } };
@@ -116,7 +119,14 @@ test("TLS without the server's CA is refused by the client; no server at all: UN
   const untrusted = createSdkSignClient({ baseUrl: env.SDKSIGN_TLS_URL, bearerToken: env.BACKEND_TOKEN });
   const tls = statusOf(await failure(untrusted.verify({ token: "a.b.c" })));
   // connect-node's code for a certificate Node does not trust (grpc's C core says UNAVAILABLE).
-  assert.deepEqual([tls.code, tls.message], ["INTERNAL", "unable to verify the first certificate"]);
+  assert.deepEqual(
+    [tls.code, tls.message],
+    [
+      "INTERNAL",
+      "the server's certificate is not signed by a CA this client trusts: pass ca, the PEM of the CA " +
+        "that signed it (UNABLE_TO_VERIFY_LEAF_SIGNATURE)",
+    ],
+  );
 
   const down = createSdkSignClient({ baseUrl: `http://127.0.0.1:${await closedPort()}` });
   assert.equal(statusOf(await failure(down.verify({ token: "a.b.c" }))).code, "UNAVAILABLE");
@@ -124,7 +134,63 @@ test("TLS without the server's CA is refused by the client; no server at all: UN
 
 test("a CA with a plaintext URL is refused when the client is made", () => {
   assert.throws(
-    () => createSdkSignClient({ baseUrl: env.SDKSIGN_URL, ca: readFileSync(env.SDKSIGN_CA_FILE) }),
+    () => createSdkSignClient({ baseUrl: env.SDKSIGN_URL, ca: CA }),
     /ca is given but baseUrl http:\/\/127\.0\.0\.1:\d+ is not https/,
+  );
+  assert.throws(
+    () => createSdkSignClient({ baseUrl: env.SDKSIGN_URL, ...CLIENT_CERTIFICATE }),
+    /^Error: cert and key are given but baseUrl http:\/\/127\.0\.0\.1:\d+ is not https: use https:\/\/host:port$/,
+  );
+  assert.throws(
+    () => createSdkSignClient({ baseUrl: env.SDKSIGN_MTLS_URL, ca: CA, cert: CLIENT_CERTIFICATE.cert }),
+    /cert and key go together/,
+  );
+});
+
+test("a baseUrl without http:// or https:// is refused when the client is made, naming the form", () => {
+  const port = new URL(env.SDKSIGN_URL).port;
+  const form = "write http://host:port (plaintext) or https://host:port (TLS), e.g. http://127.0.0.1:50051";
+  for (const [baseUrl, why] of [
+    [`127.0.0.1:${port}`, "does not start with http:// or https://"],
+    [`localhost:${port}`, "does not start with http:// or https://"],
+    [`grpc://127.0.0.1:${port}`, "does not start with http:// or https://"],
+    ["http://", "is not a URL"],
+    [`${env.SDKSIGN_URL}/sdksign`, "has more than a scheme, host and port"],
+  ]) {
+    assert.throws(() => createSdkSignClient({ baseUrl }), { message: `baseUrl "${baseUrl}" ${why}: ${form}` });
+  }
+});
+
+test("mutual TLS: the client certificate names the caller; without it the call says what may help", async () => {
+  const scheduler = createSdkSignClient({ baseUrl: env.SDKSIGN_MTLS_URL, ca: CA, ...CLIENT_CERTIFICATE });
+  const signed = await scheduler.sign(meeting("94843468909", Role.HOST));
+  assert.equal(signed.sdkKey, env.MEETING_KEY);
+  assert.equal((await scheduler.verify({ token: signed.token })).valid, true);
+
+  const anonymous = createSdkSignClient({ baseUrl: env.SDKSIGN_MTLS_URL, ca: CA });
+  const refused = statusOf(await failure(anonymous.sign(meeting("94843468909", Role.HOST))));
+  assert.equal(refused.code, "CANCELED");
+  assert.equal(
+    refused.message,
+    `the server at ${env.SDKSIGN_MTLS_URL} closed the connection without an answer: it may want a client ` +
+      "certificate (cert and key) (http/2 stream closed with error code CANCEL (0x8))",
+  );
+});
+
+test("TLS on one side only: the message says which scheme to use, not OpenSSL's words", async () => {
+  const plainToTls = createSdkSignClient({ baseUrl: env.SDKSIGN_TLS_URL.replace("https:", "http:") });
+  const closed = statusOf(await failure(plainToTls.verify({ token: "a.b.c" })));
+  assert.equal(closed.code, "CANCELED");
+  assert.match(closed.message, /closed the connection without an answer: if it serves TLS, use https:\/\/ \(with ca\)/);
+
+  const tlsToPlain = createSdkSignClient({ baseUrl: env.SDKSIGN_URL.replace("http:", "https:"), ca: CA });
+  const wrong = statusOf(await failure(tlsToPlain.verify({ token: "a.b.c" })));
+  assert.deepEqual(
+    [wrong.code, wrong.message],
+    [
+      "INTERNAL",
+      `the server at ${env.SDKSIGN_URL.replace("http:", "https:")} does not answer TLS: if it serves ` +
+        "plaintext, use http:// (ERR_SSL_WRONG_VERSION_NUMBER)",
+    ],
   );
 });

@@ -36,11 +36,18 @@ const backends = {};
 before(async () => {
   const nowhere = `http://127.0.0.1:${await closedPort()}`;
   const tls = { SDKSIGN_URL: env.SDKSIGN_TLS_URL, SDKSIGN_CA_FILE: env.SDKSIGN_CA_FILE };
-  [backends.host, backends.kiosk, backends.stranger, backends.down] = await Promise.all([
+  const mtls = {
+    SDKSIGN_URL: env.SDKSIGN_MTLS_URL,
+    SDKSIGN_CA_FILE: env.SDKSIGN_CA_FILE,
+    SDKSIGN_CERT_FILE: env.SDKSIGN_CERT_FILE,
+    SDKSIGN_KEY_FILE: env.SDKSIGN_KEY_FILE,
+  };
+  [backends.host, backends.kiosk, backends.stranger, backends.down, backends.certificate] = await Promise.all([
     startBackend({ ...tls, SDKSIGN_BEARER_TOKEN: env.BACKEND_TOKEN }),
     startBackend({ SDKSIGN_URL: env.SDKSIGN_URL, SDKSIGN_BEARER_TOKEN: env.KIOSK_TOKEN }),
     startBackend({ SDKSIGN_URL: env.SDKSIGN_URL, SDKSIGN_BEARER_TOKEN: "not-a-known-caller-token" }),
     startBackend({ SDKSIGN_URL: nowhere, SDKSIGN_BEARER_TOKEN: env.BACKEND_TOKEN }),
+    startBackend(mtls), // named by its client certificate, no bearer token
   ]);
 });
 after(() => running.forEach((child) => child.kill()));
@@ -79,15 +86,42 @@ test("POST /zoom/signature answers Zoom's sample shape, and the signature verifi
   }
 });
 
+/** A JWT's claims (the signature is checked elsewhere). */
+function claimsOf(token) {
+  return JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString("utf8"));
+}
+
+test("expirationSeconds and videoWebRtcMode, as Zoom's sample takes them, over mutual TLS", async () => {
+  for (const [body, lifetime, mode] of [
+    [{ meetingNumber: "94843468909", role: 1, expirationSeconds: 3600, videoWebRtcMode: 1 }, 3600, 1],
+    [{ meetingNumber: "94843468909", role: 0, expirationSeconds: "1800", videoWebRtcMode: "0" }, 1800, 0],
+    [{ meetingNumber: "94843468909", role: 0, expirationSeconds: null }, 7200, undefined],
+  ]) {
+    const answer = await post(backends.certificate, body);
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    assert.ok(signedWith(answer.body.signature, env.MEETING_SECRET));
+    const claims = claimsOf(answer.body.signature);
+    assert.deepEqual([claims.exp - claims.iat, claims.tokenExp, claims.video_webrtc_mode], [lifetime, claims.exp, mode]);
+  }
+});
+
 test("bad input: 400 naming the request's field, whether the example or sdksign refused it", async () => {
   for (const [body, field] of [
     [{ meetingNumber: "94843468909", role: 2 }, "role"],
     [{ role: 0 }, "meetingNumber"],
+    [{ meetingNumber: "", role: 0 }, "meetingNumber"],
     [{ meetingNumber: "9484-3468", role: 0 }, "meetingNumber"],
+    [{ meetingNumber: "94843468909", role: 0, expirationSeconds: 60 }, "expirationSeconds"],
+    [{ meetingNumber: "94843468909", role: 0, expirationSeconds: "2h" }, "expirationSeconds"],
+    [{ meetingNumber: "94843468909", role: 0, videoWebRtcMode: 2 }, "videoWebRtcMode"],
   ]) {
     const answer = await post(backends.host, body);
     assert.equal(answer.status, 400);
     assert.deepEqual(answer.body.violations.map((violation) => violation.field), [field]);
+    // The error text names the same field as the violations, in the request's words.
+    const [{ description }] = answer.body.violations;
+    assert.equal(answer.body.error, `${field}: ${description}`);
+    assert.doesNotMatch(JSON.stringify(answer.body), /meeting\.|ttl/);
   }
   for (const body of ["{not json", "[1, 2]", "null"]) {
     const answer = await post(backends.host, body);

@@ -21,6 +21,8 @@ CLIENT = ROOT / "client" / "node"
 EXAMPLE = ROOT / "examples" / "node-backend"
 BACKEND_TOKEN = secrets.token_urlsafe(24)  # a caller that may mint both roles
 KIOSK_TOKEN = secrets.token_urlsafe(24)  # a caller that may mint participant tokens only
+# On the mutual TLS server: a caller named by its client certificate's URI SAN, both roles.
+CERT_CALLER = '[[callers]]\nname = "scheduler"\ncert_identity = "spiffe://corp/scheduler"\n'
 
 
 def caller(name: str, token: str, roles: str) -> str:
@@ -28,7 +30,7 @@ def caller(name: str, token: str, roles: str) -> str:
     return f'[[callers]]\nname = "{name}"\ntoken_sha256 = "{digest}"\nroles = [{roles}]\n'
 
 
-def config(tls: str = "") -> str:
+def config(tls: str = "", more_callers: str = "") -> str:
     apps = "".join(
         f'[[apps]]\nname = "{kind}"\nkind = "{kind}"\nsdk_key = "{key}"\nsecret_env = "{env}"\n'
         for kind, key, env in (("meeting", MEETING_KEY, "M"), ("video", VIDEO_KEY, "V"))
@@ -36,19 +38,22 @@ def config(tls: str = "") -> str:
     callers = caller("backend", BACKEND_TOKEN, '"participant", "host"') + caller(
         "kiosk", KIOSK_TOKEN, '"participant"'
     )
-    return f"{tls}{apps}{callers}[anonymous]\nroles = []\nverify = false\n"
+    return f"{tls}{apps}{callers}{more_callers}[anonymous]\nroles = []\nverify = false\n"
 
 
-def start(folder: Path, env: dict[str, str], tls: str = "") -> ServerProcess:
+def start(
+    folder: Path, env: dict[str, str], tls: str = "", more_callers: str = ""
+) -> ServerProcess:
     folder.mkdir()
-    (folder / "sdksign.toml").write_text(config(tls))
+    (folder / "sdksign.toml").write_text(config(tls, more_callers))
     args = ["--config", str(folder / "sdksign.toml"), "--workers", "1"]
     return start_server_process(folder, env, args)
 
 
 @pytest.fixture(scope="module")
 def node_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A plaintext and a TLS server with the same apps and callers; what the Node tests read."""
+    """A plaintext, a TLS and a mutual TLS server with the same apps and callers (and, with
+    mutual TLS, one named by its certificate); what the Node tests read."""
     assert (CLIENT / "dist" / "index.js").is_file(), "run `make node-client` (make test does)"
     assert (EXAMPLE / "node_modules" / "@sdksign" / "client").exists(), "run `make node-client`"
     base = tmp_path_factory.mktemp("node-client")
@@ -56,16 +61,30 @@ def node_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     env = {"M": meeting_secret, "V": secrets.token_urlsafe(32)}
     authority = Authority()
     issued = authority.issue("localhost", dns=("localhost",), ips=("127.0.0.1",), server=True)
-    for name, data in {"server.crt": issued.cert, "server.key": issued.key}.items():
+    client = authority.issue("scheduler", uris=("spiffe://corp/scheduler",))
+    for name, data in {
+        "server.crt": issued.cert,
+        "server.key": issued.key,
+        "client.crt": client.cert,
+        "client.key": client.key,
+    }.items():
         (base / name).write_bytes(data)
     (base / "ca.crt").write_bytes(authority.pem)
     tls = f'[server]\ntls_cert_file = "{base}/server.crt"\ntls_key_file = "{base}/server.key"\n'
-    servers = [start(base / "plain", env), start(base / "tls", env, tls)]
+    mtls = f'{tls}tls_client_ca_file = "{base}/ca.crt"\n'
+    servers = [
+        start(base / "plain", env),
+        start(base / "tls", env, tls),
+        start(base / "mtls", env, mtls, CERT_CALLER),
+    ]
     try:
         yield {
             "SDKSIGN_URL": f"http://{servers[0].target}",
             "SDKSIGN_TLS_URL": f"https://{servers[1].target}",
+            "SDKSIGN_MTLS_URL": f"https://{servers[2].target}",
             "SDKSIGN_CA_FILE": str(base / "ca.crt"),
+            "SDKSIGN_CERT_FILE": str(base / "client.crt"),
+            "SDKSIGN_KEY_FILE": str(base / "client.key"),
             "BACKEND_TOKEN": BACKEND_TOKEN,
             "KIOSK_TOKEN": KIOSK_TOKEN,
             "MEETING_KEY": MEETING_KEY,
