@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sdksign.server import Config, ConfigError, load_config
-from sdksign.server._config import vault_refreshed
+from sdksign.server._config import config_warnings, vault_refreshed
 from tests.openbao import OpenBao, start_openbao
 
 APP = '[[apps]]\nname = "meeting"\nkind = "meeting"\nsdk_key = "k"\nsecret_vault = "{ref}"\n'
@@ -101,9 +101,8 @@ def test_a_new_version_is_read_by_a_refresh(tmp_path: Path, openbao: OpenBao) ->
         (
             "elsewhere/data/zoom/meeting#secret",
             "secret",
-            "Vault at {address} refused the token (permission denied): it is unknown or "
-            "expired, or its policy does not allow read on elsewhere/data/zoom/meeting and "
-            "elsewhere/metadata/zoom/meeting",
+            "Vault at {address}: permission denied (the token is unknown or expired, or "
+            "cannot read elsewhere/data/zoom/meeting and elsewhere/metadata/zoom/meeting)",
         ),
     ],
 )
@@ -132,8 +131,8 @@ def test_a_token_without_the_policy_is_refused(tmp_path: Path, openbao: OpenBao)
     openbao.write("zoom/meeting", new_secrets(1)[0])
     weak = openbao.client().auth.token.create(policies=["default"], ttl="1h")["auth"]
     message = refusal(write_config(tmp_path, openbao), weak["client_token"])
-    assert "refused the token (permission denied)" in message
-    assert "policy does not allow read on secret/data/zoom/meeting" in message
+    assert ": permission denied (the token is unknown or expired" in message
+    assert "cannot read secret/data/zoom/meeting and secret/metadata/zoom/meeting" in message
 
 
 def test_the_token_file_is_read_again_on_every_refresh(tmp_path: Path, openbao: OpenBao) -> None:
@@ -150,7 +149,7 @@ def test_the_token_file_is_read_again_on_every_refresh(tmp_path: Path, openbao: 
     token_file.write_text(revoked)
     with pytest.raises(ConfigError) as caught:
         vault_refreshed(config)
-    assert "refused the token" in str(caught.value) and revoked not in str(caught.value)
+    assert "permission denied" in str(caught.value) and revoked not in str(caught.value)
 
 
 def test_https_with_the_ca_file_of_the_dev_server(tmp_path: Path) -> None:
@@ -168,3 +167,24 @@ def test_https_with_the_ca_file_of_the_dev_server(tmp_path: Path) -> None:
         )
     finally:
         bao.stop()
+
+
+def test_an_unreadable_previous_version_is_skipped_and_an_unreadable_newest_refused(
+    tmp_path: Path, openbao: OpenBao
+) -> None:
+    first, third = new_secrets(2)
+    openbao.write("zoom/meeting", first)
+    openbao.write("zoom/meeting", "x", field="other")  # version 2 lacks the field
+    path = write_config(tmp_path, openbao, vault="previous_versions = 1\n")
+    message = refusal(path, openbao.reader_token, first)
+    assert message == f"apps[0] ('meeting'): secret_vault {REF}: version 2 has no field 'secret'"
+    openbao.write("zoom/meeting", third)
+    for previous, verify in ((1, ()), (2, (first,))):
+        path = write_config(tmp_path, openbao, vault=f"previous_versions = {previous}\n")
+        (app,) = load(path, openbao.reader_token).apps
+        assert app.secrets == (third.encode(), *(value.encode() for value in verify))
+        assert app.vault_skipped == ("version 2 has no field 'secret'",)
+    assert config_warnings(load(path, openbao.reader_token)) == [
+        f"app 'meeting': secret_vault {REF}: version 2 has no field 'secret': it neither signs "
+        "nor verifies (delete it to let an older version verify in its place)"
+    ]

@@ -241,8 +241,8 @@ def test_sighup_reaches_both_workers_and_a_replaced_one_reads_openbao_again(
         tokens = [served.sign() for _ in range(12)]  # each on a new connection, to either worker
         assert all(signed_with(token, second) for token in tokens)
         assert served.verify(old_token).valid
-        # A worker that dies is replaced with the configuration of the start (the first
-        # version), and reads OpenBao again before it serves.
+        # A worker that dies is replaced; the new one reads the configuration and OpenBao
+        # again before it serves.
         time.sleep(2.5)  # past the start-up window, a dead worker is replaced
         victim = next(line["pid"] for line in served.events("listening") if line["worker"] == 0)
         assert isinstance(victim, int)
@@ -254,3 +254,110 @@ def test_sighup_reaches_both_workers_and_a_replaced_one_reads_openbao_again(
         ]
         assert all(signed_with(served.sign(), second) for _ in range(12))
     served.assert_nothing_secret_logged(first, second)
+
+
+def test_an_unreadable_previous_version_does_not_block_rotation_or_start(
+    tmp_path: Path, openbao: OpenBao
+) -> None:
+    first, third = new_secret(), new_secret()
+    openbao.write("zoom/meeting", first)
+    failed = "vault refresh failed: still serving the secrets already read"
+    skipped = (
+        "app 'meeting': secret_vault secret/data/zoom/meeting#secret: version 2 has no field "
+        "'secret': it neither signs nor verifies (delete it to let an older version verify in "
+        "its place)"
+    )
+    vault = 'refresh = "1s"\nprevious_versions = 1\n'
+    with serve(tmp_path, openbao, vault=vault) as served:
+        openbao.write("zoom/meeting", "x", field="other")  # the newest unreadable: kept serving
+        served.wait_for(failed)
+        assert signed_with(served.sign(), first)
+        openbao.write("zoom/meeting", third)
+        served.wait_for("secrets rotated")
+        failures = len(served.events(failed))
+        assert signed_with(served.sign(), third)
+        time.sleep(2.5)  # two more refreshes: neither fails, nor warns again
+        assert len(served.events(failed)) == failures
+        assert len(served.events(skipped)) == 1
+        (failure,) = {str(line["error"]) for line in served.events(failed)}
+        assert failure.endswith("version 2 has no field 'secret'")
+    served.assert_nothing_secret_logged(first, third)
+    # A fresh start signs with version 3, and warns of version 2 once.
+    (tmp_path / "again").mkdir()
+    with serve(tmp_path / "again", openbao, vault=vault) as again:
+        assert signed_with(again.sign(), third)
+    assert again.server.logs().count("version 2 has no field 'secret'") == 1
+    again.assert_nothing_secret_logged(first, third)
+
+
+def test_a_permission_denied_refresh_names_both_policy_paths_whole(
+    tmp_path: Path, openbao: OpenBao
+) -> None:
+    secret = new_secret()
+    openbao.write("zoom/meeting", secret)
+    failed = "vault refresh failed: still serving the secrets already read"
+    with serve(tmp_path, openbao, vault='refresh = "1s"\n') as served:
+        # The policy loses the metadata, where the versions are listed.
+        only_data = 'path "secret/data/*" { capabilities = ["read"] }\n'
+        openbao.client().sys.create_or_update_policy(name="sdksign", policy=only_data)
+        served.wait_for(failed)
+        assert served.events(failed)[0]["error"] == (
+            "apps[0] ('meeting'): secret_vault secret/data/zoom/meeting#secret: "
+            f"Vault at {openbao.address}: permission denied (the token is unknown or expired, "
+            "or cannot read secret/data/zoom/meeting and secret/metadata/zoom/meeting)"
+        )
+        assert signed_with(served.sign(), secret)
+    served.assert_nothing_secret_logged(secret)
+
+
+def test_sighups_collapse_and_stopping_waits_for_no_vault_read(
+    tmp_path: Path, openbao: OpenBao
+) -> None:
+    """A stalled Vault (a socket that accepts and never answers): SIGHUPs during a reload
+    make one more at most, none starts once SIGTERM came, and the process ends while a
+    read still waits (request_timeout 60 s)."""
+    openbao.write("zoom/meeting", new_secret())
+    refused = "reload refused: still serving the previous configuration"
+    args = ("--workers", "1", "--drain", "10")
+    with socket.socket() as silent, serve(tmp_path, openbao, args) as served:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        silent.settimeout(20)
+        config = tmp_path / "sdksign.toml"
+        stalled = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        config.write_text(
+            config.read_text().replace(openbao.address, stalled) + 'request_timeout = "60s"\n'
+        )
+
+        def sighups(count: int) -> None:  # one at a time: pending signals would merge
+            for _ in range(count):
+                seen = len(served.events("SIGHUP received"))
+                served.server.process.send_signal(signal.SIGHUP)
+                served.wait_for("SIGHUP received", seen + 1)
+
+        sighups(1)
+        first, _ = silent.accept()  # the first reload's read, stalled
+        sighups(4)
+        first.close()  # it fails ...
+        served.wait_for(refused)
+        second, _ = silent.accept()  # ... and the 4 SIGHUPs meanwhile make one more
+        with second:
+            sighups(5)
+            served.server.process.send_signal(signal.SIGTERM)
+            served.wait_for("draining")
+            sighups(1)
+            served.server.process.send_signal(signal.SIGTERM)  # the drain cut short
+            assert served.server.process.wait(timeout=30) == 0  # the second read still waits
+        silent.setblocking(False)
+        with pytest.raises(BlockingIOError):  # no third read, though 5 SIGHUPs came during it
+            silent.accept()[0].close()
+    assert [line["reload"] for line in served.events("SIGHUP received")] == [
+        "queued",
+        "queued after the one under way",
+        *["already queued"] * 3,
+        "queued after the one under way",
+        *["already queued"] * 4,
+        "none: stopping",
+    ]
+    assert len(served.events(refused)) == 1
+    assert len(served.events("stopped")) == 1

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -131,3 +133,70 @@ def test_workers_must_be_a_sensible_count(tmp_path: Path, value: str) -> None:
     assert result.returncode == 2
     assert "--workers" in result.stderr
     assert "whole number from 1 to 256" in result.stderr
+
+
+def sign_outcomes(target: str, bearer: str, count: int) -> Counter[str]:
+    """`count` Sign calls with `bearer`, each on its own connection, counted by status code."""
+    outcomes: Counter[str] = Counter()
+    metadata = (("authorization", f"Bearer {bearer}"),)
+    for _ in range(count):
+        options = [("grpc.use_local_subchannel_pool", 1)]
+        with grpc.insecure_channel(target, options=options) as channel:
+            try:
+                pb_grpc.SignatureServiceStub(channel).Sign(SIGN, timeout=10, metadata=metadata)
+                outcomes["OK"] += 1
+            except grpc.RpcError as exc:
+                outcomes[exc.code().name] += 1
+    return outcomes
+
+
+@pytest.mark.parametrize("change", ["reloaded", "broken"])
+def test_a_replaced_worker_serves_what_the_others_serve(tmp_path: Path, change: str) -> None:
+    """A caller's token changed and SIGHUP: the replacement of a dead worker serves the new
+    one too. A file broken since the start: it serves the configuration of the start."""
+    old_token, new_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    secret = secrets.token_urlsafe(32)
+    config = tmp_path / "sdksign.toml"
+
+    def write(token: str) -> None:
+        digest = hashlib.sha256(token.encode()).hexdigest()
+        config.write_text(
+            '[[apps]]\nname = "meeting"\nkind = "meeting"\nsdk_key = "ReplacedKey01"\n'
+            f'secret_env = "S"\n[[callers]]\nname = "a"\ntoken_sha256 = "{digest}"\n'
+            'roles = ["participant"]\n[anonymous]\nroles = []\nverify = false\n'
+        )
+
+    write(old_token)
+    args = ["--config", str(config), "--workers", "2"]
+    server = start_server_process(tmp_path, {"S": secret}, args)
+    try:
+        wait_for(lambda: len(events(server, "listening")) == 2, server)
+        assert sign_outcomes(server.target, old_token, 4) == {"OK": 4}
+        if change == "reloaded":
+            write(new_token)  # the old token is revoked
+            server.process.send_signal(signal.SIGHUP)
+            wait_for(lambda: len(events(server, "configuration reloaded")) == 2, server)
+        else:
+            config.write_text(config.read_text() + "[[callers]]\nname = 'b'\n")
+        time.sleep(2.5)  # past the start-up window, a dead worker is replaced
+        victim = next(line["pid"] for line in events(server, "listening") if line["worker"] == 0)
+        assert isinstance(victim, int)
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: len(events(server, "listening")) == 3, server)
+        # 24 connections each, spread by the kernel over both workers, the new one among them.
+        served, refused = (new_token, old_token) if change == "reloaded" else (old_token, new_token)
+        assert sign_outcomes(server.target, refused, 24) == {"UNAUTHENTICATED": 24}
+        assert sign_outcomes(server.target, served, 24) == {"OK": 24}
+
+        def calls() -> list[dict[str, object]]:
+            return [line for line in log_lines(server.logs()) if line["event"] == "rpc"]
+
+        wait_for(lambda: len(calls()) == 52, server)  # each call's line
+        # The first 4 calls were served before the kill: worker 0 of the others is the new one.
+        assert Counter(line["worker"] for line in calls()[4:])[0] > 0
+        fallback = events(server, "this replacement worker serves the configuration of the start")
+        assert [line["worker"] for line in fallback] == ([0] if change == "broken" else [])
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=30)
+    assert not [value for value in (old_token, new_token, secret) if value in server.logs()]

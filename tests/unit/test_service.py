@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sdksign.client import AsyncClient, Client, Role, SdkSignError
 from sdksign.server import App, Config, _service, load_config
+from sdksign.server._refresh import read_again
 from sdksign.server._serve import SERVICE_NAME, add_port, build_server, reload, serve
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
@@ -363,6 +364,6 @@ def test_reload_keeps_what_was_fixed_at_start(
     path.write_text(
         app.format("one") + app.format("two") + "[server]\ndrain = 9\nshutdown_grace = 3\n"
     )
-    reload(service, "127.0.0.1:1")
+    reload(service, "127.0.0.1:1", read_again(service.config))
     assert [a.name for a in service.config.apps] == ["one", "two"]
     assert (service.config.drain, service.config.shutdown_grace) == (0, 10)

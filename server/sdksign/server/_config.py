@@ -94,7 +94,9 @@ class App:
     """One Zoom SDK app: its name here, its kind, its SDK key and its secret.
 
     `previous_secrets` are secrets being rotated out: Verify still accepts them,
-    Sign never uses them. `vault` names the KV v2 field they are versions of.
+    Sign never uses them. `vault` names the KV v2 field they are versions of;
+    `vault_skipped` says why each previous version there that could not be read was
+    skipped (it neither signs nor verifies).
     """
 
     name: str
@@ -103,6 +105,7 @@ class App:
     secret: bytes = field(repr=False)
     previous_secrets: tuple[bytes, ...] = field(default=(), repr=False)
     vault: KvRef | None = None
+    vault_skipped: tuple[str, ...] = ()
 
     @property
     def secrets(self) -> tuple[bytes, ...]:
@@ -1029,11 +1032,13 @@ def vault_refreshed(config: Config) -> Config:
     with reader:
         for index, app, ref in wanted:
             try:
-                newest, *previous = reader.versions(ref)
+                read = reader.versions(ref)
             except VaultError as exc:
                 where = _named("apps", index, app.name)
                 raise ConfigError(f"{where}: secret_vault {ref}: {exc}") from None
-            apps[index] = replace(app, secret=newest, previous_secrets=tuple(previous))
+            apps[index] = replace(
+                app, secret=read.newest, previous_secrets=read.previous, vault_skipped=read.skipped
+            )
     return replace(config, apps=tuple(apps))
 
 
@@ -1066,8 +1071,9 @@ _PLACEHOLDER = re.compile(
 
 
 def config_warnings(config: Config) -> list[str]:
-    """What in `config` is served but most likely wrong: placeholder SDK keys, and secrets far
-    shorter than Zoom's. Each is one line naming the app, never a secret."""
+    """What in `config` is served but most likely wrong: placeholder SDK keys, secrets far
+    shorter than Zoom's, and Vault versions skipped as unreadable. Each is one line naming
+    the app, never a secret."""
     warnings = []
     for app in config.apps:
         if _PLACEHOLDER.search(app.sdk_key):
@@ -1083,6 +1089,11 @@ def config_warnings(config: Config) -> list[str]:
                     f"app {app.name!r}: {which} is {size}; Zoom's Client Secrets are {SECRET_LENGTH} "
                     "characters: is it the right value?"
                 )
+        warnings.extend(
+            f"app {app.name!r}: secret_vault {app.vault}: {why}: it neither signs nor verifies "
+            "(delete it to let an older version verify in its place)"
+            for why in app.vault_skipped
+        )
     return warnings
 
 

@@ -24,7 +24,7 @@ from ._config import (
     config_warnings,
     exposure_problems,
 )
-from ._refresh import Refresher, read_again
+from ._refresh import Refresher
 from ._rpc import RequestDeadlines, add_service
 from ._service import SignatureService, ZoomSampleService
 
@@ -148,12 +148,12 @@ async def serve(config: Config, listen: str, reuse_port: bool = False) -> None:
     loop.add_signal_handler(signal.SIGHUP, refresher.sighup)
     refresher.start()
     first = await signals.get()
+    await refresher.stop()  # no reload or refresh from now on; none is waited for
     await health_servicer.enter_graceful_shutdown()
     await drain(signals, first, service.config.drain)
     grace = service.config.shutdown_grace
     log.info("shutting down", grace_seconds=grace)
     await server.stop(grace)
-    await refresher.stop()
     await service.aclose()
     log.info("stopped")
 
@@ -203,41 +203,47 @@ def _rate_limits(config: Config) -> str:
 START_ONLY = ("listen", "log_level", "drain", "shutdown_grace")
 
 
-def reload(
-    service: SignatureService, listen: str, read: Config | ConfigError | None = None
-) -> None:
-    """SIGHUP: read the configuration again; use it only if all of it is valid.
+def reload(service: SignatureService, listen: str, read: Config | ConfigError) -> None:
+    """SIGHUP: serve what was read again, only if all of it is valid.
 
-    `read` is what was read (by _refresh, in a thread, since it may wait on Vault), or
-    why it could not be; None reads it here. Calls in flight keep the configuration
-    they started with. START_ONLY settings keep their values, and TLS files are read
-    at start only: a change to them needs a restart.
+    `read` is what was read (by _refresh, in a thread, since it may wait on Vault; this
+    reads nothing, so that the loop never waits on Vault), or why it could not be.
+    Calls in flight keep the configuration they started with.
     """
-    old = service.config
-    if read is None:
-        read = read_again(old)
-    if isinstance(read, ConfigError):
-        log.error("reload refused: still serving the previous configuration", error=str(read))
-        return
-    kept = {name: getattr(old, name) for name in START_ONLY}
-    new = replace(read, insecure=old.insecure, **kept)
-    if differ := [name for name, value in kept.items() if getattr(read, name) != value]:
-        log.warning("reload keeps the settings fixed at start; a restart changes them", keep=differ)
-    if new.tls != old.tls:
-        log.error(
-            "reload refused: the TLS settings changed, and they take a restart; "
-            "still serving the previous configuration"
-        )
-        return
-    problems = exposure_problems(new, listen)
-    if problems and not new.insecure:
-        log.error(
-            "reload refused: the new configuration would expose the service; "
-            "still serving the previous configuration",
-            problems=problems,
-        )
+    new = reloaded(service.config, read, listen)
+    if new is None:
         return
     service.config = new
     log.info("configuration reloaded", **describe(new))
     for warning in config_warnings(new):
         log.warning(warning)
+
+
+_PREVIOUS = "still serving the previous configuration"
+
+
+def reloaded(
+    old: Config, read: Config | ConfigError, listen: str, then: str = _PREVIOUS
+) -> Config | None:
+    """What a reload from `old` may serve: `read` with START_ONLY settings and --insecure
+    kept from `old`. None, after an error line ending in `then`, when `read` is an error,
+    changes TLS (whose files are read at start only: a change needs a restart), or would
+    expose the service."""
+    if isinstance(read, ConfigError):
+        log.error(f"reload refused: {then}", error=str(read))
+        return None
+    kept = {name: getattr(old, name) for name in START_ONLY}
+    new = replace(read, insecure=old.insecure, **kept)
+    if differ := [name for name, value in kept.items() if getattr(read, name) != value]:
+        log.warning("reload keeps the settings fixed at start; a restart changes them", keep=differ)
+    if new.tls != old.tls:
+        log.error(f"reload refused: the TLS settings changed, and they take a restart; {then}")
+        return None
+    problems = exposure_problems(new, listen)
+    if problems and not new.insecure:
+        log.error(
+            f"reload refused: the new configuration would expose the service; {then}",
+            problems=problems,
+        )
+        return None
+    return new

@@ -3,7 +3,9 @@
 `secret_vault = "secret/data/zoom/meeting#secret"` names a KV v2 secret (the mount
 `secret`, the path `zoom/meeting`) and a field of it. Its versions are the app's
 key rotation: the newest version that is neither deleted nor destroyed signs, and
-up to `previous_versions` live versions before it still verify.
+up to `previous_versions` live versions before it still verify. The newest must be
+readable; a previous one whose field is missing, not a string or empty is skipped,
+and KvSecrets.skipped says why (never with a value).
 
 hvac (the vault extra) is imported on first use: a server without it runs as before,
 and a configuration that needs it gets one line saying so. Every failure here is a
@@ -130,7 +132,7 @@ def field_secret(answer: object, ref: KvRef, version: int) -> bytes:
     try:
         data = msgspec.convert(answer, _SecretAnswer).data.data
     except msgspec.ValidationError:
-        raise VaultError(_UNEXPECTED) from None
+        raise VaultError(f"version {version}: {_UNEXPECTED}") from None
     value = data.get(ref.field)
     if not isinstance(value, str):
         what = "no field" if value is None else "a field that is not a string,"
@@ -141,6 +143,17 @@ def field_secret(answer: object, ref: KvRef, version: int) -> bytes:
 
 
 # --- reading -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KvSecrets:
+    """One read of a KV v2 field: the newest live version's value (it signs), those of the
+    previous versions that could be read (they verify, newest first), and why each other
+    previous version could not be (e.g. "version 2 has no field 'secret'")."""
+
+    newest: bytes = field(repr=False)
+    previous: tuple[bytes, ...] = field(default=(), repr=False)
+    skipped: tuple[str, ...] = ()
 
 
 class KvReader:
@@ -171,9 +184,9 @@ class KvReader:
     ) -> None:
         self._client.adapter.close()
 
-    def versions(self, ref: KvRef) -> tuple[bytes, ...]:
-        """The secrets of the live versions of `ref`, newest first: it, and up to
-        previous_versions before it."""
+    def versions(self, ref: KvRef) -> KvSecrets:
+        """The secrets of the live versions of `ref`: the newest, which must be readable,
+        and those of up to previous_versions before it that are (the others skipped)."""
         count = 1 + self._settings.previous_versions
         try:
             metadata = self._client.secrets.kv.v2.read_secret_metadata(
@@ -182,11 +195,22 @@ class KvReader:
             numbers = live_versions(_versions_of(metadata), datetime.now(UTC), count)
             if not numbers:
                 raise VaultError("every version is deleted or destroyed")
-            return tuple(self._version(ref, number) for number in numbers)
+            newest, *earlier = numbers
+            return self._read(ref, newest, earlier)
         except VaultError:
             raise
         except Exception as exc:  # hvac's and requests' errors, in this module's words
             raise VaultError(problem(exc, self._settings, ref)) from None
+
+    def _read(self, ref: KvRef, newest: int, earlier: list[int]) -> KvSecrets:
+        signing = self._version(ref, newest)
+        previous, skipped = [], []
+        for number in earlier:
+            try:
+                previous.append(self._version(ref, number))
+            except VaultError as exc:  # its content (Vault's own errors fail the whole read)
+                skipped.append(str(exc))
+        return KvSecrets(signing, tuple(previous), tuple(skipped))
 
     def _version(self, ref: KvRef, number: int) -> bytes:
         answer = self._client.secrets.kv.v2.read_secret_version(
@@ -214,10 +238,10 @@ def problem(exc: Exception, settings: VaultSettings, ref: KvRef) -> str:
     at = f"Vault at {settings.address}"
     match exc:
         case hvac_errors.Forbidden() | hvac_errors.Unauthorized():
+            # Short: a log field keeps 256 characters, and the paths to check come last.
             return (
-                f"{at} refused the token (permission denied): it is unknown or expired, or its "
-                f"policy does not allow read on {ref.mount}/data/{ref.path} "
-                f"and {ref.mount}/metadata/{ref.path}"
+                f"{at}: permission denied (the token is unknown or expired, or cannot read "
+                f"{ref.mount}/data/{ref.path} and {ref.mount}/metadata/{ref.path})"
             )
         case hvac_errors.InvalidPath():
             return f"{at} has no secret there (404; is {ref.mount!r} a KV version 2 mount?)"

@@ -4,8 +4,9 @@ Each worker is a spawned process running the ordinary single-process `serve()`;
 they all listen on the same port with SO_REUSEPORT, and the kernel spreads new
 connections among them. The parent only supervises: it holds the port (bound,
 not listening) so that port 0 means one port for all, forwards SIGTERM, SIGINT
-and SIGHUP to every worker, and replaces a worker that dies. A worker whose parent
-dies stops by itself, draining as on SIGTERM.
+and SIGHUP to every worker, and replaces a worker that dies; the replacement reads the
+configuration again, as a SIGHUP would, before it serves. A worker whose parent dies
+stops by itself, draining as on SIGTERM.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ from types import FrameType
 
 import structlog
 
-from ._config import Config
+from ._config import Config, config_warnings
 from ._logging import original_stderr
-from ._serve import ListenError
+from ._refresh import read_again, vault_read_again
+from ._serve import ListenError, reloaded
 
 log = structlog.get_logger("sdksign")
 
@@ -159,22 +161,42 @@ class _Supervisor:
 def _worker_main(config: Config, address: str, index: int, replacement: bool = False) -> None:
     """A worker process: logging that names the worker, then the ordinary server.
 
-    A replacement reads its Vault secrets again first: those read at start may have
-    been rotated since (the other workers have, on SIGHUP or refresh).
+    A replacement reads its configuration again first (replacement_config): the
+    other workers may have reloaded it, or read rotated Vault secrets, since the start.
     """
     from ._logging import configure_logging
-    from ._refresh import vault_read_again
     from ._serve import run
 
     configure_logging(config.log_level, worker=index, native_stderr=True)
     _stop_with_parent(os.getppid())
     if replacement:
-        config = vault_read_again(config)
+        config = replacement_config(config, address)
     try:
         run(config, address, reuse_port=True)
     except ListenError as exc:
         log.error("cannot listen", error=str(exc))
         raise SystemExit(2) from None
+
+
+# How a replacement worker's refusal of the configuration read again ends.
+_STARTED_WITH = "this replacement worker serves the configuration of the start, Vault read again"
+
+
+def replacement_config(given: Config, address: str) -> Config:
+    """What a replacement worker serves: the configuration read again as a SIGHUP reload
+    reads it (the file, then Vault), with the same rules (START_ONLY settings and
+    --insecure kept from `given`, TLS unchanged, not exposed on `address`).
+
+    When that read fails or is refused (a line says why), `given`, the configuration of
+    the start, with its Vault secrets read again.
+    """
+    new = reloaded(given, read_again(given), address, then=_STARTED_WITH)
+    if new is None:
+        return vault_read_again(given)
+    log.info("configuration read again before serving")
+    for warning in config_warnings(new):
+        log.warning(warning)
+    return new
 
 
 # How often a worker checks that its parent is still there.
