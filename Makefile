@@ -49,10 +49,11 @@ check-protos: $(VENV)/.installed ## fail when the committed generated code is st
 run: $(VENV)/.installed protos ## start the service on $(LISTEN)
 	$(VENV)/bin/sdksign serve --listen $(LISTEN) $(if $(CONFIG),--config $(CONFIG))
 
-# The web page: a client generated from the protos (protoc-gen-es, for connect-web),
-# bundled with esbuild. Generated code and the bundle are git-ignored.
+# The web page: a client generated from the protos (protoc-gen-es, for connect-web), with
+# google.rpc's error details (the refused fields), bundled with esbuild. Generated code and
+# the bundle are git-ignored. The rule writes both files; the second is its target.
 WEB_DEPS := web/node_modules/.package-lock.json
-WEB_GEN := web/src/gen/sdksign/v1/signature_service_pb.ts
+WEB_GEN := web/src/gen/google/rpc/error_details_pb.ts
 WEB := web/dist/index.html web/dist/app.js
 
 $(WEB_DEPS): web/package.json web/package-lock.json
@@ -60,8 +61,8 @@ $(WEB_DEPS): web/package.json web/package-lock.json
 
 $(WEB_GEN): protos/sdksign/v1/signature_service.proto $(WEB_DEPS) $(VENV)/.installed
 	@mkdir -p web/src/gen
-	$(PY) -m grpc_tools.protoc -I protos --plugin=protoc-gen-es=web/node_modules/.bin/protoc-gen-es \
-	  --es_out=web/src/gen --es_opt=target=ts protos/sdksign/v1/signature_service.proto
+	$(PY) -m grpc_tools.protoc $(PROTO_INCLUDE) --plugin=protoc-gen-es=web/node_modules/.bin/protoc-gen-es \
+	  --es_out=web/src/gen --es_opt=target=ts protos/sdksign/v1/signature_service.proto google/rpc/error_details.proto
 
 web/dist/app.js: web/src/app.ts $(WEB_GEN)
 	web/node_modules/.bin/esbuild web/src/app.ts --bundle --format=esm --minify --target=es2020 \

@@ -44,6 +44,7 @@ class Gateway:
     port: int
     server: ServerProcess
     tls: ssl.SSLContext | None = None  # HTTPS, trusting this context's CA
+    envoy: subprocess.Popen[bytes] | None = None  # the gateway's process
 
     def request(
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
@@ -153,7 +154,7 @@ def serve_gateway(
         tls = ssl.create_default_context(cadata=production.pem.decode())
     config = CONFIGS[0] if production is None else CONFIGS[1]
     envoy = start_envoy(render(config, tmp_path, gateway_port, server_port, files), tmp_path)
-    gateway = Gateway(gateway_port, server, tls)
+    gateway = Gateway(gateway_port, server, tls, envoy)
     try:
         wait_until_ready(gateway, tmp_path, envoy)
         yield gateway

@@ -6,6 +6,7 @@ import { create, toBinary, type JsonObject, type MessageInitShape } from "@bufbu
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
+import { BadRequestSchema } from "./gen/google/rpc/error_details_pb.js";
 import {
   ProblemCode,
   Role,
@@ -33,6 +34,27 @@ const KINDS: Record<TokenKind, string> = {
   [TokenKind.MEETING_NATIVE]: "Meeting SDK, native (no meeting number or role)",
   [TokenKind.VIDEO]: "Video SDK",
   [TokenKind.LEGACY_SIGNATURE]: "the pre-2023 Web SDK signature (not a JWT)",
+};
+
+/** Each request field the server may name in a refusal (google.rpc.BadRequest's proto path,
+ * without an index such as [0]) -> the page's input for it, whose label the page shows. */
+const FIELD_INPUTS: Record<string, string> = {
+  "meeting.meeting_number": "meeting-number",
+  "meeting.role": "role",
+  "meeting.video_webrtc_mode": "meeting-video-webrtc",
+  "video.session_name": "session-name",
+  "video.role": "role",
+  "video.user_identity": "user-identity",
+  "video.session_key": "session-key",
+  "video.geo_regions": "geo-regions",
+  "video.video_webrtc_mode": "video-video-webrtc",
+  "video.audio_webrtc_mode": "video-audio-webrtc",
+  "video.cloud_recording_option": "cloud-recording-option",
+  "video.cloud_recording_election": "cloud-recording-election",
+  "video.telemetry_tracking_id": "telemetry-tracking-id",
+  ttl: "ttl",
+  token: "pasted",
+  expected_meeting_number: "expected-meeting",
 };
 
 const client = createClient(
@@ -64,11 +86,28 @@ function show(id: string, text: string): void {
   element(id).textContent = text;
 }
 
+/** What the page shows for a failed call: a sentence, then optionally one line per refused
+ * field and a detail, with the inputs concerned marked invalid. */
+interface Failure {
+  text: string;
+  items?: string[];
+  detail?: string;
+  invalid?: HTMLElement[];
+}
+
+function paragraph(text: string, className = ""): HTMLParagraphElement {
+  const shown = document.createElement("p");
+  shown.textContent = text;
+  shown.className = className;
+  return shown;
+}
+
 /** A request's result area: each request first clears what the last one showed. */
 class Results {
   private latest = 0;
 
   constructor(
+    private readonly formId: string,
     private readonly errorId: string,
     private readonly resultId: string,
     private readonly buttonId: string,
@@ -89,6 +128,9 @@ class Results {
       area.querySelectorAll("[data-out]").forEach((output) => output.replaceChildren());
     }
     element(this.errorId).replaceChildren();
+    element(this.formId)
+      .querySelectorAll("[aria-invalid]")
+      .forEach((input) => ["aria-invalid", "aria-errormessage"].forEach((name) => input.removeAttribute(name)));
     element<HTMLButtonElement>(this.buttonId).disabled = false;
     this.latest++; // an answer still on its way is no longer shown
   }
@@ -102,10 +144,22 @@ class Results {
   }
 
   /** An error, alone: nothing of an earlier result stays beside it. */
-  fail(ticket: number, message: string): void {
+  fail(ticket: number, failure: Failure | string): void {
     if (!this.current(ticket)) return;
-    show(this.errorId, message);
-    element(this.errorId).hidden = false;
+    const { text, items = [], detail, invalid = [] }: Failure = typeof failure === "string" ? { text: failure } : failure;
+    const area = element(this.errorId);
+    area.replaceChildren(paragraph(text));
+    if (items.length > 0) {
+      const list = document.createElement("ul");
+      list.append(...items.map((item) => Object.assign(document.createElement("li"), { textContent: item })));
+      area.append(list);
+    }
+    if (detail !== undefined) area.append(paragraph(detail, "hint"));
+    for (const input of invalid) {
+      input.setAttribute("aria-invalid", "true");
+      input.setAttribute("aria-errormessage", this.errorId);
+    }
+    area.hidden = false;
   }
 
   succeed(ticket: number, render: () => void): void {
@@ -155,11 +209,60 @@ function claimTime(claims: JsonObject | undefined, name: string): string {
   return typeof at === "number" ? when(at) : "not a number in the token";
 }
 
-function failure(error: unknown): string {
-  if (error instanceof ConnectError) {
-    return `The server refused it (${Code[error.code]}): ${error.rawMessage}`;
+/** The inputs a field names: its input, or the boxes of a group such as the regions. */
+function inputsOf(field: string): HTMLElement[] {
+  const id = FIELD_INPUTS[field.replace(/\[\d+\]$/, "")];
+  const found = id === undefined ? null : document.getElementById(id);
+  if (found === null) return [];
+  return found.matches("input, select, textarea") ? [found] : Array.from(found.querySelectorAll<HTMLElement>("input"));
+}
+
+/** The label the page shows for a field (the first words of its label or legend). */
+function labelOf(field: string): string {
+  const [input] = inputsOf(field);
+  const label =
+    input instanceof HTMLInputElement && input.type === "checkbox"
+      ? input.closest("fieldset")?.querySelector("legend")
+      : (input as HTMLInputElement | undefined)?.labels?.[0];
+  return label?.firstChild?.textContent?.trim() || field;
+}
+
+/** The server's words with the page's labels for the fields it names. */
+function relabelled(description: string): string {
+  return description.replace(/\b(meeting|video)\.[a-z_]+/g, (field) =>
+    field in FIELD_INPUTS ? `“${labelOf(field)}”` : field,
+  );
+}
+
+/** A call that never reached the server (or got no answer from it), said plainly. */
+function unreachable(error: ConnectError): Failure | undefined {
+  const retry = "Nothing was done: try again in a moment.";
+  if (error.cause instanceof TypeError) {
+    // fetch itself failed: nothing answered at the gateway's address.
+    return { text: `Could not reach the signing service: ${window.location.origin} did not answer. ${retry}`, detail: error.rawMessage };
   }
-  return `The call failed: ${String(error)}`;
+  if (error.code === Code.Unavailable) {
+    return { text: `Could not reach the signing service: it is not answering. ${retry}`, detail: error.rawMessage };
+  }
+  if (error.code === Code.DeadlineExceeded) {
+    return { text: `Could not reach the signing service: it did not answer in time. ${retry}`, detail: error.rawMessage };
+  }
+  return undefined;
+}
+
+function failure(error: unknown): Failure {
+  if (!(error instanceof ConnectError)) return { text: `The call failed: ${String(error)}` };
+  const violations = error.findDetails(BadRequestSchema).flatMap((bad) => bad.fieldViolations);
+  if (error.code === Code.InvalidArgument && violations.length > 0) {
+    return {
+      text: "The server refused the request:",
+      items: violations.map(({ field, description }) =>
+        field ? `${labelOf(field)}: ${relabelled(description)}` : relabelled(description),
+      ),
+      invalid: violations.flatMap(({ field }) => inputsOf(field)),
+    };
+  }
+  return unreachable(error) ?? { text: `The server refused it (${Code[error.code]}): ${error.rawMessage}` };
 }
 
 /** Why a request may not go to the server, or undefined when it may. */
@@ -183,8 +286,8 @@ function tooLongToken(token: string): string | undefined {
 
 // --- Sign -------------------------------------------------------------------------------
 
-const signResults = new Results("sign-error", "signed", "sign");
-const verifyResults = new Results("verify-error", "verified", "verify");
+const signResults = new Results("sign-form", "sign-error", "signed", "sign");
+const verifyResults = new Results("verify-form", "verify-error", "verified", "verify");
 
 function signRequest(): SignInit {
   const role = value("role") === "host" ? Role.HOST : Role.PARTICIPANT;

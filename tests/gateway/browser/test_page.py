@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import re
 import shutil
 import tempfile
 import threading
@@ -18,7 +19,7 @@ import pytest
 
 from sdksign.server._diagnose import MAX_TOKEN_LENGTH
 from sdksign.server._serve import MAX_MESSAGE_BYTES
-from sdksign.server._zoom import GEO_REGIONS
+from sdksign.server._zoom import GEO_REGIONS, MEETING_NUMBER_RULE
 from tests.conftest import MEETING_KEY, ROOT, VIDEO_KEY
 from tests.gateway.conftest import Gateway, serve_gateway
 
@@ -99,6 +100,13 @@ def page(browser: Browser, page_gateway: Gateway) -> Iterator[tuple[Page, Calls]
         yield tab, calls
     finally:
         context.close()
+
+
+def invalid_inputs(page: Page, form: str = "#sign-form") -> list[str]:
+    """The ids of the inputs of `form` marked aria-invalid, in the page's order."""
+    ids = page.locator(f"{form} [aria-invalid=true]").evaluate_all("found => found.map(e => e.id)")
+    assert isinstance(ids, list)
+    return [str(i) for i in ids]
 
 
 def json_of(page: Page, selector: str) -> dict[str, Any]:
@@ -201,22 +209,77 @@ def test_a_failed_sign_after_a_good_one_shows_the_error_alone(page: tuple[Page, 
     sign_meeting(tab)
     tab.fill("#meeting-number", "98-76")
     tab.click("#sign")
-    expect(tab.locator("#sign-error")).to_contain_text("InvalidArgument")
-    expect(tab.locator("#sign-error")).to_contain_text("meeting.meeting_number")
+    error = tab.locator("#sign-error")
+    expect(error.locator("li")).to_have_text(["Meeting number: must be " + MEETING_NUMBER_RULE])
+    expect(error).to_contain_text("The server refused the request:")
     expect(tab.locator("#signed")).to_be_hidden()
     for output in ("#token", "#claims", "#header", "#sdk-key"):
         assert tab.text_content(output) == "", output
+    assert invalid_inputs(tab) == ["meeting-number"]
+    expect(tab.locator("#meeting-number")).to_have_attribute("aria-errormessage", "sign-error")
 
     tab.fill("#meeting-number", "987654321")
     tab.fill("#ttl", "60")
     tab.click("#sign")
-    expect(tab.locator("#sign-error")).to_contain_text("ttl")
+    expect(error.locator("li")).to_have_text(
+        [
+            re.compile(
+                r"^Lifetime, seconds: 60s is outside the allowed range: whole seconds from 1800"
+            )
+        ]
+    )
     expect(tab.locator("#signed")).to_be_hidden()
+    assert invalid_inputs(tab) == ["ttl"]  # the meeting number is no longer marked
 
     tab.fill("#ttl", "7200")  # a good one again: the error goes
     tab.click("#sign")
     expect(tab.locator("#token")).to_contain_text("eyJ")
     expect(tab.locator("#sign-error")).to_be_hidden()
+    assert invalid_inputs(tab) == []
+
+
+def test_refused_fields_are_named_by_the_page_s_labels(page: tuple[Page, Calls]) -> None:
+    """Every field the server refuses is shown with its label, never its proto path, and its
+    input is marked invalid; a description names other fields by their labels too."""
+    from playwright.sync_api import expect
+
+    tab, _ = page
+    tab.fill("#meeting-number", "")  # the page always sends a role: a web token needs both
+    tab.click("#sign")
+    expect(tab.locator("#sign-error li")).to_have_text(
+        [
+            "Meeting number: is required with \u201cRole\u201d (a web token); leave both unset "
+            "for a native SDK token"
+        ]
+    )
+    assert invalid_inputs(tab) == ["meeting-number"]
+
+    tab.check("#sdk-video")
+    tab.fill("#session-name", "")
+    tab.fill("#user-identity", "u" * 36)
+    tab.fill("#session-key", "k" * 37)
+    tab.click("#sign")
+    expect(tab.locator("#sign-error li")).to_have_text(
+        [
+            "Session name: is required (at most 200 characters)",
+            "User identity: has 36 characters; at most 35 are allowed",
+            "Session password: has 37 characters; at most 36 are allowed",
+        ]
+    )
+    assert invalid_inputs(tab) == ["session-name", "user-identity", "session-key"]
+    assert "video." not in (tab.text_content("#sign-error") or "")
+
+    tab.fill("#pasted", "")
+    tab.fill("#expected-meeting", "12-34")
+    tab.click("#verify")
+    expect(tab.locator("#verify-error li")).to_have_text(
+        [
+            re.compile(r"^Token: is required"),
+            "Expected meeting number: must be " + MEETING_NUMBER_RULE,
+        ]
+    )
+    assert invalid_inputs(tab, "#verify-form") == ["pasted", "expected-meeting"]
+    assert "expected_meeting_number" not in (tab.text_content("#verify-error") or "")
 
 
 def test_a_failed_verify_after_a_good_one_leaves_no_old_claims(page: tuple[Page, Calls]) -> None:
@@ -229,7 +292,7 @@ def test_a_failed_verify_after_a_good_one_leaves_no_old_claims(page: tuple[Page,
 
     tab.fill("#pasted", "")  # refused: INVALID_ARGUMENT
     tab.click("#verify")
-    expect(tab.locator("#verify-error")).to_contain_text("InvalidArgument")
+    expect(tab.locator("#verify-error")).to_contain_text("Token: is required")
     expect(tab.locator("#verified")).to_be_hidden()
     for output in ("#verdict", "#verified-claims", "#verified-header", "#problems tbody"):
         assert tab.text_content(output) == "", output
@@ -358,3 +421,39 @@ def test_the_page_asks_for_no_favicon(browser: Browser, page_gateway: Gateway) -
         context.close()
         host.shutdown()
         host.server_close()
+
+
+def test_with_the_server_down_the_page_says_it_cannot_reach_it(
+    browser: Browser, gateway: Gateway
+) -> None:
+    """The server behind the gateway stopped: the page says the signing service cannot be
+    reached (not that it refused); then the gateway itself stopped: the same, naming it."""
+    from playwright.sync_api import expect
+
+    assert gateway.envoy is not None
+    context = browser.new_context()
+    try:
+        tab = context.new_page()
+        tab.goto(f"http://127.0.0.1:{gateway.port}/")
+        sign_meeting(tab)  # both answer
+        gateway.server.process.terminate()
+        gateway.server.process.wait(timeout=15)
+        for button, error in (("#sign", "#sign-error"), ("#verify", "#verify-error")):
+            tab.click(button)
+            expect(tab.locator(error).locator("p").first).to_have_text(
+                "Could not reach the signing service: it is not answering. Nothing was done: "
+                "try again in a moment."
+            )
+            assert "refused" not in (tab.text_content(error) or "")
+        expect(tab.locator("#signed")).to_be_hidden()
+
+        gateway.envoy.terminate()
+        gateway.envoy.wait(timeout=15)
+        tab.click("#sign")
+        expect(tab.locator("#sign-error p").first).to_have_text(
+            f"Could not reach the signing service: http://127.0.0.1:{gateway.port} did not "
+            "answer. Nothing was done: try again in a moment."
+        )
+        assert invalid_inputs(tab) == []
+    finally:
+        context.close()
