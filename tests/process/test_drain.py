@@ -7,8 +7,11 @@ Real `sdksign serve --workers 2` processes, loaded with the project's own client
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -18,8 +21,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sdksign.client import AsyncClient, Role, SdkSignError
+from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from tests.conftest import ServerProcess, log_lines, start_server_process
-from tests.process.test_workers import events, wait_for
+from tests.process.test_workers import ENV, SIGN, events, wait_for
 
 
 async def load(target: str, until: Callable[[], bool], tasks: int = 16) -> Counter[str]:
@@ -173,3 +177,43 @@ def _after(seconds: float) -> Callable[[], bool]:
 
 def _at(moment: float) -> Callable[[], bool]:
     return lambda: time.monotonic() >= moment
+
+
+def test_workers_serve_and_stop_with_their_parent_when_stderr_has_no_reader(
+    tmp_path: Path, server_env: dict[str, str]
+) -> None:
+    """`sdksign serve ... 2>&1 | cat` whose `cat` is gone: log lines cannot be written
+    (EPIPE), and calls are still served, and the workers still stop with their parent."""
+    process = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "sdksign.server", "serve", "--listen", "127.0.0.1:0"),
+            *("--workers", "2", "--drain", "0"),
+        ],
+        cwd=tmp_path,
+        env={**ENV, **server_env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stderr is not None
+    listening = []
+    while len(listening) < 2:
+        line = process.stderr.readline()
+        assert line, "the server stopped before its workers listened"
+        if b'"event":"listening"' in line:
+            listening.append(json.loads(line))
+    process.stderr.close()  # the reader is gone: every write to stderr now fails
+    pids = [int(line["pid"]) for line in listening]
+    try:
+        with grpc.insecure_channel(str(listening[0]["address"])) as channel:
+            stub = pb_grpc.SignatureServiceStub(channel)
+            assert all(stub.Sign(SIGN, timeout=10).token for _ in range(20))
+        process.kill()
+        process.wait(timeout=10)
+        deadline = time.monotonic() + 20
+        while any(map(_alive, pids)):
+            assert time.monotonic() < deadline, "workers outlived their parent"
+            time.sleep(0.05)
+    finally:
+        for pid in pids:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

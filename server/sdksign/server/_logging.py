@@ -270,6 +270,8 @@ class LineWriter:
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
         self._pending: list[bytes] = []
+        # Lines that stderr could not take.
+        self.lost_lines = 0
 
     def msg(self, line: bytes) -> None:
         self._pending.append(line)
@@ -295,8 +297,14 @@ class LineWriter:
         self._write(chunk)
 
     def _write(self, chunk: bytearray) -> None:
-        self._stream.write(chunk)
-        self._stream.flush()
+        """Write `chunk`; when stderr cannot take it (its reader is gone: EPIPE), the lines
+        are lost and nothing else is: an exception here would stop whatever logged (a call,
+        a signal handler forwarding SIGTERM, the thread that watches the parent)."""
+        try:
+            self._stream.write(chunk)
+            self._stream.flush()
+        except OSError:
+            self.lost_lines += chunk.count(b"\n")
 
     debug = info = warning = error = critical = exception = msg
 

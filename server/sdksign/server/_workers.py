@@ -119,12 +119,12 @@ class _Supervisor:
         the replacing."""
         if signum in (signal.SIGTERM, signal.SIGINT):
             self._stopping = True
-        log.info(
-            "forwarding signal", signal=signal.Signals(signum).name, workers=len(self._processes)
-        )
-        for process, _ in self._processes.values():
+        for process, _ in self._processes.values():  # first: the log line may not get out
             if process.pid is not None and process.exitcode is None:
                 os.kill(process.pid, signum)
+        log.info(
+            "forwarded signal", signal=signal.Signals(signum).name, workers=len(self._processes)
+        )
 
     def replace_until_stopped(self) -> int:
         """Replace each worker that dies until SIGTERM or SIGINT; return the exit status.
@@ -214,7 +214,7 @@ def _stop_with_parent(parent: int) -> None:
     def watch() -> None:
         while os.getppid() == parent:
             time.sleep(PARENT_CHECK_INTERVAL)
+        os.kill(os.getpid(), signal.SIGTERM)  # first: the log line may not get out
         log.error("parent gone: stopping", parent=parent)
-        os.kill(os.getpid(), signal.SIGTERM)
 
     threading.Thread(target=watch, name="sdksign-parent-watch", daemon=True).start()
