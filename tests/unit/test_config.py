@@ -21,6 +21,9 @@ from sdksign.server._config import (
     exposure_problems,
     parse_duration,
 )
+from sdksign.server._errors import ResourceExhausted
+from sdksign.server._ratelimit import TokenBuckets
+from sdksign.server._rpc import _retry_details
 
 SECRET = "s3cret-value-never-shown-0123456789abcdefgh"
 
@@ -332,11 +335,34 @@ def test_a_secret_file_that_is_not_utf8_names_the_key_and_no_byte_of_it(tmp_path
         assert "xe9" not in message and "cret-in" not in message
 
 
-@pytest.mark.parametrize("rate", ["inf", "nan", "-inf", "+nan", "1e999", "1_000_000_000_000"])
-def test_rates_that_are_not_finite_or_too_large(tmp_path: Path, rate: str) -> None:
+@pytest.mark.parametrize(
+    "rate", ["inf", "nan", "-inf", "+nan", "1e999", "1_000_000_000_000", "0", "1e-300", "1e-5"]
+)
+def test_rates_that_are_not_finite_too_large_or_too_small(tmp_path: Path, rate: str) -> None:
     for table in (f'[[callers]]\nname = "a"\ntoken_sha256 = "{HASH}"\n', "[anonymous]\n"):
         message = refusal(tmp_path, APP + table + f"rate = {rate}\n")
-        assert "rate must be a number of requests per second above 0 and at most 1e+09" in message
+        assert "rate must be a number of requests per second from 1/86400 (one a day) to 1e+09" in (
+            message
+        )
+
+
+def test_the_smallest_rate_refuses_with_a_retry_info_of_a_day_at_most(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            APP + f'[[callers]]\nname = "a"\ntoken_sha256 = "{HASH}"\n'
+            "rate = 1.1574074074074073e-05\n",
+        ),
+        {"S": SECRET},
+    )
+    caller = config.policy.callers[0]
+    buckets = TokenBuckets()
+    buckets.take(caller, now=0.0)
+    with pytest.raises(ResourceExhausted) as refused:
+        buckets.take(caller, now=0.0)
+    assert 86000 < refused.value.retry_after <= 86400
+    (retry, _quota) = _retry_details(refused.value)
+    assert retry.retry_delay.seconds <= 86400
 
 
 @pytest.mark.parametrize(

@@ -66,6 +66,9 @@ MAX_CLOCK_SKEW = MIN_TTL // 2
 MAX_SHUTDOWN_GRACE = MAX_DRAIN
 # Rates and bursts beyond these are no limit at all; they keep the token bucket's floats finite.
 MAX_RATE = 1e9
+# And below this (one request a day) a refusal's retry-after grows past a day, and past any
+# duration a RetryInfo can hold as the rate nears 0.
+MIN_RATE = 1 / 86400
 MAX_BURST = 10**9
 # [rate_limits]: how long a call may wait for the shared store, in seconds.
 DEFAULT_STORE_TIMEOUT = 0.1
@@ -344,7 +347,7 @@ class RuleTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only
     # Names of [[apps]] whose tokens Verify checks for these callers; absent: the same as apps.
     verify_apps: tuple[NonEmpty, ...] | None = None
     # Requests per second (NaN fails `gt`); absent: no limit.
-    rate: Annotated[float, Meta(gt=0, le=MAX_RATE)] | None = None
+    rate: Annotated[float, Meta(ge=MIN_RATE, le=MAX_RATE)] | None = None
     # The bucket's size: at least 1 with a rate; absent: the rate rounded down, at least 1.
     burst: Annotated[int, Meta(ge=0, le=MAX_BURST)] | None = None
 
@@ -446,7 +449,8 @@ _ALLOWED: dict[str, str] = {
     "sessions": _STRINGS,
     "verify": "{where}: verify must be true or false",
     "verify_apps": _STRINGS,
-    "rate": f"{{where}}: rate must be a number of requests per second above 0 and at most {MAX_RATE:g}",
+    "rate": "{where}: rate must be a number of requests per second from 1/86400 (one a day) "
+    f"to {MAX_RATE:g}",
     "burst": f"{{where}}: burst must be a whole number of requests from {{least}} to {MAX_BURST}",
     "token_sha256": "{where}: token_sha256 must be 64 hex digits (sha256sum of the token, "
     'e.g. printf %s "$TOKEN" | sha256sum)',

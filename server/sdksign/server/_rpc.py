@@ -99,7 +99,8 @@ def _retry_details(error: ResourceExhausted) -> list[Message]:
     """When to retry, and the quota spent (QuotaFailure) or, when the limit could not be
     checked, why (ErrorInfo)."""
     delay = duration_pb2.Duration()
-    delay.FromNanoseconds(int(error.retry_after * 1e9))
+    # At most a day (the smallest rate's wait): a Duration cannot hold infinity.
+    delay.FromNanoseconds(int(min(error.retry_after, 86400.0) * 1e9))
     if error.reason:
         why: Message = error_details_pb2.ErrorInfo(
             reason=error.reason, domain=ERROR_DOMAIN, metadata={"caller": error.subject}
