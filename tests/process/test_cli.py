@@ -4,11 +4,13 @@ README's certificates serving examples/production-mtls.toml."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
 import socket
 import subprocess
+import time
 import tomllib
 from collections.abc import Iterator
 from datetime import datetime
@@ -17,7 +19,9 @@ from pathlib import Path
 import pytest
 
 from sdksign.client._limits import MAX_MESSAGE_BYTES, MAX_TOKEN_LENGTH
-from tests.conftest import ROOT, ServerProcess, run, start_server_process
+from sdksign.server import encode
+from tests.conftest import MEETING_KEY, ROOT, ServerProcess, run, start_server_process
+from tests.helpers import meeting_claims
 from tests.process.test_process import cli as sdksign
 
 MEETING = ["--meeting-number", "94843468909", "--role", "host"]
@@ -100,6 +104,8 @@ def test_a_duration_out_of_bounds_is_refused_naming_the_flag_and_its_bounds(
         ("[::1]", "'[::1]' has no port: write HOST:PORT"),
         ("127.0.0.1:http", "the port 'http' is not a number from 0 to 65535"),
         (":50051", "':50051' has no host"),
+        ("http://127.0.0.1:50063", "has a scheme: write HOST:PORT, without a scheme"),
+        ("::1:50063", "an IPv6 address goes in brackets: write [::1]:PORT"),
     ],
 )
 def test_listen_without_a_port_or_beyond_65535_is_refused(
@@ -158,14 +164,10 @@ def test_exit_statuses(server: ServerProcess, tmp_path: Path) -> None:
     token = sdksign("sign", *target, *MEETING).stdout.strip()
     assert sdksign("verify", *target, token).returncode == 0
     assert sdksign("verify", *target, token, "--expect-meeting", "123456789").returncode == 1
-    usage = sdksign("sign", *target, "--session", "math-101")
-    assert (usage.returncode, usage.stderr) == (
-        2,
-        "sdksign sign: --role is required with --session\n",
-    )
+    assert sdksign("sign", *target, "--session", "math-101").returncode == 2
     assert sdksign("sign", *target, "--cert-file", "c.pem").returncode == 2
     assert sdksign("sign", *target, "--bearer-file", str(tmp_path / "none")).returncode == 2
-    refused = sdksign("sign", *target, "--meeting-number", "123456789")
+    refused = sdksign("sign", *target, "--app", "nope")
     assert refused.returncode == 3
     unreachable = sdksign("sign", "--target", f"127.0.0.1:{free_port()}")
     assert unreachable.returncode == 4 and "UNAVAILABLE" in unreachable.stderr
@@ -175,11 +177,6 @@ def test_exit_statuses(server: ServerProcess, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "says", "proto"),
     [
-        (
-            ["sign", "--meeting-number", "123456789"],
-            "--role: is required with --meeting-number (a web token): participant or host",
-            "meeting.role",
-        ),
         (["sign", "--meeting-number", "12-34", "--role", "host"], "--meeting-number: ", "meeting."),
         (["sign", "--app", "nope"], "--app: 'nope' is not an app this caller may use", "app: "),
         (["sign", "--session", "s", "--role", "host", "--app", "meeting"], "--app: ", "app: "),
@@ -208,7 +205,10 @@ def test_a_token_or_request_over_the_limit_is_told_plainly(server: ServerProcess
         ]
     big = sdksign("sign", *target, "--session", "s" * 100_000, "--role", "host")
     assert big.returncode == 3 and "RESOURCE_EXHAUSTED" in big.stderr
-    assert f"larger than the {MAX_MESSAGE_BYTES} bytes the server takes" in big.stderr
+    assert big.stderr.splitlines()[0].endswith(
+        f"the request is larger than the {MAX_MESSAGE_BYTES} bytes the server takes (a Sign "
+        "request is a few hundred bytes: a session name, for one, is at most 200 characters)"
+    )
 
 
 # --- TLS: the README's certificates, and what a mismatch says ---------------------------------
@@ -270,3 +270,188 @@ def test_a_tls_mismatch_says_what_may_help(
     to_plaintext = sdksign("verify", "a.b.c", "--target", server.target, *ca)
     assert to_plaintext.returncode == 4
     assert "may not use TLS: leave out --tls, --ca-file and --cert-file" in to_plaintext.stderr
+
+
+# --- the newcomer review: hints, --target, gRPC's own lines, PEM files, Bearer, roles ---------
+
+
+def test_localhost_gets_the_hint_of_the_address_that_answered(
+    mtls: tuple[ServerProcess, Path],
+) -> None:
+    """localhost is ::1 and 127.0.0.1 to gRPC: ::1 refuses (the server listens on 127.0.0.1),
+    and what 127.0.0.1 said is what helps, as with 127.0.0.1 itself."""
+    tls_server, home = mtls
+    files = home / "sdksign-tls"
+    target = ["--target", f"localhost:{tls_server.target.rsplit(':', 1)[1]}"]
+    no_certificate = sdksign("verify", "a.b.c", *target, "--ca-file", str(files / "ca.crt"))
+    assert no_certificate.returncode == 4
+    assert "may want a client certificate: --cert-file, --key-file" in no_certificate.stderr
+    assert "no server listens" not in no_certificate.stderr
+    untrusted = sdksign("verify", "a.b.c", *target, "--tls")
+    assert untrusted.returncode == 4
+    assert "is not signed by the CA of --ca-file" in untrusted.stderr
+    assert "no server listens" not in untrusted.stderr
+
+
+@pytest.mark.parametrize(
+    ("target", "says"),
+    [
+        (
+            "http://127.0.0.1:50061",
+            "'http://127.0.0.1:50061' has a scheme: write HOST:PORT, without a scheme",
+        ),
+        ("127.0.0.1", "'127.0.0.1' has no port: write HOST:PORT"),
+        ("localhost:", "'localhost:' has no port: write HOST:PORT"),
+        ("::1:50051", "an IPv6 address goes in brackets: write [::1]:PORT"),
+        ("127.0.0.1:0", "the port 0 is out of range: ports are 1 to 65535"),
+        (":50051", "':50051' has no host"),
+    ],
+)
+def test_a_target_that_is_not_host_port_is_a_usage_error(target: str, says: str) -> None:
+    for given in (["--target", target], []):
+        done = sdksign("verify", "a.b.c", *given, env={"SDKSIGN_TARGET": target})
+        assert done.returncode == 2, done.stderr
+        assert "argument --target: " in done.stderr and says in done.stderr
+
+
+def test_an_unknown_host_and_a_silent_server_get_a_hint() -> None:
+    unknown = sdksign("verify", "a.b.c", "--target", "no-such-host.invalid:50051")
+    assert unknown.returncode == 4
+    assert unknown.stderr.splitlines()[1:] == [
+        "sdksign verify: the host 'no-such-host.invalid' of --target could not be resolved: "
+        "is it spelled right, and does this machine's DNS know it?"
+    ]
+    with socket.socket() as silent:  # takes connections (the kernel's backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        target = f"127.0.0.1:{silent.getsockname()[1]}"
+        quiet = sdksign("verify", "a.b.c", "--target", target, "--timeout", "1")
+    assert quiet.returncode == 4
+    assert quiet.stderr.splitlines() == [
+        "sdksign verify: DEADLINE_EXCEEDED: Deadline Exceeded",
+        f"sdksign verify: no answer from {target} within 1 s: the server may be overloaded or "
+        "stuck, or something on the way drops the traffic; --timeout waits longer",
+    ]
+
+
+@pytest.mark.parametrize("value", ["0", "601", "soon", "-1"])
+def test_timeout_is_bounded(value: str) -> None:
+    done = sdksign("verify", "a.b.c", "--timeout", value)
+    assert done.returncode == 2
+    assert "argument --timeout: " in done.stderr and "from 1 to 600 (1 s to 10 min)" in done.stderr
+
+
+def test_grpc_s_own_lines_stay_out_unless_asked_for(mtls: tuple[ServerProcess, Path]) -> None:
+    tls_server, _ = mtls
+    untrusted = sdksign("verify", "a.b.c", "--target", tls_server.target, "--tls")
+    assert untrusted.returncode == 4
+    assert len(untrusted.stderr.splitlines()) == 2, untrusted.stderr  # the error, the hint
+    assert "Handshake failed" not in untrusted.stderr
+    asked = sdksign(
+        "verify", "a.b.c", "--target", tls_server.target, "--tls", env={"GRPC_VERBOSITY": "info"}
+    )
+    assert "Handshake failed" in asked.stderr  # the user's own GRPC_VERBOSITY holds
+
+
+@pytest.mark.parametrize(
+    ("flag", "file", "says"),
+    [
+        ("--ca-file", "ca.key", "--ca-file: {path} holds a PRIVATE KEY, not a PEM certificate"),
+        (
+            "--cert-file",
+            "scheduler.key",
+            "--cert-file: {path} holds a PRIVATE KEY, not a PEM certificate",
+        ),
+        (
+            "--key-file",
+            "scheduler.crt",
+            "--key-file: {path} holds a CERTIFICATE, not a PEM private key",
+        ),
+        ("--ca-file", "mtls.toml", "--ca-file: {path} holds no PEM (-----BEGIN CERTIFICATE-----)"),
+    ],
+)
+def test_tls_files_must_hold_pem_of_their_kind(
+    mtls: tuple[ServerProcess, Path], flag: str, file: str, says: str
+) -> None:
+    tls_server, home = mtls
+    files = home / "sdksign-tls"
+    given = {
+        "--ca-file": files / "ca.crt",
+        "--cert-file": files / "scheduler.crt",
+        "--key-file": files / "scheduler.key",
+        flag: files / file,
+    }
+    args = [str(part) for pair in given.items() for part in pair]
+    done = sdksign("verify", "a.b.c", "--target", tls_server.target, *args)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [f"sdksign verify: {says.format(path=files / file)}"]
+
+
+BEARER = "cli-test-caller-token-0123456789"
+SECRET = "c" * 32
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server whose one caller is named by the bearer token BEARER (anonymous: Verify only)."""
+    folder = tmp_path_factory.mktemp("guarded")
+    digest = hashlib.sha256(BEARER.encode()).hexdigest()
+    (folder / "sdksign.toml").write_text(
+        f'[[apps]]\nname = "meeting"\nkind = "meeting"\nsdk_key = "{MEETING_KEY}"\n'
+        'secret_env = "MEETING_SECRET"\n'
+        f'[[callers]]\nname = "backend"\ntoken_sha256 = "{digest}"\n'
+        "[anonymous]\nroles = []\nverify = true\n"
+    )
+    server = start_server_process(
+        folder, {"MEETING_SECRET": SECRET}, ["--config", "sdksign.toml", "--workers", "1"]
+    )
+    try:
+        yield server
+    finally:
+        server.process.terminate()
+        server.process.wait(timeout=15)
+
+
+def test_a_bearer_token_given_with_its_scheme_is_sent_without_it(
+    guarded: ServerProcess, tmp_path: Path
+) -> None:
+    target = ["--target", guarded.target]
+    plain = sdksign("sign", *target, *MEETING, env={"SDKSIGN_BEARER_TOKEN": BEARER})
+    assert (plain.returncode, plain.stderr) == (0, "")
+    (tmp_path / "bearer").write_text(f"bearer  {BEARER}\n")
+    for env, given in (
+        ({"SDKSIGN_BEARER_TOKEN": f"Bearer {BEARER}"}, []),
+        ({}, ["--bearer-file", str(tmp_path / "bearer")]),
+    ):
+        done = sdksign("sign", *target, *MEETING, *given, env=env)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.count(".") == 2 and BEARER not in done.stderr
+        assert done.stderr == (
+            "sdksign sign: note: the bearer token starts with 'Bearer ', which sdksign adds "
+            "itself: sending what follows it\n"
+        )
+
+
+def test_a_secret_read_the_wrong_way_is_summed_up_as_such(guarded: ServerProcess) -> None:
+    now = int(time.time())
+    token = encode(meeting_claims(MEETING_KEY, now), SECRET.encode("utf-16-le"))
+    done = sdksign("verify", "--target", guarded.target, token)
+    assert done.returncode == 1
+    (problem,) = [line for line in done.stdout.splitlines() if line.startswith("  - ")]
+    assert problem.startswith("  - SECRET_ENCODING: ")
+    (said,) = [line for line in done.stdout.splitlines() if line.startswith("signature: ")]
+    assert said.startswith("signature: not made with the secrets tried as configured (")
+    assert said.endswith("): one of them, read another way, made it; see SECRET_ENCODING")
+
+
+def test_a_missing_role_is_a_usage_error_for_both_kinds(server: ServerProcess) -> None:
+    target = ["--target", server.target]
+    for given, kind in (
+        (["--meeting-number", "94843468909"], "--meeting-number (a web Meeting SDK token)"),
+        (["--session", "math-101"], "--session (a Video SDK token)"),
+    ):
+        done = sdksign("sign", *target, *given)
+        assert (done.returncode, done.stderr) == (
+            2,
+            f"sdksign sign: --role is required with {kind}: participant or host\n",
+        )

@@ -1,4 +1,5 @@
-"""One distribution, unique import names, and a client that needs only grpcio and protobuf."""
+"""One distribution, unique import names, and a client that needs only grpcio, protobuf and
+googleapis-common-protos (google.rpc: the refused fields of an error)."""
 
 from __future__ import annotations
 
@@ -50,20 +51,20 @@ def test_wheel_holds_only_the_sdksign_package(wheel: Path) -> None:
     top_level = {name.split("/")[0] for name in names if ".dist-info/" not in name}
     assert top_level == {"sdksign"}  # no bare `server` or `client` in site-packages
     packages = {name.rsplit("/", 1)[0] for name in names if name.endswith(".py")}
-    assert packages == {"sdksign/client", "sdksign/server", "sdksign/v1"}
+    assert packages == {"sdksign/cli", "sdksign/client", "sdksign/server", "sdksign/v1"}
     base = sorted(
         r.split(">")[0].split("<")[0]
         for r in metadata.get_all("Requires-Dist")
         if "extra ==" not in r
     )
-    assert base == ["grpcio", "protobuf"]
+    assert base == ["googleapis-common-protos", "grpcio", "protobuf"]
 
 
 def test_the_client_imports_nothing_from_the_server_side() -> None:
     probe = (
         "import sys; import sdksign.client, sdksign.v1.signature_service_pb2_grpc; "
         # (grpcio itself imports the grpc_health and grpc_reflection names when they are installed)
-        "server_side = ('structlog', 'grpc_status', 'google.rpc', 'sdksign.server'); "
+        "server_side = ('structlog', 'grpc_status', 'msgspec', 'sdksign.server'); "
         "print([m for m in server_side if m in sys.modules])"
     )
     done = subprocess.run(
@@ -151,7 +152,7 @@ def test_a_client_only_install_signs_and_verifies(
         )
 
     probe = "import importlib.util as u; print([m for m in SERVER if u.find_spec(m)])"
-    server_side = ("structlog", "orjson", "msgspec", "grpc_status", "grpc_health", "google.rpc")
+    server_side = ("structlog", "orjson", "msgspec", "grpc_status", "grpc_health")
     absent = run(client_only / "bin" / "python", "-c", f"SERVER = {server_side!r}; {probe}")
     assert absent.stdout.strip() == "[]", absent.stderr  # the server extra really is missing
 
@@ -165,12 +166,43 @@ def test_a_client_only_install_signs_and_verifies(
     assert signed.returncode == 0, signed.stderr
     verified = run(sdksign, "verify", *target, signed.stdout.strip())
     assert verified.returncode == 0 and verified.stdout.startswith("valid"), verified.stderr
-    # Without googleapis-common-protos the message alone names the field: as a flag, still.
-    refused = run(sdksign, "sign", *target, "--meeting-number", "94843468909")
-    assert refused.returncode == 3 and "--role: is required" in refused.stderr, refused.stderr
+    refused = run(sdksign, "sign", *target, "--meeting-number", "12-34", "--role", "host")
+    assert refused.returncode == 3 and "--meeting-number: " in refused.stderr, refused.stderr
 
-    serve = run(sdksign, "serve")
-    assert serve.returncode == 2
-    (line,) = serve.stderr.splitlines()
-    assert line.startswith("sdksign serve: needs the server extra (no module ")
-    assert line.endswith(": pip install 'sdksign[server]'")
+    python = client_only / "bin" / "python"
+    for serve in (run(sdksign, "serve"), run(python, "-m", "sdksign.server", "serve")):
+        assert serve.returncode == 2
+        (line,) = serve.stderr.splitlines()
+        assert line.startswith("sdksign serve: needs the server extra (no module ")
+        assert line.endswith(": pip install 'sdksign[server]'")
+    as_module = run(python, "-m", "sdksign.server", "verify", *target, signed.stdout.strip())
+    assert as_module.returncode == 0 and as_module.stdout.startswith("valid"), as_module.stderr
+
+
+VIOLATIONS = """
+import sys
+from sdksign.client import Client, Role, SdkSignError
+with Client(sys.argv[1], retries=0) as client:
+    try:
+        client.sign_meeting("12-34", Role.HOST)
+    except SdkSignError as error:
+        print(error.code.name, [(v.field, v.description[:30]) for v in error.violations])
+"""
+
+
+def test_a_client_only_install_reads_the_refused_fields(
+    client_only: Path, server_process: ServerProcess
+) -> None:
+    """SdkSignError.violations, as the README promises, without the server extra."""
+    done = subprocess.run(
+        [client_only / "bin" / "python", "-c", VIOLATIONS, server_process.target],
+        env={"PATH": os.environ["PATH"]},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    code, _, violations = done.stdout.strip().partition(" ")
+    assert code == "INVALID_ARGUMENT"
+    assert "('meeting.meeting_number', " in violations, violations

@@ -80,8 +80,8 @@ def test_grpcurl_by_reflection_and_the_cli(server_process: ServerProcess) -> Non
         "sign", "--target", target, "--meeting-number", "123456789", "--role", "participant"
     )
     assert minted.returncode == 0 and minted.stdout.count(".") == 2
-    refused = cli("sign", "--target", target, "--meeting-number", "123456789")
-    assert refused.returncode == 3 and "--role: is required" in refused.stderr
+    refused = cli("sign", "--target", target, "--meeting-number", "12-34", "--role", "host")
+    assert refused.returncode == 3 and "--meeting-number: " in refused.stderr
 
     health = grpcurl(
         target, "grpc.health.v1.Health/Check", data={"service": "sdksign.v1.SignatureService"}

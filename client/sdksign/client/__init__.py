@@ -1,4 +1,5 @@
-"""sdksign.client: call SignatureService from Python (needs only grpcio and protobuf).
+"""sdksign.client: call SignatureService from Python (needs only grpcio, protobuf and
+googleapis-common-protos).
 
 from sdksign.client import Client, Role
 

@@ -1,8 +1,9 @@
 """The `sdksign` command: sign and verify tokens, or serve them.
 
-`sign` and `verify` need only the client's dependencies (grpcio and protobuf);
-`serve` imports the server (sdksign.server, the server extra) when it runs, and
-without that extra says how to install it.
+`sign` and `verify` need only the client's dependencies (grpcio, protobuf,
+googleapis-common-protos); `serve` imports the server (sdksign.server, the server
+extra) when it runs, and without that extra says how to install it. The entry point,
+sdksign.cli, quiets gRPC's own log lines before this module imports grpc.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from pathlib import Path
 import grpc
 
 from . import _flags
-from ._client import DEFAULT_TARGET, Client
+from ._addresses import each_address
+from ._client import BEARER, DEFAULT_TARGET, DEFAULT_TIMEOUT, Client
 from ._errors import SdkSignError
-from ._exits import EXIT_STATUSES, Exit, exit_status, hint, in_flags
+from ._exits import EXIT_STATUSES, Exit, exit_status, hint, in_flags, tries_each_address
 from ._types import Role
 
 DESCRIPTION = "Mint role-scoped Zoom SDK tokens (JWTs) and explain every problem in any such token."
@@ -35,9 +37,11 @@ EXAMPLES = f"""examples:
 {EXIT_STATUSES}"""
 # The modules of the server extra: without one of them, `serve` says how to install it.
 SERVER_EXTRA = (
-    *("grpc_health", "grpc_reflection", "grpc_status", "google.rpc"),
+    *("grpc_health", "grpc_reflection", "grpc_status"),
     *("structlog", "orjson", "msgspec"),
 )
+# How long each address may take to answer when tried alone, after a failed call (seconds).
+EACH_ADDRESS_TIMEOUT = 3.0
 
 
 class UsageError(Exception):
@@ -54,13 +58,22 @@ def main(argv: list[str] | None = None) -> int:
         return Exit.USAGE
     except SdkSignError as exc:
         print(f"{name}: {exc.code.name}: {in_flags(exc.message)}", file=sys.stderr)
-        tls = bool(args.tls or args.ca_file or args.cert_file)
-        advice = hint(exc, args.target, tls)
+        advice = _hint(exc, args)
         if advice:
             print(f"{name}: {advice}", file=sys.stderr)
         return exit_status(exc)
     except KeyboardInterrupt:
         return 130
+
+
+def _hint(error: SdkSignError, args: argparse.Namespace) -> str | None:
+    """What may help after `error`, each of the target's addresses tried alone if need be."""
+    said: list[str] = []
+    if tries_each_address(error):
+        wait = min(args.timeout, EACH_ADDRESS_TIMEOUT)
+        said = each_address(args.target, _credentials(args), wait)
+    tls = bool(args.tls or args.ca_file or args.cert_file)
+    return hint(error, args.target, tls, args.timeout, said)
 
 
 def sdksign_version() -> str:
@@ -167,8 +180,9 @@ def _verify_options(verify: argparse.ArgumentParser) -> None:
 def _target_option(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--target",
-        default=os.environ.get("SDKSIGN_TARGET", DEFAULT_TARGET),
-        help=f"the server, HOST:PORT (default: $SDKSIGN_TARGET or {DEFAULT_TARGET})",
+        type=_flags.target,
+        default=os.environ.get("SDKSIGN_TARGET") or DEFAULT_TARGET,
+        help=f"the server, HOST:PORT, no scheme (default: $SDKSIGN_TARGET or {DEFAULT_TARGET})",
     )
 
 
@@ -184,6 +198,13 @@ def _connection_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--ca-file", type=Path, help="CA certificate (PEM): connect with TLS")
     command.add_argument("--cert-file", type=Path, help="client certificate (PEM), for mTLS")
     command.add_argument("--key-file", type=Path, help="client certificate's key (PEM), for mTLS")
+    command.add_argument(
+        "--timeout",
+        type=_flags.timeout,
+        default=DEFAULT_TIMEOUT,
+        help=f"how long to wait for the answer, retries included: seconds or a duration, 1 to "
+        f"{_flags.MAX_TIMEOUT} (default {DEFAULT_TIMEOUT:g})",
+    )
 
 
 def _serve_command(args: argparse.Namespace) -> int:
@@ -201,36 +222,78 @@ def _serve_command(args: argparse.Namespace) -> int:
 
 
 def _client(args: argparse.Namespace) -> Client:
-    """A client for `args.target` with the TLS files and bearer token the options name."""
-    if (args.cert_file is None) != (args.key_file is None):
-        raise UsageError("give --cert-file and --key-file together")
+    """A client for `args.target` with the TLS files, bearer token and timeout of the options."""
+    credentials = _credentials(args)
+    bearer = _bearer(args)
     try:
-        bearer = os.environ.get("SDKSIGN_BEARER_TOKEN") or None
-        if args.bearer_file is not None:
-            bearer = args.bearer_file.read_text(encoding="utf-8").strip()
-        credentials = None
-        if args.tls or args.ca_file or args.cert_file:
-            credentials = grpc.ssl_channel_credentials(
-                root_certificates=args.ca_file.read_bytes() if args.ca_file else None,
-                private_key=args.key_file.read_bytes() if args.key_file else None,
-                certificate_chain=args.cert_file.read_bytes() if args.cert_file else None,
-            )
-    except OSError as exc:
-        raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
-    except UnicodeDecodeError:
-        raise UsageError("--bearer-file is not UTF-8 text") from None
-    try:
-        return Client(args.target, credentials=credentials, bearer_token=bearer)
+        return Client(
+            args.target, credentials=credentials, bearer_token=bearer, timeout=args.timeout
+        )
     except ValueError:
         raise UsageError(
             "the bearer token (--bearer-file or $SDKSIGN_BEARER_TOKEN) must be one line"
         ) from None
 
 
+def _credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | None:
+    """TLS channel credentials from --tls, --ca-file, --cert-file and --key-file; None for
+    plaintext. A file that is not PEM of its kind is refused naming its flag."""
+    if (args.cert_file is None) != (args.key_file is None):
+        raise UsageError("give --cert-file and --key-file together")
+    if not (args.tls or args.ca_file or args.cert_file):
+        return None
+    pem: dict[str, bytes] = {}
+    for flag, path in (
+        ("--ca-file", args.ca_file),
+        ("--cert-file", args.cert_file),
+        ("--key-file", args.key_file),
+    ):
+        if path is not None:
+            pem[flag] = _read(path)
+            problem = _flags.pem_problem(flag, path, pem[flag])
+            if problem:
+                raise UsageError(problem)
+    return grpc.ssl_channel_credentials(
+        root_certificates=pem.get("--ca-file"),
+        private_key=pem.get("--key-file"),
+        certificate_chain=pem.get("--cert-file"),
+    )
+
+
+def _bearer(args: argparse.Namespace) -> str | None:
+    """The bearer token of --bearer-file, else of $SDKSIGN_BEARER_TOKEN; a leading "Bearer "
+    (which the client adds itself) is left out, with a note."""
+    bearer = os.environ.get("SDKSIGN_BEARER_TOKEN", "").strip() or None
+    if args.bearer_file is not None:
+        try:
+            bearer = _read(args.bearer_file).decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise UsageError("--bearer-file is not UTF-8 text") from None
+    if bearer is not None and bearer[: len(BEARER)].lower() == BEARER.lower():
+        print(
+            f"sdksign {args.command}: note: the bearer token starts with {BEARER!r}, which "
+            "sdksign adds itself: sending what follows it",
+            file=sys.stderr,
+        )
+        bearer = bearer[len(BEARER) :].strip()
+    return bearer
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {exc.filename}: {exc.strerror}") from None
+
+
 def _sign_command(args: argparse.Namespace) -> int:
     role = Role[args.role.upper()] if args.role else None
-    if args.session is not None and role is None:
-        raise UsageError("--role is required with --session")
+    for flag, given, kind in (
+        ("--session", args.session, "a Video SDK token"),
+        ("--meeting-number", args.meeting_number, "a web Meeting SDK token"),
+    ):
+        if given is not None and role is None:
+            raise UsageError(f"--role is required with {flag} ({kind}): participant or host")
     with _client(args) as client:
         if args.session is not None and role is not None:
             signed = client.sign_video(args.session, role, app=args.app, ttl=args.ttl)

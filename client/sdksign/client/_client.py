@@ -19,7 +19,7 @@ import grpc
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 
-from ._errors import from_rpc_error
+from ._errors import SIGN, VERIFY, from_rpc_error
 from ._types import (
     Role,
     SignedToken,
@@ -32,6 +32,10 @@ from ._types import (
 )
 
 DEFAULT_TARGET = "localhost:50051"
+# Each call's deadline, in seconds, unless the client is given another.
+DEFAULT_TIMEOUT = 5.0
+# The authorization scheme the bearer token is sent with.
+BEARER = "Bearer "
 
 
 MAX_RETRIES = 4  # gRPC caps a retry policy at 5 attempts
@@ -72,7 +76,9 @@ def bearer_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
         return ()
     if not token.strip() or any(c in token for c in "\r\n"):
         raise ValueError("bearer_token must be a non-empty single line")
-    return (("authorization", f"Bearer {token.strip()}"),)
+    if token.strip()[: len(BEARER)].lower() == BEARER.lower():
+        raise ValueError(f"bearer_token is the token alone: leave out {BEARER!r}, sent with it")
+    return (("authorization", f"{BEARER}{token.strip()}"),)
 
 
 class AsyncClient:
@@ -93,7 +99,7 @@ class AsyncClient:
         *,
         credentials: grpc.ChannelCredentials | None = None,
         bearer_token: str | None = None,
-        timeout: float = 5.0,
+        timeout: float = DEFAULT_TIMEOUT,
         retries: int = 3,
     ) -> None:
         """Open a channel to `target` (connected on the first call)."""
@@ -114,7 +120,7 @@ class AsyncClient:
                 await self._stub.Sign(request, timeout=self._timeout, metadata=self._metadata)
             )
         except grpc.RpcError as error:
-            raise from_rpc_error(error) from None
+            raise from_rpc_error(error, SIGN) from None
 
     async def sign_meeting(
         self,
@@ -180,7 +186,7 @@ class AsyncClient:
                 request, timeout=self._timeout, metadata=self._metadata
             )
         except grpc.RpcError as error:
-            raise from_rpc_error(error) from None
+            raise from_rpc_error(error, VERIFY) from None
         return verification(response)
 
     async def close(self) -> None:
@@ -211,7 +217,7 @@ class Client:
         *,
         credentials: grpc.ChannelCredentials | None = None,
         bearer_token: str | None = None,
-        timeout: float = 5.0,
+        timeout: float = DEFAULT_TIMEOUT,
         retries: int = 3,
     ) -> None:
         """Open a channel to `target` (connected on the first call)."""
@@ -232,7 +238,7 @@ class Client:
                 self._stub.Sign(request, timeout=self._timeout, metadata=self._metadata)
             )
         except grpc.RpcError as error:
-            raise from_rpc_error(error) from None
+            raise from_rpc_error(error, SIGN) from None
 
     def sign_meeting(
         self,
@@ -296,7 +302,7 @@ class Client:
         try:
             response = self._stub.Verify(request, timeout=self._timeout, metadata=self._metadata)
         except grpc.RpcError as error:
-            raise from_rpc_error(error) from None
+            raise from_rpc_error(error, VERIFY) from None
         return verification(response)
 
     def close(self) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import grpc
+from google.protobuf.message import DecodeError
+from google.rpc import error_details_pb2, status_pb2
 
 from ._limits import MAX_MESSAGE_BYTES
 
@@ -29,18 +31,21 @@ class SdkSignError(Exception):
         self.violations = violations
 
 
-def from_rpc_error(error: grpc.RpcError) -> SdkSignError:
-    """Build an SdkSignError from a failed call; field violations need googleapis-common-protos.
+# What each call's request holds, said when gRPC refuses one as larger than the server takes.
+SIGN = "a Sign request is a few hundred bytes: a session name, for one, is at most 200 characters"
+VERIFY = "a Zoom SDK token is a few KB at most"
 
-    Only grpcio and protobuf are required: without googleapis-common-protos the
-    violations are left empty, and the message, which lists them too, remains.
-    """
+
+def from_rpc_error(error: grpc.RpcError, request: str) -> SdkSignError:
+    """Build an SdkSignError from a failed call; `request` (SIGN or VERIFY) says what the
+    request holds, for one refused as too large. The refused fields come from the
+    google.rpc.BadRequest of the status details (googleapis-common-protos)."""
     code = error.code()
     message = error.details() or ""
     if code == grpc.StatusCode.RESOURCE_EXHAUSTED and _TOO_LARGE in message:
         message = (
             f"{message}: the request is larger than the {MAX_MESSAGE_BYTES} bytes the server "
-            "takes (a Zoom SDK token is a few KB at most)"
+            f"takes ({request})"
         )
     return SdkSignError(code, message, _violations(error.trailing_metadata()))
 
@@ -50,14 +55,13 @@ _TOO_LARGE = "Received message larger than max"
 
 
 def _violations(trailers: object) -> list[FieldViolation]:
-    try:
-        from google.rpc import error_details_pb2, status_pb2
-    except ImportError:
-        return []
     for key, value in trailers or ():  # type: ignore[attr-defined]
         if key != "grpc-status-details-bin":
             continue
-        status = status_pb2.Status.FromString(value)
+        try:
+            status = status_pb2.Status.FromString(value)
+        except DecodeError:  # not a google.rpc.Status: no fields to name
+            return []
         found = []
         for detail in status.details:
             bad_request = error_details_pb2.BadRequest()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Sequence
 
 import grpc
 
@@ -62,27 +63,72 @@ def in_flags(message: str) -> str:
     return _NAMED.sub(lambda m: _FIELDS[m[1]], message)
 
 
-def hint(error: SdkSignError, target: str, tls: bool) -> str | None:
-    """What may help when a call to `target` (over TLS or not) failed as `error` did."""
+def hint(
+    error: SdkSignError,
+    target: str,
+    tls: bool,
+    timeout: float,
+    each_address: Sequence[str] = (),
+) -> str | None:
+    """What may help when a call to `target` (over TLS or not, with a deadline of `timeout`
+    seconds) failed as `error` did. `each_address` holds what each of the target's addresses
+    said when tried alone (see tries_each_address): gRPC's message tells only the last one's."""
+    if error.code == grpc.StatusCode.DEADLINE_EXCEEDED:
+        return (
+            f"no answer from {target} within {timeout:g} s: the server may be overloaded or "
+            "stuck, or something on the way drops the traffic; --timeout waits longer"
+        )
     if error.code != grpc.StatusCode.UNAVAILABLE:
         return None
-    message = error.message
-    if "Connection refused" in message:
-        return (
-            f"no server listens at {target} (or not at each of its addresses): is --target right?"
-        )
-    if "Socket closed" in message:
+    said = [error.message, *each_address]
+    for advice in (_resolving, _tls_problem):
+        found = advice(said, target, tls)
+        if found:
+            return found
+    if all(_REFUSED in message for message in said):
+        return f"no server listens at {target}: is --target right?"
+    return f"no answer from {target}: is the server running there, and is --target right?"
+
+
+# gRPC's words for a port nobody listens on.
+_REFUSED = "Connection refused"
+
+
+def tries_each_address(error: SdkSignError) -> bool:
+    """Whether to try each of the target's addresses alone: gRPC's message tells only what the
+    last one said, and "nobody listens" at one (localhost's ::1, say) may hide what another
+    (127.0.0.1) said, such as a TLS handshake that failed."""
+    return error.code == grpc.StatusCode.UNAVAILABLE and _REFUSED in error.message
+
+
+def _resolving(said: Sequence[str], target: str, tls: bool) -> str | None:
+    if not any("errors resolving" in message for message in said):
+        return None
+    host = target.rpartition(":")[0]
+    return (
+        f"the host {host!r} of --target could not be resolved: is it spelled right, and does "
+        "this machine's DNS know it?"
+    )
+
+
+def _tls_problem(said: Sequence[str], target: str, tls: bool) -> str | None:
+    """The hint for the first TLS problem among `said`, if any."""
+    if any("Socket closed" in message for message in said):
         if not tls:
             return (
                 f"the server at {target} may use TLS: pass --tls (a certificate the system "
                 "trusts) or --ca-file (the CA that signed its certificate)"
             )
         return f"the server at {target} may want a client certificate: --cert-file, --key-file"
-    if tls and "WRONG_VERSION_NUMBER" in message:
+    if not tls:
+        return None
+    if any("WRONG_VERSION_NUMBER" in message for message in said):
         return f"the server at {target} may not use TLS: leave out --tls, --ca-file and --cert-file"
-    if tls and "CERTIFICATE_VERIFY_FAILED" in message:
+    if any("CERTIFICATE_VERIFY_FAILED" in message for message in said):
         return (
             f"the certificate of the server at {target} is not signed by the CA of --ca-file "
             "(with --tls: one the system trusts), or does not name the host of --target"
         )
+    if any("security handshaker" in message for message in said):
+        return "gRPC could not use the TLS files: is --key-file the key of --cert-file?"
     return None

@@ -1,7 +1,7 @@
 """The service's limits that a caller can check before calling, in one home.
 
 The server reads them from here too (_zoom, _diagnose, _serve), so a client-only
-install (grpcio and protobuf, no server extra) knows the same numbers.
+install (no server extra) knows the same numbers.
 """
 
 from __future__ import annotations

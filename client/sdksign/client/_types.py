@@ -98,6 +98,11 @@ class Verification:
             return f"signature: made with secret {self.secret_fingerprint}, of another app"
         if self.signature == "MISMATCHED":
             tried = ", ".join(self.tried_secret_fingerprints)
+            if "SECRET_ENCODING" in self.codes:
+                return (
+                    f"signature: not made with the secrets tried as configured ({tried}): one "
+                    "of them, read another way, made it; see SECRET_ENCODING"
+                )
             return f"signature: made with none of the secrets tried ({tried})"
         return "signature: not checked" if self.signature == "NOT_CHECKED" else ""
 

@@ -2,6 +2,6 @@
 
 import sys
 
-from sdksign.client._cli import main
+from sdksign.cli import main
 
 sys.exit(main())
