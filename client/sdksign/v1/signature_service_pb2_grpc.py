@@ -58,7 +58,8 @@ class SignatureServiceServicer:
 
         Errors: INVALID_ARGUMENT with google.rpc.BadRequest field violations for a
         request that breaks a rule (each names the field and what is allowed);
-        FAILED_PRECONDITION when no app of the claims' kind is configured.
+        FAILED_PRECONDITION when no app of the claims' kind is configured (a caller
+        limited to some apps, none of that kind: PERMISSION_DENIED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
