@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ import redis
 
 from sdksign.server import App, Config
 from sdksign.server._serve import add_port, build_server
+from tests.certs import Authority
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -190,22 +192,35 @@ REDIS_SERVER = Path("/usr/bin/redis-server")
 
 @dataclass
 class RedisServer:
-    """Debian's redis-server on a loopback port: no persistence, a password required."""
+    """Debian's redis-server on a loopback port: no persistence, a password required; with
+    `ca_file`, TLS only (its certificate, for 127.0.0.1, signed by the CA in that file)."""
 
     port: int
     password: str
     folder: Path
     process: subprocess.Popen[bytes] | None = None
+    ca_file: Path | None = None
 
     @property
     def url(self) -> str:
         """The store's URL for [rate_limits] store (the password goes in password_env)."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"{'redis' if self.ca_file is None else 'rediss'}://127.0.0.1:{self.port}/0"
+
+    def _listen(self) -> list[str]:
+        """Its port: plain, or (with `ca_file`) TLS only, clients not asked for certificates."""
+        if self.ca_file is None:
+            return ["--port", str(self.port)]
+        return [
+            *("--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"),
+            *("--tls-cert-file", str(self.folder / "redis.crt")),
+            *("--tls-key-file", str(self.folder / "redis.key")),
+            *("--tls-ca-cert-file", str(self.ca_file)),
+        ]
 
     def start(self, timeout: float = 10.0) -> None:
         """Start it (again, on the same port, empty) and wait until it answers."""
         assert REDIS_SERVER.exists(), "redis-server not found: make test installs Debian's"
-        options = ["--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+        options = [*self._listen(), "--bind", "127.0.0.1", "--save", ""]
         options += ["--appendonly", "no", "--requirepass", self.password, "--dir", str(self.folder)]
         with (self.folder / "redis.log").open("ab") as log:
             self.process = subprocess.Popen(
@@ -219,7 +234,11 @@ class RedisServer:
 
     def _answers(self) -> bool:
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as connection:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as plain:
+                connection = plain
+                if self.ca_file is not None:
+                    context = ssl.create_default_context(cafile=self.ca_file)
+                    connection = context.wrap_socket(plain, server_hostname="127.0.0.1")
                 connection.sendall(f"AUTH {self.password}\r\nPING\r\n".encode())
                 return connection.recv(64).startswith(b"+OK")
         except OSError:
@@ -237,20 +256,37 @@ class RedisServer:
             self.process.wait(timeout=10)
 
     def client(self) -> redis.Redis:
-        """A plain client, for tests to look at what the store holds."""
-        return redis.Redis(port=self.port, password=self.password, socket_timeout=5)
+        """A client of its own (over TLS when it has a `ca_file`), for tests to look at what
+        the store holds."""
+        ca = None if self.ca_file is None else str(self.ca_file)
+        return redis.Redis(
+            "127.0.0.1",
+            self.port,
+            password=self.password,
+            socket_timeout=5,
+            ssl=bool(ca),
+            ssl_ca_certs=ca,
+        )
 
 
 @contextmanager
-def running_redis(folder: Path, password: str | None = None) -> Iterator[RedisServer]:
-    """A RedisServer in `folder` on a free loopback port (its password random unless given);
-    stopped at the end."""
+def running_redis(
+    folder: Path, password: str | None = None, tls: Authority | None = None
+) -> Iterator[RedisServer]:
+    """A RedisServer in `folder` on a free loopback port (its password random unless given;
+    TLS only with a certificate of `tls`, when given); stopped at the end."""
     folder.mkdir(parents=True, exist_ok=True)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     password = password or secrets.token_urlsafe(24)
     server = RedisServer(port=port, password=password, folder=folder)
+    if tls is not None:
+        issued = tls.issue("redis", ips=("127.0.0.1",), server=True)
+        (folder / "redis.crt").write_bytes(issued.cert)
+        (folder / "redis.key").write_bytes(issued.key)
+        server.ca_file = folder / "ca.pem"
+        server.ca_file.write_bytes(tls.pem)
     try:
         server.start()
         yield server

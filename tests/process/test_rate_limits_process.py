@@ -1,6 +1,8 @@
 """[rate_limits] store with real `sdksign serve` processes and a real redis-server: a caller's
 rate holds across workers and replicas, a Redis killed under load and restarted costs no
-unanswered call, and a reload to another store takes a new client.
+unanswered call, a reload to another store takes a new client, and a rediss:// store (TLS
+only) holds one bucket for the fleet, or is said to be lost when its certificate is not
+signed by the CA of tls_ca_file.
 
 Every run is bounded (a fixed number of calls at a fixed pace, a few seconds) and counts
 every call by outcome.
@@ -25,6 +27,7 @@ from sdksign.client import AsyncClient, Role, SdkSignError
 from sdksign.server._ratestore import STORE_UNAVAILABLE
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
+from tests.certs import Authority
 from tests.conftest import (
     RedisServer,
     ServerProcess,
@@ -43,15 +46,24 @@ METADATA = (("authorization", f"Bearer {TOKEN}"),)
 CONNECTIONS = 16
 
 
-def config_text(store: str, password: str, on_store_error: str = "local") -> str:
-    """One app, the caller `limited` at RATE/s, nobody anonymous, the store in [rate_limits]."""
+def config_text(
+    store: str,
+    password: str,
+    on_store_error: str = "local",
+    *,
+    rate: int = RATE,
+    burst: int = BURST,
+    access: str = 'password_env = "REDIS_PASSWORD"',
+) -> str:
+    """One app, the caller `limited` at `rate`/s, nobody anonymous, the store in [rate_limits]
+    (`access`: how to reach it besides its URL)."""
     digest = hashlib.sha256(TOKEN.encode()).hexdigest()
     return (
         '[[apps]]\nname = "meeting"\nkind = "meeting"\nsdk_key = "RateKey0123"\nsecret_env = "S"\n'
         f'[[callers]]\nname = "limited"\ntoken_sha256 = "{digest}"\n'
-        f"rate = {RATE}\nburst = {BURST}\n"
+        f"rate = {rate}\nburst = {burst}\n"
         "[anonymous]\nroles = []\nverify = false\n"
-        f'[rate_limits]\nstore = "{store}"\npassword_env = "REDIS_PASSWORD"\n'
+        f'[rate_limits]\nstore = "{store}"\n{access}\n'
         # Generous for a shared test machine; what it bounds is tested without processes.
         f'timeout = 0.5\non_store_error = "{on_store_error}"\n'
     )
@@ -311,3 +323,90 @@ async def test_a_reload_to_another_store_takes_a_new_client(
             assert time.monotonic() < deadline, "the old store's client was never closed"
             await asyncio.sleep(0.2)
         assert not events(server, "rate limit store lost")
+
+
+# --- rediss:// : Redis on its TLS port only, the password in password_file ------------------
+
+# The caller's rate and burst with the TLS store, and the calls of a run: sent at once, they
+# spend the burst and what refills while they are answered (well under a second's worth).
+TLS_RATE = 5
+TLS_CALLS = 40
+
+
+@pytest.fixture
+def tls_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    with running_redis(tmp_path / "redis", tls=Authority("sdksign test Redis CA")) as server:
+        yield server
+
+
+def start_with_tls_store(
+    folder: Path, redis: RedisServer, ca_file: Path, on_store_error: str = "local"
+) -> ServerProcess:
+    """Two workers whose store is `redis` over TLS, trusting `ca_file`, with its password in a
+    file (and none in the environment)."""
+    password_file = folder.parent / "redis.password"
+    password_file.write_text(f"{redis.password}\n")
+    access = f'password_file = "{password_file}"\ntls_ca_file = "{ca_file}"'
+    text = config_text(
+        redis.url, redis.password, on_store_error, rate=TLS_RATE, burst=TLS_RATE, access=access
+    )
+    return start(folder, text, "not-the-password", workers=2)
+
+
+async def drive_at_once(server: ServerProcess) -> tuple[Outcomes, float]:
+    """TLS_CALLS calls sent at once; their outcomes and the seconds until the last answer."""
+    started = time.monotonic()
+    outcomes = await drive([server.target], TLS_CALLS, per_second=10_000)
+    return outcomes, time.monotonic() - started
+
+
+def assert_nothing_leaked_or_crashed(server: ServerProcess, redis: RedisServer) -> None:
+    logs = server.logs()
+    assert server.process.poll() is None
+    assert "Traceback" not in logs and "worker exited" not in logs
+    assert redis.password not in logs
+
+
+async def test_a_tls_store_holds_one_bucket_for_the_fleet(
+    tmp_path: Path, tls_redis: RedisServer, servers: list[ServerProcess]
+) -> None:
+    assert tls_redis.url.startswith("rediss://") and tls_redis.ca_file is not None
+    server = start_with_tls_store(tmp_path / "server", tls_redis, tls_redis.ca_file)
+    servers.append(server)
+    outcomes, seconds = await drive_at_once(server)
+    assert sum(outcomes.codes.values()) == TLS_CALLS
+    assert set(outcomes.codes) == {"OK", "RESOURCE_EXHAUSTED"}, outcomes.texts
+    # One bucket for both workers: its burst and its refill meanwhile (each worker's own
+    # buckets would let through a burst each).
+    assert TLS_RATE <= outcomes.codes["OK"] <= TLS_RATE + TLS_RATE * seconds, (outcomes, seconds)
+    assert served_by(server) == {0, 1}
+    assert bucket_keys(tls_redis)  # the bucket is in the TLS store
+    assert not events(server, "rate limit store lost")
+    assert_nothing_leaked_or_crashed(server, tls_redis)
+
+
+@pytest.mark.parametrize("on_store_error", ["local", "refuse"])
+async def test_a_tls_store_signed_by_another_ca_is_said_lost_and_calls_are_answered(
+    tmp_path: Path, tls_redis: RedisServer, servers: list[ServerProcess], on_store_error: str
+) -> None:
+    other_ca = tmp_path / "other-ca.pem"
+    other_ca.write_bytes(Authority("a CA that signed nothing of Redis").pem)
+    server = start_with_tls_store(tmp_path / "server", tls_redis, other_ca, on_store_error)
+    servers.append(server)
+    wait_for_events(server, "rate limit store lost", 2)  # each worker, at its start
+    for line in events(server, "rate limit store lost"):
+        assert line["store"] == tls_redis.url, line
+        assert "CERTIFICATE_VERIFY_FAILED" in str(line["error"]), line
+        assert line["on_store_error"] == on_store_error, line
+    outcomes, seconds = await drive_at_once(server)
+    assert sum(outcomes.codes.values()) == TLS_CALLS
+    if on_store_error == "refuse":
+        assert outcomes.texts == {f"RESOURCE_EXHAUSTED: {STORE_UNAVAILABLE}": TLS_CALLS}
+    else:  # each worker on its own buckets: at least one burst, at most one each and refills
+        assert set(outcomes.codes) == {"OK", "RESOURCE_EXHAUSTED"}, outcomes.texts
+        assert f"RESOURCE_EXHAUSTED: {STORE_UNAVAILABLE}" not in outcomes.texts
+        assert TLS_RATE <= outcomes.codes["OK"] <= 2 * TLS_RATE * (1 + seconds), outcomes
+    assert len(events(server, "rate limit store lost")) == 2  # said once per worker
+    assert not events(server, "rate limit store back")
+    assert not bucket_keys(tls_redis)
+    assert_nothing_leaked_or_crashed(server, tls_redis)
