@@ -664,6 +664,16 @@ def _repeated(values: Iterable[Hashable]) -> Hashable | None:
     return None
 
 
+def _one_of(where: str, given: Mapping[str, object], *, required: bool = True) -> None:
+    """Refuse more than one of the keys `given` (their values as written; None: absent), and
+    none of them when one is `required`."""
+    count = sum(value is not None for value in given.values())
+    if count > 1 or (count == 0 and required):
+        *first, last = given
+        how = "exactly" if required else "at most"
+        raise ConfigError(f"{where}: give {how} one of {', '.join(first)} and {last}")
+
+
 def _refuse_repeated_apps(apps: tuple[App, ...]) -> None:
     for attribute in ("name", "sdk_key"):
         value = _repeated(getattr(app, attribute) for app in apps)
@@ -682,8 +692,7 @@ def _refuse_repeated_callers(callers: tuple[Caller, ...]) -> None:
 def _app(index: int, table: AppTable, folder: Path, environ: Mapping[str, str]) -> App:
     where = _named("apps", index, table.name)
     env, file, vault = table.secret_env, table.secret_file, table.secret_vault
-    if (env, file, vault).count(None) != 2:
-        raise ConfigError(f"{where}: give exactly one of secret_env, secret_file and secret_vault")
+    _one_of(where, {"secret_env": env, "secret_file": file, "secret_vault": vault})
     if vault is not None:
         return _vault_app(table, vault, where)
     if env is not None:
@@ -730,21 +739,26 @@ def _variable(name: str) -> str:
 
 
 def _secret_from_file(path: Path, key: str, where: str) -> bytes:
-    shown = _shown_file(path)
     try:
-        secret = _read_bounded(path, MAX_SECRET_BYTES).decode().strip()
+        return _file_text(path, f"{where}: {key} {_shown_file(path)}", "secret").encode()
     except OSError as exc:
+        shown = _shown_file(path)
         if exc.errno in (errno.ENOENT, errno.ENAMETOOLONG) and not re.search(r"[./]", path.name):
             shown = f"(the file named there; {_NOT_SHOWN})"  # no folder, no extension
         raise ConfigError(f"{where}: {key} {shown}: {_reason(exc)}") from None
+
+
+def _file_text(path: Path, shown: str, what: str) -> str:
+    """The text in `path`, a file that holds a secret (`what`), stripped; `shown` begins
+    the ConfigError when it is not UTF-8 or is empty. OSError when it cannot be read."""
+    try:
+        text = _read_bounded(path, MAX_SECRET_BYTES).decode().strip()
     except UnicodeDecodeError:
         # Never the decoder's message: it quotes a byte of the secret.
-        raise ConfigError(
-            f"{where}: {key} {shown} is not UTF-8 text; it must hold the secret as text"
-        ) from None
-    if not secret:
-        raise ConfigError(f"{where}: {key} {shown} is empty")
-    return secret.encode()
+        raise ConfigError(f"{shown} is not UTF-8 text; it must hold the {what} as text") from None
+    if not text:
+        raise ConfigError(f"{shown} is empty")
+    return text
 
 
 # With a configuration file and no [anonymous] table, callers without credentials
@@ -758,8 +772,7 @@ def _caller(index: int, table: CallerTable, app_names: frozenset[str]) -> Caller
         raise ConfigError(
             f"{where}: the name {ANONYMOUS!r} is kept for callers without credentials"
         )
-    if (table.token_sha256 is None) == (table.cert_identity is None):
-        raise ConfigError(f"{where}: give exactly one of token_sha256 and cert_identity")
+    _one_of(where, {"token_sha256": table.token_sha256, "cert_identity": table.cert_identity})
     return Caller(
         name=table.name,
         rule=_rule(table, where, app_names),
@@ -848,8 +861,7 @@ def _rate_limits(
         return None
     host, port, db, tls = _store_url(table.store)
     env, file = table.password_env, table.password_file
-    if env is not None and file is not None:
-        raise ConfigError(f"{_RATE_LIMITS}: give at most one of password_env and password_file")
+    _one_of(_RATE_LIMITS, {"password_env": env, "password_file": file}, required=False)
     password = None
     if env is not None:
         password = _secret_from_env(env, environ, _RATE_LIMITS)
@@ -888,11 +900,8 @@ def _store_url(url: str) -> tuple[str, int, int, bool]:
             f"{where}: credentials are never written in the URL; "
             "use username, and password_env or password_file"
         )
-    try:
-        parts = urllib.parse.urlsplit(url.strip())
-        port = parts.port
-    except ValueError:  # a port that is not a number, a bracket left open
-        port, parts = None, urllib.parse.urlsplit("")
+    parts = _split_url(url)
+    port = parts.port
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
         raise ConfigError(f"{where} must be {_STORE_URL}")
     if parts.query or parts.fragment:
@@ -901,6 +910,17 @@ def _store_url(url: str) -> tuple[str, int, int, bool]:
     if not re.fullmatch(r"[0-9]{1,5}", db) or port == 0:
         raise ConfigError(f"{where} must be {_STORE_URL} (a port from 1, a database number)")
     return parts.hostname, port or DEFAULT_REDIS_PORT, int(db), parts.scheme == "rediss"
+
+
+def _split_url(url: str) -> urllib.parse.SplitResult:
+    """`url` (stripped) in parts; no parts when it cannot be read (a port that is not a
+    number, a bracket left open), so that every check of them fails."""
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        parts.port  # noqa: B018 (a port that is not a number raises here)
+    except ValueError:
+        return urllib.parse.urlsplit("")
+    return parts
 
 
 def _certificates(file: Path, key: str, where: str) -> bytes:
@@ -943,8 +963,7 @@ def _vault_settings(
     if table is None:
         return None
     address = _vault_address(table.address)
-    if (table.token_file is None) == (table.token_env is None):
-        raise ConfigError(f"{_VAULT}: give exactly one of token_file and token_env")
+    _one_of(_VAULT, {"token_file": table.token_file, "token_env": table.token_env})
     token = None
     if table.token_env is not None:
         token = _secret_from_env(table.token_env, environ, _VAULT).decode()
@@ -974,11 +993,7 @@ def _vault_settings(
 
 def _vault_address(address: str) -> str:
     """[vault] address: an http(s) URL without credentials; http:// only to loopback."""
-    try:
-        parts = urllib.parse.urlsplit(address.strip())
-        parts.port  # noqa: B018 (a port that is not a number raises here)
-    except ValueError:
-        parts = urllib.parse.urlsplit("")
+    parts = _split_url(address)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
         raise ConfigError(_ALLOWED["address"].format(where=_VAULT))
     if "@" in parts.netloc:
@@ -1005,14 +1020,9 @@ def _vault_token(vault: VaultSettings) -> str:
     assert vault.token_file is not None
     shown = f"{_VAULT} token_file {vault.token_file_shown}"
     try:
-        token = _read_bounded(vault.token_file, MAX_SECRET_BYTES).decode().strip()
+        return _file_text(vault.token_file, shown, "token")
     except OSError as exc:
         raise ConfigError(f"{shown}: {_reason(exc)}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"{shown} is not UTF-8 text; it must hold the token as text") from None
-    if not token:
-        raise ConfigError(f"{shown} is empty")
-    return token
 
 
 def vault_refreshed(config: Config) -> Config:
