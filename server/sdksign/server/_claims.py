@@ -85,7 +85,7 @@ def mint(request: pb.SignRequest, config: Config, now: float, caller: Caller) ->
 def check_request(request: pb.SignRequest, config: Config, caller: Caller) -> ValidRequest:
     """The request's claims, app (among those `caller` may use) and lifetime; raises
     InvalidArgument naming every bad field, FailedPrecondition when no app of the SDK asked
-    for is configured, or a refusal when the caller's rule has none (_pick_app)."""
+    for is configured, or a refusal when the caller's rule has none (_no_app)."""
     sdk: Sdk
     claims: Claims
     which = request.WhichOneof("claims")
@@ -195,13 +195,14 @@ def _ttl(request: pb.SignRequest, violations: list[FieldViolation]) -> int:
     if not request.HasField("ttl"):
         return DEFAULT_TTL
     seconds, nanos = request.ttl.seconds, request.ttl.nanos
-    allowed = (
-        f"whole seconds from {MIN_TTL} (30 min) to {MAX_TTL} (48 h); unset means {DEFAULT_TTL}"
-    )
     if nanos or not MIN_TTL <= seconds <= MAX_TTL:
         given = f"{seconds}.{abs(nanos):09d}".rstrip("0").rstrip(".") if nanos else str(seconds)
         violations.append(
-            FieldViolation("ttl", f"{given}s is outside the allowed range: {allowed}")
+            FieldViolation(
+                "ttl",
+                f"{given}s is outside the allowed range: whole seconds from {MIN_TTL} (30 min) "
+                f"to {MAX_TTL} (48 h); unset means {DEFAULT_TTL}",
+            )
         )
     return seconds
 

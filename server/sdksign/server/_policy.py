@@ -138,19 +138,20 @@ class Grant(NamedTuple):
 def authorize(caller: Caller, grant: Grant) -> None:
     """Raise PermissionDenied (Unauthenticated for anonymous callers) naming the rule broken."""
     rule = caller.rule
-    denied, who = _refusal(caller)
+    # Sign picks its app among the rule's (in_scope), so there this check always passes.
     if rule.apps is not None and grant.app not in rule.apps:
         allowed = ", ".join(sorted(rule.apps)) or "none"
-        raise denied(f"{who} may not use app {grant.app!r} (allowed: {allowed})", rule="app")
+        _deny(caller, f"may not use app {grant.app!r} (allowed: {allowed})", "app")
     # A native meeting token (no meeting number) carries no role: it is a participant's.
     role = grant.role or "participant"
     if role not in rule.roles:
         allowed = ", ".join(r for r in ROLES if r in rule.roles) or "none"
-        raise denied(f"{who} may not mint {role} tokens (allowed roles: {allowed})", rule="role")
+        _deny(caller, f"may not mint {role} tokens (allowed roles: {allowed})", "role")
     if rule.max_ttl is not None and grant.ttl > rule.max_ttl:
-        raise denied(
-            f"{who} may mint tokens of at most {rule.max_ttl} s; {grant.ttl} s was asked",
-            rule="ttl",
+        _deny(
+            caller,
+            f"may mint tokens of at most {rule.max_ttl} s; {grant.ttl} s was asked",
+            "ttl",
         )
     meetings, sessions = rule.meetings, rule.sessions
     if (
@@ -158,16 +159,17 @@ def authorize(caller: Caller, grant: Grant) -> None:
         and meetings is not None
         and not _matches(grant.meeting_number, meetings)
     ):
-        raise denied(
-            f"{who} may not mint tokens for meeting {grant.meeting_number or '(none)'} "
+        _deny(
+            caller,
+            f"may not mint tokens for meeting {grant.meeting_number or '(none)'} "
             f"(allowed: {', '.join(meetings) or 'none'})",
-            rule="meeting",
+            "meeting",
         )
     if grant.sdk == "video" and sessions is not None and not _matches(grant.session_name, sessions):
-        raise denied(
-            f"{who} may not mint tokens for this session name "
-            f"(allowed: {', '.join(sessions) or 'none'})",
-            rule="session",
+        _deny(
+            caller,
+            f"may not mint tokens for this session name (allowed: {', '.join(sessions) or 'none'})",
+            "session",
         )
 
 
@@ -201,17 +203,16 @@ def in_scope(allowed: frozenset[str] | None, apps: Iterable[NamedT]) -> list[Nam
 def refuse_kind(caller: Caller, sdk: str) -> NoReturn:
     """Raise for a Sign that names no app when `caller`'s rule has none of kind `sdk`; the
     same words whether or not one is configured."""
-    denied, who = _refusal(caller)
     allowed = ", ".join(sorted(caller.rule.apps or ())) or "none"
-    raise denied(f"{who} may use no {sdk} app (allowed: {allowed})", rule="app")
+    _deny(caller, f"may use no {sdk} app (allowed: {allowed})", "app")
 
 
-def _refusal(caller: Caller) -> tuple[type[PermissionDenied | Unauthenticated], str]:
-    """How a refusal of `caller` is raised (Unauthenticated for anonymous callers: credentials
-    would help), and how its message names the caller."""
+def _deny(caller: Caller, what: str, rule: str) -> NoReturn:
+    """Raise the refusal of `caller` by `rule`, its message `what` after the caller's name:
+    Unauthenticated for anonymous callers (credentials would help), else PermissionDenied."""
     if caller.name == ANONYMOUS:
-        return Unauthenticated, "anonymous callers"
-    return PermissionDenied, f"caller {caller.name!r}"
+        raise Unauthenticated(f"anonymous callers {what}", rule=rule)
+    raise PermissionDenied(f"caller {caller.name!r} {what}", rule=rule)
 
 
 def _matches(value: str, patterns: Sequence[str]) -> bool:
