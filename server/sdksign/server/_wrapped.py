@@ -6,8 +6,8 @@ takes these off, outermost first, and says for each what it was and what to stri
 that Verify can name it and still diagnose the token inside. A message names a
 parameter or JSON field, never a value.
 
-Nothing here runs for a token that starts as JWTs do and ends as base64url does
-(maybe_wrapped() is False): the valid-token path pays two character tests.
+Nothing here runs for a token that starts as JWTs do, ends as base64url does and holds
+no '%' (maybe_wrapped() is False): the valid-token path pays those three tests.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ AS_SENT = (
 
 
 def maybe_wrapped(text: str) -> bool:
-    """False for text that starts and ends as a bare token does (no wrapper to look for)."""
+    """False for text that starts and ends as a bare token does, with no URL escape ('%')
+    inside (no wrapper to look for)."""
     return not text.startswith(_JWT_START) or text[-1] not in _TOKEN_END or "%" in text
 
 
