@@ -72,8 +72,7 @@ def _hint(error: SdkSignError, args: argparse.Namespace) -> str | None:
     if tries_each_address(error):
         wait = min(args.timeout, EACH_ADDRESS_TIMEOUT)
         said = each_address(args.target, _credentials(args), wait)
-    tls = bool(args.tls or args.ca_file or args.cert_file)
-    return hint(error, args.target, tls, args.timeout, said)
+    return hint(error, args.target, _uses_tls(args), args.timeout, said)
 
 
 def sdksign_version() -> str:
@@ -235,12 +234,17 @@ def _client(args: argparse.Namespace) -> Client:
         ) from None
 
 
+def _uses_tls(args: argparse.Namespace) -> bool:
+    """Whether the options ask for TLS: --tls, --ca-file or --cert-file."""
+    return bool(args.tls or args.ca_file or args.cert_file)
+
+
 def _credentials(args: argparse.Namespace) -> grpc.ChannelCredentials | None:
     """TLS channel credentials from --tls, --ca-file, --cert-file and --key-file; None for
     plaintext. A file that is not PEM of its kind is refused naming its flag."""
     if (args.cert_file is None) != (args.key_file is None):
         raise UsageError("give --cert-file and --key-file together")
-    if not (args.tls or args.ca_file or args.cert_file):
+    if not _uses_tls(args):
         return None
     pem: dict[str, bytes] = {}
     for flag, path in (
