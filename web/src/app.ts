@@ -21,9 +21,9 @@ import {
   type VerifyResponse,
 } from "./gen/sdksign/v1/signature_service_pb.js";
 
-/** The server's gRPC message limit (MAX_MESSAGE_BYTES in server/sdksign/server/_serve.py). */
+/** The server's gRPC message limit (MAX_MESSAGE_BYTES in client/sdksign/client/_limits.py). */
 const MAX_MESSAGE_BYTES = 64 * 1024;
-/** The longest token Verify reads (MAX_TOKEN_LENGTH in server/sdksign/server/_diagnose.py). */
+/** The longest token Verify reads (MAX_TOKEN_LENGTH in client/sdksign/client/_limits.py). */
 const MAX_TOKEN_LENGTH = 8192;
 /** Zoom's data-centre regions for `geo_regions` (GEO_REGIONS in server/sdksign/server/_zoom.py). */
 const GEO_REGIONS = ["AU", "BR", "CA", "CN", "DE", "HK", "IN", "JP", "MX", "NL", "SG", "US"];
@@ -469,9 +469,13 @@ function chooseSdk(): void {
   }
 }
 
+/** The lifetime asked for, in words, and the range allowed: the input's min and max (MIN_TTL and
+ * MAX_TTL in client/sdksign/client/_limits.py); empty, the server's DEFAULT_TTL, 7200. */
 function describeTtl(): void {
+  const input = element<HTMLInputElement>("ttl");
+  const [min, max] = [Number(input.min), Number(input.max)];
   const seconds = Number(value("ttl") || "7200");
-  const allowed = "1800 (30 min) to 172800 (48 h)";
+  const allowed = `${min} (${duration(min)}) to ${max} (${duration(max)})`;
   show("ttl-hint", Number.isFinite(seconds) && seconds > 0 ? `${duration(seconds)}; ${allowed}` : allowed);
 }
 
