@@ -91,6 +91,13 @@ def refresh_interval(config: Config) -> int:
     return config.vault.refresh
 
 
+def log_warnings(config: Config) -> None:
+    """A warning line for each of config_warnings(`config`), as a changed configuration is
+    served (a new file or a new Vault version may hold a wrong value)."""
+    for warning in config_warnings(config):
+        log.warning(warning)
+
+
 def rotated(old: Config, new: Config) -> list[str]:
     """Each app of both whose secrets changed, by fingerprint: the signing one first."""
     before = {app.name: app.secret_fingerprints for app in old.apps}
@@ -158,8 +165,7 @@ class Refresher:
             if changed := rotated(old, new):
                 self._service.config = new
                 log.info("secrets rotated", apps=changed)
-                for warning in config_warnings(new):  # a new version may be a wrong value
-                    log.warning(warning)
+                log_warnings(new)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(work)

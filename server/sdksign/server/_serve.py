@@ -17,14 +17,8 @@ from sdksign.client._limits import MAX_MESSAGE_BYTES
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import zoom_sample_pb2 as zs
 
-from ._config import (
-    Config,
-    ConfigError,
-    Tls,
-    config_warnings,
-    exposure_problems,
-)
-from ._refresh import Refresher
+from ._config import Config, ConfigError, Tls, exposure_problems
+from ._refresh import Refresher, log_warnings
 from ._rpc import RequestDeadlines, add_service
 from ._service import SignatureService, ZoomSampleService
 
@@ -215,8 +209,7 @@ def reload(service: SignatureService, listen: str, read: Config | ConfigError) -
         return
     service.config = new
     log.info("configuration reloaded", **describe(new))
-    for warning in config_warnings(new):
-        log.warning(warning)
+    log_warnings(new)
 
 
 _PREVIOUS = "still serving the previous configuration"

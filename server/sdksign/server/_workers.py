@@ -24,9 +24,9 @@ from types import FrameType
 
 import structlog
 
-from ._config import Config, config_warnings
+from ._config import Config
 from ._logging import original_stderr
-from ._refresh import read_again, vault_read_again
+from ._refresh import log_warnings, read_again, vault_read_again
 from ._serve import ListenError, reloaded
 
 log = structlog.get_logger("sdksign")
@@ -194,8 +194,7 @@ def replacement_config(given: Config, address: str) -> Config:
     if new is None:
         return vault_read_again(given)
     log.info("configuration read again before serving")
-    for warning in config_warnings(new):
-        log.warning(warning)
+    log_warnings(new)
     return new
 
 
