@@ -17,9 +17,11 @@ schema of msgspec Structs, ConfigFile and its tables; the loader then checks wha
 schema cannot say (one key of two, names that must be unique or must exist,
 durations, rates and bursts together) and reads the secrets and PEM files into the
 runtime objects; Vault (secret_vault, through _vault) is read last, once all the rest
-is known to be valid, and again by vault_refreshed while serving. msgspec rather than pydantic: it is small and fast, a Struct is a
-plain class with no runtime model magic, and its errors carry the JSON path of the
-refused value (`$.apps[0].kind`), from which this module writes its own message.
+is known to be valid, and again by vault_refreshed while serving.
+
+msgspec rather than pydantic: it is small and fast, a Struct is a plain class with no
+runtime model magic, and its errors carry the JSON path of the refused value
+(`$.apps[0].kind`), from which this module writes its own message.
 """
 
 from __future__ import annotations
