@@ -272,8 +272,10 @@ async def test_a_wrong_store_password_is_said_and_tried_again_once_a_second(
     for line in events(server, "rate limit store lost"):
         assert str(line["error"]).startswith("AuthenticationError: "), line
         assert "username, password_env or password_file" in str(line["hint"]), line
-    calls = 200  # 2 s at 100/s: each worker on its own buckets meanwhile
-    outcomes = await drive([server.target], calls, per_second=100)
+    # 2 s at 200/s, each worker on its own buckets meanwhile: together they allow about
+    # 2 * (BURST + 2 * RATE) = 220 of the 400 (at 100/s both could allow all of them).
+    calls = 400
+    outcomes = await drive([server.target], calls, per_second=200)
     assert sum(outcomes.codes.values()) == calls
     assert set(outcomes.codes) == {"OK", "RESOURCE_EXHAUSTED"}, outcomes.texts
     # Tried again (more than once per worker), but not by every call: once a second at most.
@@ -282,7 +284,7 @@ async def test_a_wrong_store_password_is_said_and_tried_again_once_a_second(
     # The store takes that password now: the next try of each worker finds it back.
     redis_server.client().config_set("requirepass", wrong)
     redis_server.password = wrong
-    await drive([server.target], calls, per_second=100)
+    await drive([server.target], calls, per_second=200)
     wait_for_events(server, "rate limit store back", 2)
     assert len(events(server, "rate limit store lost")) == 2  # said once per worker
     assert wrong not in server.logs()

@@ -85,6 +85,30 @@ def test_sighup_reaches_every_worker_and_serving_goes_on(two_workers: ServerProc
     sign_on_new_connections(two_workers.target, 4)
 
 
+def test_a_sighup_while_workers_start_reloads_them_once_they_serve(
+    tmp_path: Path, server_env: dict[str, str]
+) -> None:
+    """A SIGHUP that reaches a worker before its handler exists waits for it, not kills it."""
+    stderr = tmp_path / "server.stderr"
+    command = [sys.executable, "-m", "sdksign.server", "serve", "--listen", "127.0.0.1:0"]
+    process = subprocess.Popen(
+        [*command, "--workers", "2", "--drain", "0"],
+        env={**ENV, **server_env},
+        stdout=subprocess.DEVNULL,
+        stderr=stderr.open("w"),
+    )
+    server = ServerProcess(process, "", stderr)
+    try:
+        wait_for(lambda: events(server, "starting workers"), server)
+        process.send_signal(signal.SIGHUP)  # the workers are being spawned, or importing
+        wait_for(lambda: len(events(server, "configuration reloaded")) == 2, server)
+        assert sorted(line["worker"] for line in events(server, "listening")) == [0, 1]
+        assert process.poll() is None and not events(server, "worker exited")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def test_a_worker_that_dies_is_replaced(two_workers: ServerProcess) -> None:
     # Past the start-up window, a dead worker is a crash to recover from, not a failing start.
     time.sleep(2.5)

@@ -141,6 +141,8 @@ async def serve(config: Config, listen: str, reuse_port: bool = False) -> None:
     refresher = Refresher(service, functools.partial(reload, service, listen))
     loop.add_signal_handler(signal.SIGHUP, refresher.sighup)
     refresher.start()
+    # A worker starts with SIGHUP blocked (_workers): one that came meanwhile is handled now.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     first = await signals.get()
     await refresher.stop()  # no reload or refresh from now on; none is waited for
     await health_servicer.enter_graceful_shutdown()

@@ -81,8 +81,7 @@ def serve_workers(config: Config, listen: str, workers: int) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, supervisor.forward)
     log.info("starting workers", workers=workers, address=address)
-    for index in range(workers):
-        supervisor.start(index)
+    supervisor.start_all(workers)
     try:
         status = supervisor.replace_until_stopped()
     finally:
@@ -102,6 +101,20 @@ class _Supervisor:
         self._context = multiprocessing.get_context("spawn")
         self._processes: dict[int, tuple[BaseProcess, float]] = {}  # index: (process, started)
         self._stopping = False
+        self._starting = False
+        self._reload_asked = False  # a SIGHUP came while the workers were being started
+
+    def start_all(self, workers: int) -> None:
+        """Start workers 0 to `workers` - 1; a SIGHUP meanwhile is forwarded to all of them
+        once they all exist."""
+        self._starting = True
+        for index in range(workers):
+            if self._stopping:  # SIGTERM or SIGINT already: no more workers
+                break
+            self.start(index)
+        self._starting = False
+        if self._reload_asked:
+            self.forward(signal.SIGHUP, None)
 
     def start(self, index: int) -> None:
         """Start worker `index` (again, when it has died)."""
@@ -110,15 +123,24 @@ class _Supervisor:
             args=(self._config, self._address, index, index in self._processes),
             name=f"sdksign-worker-{index}",
         )
-        with original_stderr():  # the worker writes to the real stderr, not this one's pipe
-            process.start()
+        # The worker is born with SIGHUP blocked, so that a reload asked for while it starts
+        # waits for its handler (serve() unblocks it) instead of killing it.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+        try:
+            with original_stderr():  # the worker writes to the real stderr, not this one's pipe
+                process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
         self._processes[index] = (process, time.monotonic())
 
     def forward(self, signum: int, _frame: FrameType | None) -> None:
         """The signal handler: `signum` to every running worker; SIGTERM and SIGINT also stop
-        the replacing."""
+        the replacing. A SIGHUP while start_all runs waits for its end."""
         if signum in (signal.SIGTERM, signal.SIGINT):
             self._stopping = True
+        elif self._starting:
+            self._reload_asked = True
+            return
         for process, _ in self._processes.values():  # first: the log line may not get out
             if process.pid is not None and process.exitcode is None:
                 os.kill(process.pid, signum)
