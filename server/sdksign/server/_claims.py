@@ -13,7 +13,7 @@ from typing import NamedTuple, NoReturn
 
 from sdksign.v1 import signature_service_pb2 as pb
 
-from ._config import App, Config
+from ._config import App, Config, app_named
 from ._errors import FailedPrecondition, FieldViolation, InvalidArgument, unknown_app
 from ._policy import Caller, Grant, authorize, in_scope, refuse_kind
 from ._tokens import encode
@@ -295,7 +295,7 @@ def _pick_app(
     its kind is told.
     """
     if name:
-        app = next((a for a in apps if a.name == name), None)
+        app = app_named(apps, name)
         if app is None:
             violations.append(unknown_app(name, [a.name for a in apps]))
         elif app.kind != sdk:

@@ -199,14 +199,13 @@ class Config:
     # Where the apps with secret_vault read their secrets ([vault]).
     vault: VaultSettings | None = None
 
-    def app_named(self, name: str) -> App | None:
-        return next((app for app in self.apps if app.name == name), None)
-
     def apps_of_kind(self, kind: Sdk) -> list[App]:
         return [app for app in self.apps if app.kind == kind]
 
-    def apps_with_key(self, sdk_key: str) -> list[App]:
-        return [app for app in self.apps if app.sdk_key == sdk_key]
+
+def app_named(apps: Iterable[App], name: str) -> App | None:
+    """The app called `name` among `apps` (a caller's scope: _policy.in_scope), or None."""
+    return next((app for app in apps if app.name == name), None)
 
 
 def load_config(path: Path | None, environ: Mapping[str, str] = os.environ) -> Config:

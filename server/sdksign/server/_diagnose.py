@@ -24,7 +24,7 @@ from typing import Any, cast
 from sdksign.client._limits import MAX_TOKEN_LENGTH
 from sdksign.v1 import signature_service_pb2 as pb
 
-from ._config import App, Config
+from ._config import App, Config, app_named
 from ._errors import FieldViolation, InvalidArgument, unknown_app
 from ._policy import Caller, in_scope
 from ._signature import Finding, SignatureCheck, find_signer, matching_secret
@@ -172,7 +172,7 @@ def check(request: pb.VerifyRequest, config: Config, now: int, caller: Caller) -
     only_app = None
     if request.HasField("app"):
         # An app outside the caller's rule reads as one nobody configured.
-        only_app = next((a for a in apps if a.name == request.app), None)
+        only_app = app_named(apps, request.app)
         if only_app is None:
             violations.append(unknown_app(request.app, [a.name for a in apps]))
     expected = (
