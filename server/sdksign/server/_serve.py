@@ -17,6 +17,7 @@ from sdksign.client._limits import MAX_MESSAGE_BYTES
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import zoom_sample_pb2 as zs
 
+from . import _tracing
 from ._config import Config, ConfigError, Tls, exposure_problems
 from ._refresh import Refresher, log_warnings
 from ._rpc import RequestDeadlines, add_service
@@ -118,6 +119,7 @@ def run(config: Config, listen: str, reuse_port: bool = False) -> None:
 async def serve(config: Config, listen: str, reuse_port: bool = False) -> None:
     """Serve until SIGTERM or SIGINT: health turns NOT_SERVING, the drain period passes
     (SIGTERM only), then the listener closes and calls in flight get the grace period."""
+    _tracing.configure()  # here, in the process that serves: each worker has its exporter
     service = SignatureService(config)
     server, health_servicer = build_server(config, reuse_port, service)
     port = add_port(server, listen, config.tls)
