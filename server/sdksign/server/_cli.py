@@ -16,6 +16,7 @@ from sdksign.client._flags import listen_problem
 from ._config import Config, ConfigError, config_warnings, exposure_problems, load_config
 from ._logging import configure_logging
 from ._serve import ListenError, run
+from ._tracing import problem as tracing_problem
 from ._workers import default_workers, serve_workers
 
 
@@ -39,6 +40,8 @@ def serve_command(args: argparse.Namespace) -> int:
             f"sdksign: refusing to serve on {listen}, beyond loopback, with "
             f"{' and '.join(problems)}: configure them, listen on 127.0.0.1, or pass --insecure"
         )
+    if why := tracing_problem():  # OTEL_TRACES_EXPORTER asks for what cannot be made
+        return _fail(f"sdksign: configuration error: {why}")
     # grpc core's own lines come out as JSON lines too (each worker captures its own).
     configure_logging(config.log_level, native_stderr=True)
     if config.development:

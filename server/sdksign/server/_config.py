@@ -198,6 +198,8 @@ class Config:
     rate_limits: RateLimitStore | None = None
     # Where the apps with secret_vault read their secrets ([vault]).
     vault: VaultSettings | None = None
+    # Whether a trace's spans carry the meeting number a call asked for (_tracing).
+    trace_meeting_numbers: bool = False
 
     def app_named(self, name: str) -> App | None:
         return next((app for app in self.apps if app.name == name), None)
@@ -316,6 +318,8 @@ class ServerTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     drain: Duration = DEFAULT_DRAIN  # at most MAX_SHUTDOWN_GRACE
     shutdown_grace: Duration = 10  # at most MAX_SHUTDOWN_GRACE
     log_level: LogLevel = "info"
+    # Spans carry the meeting number (sdksign.meeting) only when this is true.
+    trace_meeting_numbers: bool = False
     # PEM files, relative to the configuration file: both or neither; the client CA needs both.
     tls_cert_file: NonBlank | None = None
     tls_key_file: NonBlank | None = None
@@ -434,6 +438,7 @@ _ALLOWED: dict[str, str] = {
     "drain": _DURATION,
     "shutdown_grace": _DURATION,
     "log_level": "{where} log_level: {value} is not one of " + ", ".join(_LOG_LEVELS),
+    "trace_meeting_numbers": "{where} trace_meeting_numbers: {value} is not true or false",
     "tls_cert_file": _STRING,
     "tls_key_file": _STRING,
     "tls_client_ca_file": _STRING,
@@ -642,6 +647,7 @@ def _config(path: Path, file: ConfigFile, environ: Mapping[str, str]) -> Config:
             server.shutdown_grace, "shutdown_grace", MAX_SHUTDOWN_GRACE
         ),
         log_level=server.log_level,
+        trace_meeting_numbers=server.trace_meeting_numbers,
         rate_limits=_rate_limits(file.rate_limits, path.parent, environ),
         vault=_vault_settings(file.vault, path.parent, environ),
     )

@@ -1,0 +1,413 @@
+"""Traces: a span per RPC from a real in-process server, read back from the SDK's in-memory
+exporter (and from real OTLP receivers on loopback); nothing secret on any span."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import io
+import json
+import sys
+import threading
+from collections.abc import AsyncIterator, Iterator
+from concurrent import futures
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import grpc
+import pytest
+import structlog
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
+
+from sdksign.server import Config, ConfigError, _tracing
+from sdksign.server._logging import configure_logging
+from sdksign.server._policy import Caller, Policy, Rule
+from sdksign.server._serve import add_port, build_server
+from sdksign.v1 import signature_service_pb2 as pb
+from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
+MEETING = "94843468909"
+SESSION = "math-101-secret-session"
+BEARER = "caller-bearer-token-0123456789"
+SIGN = "sdksign.v1.SignatureService/Sign"
+
+
+@pytest.fixture
+def exporter() -> Iterator[InMemorySpanExporter]:
+    """Traces on, every span to an in-memory exporter (through the same batching as in
+    production); off again after the test."""
+    memory = InMemorySpanExporter()
+    _tracing.start([memory])
+    try:
+        yield memory
+    finally:
+        _tracing.shutdown()
+
+
+def spans(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
+    _tracing.flush()
+    return list(exporter.get_finished_spans())
+
+
+@pytest.fixture
+def guarded(config: Config) -> Config:
+    """The test apps, a caller with a bearer token allowed participant tokens only, and
+    anonymous callers (who may do anything)."""
+    backend = Caller(
+        name="backend",
+        rule=Rule(roles=frozenset({"participant"})),
+        token_sha256=hashlib.sha256(BEARER.encode()).digest(),
+    )
+    return dataclasses.replace(config, policy=Policy(callers=(backend,)), policy_configured=True)
+
+
+@pytest.fixture
+async def channel(guarded: Config) -> AsyncIterator[grpc.aio.Channel]:
+    """A channel to an in-process server serving `guarded`, built as `serve` builds it."""
+    server, _ = build_server(guarded)
+    port = add_port(server, "127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield channel
+    finally:
+        await server.stop(None)
+
+
+@pytest.fixture
+def stub(channel: grpc.aio.Channel) -> pb_grpc.SignatureServiceStub:
+    return pb_grpc.SignatureServiceStub(channel)
+
+
+def sign_request(role: int = pb.ROLE_HOST, meeting: str = MEETING, app: str = "") -> Any:
+    return pb.SignRequest(app=app, meeting=pb.MeetingClaims(meeting_number=meeting, role=role))
+
+
+async def refused(call: Any) -> grpc.StatusCode:
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await call
+    code: grpc.StatusCode = caught.value.code()
+    return code
+
+
+# --- one span per call, continuing the caller's trace -----------------------------------------
+
+
+async def test_a_given_traceparent_is_continued(
+    exporter: InMemorySpanExporter, stub: pb_grpc.SignatureServiceStub
+) -> None:
+    metadata = (("traceparent", TRACEPARENT), ("tracestate", "vendor=opaque"))
+    await stub.Sign(sign_request(), metadata=metadata)
+    [span] = spans(exporter)
+    assert span.name == SIGN and span.kind is SpanKind.SERVER
+    assert span.context is not None and span.parent is not None
+    assert format(span.context.trace_id, "032x") == TRACE_ID
+    assert format(span.parent.span_id, "016x") == PARENT_ID and span.parent.is_remote
+    assert span.context.trace_state.get("vendor") == "opaque"
+    assert span.status.status_code is StatusCode.UNSET
+    assert dict(span.attributes or {}) == {
+        "rpc.system": "grpc",
+        "rpc.service": "sdksign.v1.SignatureService",
+        "rpc.method": "Sign",
+        "rpc.grpc.status_code": 0,
+        "sdksign.app": "meeting",
+        "sdksign.kind": "meeting",
+        "sdksign.role": "host",
+        "sdksign.caller": "anonymous",
+    }
+
+
+async def test_without_a_traceparent_each_call_starts_a_trace(
+    exporter: InMemorySpanExporter, stub: pb_grpc.SignatureServiceStub
+) -> None:
+    await stub.Sign(sign_request())
+    await stub.Sign(sign_request(), metadata=(("traceparent", "00-not-a-trace-01"),))
+    first, second = spans(exporter)
+    assert first.parent is None and second.parent is None  # a malformed one is no parent
+    assert first.context is not None and second.context is not None
+    assert first.context.trace_id != second.context.trace_id
+    assert 0 not in (first.context.trace_id, second.context.trace_id)
+
+
+async def test_verify_spans_say_whether_the_token_was_valid(
+    exporter: InMemorySpanExporter, stub: pb_grpc.SignatureServiceStub
+) -> None:
+    token = (await stub.Sign(sign_request(role=pb.ROLE_PARTICIPANT))).token
+    await stub.Verify(pb.VerifyRequest(token=token, expected_meeting_number="111"))
+    attributes = dict(spans(exporter)[1].attributes or {})
+    assert attributes["rpc.method"] == "Verify" and attributes["rpc.grpc.status_code"] == 0
+    assert attributes["sdksign.valid"] is False
+    assert list(attributes["sdksign.problems"]) == ["MEETING_MISMATCH"]
+    assert attributes["sdksign.role"] == "participant" and attributes["sdksign.app"] == "meeting"
+
+
+# --- refused and broken calls: status ERROR, the code's name, never the message ---------------
+
+
+async def test_refused_calls_are_errors_named_by_their_code(
+    exporter: InMemorySpanExporter, stub: pb_grpc.SignatureServiceStub
+) -> None:
+    bearer = (("authorization", f"Bearer {BEARER}"),)
+    codes = [  # one after the other: a call starts when it is made
+        await refused(stub.Sign(sign_request(meeting="12-34-not-a-number"))),
+        await refused(stub.Sign(sign_request(), metadata=bearer)),  # host: not this caller's
+        await refused(stub.Sign(sign_request(), metadata=(("authorization", "Bearer x"),))),
+    ]
+    assert codes == [
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.PERMISSION_DENIED,
+        grpc.StatusCode.UNAUTHENTICATED,
+    ]
+    found = spans(exporter)
+    assert [s.status.status_code for s in found] == [StatusCode.ERROR] * 3
+    assert [s.status.description for s in found] == [c.name for c in codes]
+    assert [(s.attributes or {})["rpc.grpc.status_code"] for s in found] == [3, 7, 16]
+    assert (found[1].attributes or {})["sdksign.caller"] == "backend"
+    assert (found[1].attributes or {})["sdksign.rule"] == "role"
+    assert "12-34" not in json.dumps([s.to_json() for s in found])  # the message echoes it
+
+
+async def test_a_body_that_is_no_request_is_an_invalid_argument_span(
+    exporter: InMemorySpanExporter, channel: grpc.aio.Channel
+) -> None:
+    raw = channel.unary_unary(f"/{SIGN}", request_serializer=None, response_deserializer=None)
+    assert await refused(raw(b"\xff\xff\xff")) == grpc.StatusCode.INVALID_ARGUMENT
+    [span] = spans(exporter)
+    assert span.name == SIGN and span.status.description == "INVALID_ARGUMENT"
+    assert (span.attributes or {})["rpc.grpc.status_code"] == 3
+
+
+# --- nothing secret on a span ---------------------------------------------------------------
+
+
+def everything_said(found: list[ReadableSpan]) -> str:
+    """Every attribute, event, link and status of `found`, and their resource, as text."""
+    return "\n".join(span.to_json(indent=None) for span in found)
+
+
+async def test_no_token_secret_bearer_meeting_or_session_on_any_span(
+    exporter: InMemorySpanExporter,
+    stub: pb_grpc.SignatureServiceStub,
+    meeting_secret: str,
+    video_secret: str,
+) -> None:
+    token = (await stub.Sign(sign_request())).token
+    video = pb.VideoClaims(session_name=SESSION, role=pb.ROLE_HOST, user_identity="ada@example")
+    video_token = (await stub.Sign(pb.SignRequest(video=video))).token
+    await stub.Verify(pb.VerifyRequest(token=token, expected_meeting_number=MEETING))
+    await stub.Verify(pb.VerifyRequest(token=video_token))
+    bearer = (("authorization", f"Bearer {BEARER}"),)
+    await refused(stub.Sign(sign_request(app=token), metadata=bearer))  # a token as the app
+    await refused(stub.Verify(pb.VerifyRequest(token=token, app=token)))  # no such app
+    found = spans(exporter)
+    assert len(found) == 6
+    text = everything_said(found)
+    for secret in (meeting_secret, video_secret, BEARER, MEETING, SESSION, "ada@example"):
+        assert secret not in text
+    for part in (*token.split("."), *video_token.split(".")):
+        assert part not in text
+    assert "<token " in text  # the token sent as the app's name, replaced by its fingerprint
+    for span in found:
+        assert set(span.attributes or {}) <= {
+            *("rpc.system", "rpc.service", "rpc.method", "rpc.grpc.status_code"),
+            *(f"sdksign.{field}" for field in ("app", "kind", "role", "caller")),
+            *(f"sdksign.{field}" for field in ("rule", "valid", "problems")),
+        }
+
+
+async def test_meeting_numbers_only_when_the_config_allows_them(
+    stub: pb_grpc.SignatureServiceStub,
+) -> None:
+    memory = InMemorySpanExporter()
+    _tracing.start([memory], meeting_numbers=True)
+    try:
+        await stub.Sign(sign_request())
+        video = pb.VideoClaims(session_name=SESSION, role=pb.ROLE_HOST)
+        await stub.Sign(pb.SignRequest(video=video))
+        meeting, session = spans(memory)
+    finally:
+        _tracing.shutdown()
+    assert (meeting.attributes or {})["sdksign.meeting"] == MEETING
+    assert SESSION not in everything_said([meeting, session])
+
+
+# --- the trace id on the call's log line ------------------------------------------------------
+
+
+def rpc_lines(stream: io.BytesIO) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    return [line for line in lines if line["event"] == "rpc"]
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.BytesIO]:
+    """The log's JSON lines, kept here (ask for it before the server: each method's logger
+    is bound when the server is built)."""
+    stream = io.BytesIO()
+    configure_logging("info", stream)
+    try:
+        yield stream
+    finally:
+        structlog.reset_defaults()
+
+
+async def test_the_log_line_carries_the_trace_and_span_ids(
+    log_stream: io.BytesIO, exporter: InMemorySpanExporter, stub: pb_grpc.SignatureServiceStub
+) -> None:
+    await stub.Sign(sign_request(), metadata=(("traceparent", TRACEPARENT),))
+    [span] = spans(exporter)
+    [line] = rpc_lines(log_stream)
+    assert span.context is not None
+    assert line["trace_id"] == TRACE_ID
+    assert line["span_id"] == format(span.context.span_id, "016x") != PARENT_ID
+
+
+async def test_spans_the_sampler_drops_leave_no_ids_on_the_log_line(
+    log_stream: io.BytesIO, stub: pb_grpc.SignatureServiceStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")  # read by the SDK itself
+    memory = InMemorySpanExporter()
+    _tracing.start([memory])
+    try:
+        await stub.Sign(sign_request())
+        assert spans(memory) == []
+    finally:
+        _tracing.shutdown()
+    [line] = rpc_lines(log_stream)
+    assert "trace_id" not in line and "span_id" not in line
+
+
+# --- off unless the environment says otherwise ------------------------------------------------
+
+
+async def test_off_by_default(
+    log_stream: io.BytesIO, guarded: Config, stub: pb_grpc.SignatureServiceStub
+) -> None:
+    for environ in ({}, {"OTEL_TRACES_EXPORTER": "none"}, {"OTEL_TRACES_EXPORTER": " "}):
+        _tracing.configure(guarded, environ)
+        assert _tracing._active is None and _tracing.begin(f"/{SIGN}", None) is None
+    disabled = {"OTEL_TRACES_EXPORTER": "console", "OTEL_SDK_DISABLED": "true"}
+    _tracing.configure(guarded, disabled)
+    assert _tracing._active is None
+    await stub.Sign(sign_request(), metadata=(("traceparent", TRACEPARENT),))
+    [line] = rpc_lines(log_stream)
+    assert "trace_id" not in line and "span_id" not in line
+
+
+@pytest.mark.parametrize(
+    ("environ", "line"),
+    [
+        (
+            {"OTEL_TRACES_EXPORTER": "otlp,jaeger"},
+            "OTEL_TRACES_EXPORTER: 'jaeger' is not one of otlp, console, none",
+        ),
+        (
+            {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"},
+            "OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json' is not one of grpc, http/protobuf",
+        ),
+        (
+            {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "thrift"},
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: 'thrift' is not one of grpc, http/protobuf",
+        ),
+    ],
+)
+def test_what_cannot_be_made_is_one_line(environ: dict[str, str], line: str) -> None:
+    assert _tracing.problem(environ) == line
+    with pytest.raises(ConfigError, match=f"^{line}$"):
+        _tracing.configure(None, environ)
+    assert _tracing._active is None
+
+
+def test_a_missing_extra_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    environ = {"OTEL_TRACES_EXPORTER": "console"}
+    assert _tracing.problem(environ) is None
+    monkeypatch.setitem(sys.modules, "opentelemetry.sdk.trace", None)
+    assert _tracing.problem(environ) == (
+        "OTEL_TRACES_EXPORTER=console asks for traces, but OpenTelemetry is not installed "
+        "(opentelemetry.sdk.trace): pip install 'sdksign[otel]'"
+    )
+
+
+# --- real OTLP receivers on loopback: the exporters the environment names ---------------------
+
+
+class Receiver(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+    """An OTLP/gRPC trace receiver: keeps what it is sent."""
+
+    def __init__(self) -> None:
+        self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
+
+    def Export(self, request: Any, context: Any) -> Any:
+        self.requests.append(request)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+def exported(requests: list[Any]) -> list[tuple[str, str, str]]:
+    """(service.name, span name, trace id) of every span the receiver got."""
+    found = []
+    for request in requests:
+        for resource_spans in request.resource_spans:
+            attributes = {a.key: a.value.string_value for a in resource_spans.resource.attributes}
+            for scope in resource_spans.scope_spans:
+                for span in scope.spans:
+                    found.append((attributes["service.name"], span.name, span.trace_id.hex()))
+    return found
+
+
+async def test_otlp_over_grpc_reaches_the_collector(
+    guarded: Config, stub: pb_grpc.SignatureServiceStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    receiver = Receiver()
+    collector = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(receiver, collector)
+    port = collector.add_insecure_port("127.0.0.1:0")
+    collector.start()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_INSECURE", "true")
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "sdksign-under-test")
+    try:
+        _tracing.configure(guarded, {"OTEL_TRACES_EXPORTER": "otlp"})
+        await stub.Sign(sign_request(), metadata=(("traceparent", TRACEPARENT),))
+        _tracing.shutdown()
+    finally:
+        collector.stop(None)
+    assert exported(receiver.requests) == [("sdksign-under-test", SIGN, TRACE_ID)]
+
+
+async def test_otlp_over_http_reaches_the_collector(
+    guarded: Config, stub: pb_grpc.SignatureServiceStub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    received: list[tuple[str, Any]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["content-length"]))
+            received.append(
+                (self.path, trace_service_pb2.ExportTraceServiceRequest.FromString(body))
+            )
+            self.send_response(200)
+            self.send_header("content-type", "application/x-protobuf")
+            self.end_headers()
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    collector = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{collector.server_port}")
+    environ = {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}
+    try:
+        _tracing.configure(guarded, environ)
+        await stub.Sign(sign_request(), metadata=(("traceparent", TRACEPARENT),))
+        _tracing.shutdown()
+    finally:
+        collector.shutdown()
+        collector.server_close()
+    assert [path for path, _ in received] == ["/v1/traces"]
+    assert exported([request for _, request in received]) == [("sdksign", SIGN, TRACE_ID)]
