@@ -34,6 +34,7 @@ FOLDER_MARKERS = {
     "gateway": ("process", "gateway"),
     "browser": ("process", "gateway", "browser"),
     "node": ("process", "node"),
+    "deploy": ("process",),
 }
 
 # Helpers that assert, outside a test module: pytest shows their values as it does in a test.
@@ -120,7 +121,7 @@ def start_server_process(
             "XDG_STATE_HOME": str(tmp_path / "state"),
             **env,
         },
-        stdout=subprocess.DEVNULL,
+        stdout=(tmp_path / "server.stdout").open("w"),  # spans, with OTEL_TRACES_EXPORTER=console
         stderr=stderr_path.open("w"),
         text=True,
     )
