@@ -1,0 +1,81 @@
+"""deploy/grafana/sdksign.json: a dashboard Grafana can import (JSON, unique panel ids, a
+data source variable every query goes through, a PromQL expression in every target), over
+the metrics sdksign.server._metrics defines, every sdksign_ one shown."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from tests.deploy.promql import (
+    DASHBOARD,
+    dashboard,
+    dashboard_exprs,
+    dashboard_panels,
+    defined_metrics,
+    metric_names,
+)
+
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+
+
+def test_it_is_json_with_unique_ids_and_a_grid() -> None:
+    json.loads(DASHBOARD.read_text())  # raises on a broken file
+    whole = dashboard()
+    assert whole["uid"] == "sdksign" and whole["title"]
+    # Rows and the panels in them (a collapsed row holds its own).
+    every = [
+        *whole["panels"],
+        *(inner for row in whole["panels"] for inner in row.get("panels", [])),
+    ]
+    ids = [panel["id"] for panel in every]
+    assert len(ids) == len(set(ids)) and all(isinstance(i, int) for i in ids)
+    for panel in every:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24 and grid["h"] > 0, panel["title"]
+
+
+def test_every_panel_queries_prometheus_through_the_variable() -> None:
+    variables = {v["name"]: v for v in dashboard()["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    panels = dashboard_panels()
+    assert len(panels) >= 15
+    for panel in panels:
+        assert panel["title"] and panel.get("description"), panel
+        assert panel["datasource"] == DATASOURCE, panel["title"]
+        assert panel["targets"], panel["title"]
+        ref_ids = [target["refId"] for target in panel["targets"]]
+        assert len(ref_ids) == len(set(ref_ids)), panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"] == DATASOURCE, panel["title"]
+            assert target["expr"].strip(), panel["title"]
+            # Every series of the chosen job and replicas only.
+            for selector in re.findall(r"\b(?:sdksign|grpc_server)_\w+\{([^}]*)\}", target["expr"]):
+                assert 'job=~"$job"' in selector and 'instance=~"$instance"' in selector
+
+
+def test_it_has_the_panels_an_operator_looks_for() -> None:
+    titles = {panel["title"] for panel in dashboard_panels()}
+    wanted = {
+        "Calls by method and code",
+        "Server error ratio",
+        "Latency p50 and p99 by method",
+        "Tokens issued by app, kind, role and caller",
+        "Refusals by caller and rule",
+        "Verify results by app and validity",
+        "Problems Verify found, by code",
+        "Configuration reloads by result",
+        "Since the last successful reload",
+        "Age of the secrets that sign",
+        "Worker restarts",
+        "Ready by replica",
+    }
+    assert wanted - titles == set()
+
+
+def test_every_metric_it_reads_is_defined_and_every_sdksign_metric_is_shown() -> None:
+    used = {name for expr in dashboard_exprs() for name in metric_names(expr)}
+    defined = defined_metrics()
+    assert used - defined == set()
+    assert {name for name in defined if name.startswith("sdksign_")} - used == set()
