@@ -143,14 +143,16 @@ def test_grpc_web_errors_carry_the_grpc_status(gateway: Gateway) -> None:
 # --- CORS ------------------------------------------------------------------------------------
 
 
-def preflight(gateway: Gateway, origin: str) -> tuple[int, dict[str, str]]:
+def preflight(
+    gateway: Gateway, origin: str, requested: str = "content-type,x-grpc-web"
+) -> tuple[int, dict[str, str]]:
     status, headers, _ = gateway.request(
         "OPTIONS",
         "/sdksign.v1.SignatureService/Sign",
         headers={
             "origin": origin,
             "access-control-request-method": "POST",
-            "access-control-request-headers": "content-type,x-grpc-web",
+            "access-control-request-headers": requested,
         },
     )
     return status, headers
