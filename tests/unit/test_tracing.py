@@ -12,6 +12,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -22,10 +23,10 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from sdksign.server import Config, ConfigError, _tracing
+from sdksign.server import Config, ConfigError, _tracing, load_config
 from sdksign.server._logging import configure_logging
 from sdksign.server._policy import Caller, Policy, Rule
-from sdksign.server._serve import add_port, build_server
+from sdksign.server._serve import add_port, build_server, reloaded
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 
@@ -36,6 +37,7 @@ MEETING = "94843468909"
 SESSION = "math-101-secret-session"
 BEARER = "caller-bearer-token-0123456789"
 SIGN = "sdksign.v1.SignatureService/Sign"
+APP = '[[apps]]\nname = "m"\nkind = "meeting"\nsdk_key = "k"\n'
 
 
 @pytest.fixture
@@ -235,6 +237,28 @@ async def test_meeting_numbers_only_when_the_config_allows_them(
         _tracing.shutdown()
     assert (meeting.attributes or {})["sdksign.meeting"] == MEETING
     assert SESSION not in everything_said([meeting, session])
+
+
+@pytest.mark.parametrize(
+    ("value", "loaded"),
+    [("true", True), ("false", False), (None, False), ('"yes"', "'yes' is not true or false")],
+)
+def test_the_config_says_whether_spans_carry_meeting_numbers(
+    tmp_path: Path, value: str | None, loaded: bool | str
+) -> None:
+    server = "" if value is None else f"[server]\ntrace_meeting_numbers = {value}\n"
+    path = tmp_path / "sdksign.toml"
+    path.write_text(f'{server}{APP}secret_env = "S"\n')
+    if isinstance(loaded, str):
+        with pytest.raises(ConfigError, match=f"trace_meeting_numbers: {loaded}$"):
+            load_config(path, {"S": "s" * 32})
+        return
+    config = load_config(path, {"S": "s" * 32})
+    assert config.trace_meeting_numbers is loaded
+    # A reload keeps what the start said (the tracer was made with it).
+    flipped = dataclasses.replace(config, trace_meeting_numbers=not loaded)
+    kept = reloaded(config, flipped, config.listen)
+    assert kept is not None and kept.trace_meeting_numbers is loaded
 
 
 # --- the trace id on the call's log line ------------------------------------------------------
