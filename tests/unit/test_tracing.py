@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import io
 import json
+import logging
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -305,6 +306,18 @@ async def test_spans_the_sampler_drops_leave_no_ids_on_the_log_line(
         _tracing.shutdown()
     [line] = rpc_lines(log_stream)
     assert "trace_id" not in line and "span_id" not in line
+
+
+def test_the_sdks_own_messages_are_json_log_lines(
+    log_stream: io.BytesIO, exporter: InMemorySpanExporter
+) -> None:
+    sdk = logging.getLogger("opentelemetry.exporter.otlp.proto.grpc.exporter")
+    sdk.warning("Failed to export traces to %s, error code: %s", "127.0.0.1:9", "UNAVAILABLE")
+    sdk.info("below the warning level: not written")
+    [line] = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    assert line["event"] == "opentelemetry" and line["level"] == "warning"
+    assert line["logger"] == sdk.name
+    assert line["text"] == "Failed to export traces to 127.0.0.1:9, error code: UNAVAILABLE"
 
 
 # --- off unless the environment says otherwise ------------------------------------------------

@@ -9,16 +9,19 @@ sdksign.meeting only when `[server] trace_meeting_numbers` is true. Never a toke
 secret or a session name; each value goes through the log's redaction and length
 bound as well, since a refused call's fields are what its caller sent. A non-OK call
 has status ERROR with the gRPC code's name as its description (never the error's
-message: it may echo the request). The call's log line gets trace_id and span_id.
+message: it may echo the request). The call's log line gets trace_id and span_id, and
+the SDK's own warnings (an export that failed) are JSON log lines too.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from importlib import import_module, metadata
 from typing import Any
 
 import grpc
+import structlog
 from opentelemetry.propagators.textmap import Getter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -35,6 +38,8 @@ MEETING_FIELD = "meeting"
 # rpc.grpc.status_code: the number of each gRPC status code, by the name _rpc logs.
 _CODE_NUMBERS = {code.name: code.value[0] for code in grpc.StatusCode}
 _UNKNOWN = grpc.StatusCode.UNKNOWN.value[0]
+
+log = structlog.get_logger("sdksign.tracing")
 
 Metadata = Sequence[tuple[str, Any]]
 
@@ -96,6 +101,7 @@ class Tracing:
     """This process's provider, its exporters (each behind a BatchSpanProcessor) and tracer."""
 
     def __init__(self, exporters: Sequence[SpanExporter], meeting_numbers: bool = False) -> None:
+        route_sdk_messages()
         self.provider = TracerProvider(resource=service_resource())
         for exporter in exporters:
             self.provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -140,6 +146,24 @@ class Tracing:
 
     def shutdown(self) -> None:
         self.provider.shutdown()
+
+
+class _LogLines(logging.Handler):
+    """OpenTelemetry's own messages (an export that failed, a full queue) as JSON log lines,
+    event "opentelemetry", instead of plain text among them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        write = getattr(log, record.levelname.lower(), log.warning)
+        fields = {"logger": record.name, "text": record.getMessage()}
+        write("opentelemetry", **fields, exc_info=record.exc_info or False)
+
+
+def route_sdk_messages() -> None:
+    """Send the "opentelemetry" loggers' messages (warnings and up) to the JSON log, once."""
+    sdk = logging.getLogger("opentelemetry")
+    if not any(isinstance(handler, _LogLines) for handler in sdk.handlers):
+        sdk.addHandler(_LogLines())
+        sdk.propagate = False
 
 
 def _usable(value: object) -> bool:
