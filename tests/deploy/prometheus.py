@@ -1,10 +1,9 @@
-"""Debian's Prometheus (make test installs the package) on a free loopback port, scraping
-given targets every second, with deploy/prometheus/alerts.yaml loaded; and its HTTP API's
-PromQL queries."""
+"""Debian's Prometheus (make test installs the package) on a free loopback port, configured
+by deploy/prometheus/prometheus.yml (its alerting rules loaded) but scraping given targets
+every second; and its HTTP API's PromQL queries."""
 
 from __future__ import annotations
 
-import json
 import socket
 import subprocess
 import time
@@ -15,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import requests
+import yaml
 
-from tests.deploy.promql import RULES
+from tests.deploy.promql import SCRAPE_CONFIG
 
 PROMETHEUS = Path("/usr/bin/prometheus")
 
@@ -60,18 +60,15 @@ def free_port() -> int:
 
 
 def scrape_config(targets: Sequence[str]) -> str:
-    """prometheus.yml: job `sdksign` scraping `targets`' /metrics every second, the rules
-    evaluated every second."""
-    return json.dumps(  # JSON is YAML
-        {
-            "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-            "rule_files": [str(RULES)],
-            "scrape_configs": [
-                {"job_name": "sdksign", "static_configs": [{"targets": list(targets)}]}
-            ],
-        },
-        indent=2,
-    )
+    """deploy/prometheus/prometheus.yml with its job `sdksign` scraping `targets` every
+    second, and its rules (alerts.yaml, named by their full path) evaluated every second."""
+    config = yaml.safe_load(SCRAPE_CONFIG.read_text())
+    config["global"] = {"scrape_interval": "1s", "evaluation_interval": "1s"}
+    config["rule_files"] = [str(SCRAPE_CONFIG.parent / name) for name in config["rule_files"]]
+    [job] = config["scrape_configs"]
+    assert job["job_name"] == "sdksign"
+    job["static_configs"] = [{"targets": list(targets)}]
+    return yaml.safe_dump(config)
 
 
 @contextmanager

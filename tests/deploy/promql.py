@@ -13,6 +13,7 @@ from tests.conftest import ROOT
 
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yaml"
 RULE_TESTS = ROOT / "deploy" / "prometheus" / "alerts_test.yaml"
+SCRAPE_CONFIG = ROOT / "deploy" / "prometheus" / "prometheus.yml"
 DASHBOARD = ROOT / "deploy" / "grafana" / "sdksign.json"
 
 # A histogram's series are read by these names; the metric is defined without them.

@@ -1,6 +1,7 @@
-"""deploy/prometheus/alerts.yaml: valid for Debian's promtool, each alert unit-tested
-(alerts_test.yaml: fires on a bad series, quiet on a good one), every metric it reads
-defined by sdksign.server._metrics, every alert with what an operator needs."""
+"""deploy/prometheus/alerts.yaml (and prometheus.yml, which loads it): valid for Debian's
+promtool, each alert unit-tested (alerts_test.yaml: fires on a bad series, quiet on a good
+one), every metric it reads defined by sdksign.server._metrics, every alert with what an
+operator needs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.promql import RULE_TESTS, RULES, defined_metrics, metric_names, rules
+from tests.deploy.promql import (
+    RULE_TESTS,
+    RULES,
+    SCRAPE_CONFIG,
+    defined_metrics,
+    metric_names,
+    rules,
+)
 
 PROMTOOL = Path("/usr/bin/promtool")
 
@@ -26,6 +34,13 @@ def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
 def test_promtool_checks_the_rules() -> None:
     checked = promtool("check", "rules", RULES)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"SUCCESS: {len(rules())} rules found" in checked.stdout
+
+
+def test_promtool_checks_the_example_configuration_and_its_rules() -> None:
+    checked = promtool("check", "config", SCRAPE_CONFIG)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS: 1 rule files found" in checked.stdout
     assert f"SUCCESS: {len(rules())} rules found" in checked.stdout
 
 
