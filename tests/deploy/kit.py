@@ -67,6 +67,28 @@ def mount_path(deployment: str, volume: str) -> str:
     return str(path)
 
 
+def mounted_key(deployment: str, path: str) -> tuple[str, str]:
+    """The ConfigMap or Secret, and its key, that the file at `path` in the Deployment's
+    container comes from (a volume's `items`, a mount's `subPath` followed)."""
+    volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
+    for mount in container(deployment)["volumeMounts"]:
+        folder = mount["mountPath"].rstrip("/")
+        if "subPath" in mount:
+            if path != folder:
+                continue
+            relative = mount["subPath"]
+        elif path.startswith(f"{folder}/"):
+            relative = path[len(folder) + 1 :]
+        else:
+            continue
+        volume = volumes[mount["name"]]
+        source = volume.get("configMap") or volume["secret"]
+        items = {item["path"]: item["key"] for item in source.get("items", [])}
+        key = items[relative] if items else relative
+        return str(source.get("name") or source["secretName"]), key
+    raise AssertionError(f"{path}: no volume of {deployment} holds it")
+
+
 def config_text() -> str:
     """The TOML of the ConfigMap sdksign-config (the Deployment's --config)."""
     return str(find("ConfigMap", "sdksign-config")["data"]["sdksign.toml"])

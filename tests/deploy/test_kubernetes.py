@@ -34,7 +34,7 @@ from tests.deploy.kit import (
     find,
     flag,
     manifests,
-    mount_path,
+    mounted_key,
     pod_spec,
     pyproject,
     resources,
@@ -109,10 +109,8 @@ def test_the_kustomization_lists_every_manifest_and_the_namespace() -> None:
 
 
 def pod_labels(deployment: str) -> dict[str, str]:
-    labels: dict[str, str] = find("Deployment", deployment)["spec"]["template"]["metadata"][
-        "labels"
-    ]
-    return labels
+    template = find("Deployment", deployment)["spec"]["template"]
+    return dict(template["metadata"]["labels"])
 
 
 def selects(selector: dict[str, str], labels: dict[str, str]) -> bool:
@@ -267,7 +265,8 @@ def test_the_deployment_passes_insecure_because_probes_cannot_speak_tls(tmp_path
     config = load_config(write_config(tmp_path))
     assert config.tls is None
     listen = flag(server_args(), "--listen")
-    assert exposure_problems(config, listen) == ["no TLS ([server] tls_cert_file and tls_key_file)"]
+    problems = exposure_problems(config, listen)
+    assert len(problems) == 1 and "TLS" in problems[0]  # a caller policy is configured
     assert "--insecure" in server_args()
 
 
@@ -283,12 +282,15 @@ def test_the_configuration_loads_named_callers_and_no_anonymous_host(tmp_path: P
     assert config.policy.anonymous.roles == frozenset({"participant"})
 
 
-def test_each_secret_the_configuration_reads_is_a_key_of_the_mounted_secret() -> None:
-    mounted = mount_path("sdksign", "app-secrets")
-    named = re.findall(rf'^secret_file = "{re.escape(mounted)}/([^"]+)"', config_text(), re.M)
-    assert sorted(named) == secret_keys()
-    volume = [v for v in pod_spec("sdksign")["volumes"] if v["name"] == "app-secrets"]
-    assert volume[0]["secret"]["secretName"] == "sdksign-app-secrets"
+def test_each_file_the_configuration_reads_is_a_key_of_the_mounted_secret() -> None:
+    assert mounted_key("sdksign", flag(server_args(), "--config")) == (
+        "sdksign-config",
+        "sdksign.toml",
+    )
+    assert "sdksign.toml" in find("ConfigMap", "sdksign-config")["data"]
+    read = re.findall(r'^\s*secret_file = "([^"]+)"', config_text(), re.M)
+    keys = [mounted_key("sdksign", path) for path in read]
+    assert sorted(keys) == [("sdksign-app-secrets", key) for key in secret_keys()]
 
 
 def test_the_secret_as_shipped_stops_the_server_naming_the_app(tmp_path: Path) -> None:
@@ -375,27 +377,20 @@ def test_the_gateway_listens_probes_and_reaches_the_pods_as_the_manifests_say() 
     )
 
 
-def test_the_files_envoy_reads_are_mounted() -> None:
+@pytest.mark.usefixtures("gateway_files")
+def test_the_files_envoy_reads_come_from_the_config_maps_the_kit_makes() -> None:
+    """envoy.yaml from sdksign-gateway-config; the descriptor set and the page from
+    sdksign-gateway-files, which the command in gateway-deployment.yaml makes from the build."""
+    args = [str(arg) for arg in container("sdksign-gateway")["args"]]
+    config = flag(args, "--config-path")
+    assert mounted_key("sdksign-gateway", config) == ("sdksign-gateway-config", "envoy.yaml")
     text = find("ConfigMap", "sdksign-gateway-config")["data"]["envoy.yaml"]
     read = re.findall(r"(?:filename|proto_descriptor): (/\S+?)\s*[}\n]", text)
     assert len(read) == 3
-    spec = container("sdksign-gateway")
-    mounts = {m["mountPath"]: m for m in spec["volumeMounts"]}
-    volumes = {
-        v["name"]: v["configMap"]
-        for v in pod_spec("sdksign-gateway")["volumes"]
-        if "configMap" in v
-    }
-    config_path = flag([str(a) for a in spec["args"]], "--config-path")
-    for path in [config_path, *read]:
-        folder, name = path.rsplit("/", 1)
-        mount = mounts.get(path) or mounts[folder]
-        items = volumes[mount["name"]].get("items")
-        key = mount.get("subPath", name)
-        assert items is None or key in [item["path"] for item in items], path
-    assert (
-        volumes[mounts[config_path.rsplit("/", 1)[0]]["name"]]["name"] == "sdksign-gateway-config"
-    )
+    made = re.findall(r"--from-file=(\S+)", (KIT / "gateway-deployment.yaml").read_text())
+    assert all((ROOT / file).is_file() for file in made), made  # what `make protos web` builds
+    expected = sorted(("sdksign-gateway-files", Path(file).name) for file in made)
+    assert sorted(mounted_key("sdksign-gateway", path) for path in read) == expected
 
 
 @pytest.mark.usefixtures("gateway_files")
