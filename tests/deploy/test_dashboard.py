@@ -14,6 +14,7 @@ from tests.deploy.promql import (
     dashboard_panels,
     defined_metrics,
     metric_names,
+    rules,
 )
 
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
@@ -79,3 +80,17 @@ def test_every_metric_it_reads_is_defined_and_every_sdksign_metric_is_shown() ->
     defined = defined_metrics()
     assert used - defined == set()
     assert {name for name in defined if name.startswith("sdksign_")} - used == set()
+
+
+def test_its_error_ratio_leaves_out_the_codes_the_alert_leaves_out() -> None:
+    def excluded(expr: str) -> list[str]:
+        return re.findall(r'grpc_code!~"([^"]*)"', expr)
+
+    [alert] = [rule["expr"] for rule in rules() if rule["alert"] == "SdksignHighErrorRatio"]
+    ratios = [p for p in dashboard_panels() if p["title"] == "Server error ratio"]
+    assert len(ratios) == 2  # the stat and the graph
+    codes = {code for expr in excluded(alert) for code in expr.split("|")}
+    assert {"INVALID_ARGUMENT", "CANCELLED", "OK"} < codes and "INTERNAL" not in codes
+    for panel in ratios:
+        [target] = panel["targets"]
+        assert set(excluded(target["expr"])) == set(excluded(alert)), panel["id"]
