@@ -26,6 +26,9 @@ from tests.certs import Authority
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# Every server a test starts serves its admin listener on a free port (the default, 9464,
+# would be taken by the first, and by a server of the machine's).
+ADMIN = ("--admin-listen", "127.0.0.1:0")
 
 # The markers (listed in pyproject.toml) each folder gives its tests, and those below it.
 # tests/unit has none: `-m "not process"` selects the same tests as `make test-unit`.
@@ -111,6 +114,8 @@ def start_server_process(
     stderr_path = tmp_path / "server.stderr"
     if "--drain" not in args:  # tests that stop a server do not wait for load balancers
         args = [*args, "--drain", "0"]
+    if "--admin-listen" not in args:  # any free port: 9464 is the first server's
+        args = [*args, *ADMIN]
     process = subprocess.Popen(
         [sys.executable, "-m", "sdksign.server", "serve", "--listen", "127.0.0.1:0", *args],
         cwd=tmp_path,

@@ -38,7 +38,7 @@ EXAMPLES = f"""examples:
 # The modules of the server extra: without one of them, `serve` says how to install it.
 SERVER_EXTRA = (
     *("grpc_health", "grpc_reflection", "grpc_status"),
-    *("structlog", "orjson", "msgspec"),
+    *("structlog", "orjson", "msgspec", "prometheus_client"),
 )
 # How long each address may take to answer when tried alone, after a failed call (seconds).
 EACH_ADDRESS_TIMEOUT = 3.0
@@ -118,6 +118,14 @@ def _serve_options(serve: argparse.ArgumentParser) -> None:
         "--listen",
         type=_flags.listen,
         help="HOST:PORT to listen on, port 0 to 65535 (default: the config's, else 127.0.0.1:50051)",
+    )
+    serve.add_argument(
+        "--admin-listen",
+        type=_flags.listen,
+        metavar="HOST:PORT",
+        help="where to serve GET /metrics, /healthz/live and /healthz/ready over HTTP, port 0 "
+        "for any free one (default: the config's [server] admin_listen, else 127.0.0.1:9464); "
+        "beyond loopback it takes TLS (the server's certificate) or --insecure",
     )
     serve.add_argument(
         "--config",

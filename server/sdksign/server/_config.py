@@ -62,6 +62,8 @@ from ._vault import (
 from ._zoom import MAX_TTL, MIN_TTL, ROLES, SDKS, SECRET_LENGTH, Sdk
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
+# The admin listener: /metrics, /healthz/live, /healthz/ready (_admin).
+DEFAULT_ADMIN_LISTEN = "127.0.0.1:9464"
 # iat is set this much before now, which shortens every token: at most half the shortest life.
 MAX_CLOCK_SKEW = MIN_TTL // 2
 # The longest drain and shutdown grace (`sdksign serve --drain` has the same bound).
@@ -101,7 +103,9 @@ class App:
     `previous_secrets` are secrets being rotated out: Verify still accepts them,
     Sign never uses them. `vault` names the KV v2 field they are versions of;
     `vault_skipped` says why each previous version there that could not be read was
-    skipped (it neither signs nor verifies).
+    skipped (it neither signs nor verifies). `secrets_created` says when each of
+    `secrets` was made, in epoch seconds, where that is known (a Vault version's
+    created_time, a secret file's modification time; None for an environment variable).
     """
 
     name: str
@@ -111,6 +115,7 @@ class App:
     previous_secrets: tuple[bytes, ...] = field(default=(), repr=False)
     vault: KvRef | None = None
     vault_skipped: tuple[str, ...] = ()
+    secrets_created: tuple[float | None, ...] = ()
 
     @property
     def secrets(self) -> tuple[bytes, ...]:
@@ -177,6 +182,7 @@ class Config:
     apps: tuple[App, ...]
     source: str
     listen: str = DEFAULT_LISTEN
+    admin_listen: str = DEFAULT_ADMIN_LISTEN
     clock_skew: int = 30
     # SIGTERM: health reports NOT_SERVING at once, and calls are still served this long, so
     # that load balancers and Kubernetes stop sending before the listener closes.
@@ -314,6 +320,7 @@ class ServerTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     """[server]: the listener and its timings."""
 
     listen: NonEmpty = DEFAULT_LISTEN  # HOST:PORT
+    admin_listen: NonEmpty = DEFAULT_ADMIN_LISTEN  # HOST:PORT: metrics and health over HTTP
     clock_skew: Duration = 30  # at most MAX_CLOCK_SKEW
     drain: Duration = DEFAULT_DRAIN  # at most MAX_SHUTDOWN_GRACE
     shutdown_grace: Duration = 10  # at most MAX_SHUTDOWN_GRACE
@@ -434,6 +441,7 @@ _DURATION = "{where} {key}: {value} " + _NOT_A_DURATION
 _STORE_URL = "a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0"
 _ALLOWED: dict[str, str] = {
     "listen": "{where} listen: must be a string HOST:PORT",
+    "admin_listen": "{where} admin_listen: must be a string HOST:PORT",
     "clock_skew": _DURATION,
     "drain": _DURATION,
     "shutdown_grace": _DURATION,
@@ -641,6 +649,7 @@ def _config(path: Path, file: ConfigFile, environ: Mapping[str, str]) -> Config:
         policy_configured=bool(callers) or file.anonymous is not None,
         tls=_tls(server, path.parent),
         listen=server.listen,
+        admin_listen=server.admin_listen,
         clock_skew=_server_duration(server.clock_skew, "clock_skew", MAX_CLOCK_SKEW),
         drain=_server_duration(server.drain, "drain", MAX_SHUTDOWN_GRACE),
         shutdown_grace=_server_duration(
@@ -719,7 +728,20 @@ def _app(index: int, table: AppTable, folder: Path, environ: Mapping[str, str]) 
         sdk_key=table.sdk_key,
         secret=secret,
         previous_secrets=tuple(previous),
+        secrets_created=(
+            None if file is None else _modified(folder / file),
+            *(None for _ in table.previous_secret_envs),
+            *(_modified(folder / name) for name in table.previous_secret_files),
+        ),
     )
+
+
+def _modified(path: Path) -> float | None:
+    """When the file at `path` was last written (epoch seconds); None when unknown."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def _secret_from_env(name: str, environ: Mapping[str, str], where: str) -> bytes:
@@ -1059,7 +1081,11 @@ def vault_refreshed(config: Config) -> Config:
                 where = _named("apps", index, app.name)
                 raise ConfigError(f"{where}: secret_vault {ref}: {exc}") from None
             apps[index] = replace(
-                app, secret=read.newest, previous_secrets=read.previous, vault_skipped=read.skipped
+                app,
+                secret=read.newest,
+                previous_secrets=read.previous,
+                vault_skipped=read.skipped,
+                secrets_created=read.created,
             )
     return replace(config, apps=tuple(apps))
 
@@ -1084,6 +1110,14 @@ def exposure_problems(config: Config, listen: str) -> list[str]:
     if not config.policy_configured:
         problems.append("no caller policy ([[callers]] or [anonymous])")
     return problems
+
+
+def admin_exposure_problems(config: Config, admin_listen: str) -> list[str]:
+    """Why serving the admin listener (metrics, health) on `admin_listen` with `config` would
+    expose it: beyond loopback it takes TLS (the server's certificate); [] when safe."""
+    if _is_loopback(admin_listen.rpartition(":")[0].strip("[]")) or config.tls is not None:
+        return []
+    return ["no TLS ([server] tls_cert_file and tls_key_file)"]
 
 
 # SDK keys as configuration examples write them before the real one is filled in.

@@ -7,10 +7,16 @@ not listening) so that port 0 means one port for all, forwards SIGTERM, SIGINT
 and SIGHUP to every worker, and replaces a worker that dies; the replacement reads the
 configuration again, as a SIGHUP would, before it serves. A worker whose parent dies
 stops by itself, draining as on SIGTERM.
+
+The parent also serves the admin listener (_admin) for all of them: the workers write
+their metrics to files in a folder of the parent's (_metrics.multiprocess_dir), and
+each sets its state (starting, serving, draining) in a byte of shared memory, which
+/healthz/ready reads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import multiprocessing
 import os
@@ -19,11 +25,16 @@ import socket
 import threading
 import time
 from multiprocessing.connection import wait
+from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import structlog
 
+from . import _metrics
+from ._admin import STARTING, AdminError, AdminServer, WorkerReadiness, WorkerStates
 from ._config import Config
 from ._logging import original_stderr
 from ._refresh import log_warnings, read_again, vault_read_again
@@ -74,39 +85,84 @@ def reserve_port(listen: str) -> tuple[socket.socket, str]:
     return held, f"{bound_host}:{address[1]}"
 
 
-def serve_workers(config: Config, listen: str, workers: int) -> int:
-    """Run `workers` worker processes until SIGTERM or SIGINT; return the exit status."""
-    held, address = reserve_port(listen)
-    supervisor = _Supervisor(config, address)
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, supervisor.forward)
-    log.info("starting workers", workers=workers, address=address)
-    supervisor.start_all(workers)
-    try:
-        status = supervisor.replace_until_stopped()
-    finally:
-        supervisor.stop_all()
-        held.close()
+def serve_workers(config: Config, listen: str, workers: int, admin_listen: str) -> int:
+    """Run `workers` worker processes until SIGTERM or SIGINT, and the admin listener on
+    `admin_listen` for all of them until they have stopped; return the exit status."""
+    with contextlib.ExitStack() as stack:  # closed in reverse: the admin listener first
+        held, address = reserve_port(listen)
+        stack.callback(held.close)
+        folder = _metrics_folder(stack)  # before any worker starts: they write there
+        context = multiprocessing.get_context("spawn")
+        states = WorkerStates(context.Array("b", workers, lock=False))
+        state = _metrics.ServerState(states.not_ready)
+        admin = stack.enter_context(
+            AdminServer(
+                admin_listen, _metrics.registry(state, folder), states.not_ready, config.tls
+            )
+        )
+        admin.start()
+        supervisor = _Supervisor(config, address, context, _Watch(states, state, folder))
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, supervisor.forward)
+        log.info("starting workers", workers=workers, address=address, admin_address=admin.address)
+        supervisor.start_all(workers, admin.address)
+        try:
+            status = supervisor.replace_until_stopped()
+        finally:
+            supervisor.stop_all()
     log.info("stopped", workers=workers)
     return status
+
+
+def _metrics_folder(stack: contextlib.ExitStack) -> Path:
+    """The workers' metrics folder (_metrics.multiprocess_dir), deleted with `stack` when it
+    is this process's own."""
+    try:
+        folder, own = _metrics.multiprocess_dir()
+    except OSError as exc:
+        raise AdminError(
+            f"cannot keep the workers' metrics in {_metrics.MULTIPROC_ENV} "
+            f"{os.environ.get(_metrics.MULTIPROC_ENV)!r}: {exc.strerror or exc}"
+        ) from None
+    if own:
+        stack.callback(_metrics.remove_dir, folder)
+    return folder
+
+
+class _Watch:
+    """What the admin listener shows of the workers: their states, the parent's own metrics
+    (restarts), and the folder of their metrics' files."""
+
+    def __init__(self, states: WorkerStates, state: _metrics.ServerState, folder: Path) -> None:
+        self.states = states
+        self.state = state
+        self.folder = folder
+
+    def gone(self, process: BaseProcess) -> None:
+        """`process` has stopped: its live gauges go (its counts stay)."""
+        if process.pid is not None:
+            _metrics.worker_gone(self.folder, process.pid)
 
 
 class _Supervisor:
     """The parent's side of the workers: it starts them, forwards signals to them, replaces
     one that dies, and at the end waits for all of them to stop."""
 
-    def __init__(self, config: Config, address: str) -> None:
+    def __init__(self, config: Config, address: str, context: SpawnContext, watch: _Watch) -> None:
         self._config = config
         self._address = address
-        self._context = multiprocessing.get_context("spawn")
+        self._context = context
+        self._watch = watch
+        self._admin_address = ""
         self._processes: dict[int, tuple[BaseProcess, float]] = {}  # index: (process, started)
         self._stopping = False
         self._starting = False
         self._reload_asked = False  # a SIGHUP came while the workers were being started
 
-    def start_all(self, workers: int) -> None:
+    def start_all(self, workers: int, admin_address: str) -> None:
         """Start workers 0 to `workers` - 1; a SIGHUP meanwhile is forwarded to all of them
-        once they all exist."""
+        once they all exist. `admin_address`: for their "listening" lines."""
+        self._admin_address = admin_address
         self._starting = True
         for index in range(workers):
             if self._stopping:  # SIGTERM or SIGINT already: no more workers
@@ -118,9 +174,12 @@ class _Supervisor:
 
     def start(self, index: int) -> None:
         """Start worker `index` (again, when it has died)."""
+        states = self._watch.states.states
+        states[index] = STARTING
         process = self._context.Process(
             target=_worker_main,
             args=(self._config, self._address, index, index in self._processes),
+            kwargs={"states": states, "admin_address": self._admin_address},
             name=f"sdksign-worker-{index}",
         )
         # The worker is born with SIGHUP blocked, so that a reload asked for while it starts
@@ -138,6 +197,7 @@ class _Supervisor:
         the replacing. A SIGHUP while start_all runs waits for its end."""
         if signum in (signal.SIGTERM, signal.SIGINT):
             self._stopping = True
+            self._watch.states.stopping = True  # /healthz/ready: 503 from now on
         elif self._starting:
             self._reload_asked = True
             return
@@ -160,11 +220,13 @@ class _Supervisor:
                     continue
                 lived = time.monotonic() - started
                 log.error("worker exited", worker=index, exit_code=process.exitcode)
+                self._watch.gone(process)
                 if lived < MIN_WORKER_LIFETIME:
                     log.error("worker failed right after its start: stopping", worker=index)
                     self.forward(signal.SIGTERM, None)
                     return 1
                 self.start(index)
+                self._watch.state.worker_restarts += 1
         return 0
 
     def stop_all(self) -> None:
@@ -178,10 +240,20 @@ class _Supervisor:
                 log.error("worker did not stop in time: killing it", worker=index)
                 process.kill()
                 process.join()
+            self._watch.gone(process)
 
 
-def _worker_main(config: Config, address: str, index: int, replacement: bool = False) -> None:
-    """A worker process: logging that names the worker, then the ordinary server.
+def _worker_main(
+    config: Config,
+    address: str,
+    index: int,
+    replacement: bool = False,
+    *,
+    states: Any = None,
+    admin_address: str = "",
+) -> None:
+    """A worker process: logging that names the worker, then the ordinary server, which
+    sets its state in its byte of `states` (the parent's WorkerStates).
 
     A replacement reads its configuration again first (replacement_config): the
     other workers may have reloaded it, or read rotated Vault secrets, since the start.
@@ -193,8 +265,9 @@ def _worker_main(config: Config, address: str, index: int, replacement: bool = F
     _stop_with_parent(os.getppid())
     if replacement:
         config = replacement_config(config, address)
+    admin = None if states is None else WorkerReadiness(states, index, admin_address)
     try:
-        run(config, address, reuse_port=True)
+        run(config, address, reuse_port=True, admin=admin)
     except ListenError as exc:
         log.error("cannot listen", error=str(exc))
         raise SystemExit(2) from None
