@@ -14,18 +14,22 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import grpc
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from sdksign.server import fingerprint
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from tests.certs import Authority
 from tests.conftest import MEETING_KEY, ServerProcess, log_lines, start_server_process
 from tests.helpers import HS256, meeting_claims, raw_token
+from tests.openbao import OpenBao
 from tests.process.test_process import serve_until_exit
+from tests.process.test_vault_process import config_file
 from tests.process.test_workers import events, wait_for
 
 MEETING = "94843468909"
@@ -344,3 +348,59 @@ def https_get(port: str, context: ssl.SSLContext, path: str) -> tuple[int, str]:
         return answer.status, answer.read().decode()
     finally:
         connection.close()
+
+
+def made(openbao: OpenBao) -> dict[str, float]:
+    """When each version of zoom/meeting was written (epoch seconds), as OpenBao says."""
+    answer = openbao.client().secrets.kv.v2.read_secret_metadata(path="zoom/meeting")
+    versions = answer["data"]["versions"].items()
+    return {number: datetime.fromisoformat(v["created_time"]).timestamp() for number, v in versions}
+
+
+# long: three Vault versions and a lost Vault, each step read back from two workers' metrics
+def test_secrets_and_reloads_of_two_workers_from_openbao(
+    tmp_path: Path, openbao: OpenBao, at_end: contextlib.ExitStack
+) -> None:
+    first, second, third = (secrets.token_urlsafe(32) for _ in range(3))
+    openbao.write("zoom/meeting", first)
+    config = config_file(tmp_path, openbao)
+    env = {"VAULT_TOKEN": openbao.reader_token}
+    server = start_server_process(tmp_path, env, ["--config", str(config), "--workers", "2"])
+    at_end.callback(stop, server)
+    admin = admin_address(server)
+    wait_for(lambda: get(admin, "/healthz/ready")[0] == 200, server)
+
+    def shown() -> dict[tuple[str, str], float]:
+        """(fingerprint, active) of each secret shown, and when it was made."""
+        _, samples = scrape(admin)
+        ages = {
+            dict(labels)["fingerprint"]: age
+            for (name, labels), age in samples.items()
+            if name == "sdksign_app_secret_created_timestamp_seconds"
+        }
+        return {
+            (dict(labels)["fingerprint"], dict(labels)["active"]): ages[dict(labels)["fingerprint"]]
+            for (name, labels), one in samples.items()
+            if name == "sdksign_app_secret_info" and one == 1
+        }
+
+    assert shown() == {(fingerprint(first.encode()), "true"): made(openbao)["1"]}
+    for reloads, secret in enumerate((second, third), start=1):
+        openbao.write("zoom/meeting", secret)
+        server.process.send_signal(signal.SIGHUP)
+        lines = 2 * reloads  # one a worker
+        wait_for(lambda n=lines: len(events(server, "configuration reloaded")) == n, server)
+    # The first version no longer verifies (previous_versions = 1): gone, not shown at 0.
+    assert shown() == {
+        (fingerprint(third.encode()), "true"): made(openbao)["3"],
+        (fingerprint(second.encode()), "false"): made(openbao)["2"],
+    }
+    openbao.stop()
+    server.process.send_signal(signal.SIGHUP)
+    wait_for(lambda: len(events(server, "reload refused")) == 2, server)
+    text, samples = scrape(admin)
+    assert total(samples, "sdksign_config_reloads_total", result="success") == 4
+    assert total(samples, "sdksign_config_reloads_total", result="failure") == 2
+    assert total(samples, "sdksign_vault_errors_total", error="connection") == 2
+    for value in (first, second, third, openbao.reader_token, openbao.root_token):
+        assert value not in text

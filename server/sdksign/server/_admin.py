@@ -25,7 +25,6 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from multiprocessing.sharedctypes import SynchronizedArray
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -41,8 +40,13 @@ log = structlog.get_logger("sdksign")
 
 # What a serving process says of itself (Readiness.set), as a worker's byte in WorkerStates.
 STARTING, SERVING, DRAINING = 0, 1, 2
+# The workers' bytes: a ctypes array in shared memory (multiprocessing's Array, lock=False),
+# which the parent and each worker index and slice as a sequence of ints.
+States = Any
 # How long a connection may take to send its request (and its TLS handshake), in seconds.
 REQUEST_TIMEOUT = 10.0
+# How often the accepting thread looks whether it is to stop (close() waits up to this long).
+POLL_INTERVAL = 0.05
 
 
 class AdminError(Exception):
@@ -78,7 +82,7 @@ class LocalReadiness:
 class WorkerReadiness:
     """A worker's side of WorkerStates: its serve() writes its state to its byte."""
 
-    def __init__(self, states: SynchronizedArray[Any], index: int, address: str) -> None:
+    def __init__(self, states: States, index: int, address: str) -> None:
         self._states = states
         self._index = index
         self.address = address  # the parent's admin listener, for the "listening" line
@@ -92,7 +96,7 @@ class WorkerStates:
     sets (WorkerReadiness), and whether a drain has started (`stopping`, set by the
     parent's signal handler)."""
 
-    def __init__(self, states: SynchronizedArray[Any]) -> None:
+    def __init__(self, states: States) -> None:
         self.states = states
         self.stopping = False
 
@@ -143,7 +147,10 @@ class AdminServer:
 
     def start(self) -> None:
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="sdksign-admin", daemon=True
+            target=self._server.serve_forever,
+            args=(POLL_INTERVAL,),
+            name="sdksign-admin",
+            daemon=True,
         )
         self._thread.start()
 
@@ -251,7 +258,9 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
     timeout = REQUEST_TIMEOUT
     server_version = "sdksign-admin"
-    sys_version = ""
+
+    def version_string(self) -> str:
+        return self.server_version  # no Python version
 
     def setup(self) -> None:
         super().setup()

@@ -37,6 +37,7 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
 )
+from prometheus_client import values as prometheus_values
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
@@ -49,6 +50,9 @@ if TYPE_CHECKING:
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# Whether this process writes its values to files (a worker), as prometheus-client decided
+# when it was imported.
+_MULTIPROCESS: bool = getattr(prometheus_values.ValueClass, "_multiprocess", False)
 
 # --- gRPC's conventional server metrics (the names of go-grpc-prometheus and its dashboards) --
 
@@ -258,7 +262,8 @@ def _replace(
 ) -> None:
     for labels in shown - values.keys():
         gauge.labels(*labels).set(0)
-        gauge.remove(*labels)
+        if not _MULTIPROCESS:  # there the value stays in the file: its 0 is left out instead
+            gauge.remove(*labels)
     for labels, value in values.items():
         gauge.labels(*labels).set(value)
     shown.clear()
