@@ -240,6 +240,8 @@ def test_two_workers_show_one_endpoint_through_a_worker_s_death_and_a_drain(
     assert server.process.wait(timeout=30) == 0
     with pytest.raises(OSError):  # closed last, with the server
         get(admin, "/healthz/live")
+    (starting,) = events(server, "starting workers")
+    assert not Path(str(starting["metrics_folder"])).exists()  # its own: removed
 
 
 def test_one_process_serves_its_own_admin_listener(
@@ -404,3 +406,32 @@ def test_secrets_and_reloads_of_two_workers_from_openbao(
     assert total(samples, "sdksign_vault_errors_total", error="connection") == 2
     for value in (first, second, third, openbao.reader_token, openbao.root_token):
         assert value not in text
+
+
+def test_the_operator_s_metrics_folder_is_made_or_emptied_else_one_line(
+    tmp_path: Path, at_end: contextlib.ExitStack
+) -> None:
+    (tmp_path / "sdksign.toml").write_text(config_text())
+    args = ["--config", "sdksign.toml", "--workers", "2"]
+    unusable = {"S": SECRET, "PROMETHEUS_MULTIPROC_DIR": "/proc/no-such-folder"}
+    done = serve_until_exit(tmp_path, unusable, args)
+    assert done.returncode == 2
+    assert [line for line in done.stderr.splitlines() if not line.startswith("{")] == [
+        "sdksign: cannot keep the workers' metrics in PROMETHEUS_MULTIPROC_DIR "
+        "'/proc/no-such-folder': No such file or directory (set PROMETHEUS_MULTIPROC_DIR to a "
+        "folder this user may write)"
+    ]
+
+    folder = tmp_path / "metrics"
+    folder.mkdir()
+    (folder / "counter_4000000.db").write_bytes(b"a run before: not a metrics file")
+    env = {"S": SECRET, "PROMETHEUS_MULTIPROC_DIR": str(folder)}
+    server = start_server_process(tmp_path, env, args)
+    at_end.callback(stop, server)
+    admin = admin_address(server)
+    wait_for(lambda: get(admin, "/healthz/ready")[0] == 200, server)
+    assert total(scrape(admin)[1], "sdksign_app_secret_info") == 1
+    assert not (folder / "counter_4000000.db").exists()
+    server.process.terminate()
+    assert server.process.wait(timeout=30) == 0
+    assert folder.is_dir()  # the operator's: left in place

@@ -298,3 +298,12 @@ def test_the_workers_folder_is_a_new_one_or_the_operator_s_emptied(
     monkeypatch.setenv(_metrics.MULTIPROC_ENV, str(given))
     assert _metrics.multiprocess_dir() == (given, False)
     assert sorted(p.name for p in given.iterdir()) == ["notes.txt"]
+    (given / "file").write_text("")
+    monkeypatch.setenv(_metrics.MULTIPROC_ENV, str(given / "file" / "metrics"))
+    with pytest.raises(_metrics.FolderError) as caught:
+        _metrics.multiprocess_dir()
+    assert str(caught.value) == (
+        f"cannot keep the workers' metrics in PROMETHEUS_MULTIPROC_DIR "
+        f"'{given / 'file' / 'metrics'}': Not a directory (set PROMETHEUS_MULTIPROC_DIR to a "
+        "folder this user may write)"
+    )

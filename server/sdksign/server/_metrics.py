@@ -29,7 +29,31 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from prometheus_client import (
+
+from ._logging import call_fields
+
+if TYPE_CHECKING:
+    from ._config import Config
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _unusable_dir() -> str | None:
+    """PROMETHEUS_MULTIPROC_DIR when it is set to what is not a folder: taken out of the
+    environment, since prometheus-client (imported next) would fail on its first value with
+    a traceback; multiprocess_dir makes that folder, or says in one line why it cannot."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if given is None or os.path.isdir(given):
+        return None
+    del os.environ[MULTIPROC_ENV]
+    return given
+
+
+_UNUSABLE_DIR = _unusable_dir()
+
+# prometheus-client reads PROMETHEUS_MULTIPROC_DIR as it is imported: only after the check.
+# (Every other module takes what it needs of it from here.)
+from prometheus_client import (  # noqa: E402
     REGISTRY,
     CollectorRegistry,
     Counter,
@@ -37,19 +61,13 @@ from prometheus_client import (
     Histogram,
     disable_created_metrics,
 )
-from prometheus_client import values as prometheus_values
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
-
-from ._logging import call_fields
-
-if TYPE_CHECKING:
-    from ._config import Config
+from prometheus_client import values as prometheus_values  # noqa: E402
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric  # noqa: E402
+from prometheus_client.exposition import choose_encoder  # noqa: E402
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead  # noqa: E402
 
 # No `_created` series beside every counter and histogram: nothing here reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
-
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # Whether this process writes its values to files (a worker), as prometheus-client decided
 # when it was imported.
 _MULTIPROCESS: bool = getattr(prometheus_values.ValueClass, "_multiprocess", False)
@@ -358,26 +376,46 @@ class _Files:
         return metrics
 
 
+def exposition(registry: CollectorRegistry, accept: str) -> tuple[bytes, str]:
+    """What /metrics answers to a request that accepts `accept`: the body and its type
+    (Prometheus' text format, or OpenMetrics when asked for)."""
+    encode, content_type = choose_encoder(accept)
+    return encode(registry), content_type
+
+
 # --- the workers' files -----------------------------------------------------------------------
+
+
+class FolderError(Exception):
+    """The workers' metrics folder cannot be made or emptied; the message is one line."""
 
 
 def multiprocess_dir() -> tuple[Path, bool]:
     """The folder where the workers write their metrics, set in PROMETHEUS_MULTIPROC_DIR for
     the workers to come; and whether it is this process's own, to delete at the end.
 
-    The operator's own PROMETHEUS_MULTIPROC_DIR, if set, emptied of the files of earlier
-    runs (*.db); else a new temporary folder. OSError when neither can be.
+    The operator's own PROMETHEUS_MULTIPROC_DIR, if set, made if need be and emptied of
+    the files of earlier runs (*.db); else a new temporary folder. FolderError when
+    neither can be.
     """
-    given = os.environ.get(MULTIPROC_ENV)
-    if given:
+    given = os.environ.get(MULTIPROC_ENV) or _UNUSABLE_DIR
+    try:
+        if not given:
+            path = Path(tempfile.mkdtemp(prefix="sdksign-metrics-"))
+            os.environ[MULTIPROC_ENV] = str(path)
+            return path, True
         path = Path(given)
         path.mkdir(parents=True, exist_ok=True)
         for file in path.glob("*.db"):
             file.unlink()
-        return path, False
-    path = Path(tempfile.mkdtemp(prefix="sdksign-metrics-"))
+    except OSError as exc:
+        where = f"{MULTIPROC_ENV} {given!r}" if given else tempfile.gettempdir()
+        raise FolderError(
+            f"cannot keep the workers' metrics in {where}: {exc.strerror or exc} "
+            f"(set {MULTIPROC_ENV} to a folder this user may write)"
+        ) from None
     os.environ[MULTIPROC_ENV] = str(path)
-    return path, True
+    return path, False
 
 
 def worker_gone(path: Path, pid: int) -> None:

@@ -95,16 +95,22 @@ def serve_workers(config: Config, listen: str, workers: int, admin_listen: str) 
         context = multiprocessing.get_context("spawn")
         states = WorkerStates(context.Array("b", workers, lock=False))
         state = _metrics.ServerState(states.not_ready)
+        supervisor = _Supervisor(config, address, context, _Watch(states, state, folder))
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, supervisor.forward)
         admin = stack.enter_context(
             AdminServer(
                 admin_listen, _metrics.registry(state, folder), states.not_ready, config.tls
             )
         )
         admin.start()
-        supervisor = _Supervisor(config, address, context, _Watch(states, state, folder))
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            signal.signal(signum, supervisor.forward)
-        log.info("starting workers", workers=workers, address=address, admin_address=admin.address)
+        log.info(
+            "starting workers",
+            workers=workers,
+            address=address,
+            admin_address=admin.address,
+            metrics_folder=str(folder),
+        )
         supervisor.start_all(workers, admin.address)
         try:
             status = supervisor.replace_until_stopped()
@@ -119,11 +125,8 @@ def _metrics_folder(stack: contextlib.ExitStack) -> Path:
     is this process's own."""
     try:
         folder, own = _metrics.multiprocess_dir()
-    except OSError as exc:
-        raise AdminError(
-            f"cannot keep the workers' metrics in {_metrics.MULTIPROC_ENV} "
-            f"{os.environ.get(_metrics.MULTIPROC_ENV)!r}: {exc.strerror or exc}"
-        ) from None
+    except _metrics.FolderError as exc:
+        raise AdminError(str(exc)) from None
     if own:
         stack.callback(_metrics.remove_dir, folder)
     return folder
