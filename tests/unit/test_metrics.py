@@ -22,13 +22,14 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sdksign.client import AsyncClient, Role, SdkSignError
-from sdksign.server import App, Config, ConfigError, _metrics, load_config
+from sdksign.server import App, Config, ConfigError, _metrics, _service, load_config
 from sdksign.server._config import RateLimitStore
 from sdksign.server._errors import ResourceExhausted
 from sdksign.server._logging import bind, start_call
 from sdksign.server._policy import Caller, Rule
 from sdksign.server._ratestore import SharedLimiter
 from sdksign.server._ratestore import error_kind as store_error_kind
+from sdksign.server._serve import add_port, build_server
 from sdksign.server._vault import error_kind as vault_error_kind
 from tests.helpers import HS256, meeting_claims, raw_token
 
@@ -307,3 +308,28 @@ def test_the_workers_folder_is_a_new_one_or_the_operator_s_emptied(
         f"'{given / 'file' / 'metrics'}': Not a directory (set PROMETHEUS_MULTIPROC_DIR to a "
         "folder this user may write)"
     )
+
+
+async def test_a_call_is_started_before_it_is_handled(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    started = counted("grpc_server_started_total", **SIGN)
+    handled = counted("grpc_server_handled_total", grpc_code="OK", **SIGN)
+    seen: list[tuple[float, float]] = []
+    sign = _service.SignatureService.Sign
+
+    async def watched(self: _service.SignatureService, request: object, context: object) -> object:
+        seen.append((started(), handled()))  # while the call runs
+        return await sign(self, request, context)
+
+    monkeypatch.setattr(_service.SignatureService, "Sign", watched)
+    server, _ = build_server(config)
+    port = add_port(server, "127.0.0.1:0")
+    await server.start()
+    try:
+        async with AsyncClient(f"127.0.0.1:{port}") as client:
+            await client.sign_meeting("94843468909", Role.HOST)
+    finally:
+        await server.stop(None)
+    assert seen == [(1, 0)]
+    assert (started(), handled()) == (1, 1)

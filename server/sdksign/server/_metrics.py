@@ -6,8 +6,9 @@ problem codes, refusal rules): never from what a request sent, so that no meetin
 number, session name, token or secret is ever one, and no caller can grow the number
 of series.
 
-A call is counted once, as it ends (record_call, from _rpc), from its status code and
-the log fields its servicer bound: the same facts as its audit line.
+_rpc counts each unary call as it starts (call_started) and once more as it ends
+(record_call), from its status code and the log fields its servicer bound: the same
+facts as its audit line.
 
 With several workers each worker process writes its values to files in
 PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode: the variable is set by
@@ -174,10 +175,10 @@ for _result in ("success", "failure"):
 
 # --- one call --------------------------------------------------------------------------------
 
-# The labelled children of each (method, code) seen, and of each label set of the calls'
-# facts: made once (prometheus-client's labels() costs a few microseconds), then looked up.
-_CallChildren = tuple[Any, Any, Any]
-_calls: dict[tuple[str, str], _CallChildren] = {}
+# The labelled children of each method, of each (method, code) seen, and of each label set
+# of the calls' facts: made once (labels() costs a few microseconds), then looked up.
+_started: dict[str, Any] = {}
+_calls: dict[tuple[str, str], tuple[Any, Any]] = {}
 _children: dict[tuple[object, ...], Any] = {}
 # What a refusal's status code is, when its rule was not bound (RESOURCE_EXHAUSTED's is).
 REFUSAL_CODES = frozenset({"PERMISSION_DENIED", "UNAUTHENTICATED", "RESOURCE_EXHAUSTED"})
@@ -185,13 +186,20 @@ REFUSAL_CODES = frozenset({"PERMISSION_DENIED", "UNAUTHENTICATED", "RESOURCE_EXH
 UNKNOWN = "unknown"
 
 
+def call_started(full_method: str) -> None:
+    """Count a unary RPC that starts (`full_method`: "/package.Service/Method")."""
+    started = _started.get(full_method)
+    if started is None:
+        started = _started[full_method] = STARTED.labels(*_grpc_labels(full_method))
+    started.inc()
+
+
 def record_call(full_method: str, code: str, seconds: float) -> None:
     """Count one finished unary RPC (`full_method`: "/package.Service/Method") and what the
     call's log fields say of it (tokens issued, refusals, Verify results)."""
     children = _calls.get((full_method, code)) or _call_children(full_method, code)
     children[0].inc()
-    children[1].inc()
-    children[2].observe(seconds)
+    children[1].observe(seconds)
     fields = call_fields()
     if not fields:  # health checks, reflection: nothing bound
         return
@@ -204,10 +212,14 @@ def record_call(full_method: str, code: str, seconds: float) -> None:
         _refused(fields)
 
 
-def _call_children(full_method: str, code: str) -> _CallChildren:
+def _grpc_labels(full_method: str) -> tuple[str, str, str]:
     service, _, method = full_method[1:].rpartition("/")
-    labels = (service, method, "unary")
-    children = (STARTED.labels(*labels), HANDLED.labels(*labels, code), HANDLING.labels(*labels))
+    return service, method, "unary"
+
+
+def _call_children(full_method: str, code: str) -> tuple[Any, Any]:
+    labels = _grpc_labels(full_method)
+    children = (HANDLED.labels(*labels, code), HANDLING.labels(*labels))
     _calls[(full_method, code)] = children
     return children
 

@@ -44,7 +44,7 @@ from ._errors import (
     shorten,
 )
 from ._logging import bind, start_call
-from ._metrics import record_call
+from ._metrics import call_started, record_call
 
 log = structlog.get_logger("sdksign.rpc")
 
@@ -284,6 +284,7 @@ def _unary(
     async def unary(_requests: Any, context: grpc.aio.ServicerContext) -> Any:
         start = time.perf_counter()
         start_call()
+        call_started(full_method)
         span = _tracing.begin(full_method, context)
         code = "OK"
         try:
