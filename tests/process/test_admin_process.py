@@ -12,6 +12,7 @@ import secrets
 import signal
 import socket
 import ssl
+import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -75,9 +76,14 @@ def at_end() -> Iterator[contextlib.ExitStack]:
 
 
 def stop(server: ServerProcess) -> None:
+    """SIGTERM (the metrics folder is removed), and SIGKILL if it does not stop."""
     if server.process.poll() is None:
-        server.process.kill()
-        server.process.wait(timeout=30)
+        server.process.terminate()
+        try:
+            server.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait(timeout=30)
 
 
 def admin_address(server: ServerProcess) -> str:

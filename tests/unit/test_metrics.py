@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import os
+import subprocess
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -333,3 +334,16 @@ async def test_a_call_is_started_before_it_is_handled(
         await server.stop(None)
     assert seen == [(1, 0)]
     assert (started(), handled()) == (1, 1)
+
+
+def test_folders_of_servers_killed_before_their_end_are_removed(tmp_path: Path) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    orphan = tmp_path / f"sdksign-metrics-{gone.pid}-x1y2"
+    alive = tmp_path / f"sdksign-metrics-{os.getpid()}-a1b2"
+    other = tmp_path / "sdksign-metrics-notes"
+    for folder in (orphan, alive, other):
+        folder.mkdir()
+        (folder / "counter_1.db").write_bytes(b"")
+    _metrics._remove_orphans(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other.name])

@@ -19,8 +19,10 @@ worker restarts, the build) comes from ServerState, read as the endpoint is scra
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
+import re
 import shutil
 import tempfile
 import time
@@ -413,7 +415,8 @@ def multiprocess_dir() -> tuple[Path, bool]:
     given = os.environ.get(MULTIPROC_ENV) or _UNUSABLE_DIR
     try:
         if not given:
-            path = Path(tempfile.mkdtemp(prefix="sdksign-metrics-"))
+            _remove_orphans(Path(tempfile.gettempdir()))
+            path = Path(tempfile.mkdtemp(prefix=f"{_OWN_PREFIX}{os.getpid()}-"))
             os.environ[MULTIPROC_ENV] = str(path)
             return path, True
         path = Path(given)
@@ -428,6 +431,31 @@ def multiprocess_dir() -> tuple[Path, bool]:
         ) from None
     os.environ[MULTIPROC_ENV] = str(path)
     return path, False
+
+
+# The temporary folders of multiprocess_dir: the prefix, then the pid of the server's parent.
+_OWN_PREFIX = "sdksign-metrics-"
+_OWN_FOLDER = re.compile(rf"{_OWN_PREFIX}(\d+)-\w+")
+
+
+def _remove_orphans(temporary: Path) -> None:
+    """Delete the folders of this user's servers whose parent is gone without deleting its
+    own (killed with SIGKILL): a folder of ours whose pid no longer runs."""
+    for folder in temporary.glob(f"{_OWN_PREFIX}*"):
+        match = _OWN_FOLDER.fullmatch(folder.name)
+        with contextlib.suppress(OSError):
+            if match and folder.stat().st_uid == os.getuid() and not _runs(int(match[1])):
+                shutil.rmtree(folder)
+
+
+def _runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
 
 
 def worker_gone(path: Path, pid: int) -> None:
