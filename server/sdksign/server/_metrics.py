@@ -74,6 +74,12 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 # Whether this process writes its values to files (a worker), as prometheus-client decided
 # when it was imported.
 _MULTIPROCESS: bool = getattr(prometheus_values.ValueClass, "_multiprocess", False)
+if _MULTIPROCESS:
+    # The file-backed value asks for the process id before every write, to notice a fork:
+    # a system call each time, seven on a Sign (bench/compare.py: about 30 µs of CPU here).
+    # Workers are spawned, never forked, so the id read once is the id for good.
+    _PID = os.getpid()
+    prometheus_values.ValueClass = prometheus_values.MultiProcessValue(lambda: _PID)  # type: ignore[no-untyped-call]
 
 # --- gRPC's conventional server metrics (the names of go-grpc-prometheus and its dashboards) --
 
