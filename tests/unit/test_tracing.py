@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from sdksign.server import Config, ConfigError, _tracing, load_config
+from sdksign.server import Config, ConfigError, _service, _tracing, load_config
 from sdksign.server._logging import configure_logging
 from sdksign.server._policy import Caller, Policy, Rule
 from sdksign.server._serve import add_port, build_server, reloaded
@@ -150,10 +150,10 @@ async def test_verify_spans_say_whether_the_token_was_valid(
     assert attributes["sdksign.role"] == "participant" and attributes["sdksign.app"] == "meeting"
 
 
-# --- refused and broken calls: status ERROR, the code's name, never the message ---------------
+# --- the status: ERROR only when the server failed (OpenTelemetry's gRPC conventions) -------
 
 
-async def test_refused_calls_are_errors_named_by_their_code(
+async def test_refused_and_invalid_calls_leave_the_status_unset_with_their_code(
     exporter: InMemorySpanExporter, stub: pb_grpc.SignatureServiceStub
 ) -> None:
     bearer = (("authorization", f"Bearer {BEARER}"),)
@@ -168,8 +168,9 @@ async def test_refused_calls_are_errors_named_by_their_code(
         grpc.StatusCode.UNAUTHENTICATED,
     ]
     found = spans(exporter)
-    assert [s.status.status_code for s in found] == [StatusCode.ERROR] * 3
-    assert [s.status.description for s in found] == [c.name for c in codes]
+    # The caller's to fix, not the server's failure: no ERROR, the code in its attribute.
+    assert [s.status.status_code for s in found] == [StatusCode.UNSET] * 3
+    assert [s.status.description for s in found] == [None] * 3
     assert [(s.attributes or {})["rpc.grpc.status_code"] for s in found] == [3, 7, 16]
     assert (found[1].attributes or {})["sdksign.caller"] == "backend"
     assert (found[1].attributes or {})["sdksign.rule"] == "role"
@@ -182,8 +183,63 @@ async def test_a_body_that_is_no_request_is_an_invalid_argument_span(
     raw = channel.unary_unary(f"/{SIGN}", request_serializer=None, response_deserializer=None)
     assert await refused(raw(b"\xff\xff\xff")) == grpc.StatusCode.INVALID_ARGUMENT
     [span] = spans(exporter)
-    assert span.name == SIGN and span.status.description == "INVALID_ARGUMENT"
+    assert span.name == SIGN and span.status.status_code is StatusCode.UNSET
     assert (span.attributes or {})["rpc.grpc.status_code"] == 3
+
+
+async def test_a_server_failure_is_an_error_named_by_its_code(
+    exporter: InMemorySpanExporter,
+    stub: pb_grpc.SignatureServiceStub,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*_args: object) -> None:
+        raise RuntimeError(f"a bug that quotes the meeting {MEETING}")
+
+    monkeypatch.setattr(_service, "mint", broken)
+    assert await refused(stub.Sign(sign_request())) == grpc.StatusCode.INTERNAL
+    [span] = spans(exporter)
+    assert span.status.status_code is StatusCode.ERROR
+    assert span.status.description == "INTERNAL"  # never the error's message
+    assert (span.attributes or {})["rpc.grpc.status_code"] == 13
+    assert MEETING not in span.to_json()
+
+
+# OpenTelemetry's list (semantic conventions, gRPC, SERVER spans), written out here.
+SERVER_FAILURES = (
+    "UNKNOWN",
+    "DEADLINE_EXCEEDED",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+)
+
+
+class _NoMetadata:
+    """A call's context that brought no metadata (no trace to continue)."""
+
+    def invocation_metadata(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        *((code.name, False) for code in grpc.StatusCode if code.name not in SERVER_FAILURES),
+        *((name, True) for name in SERVER_FAILURES),
+    ],
+)
+def test_only_the_codes_of_a_server_failure_are_errors(
+    exporter: InMemorySpanExporter, code: str, error: bool
+) -> None:
+    active = _tracing._active
+    assert active is not None
+    span = active.begin(f"/{SIGN}", _NoMetadata())
+    active.end(span, code)
+    [ended] = spans(exporter)
+    expected = (StatusCode.ERROR, code) if error else (StatusCode.UNSET, None)
+    assert (ended.status.status_code, ended.status.description) == expected
+    assert (ended.attributes or {})["rpc.grpc.status_code"] == grpc.StatusCode[code].value[0]
 
 
 # --- nothing secret on a span ---------------------------------------------------------------

@@ -7,10 +7,13 @@ from the call's log fields, what the config and the API's enums name: sdksign.ap
 .kind, .role, .caller, .rule (a refusal's), .valid and .problems (Verify's), and
 sdksign.meeting only when `[server] trace_meeting_numbers` is true. Never a token, a
 secret or a session name; each value goes through the log's redaction and length
-bound as well, since a refused call's fields are what its caller sent. A non-OK call
-has status ERROR with the gRPC code's name as its description (never the error's
-message: it may echo the request). The call's log line gets trace_id and span_id, and
-the SDK's own warnings (an export that failed) are JSON log lines too.
+bound as well, since a refused call's fields are what its caller sent. The status follows
+OpenTelemetry's conventions for gRPC SERVER spans: ERROR only for the codes that say the
+server failed (SERVER_ERRORS), with the code's name as its description (never the error's
+message: it may echo the request); a caller's own mistake or refusal (INVALID_ARGUMENT,
+PERMISSION_DENIED...) leaves it unset, its code in rpc.grpc.status_code. The call's log
+line gets trace_id and span_id, and the SDK's own warnings (an export that failed) are
+JSON log lines too.
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ MEETING_FIELD = "meeting"
 # rpc.grpc.status_code: the number of each gRPC status code, by the name _rpc logs.
 _CODE_NUMBERS = {code.name: code.value[0] for code in grpc.StatusCode}
 _UNKNOWN = grpc.StatusCode.UNKNOWN.value[0]
+# The codes whose SERVER span has status ERROR (OpenTelemetry's semantic conventions for
+# gRPC): the server failed. Every other code is the caller's to fix: the status stays unset.
+SERVER_ERRORS = frozenset(
+    {"UNKNOWN", "DEADLINE_EXCEEDED", "UNIMPLEMENTED", "INTERNAL", "UNAVAILABLE", "DATA_LOSS"}
+)
 
 log = structlog.get_logger("sdksign.tracing")
 
@@ -126,10 +134,10 @@ class Tracing:
 
     def end(self, span: Span, code: str) -> None:
         """End `span` with the call's gRPC status `code` ("OK", "INVALID_ARGUMENT"...) and
-        its log fields."""
+        its log fields; status ERROR for SERVER_ERRORS only."""
         if span.is_recording():
             span.set_attributes(self.attributes(code))
-            if code != "OK":
+            if code in SERVER_ERRORS:
                 span.set_status(Status(StatusCode.ERROR, code))
         span.end()
 
