@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +41,11 @@ from tests.deploy.kit import (
     server_args,
     write_config,
 )
-from tests.gateway.conftest import DESCRIPTORS, ENVOY, gateway_files  # noqa: F401 (a fixture)
+from tests.gateway.conftest import (  # noqa: F401 (gateway_files: a fixture)
+    DESCRIPTORS,
+    envoy_validates,
+    gateway_files,
+)
 
 SERVICE_MONITOR_SCHEMA = json.loads(
     (Path(__file__).parent / "servicemonitor.schema.json").read_text()
@@ -406,14 +409,4 @@ def test_envoy_validates_the_gateway_configuration(tmp_path: Path) -> None:
         text = text.replace(old, new)
     rendered = tmp_path / "envoy.yaml"
     rendered.write_text(text)
-    result = subprocess.run(
-        [str(ENVOY), "--mode", "validate", "-c", str(rendered), "--disable-hot-restart"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert (
-        "configuration" in result.stdout + result.stderr and "OK" in result.stdout + result.stderr
-    )
+    assert "configuration" in envoy_validates(rendered)
