@@ -1,5 +1,6 @@
 """Traces and a real `sdksign serve`: off, it never imports OpenTelemetry; asked for and not
-possible (an unknown exporter, the otel extra missing), the start is refused with one line."""
+possible (an unknown exporter, the otel extra missing, a setting the SDK refuses), the start
+is refused with one line."""
 
 from __future__ import annotations
 
@@ -51,6 +52,12 @@ WITHOUT_SDK = f"import sys\nsys.modules['opentelemetry.sdk.trace'] = None\n{RUN}
             {"OTEL_TRACES_EXPORTER": "zipkin"},
             RUN,
             "OTEL_TRACES_EXPORTER: 'zipkin' is not one of otlp, console, none",
+        ),
+        (  # refused by the SDK as it makes the exporter: before any worker starts
+            {"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TIMEOUT": "ten"},
+            RUN,
+            "OTEL_EXPORTER_OTLP_TIMEOUT: OpenTelemetry refuses it: could not convert string "
+            "to float: 'ten'",
         ),
     ],
 )

@@ -417,6 +417,48 @@ def test_what_cannot_be_made_is_one_line(environ: dict[str, str], line: str) -> 
     assert _tracing._active is None
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "line"),
+    [
+        (
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+            "ten",
+            "OTEL_EXPORTER_OTLP_TIMEOUT: OpenTelemetry refuses it: could not convert string "
+            "to float: 'ten'",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+            "zstd",
+            'OTEL_EXPORTER_OTLP_COMPRESSION: OpenTelemetry refuses it: Invalid value "zstd" '
+            "for compression envvar OTEL_EXPORTER_OTLP_COMPRESSION",
+        ),
+        (
+            "OTEL_BSP_MAX_QUEUE_SIZE",
+            "0",
+            "an OTEL_* variable: OpenTelemetry refuses it: max_queue_size must be a positive "
+            "integer.",
+        ),
+    ],
+)
+def test_a_setting_the_sdk_refuses_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, line: str
+) -> None:
+    monkeypatch.setenv(variable, value)  # the SDK reads os.environ itself
+    environ = {"OTEL_TRACES_EXPORTER": "otlp", variable: value}
+    assert _tracing.problem(environ) == line
+    with pytest.raises(ConfigError) as refused:
+        _tracing.configure(None, environ)
+    assert str(refused.value) == line
+    assert _tracing._active is None
+
+
+def test_a_refusal_never_shows_an_otlp_header_s_value() -> None:
+    environ = {"OTEL_EXPORTER_OTLP_TRACES_HEADERS": "x-team=ops,authorization=Bearer s3cr3t"}
+    error = ValueError("metadata 'authorization: Bearer s3cr3t' is not valid")
+    line = _tracing._refusal(error, environ)
+    assert "s3cr3t" not in line and line.endswith("is not valid")
+
+
 def test_a_missing_extra_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     environ = {"OTEL_TRACES_EXPORTER": "console"}
     assert _tracing.problem(environ) is None

@@ -9,8 +9,9 @@ OTEL_RESOURCE_ATTRIBUTES (service.name defaults to "sdksign"), the sampler
 (OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG), the batching (OTEL_BSP_*).
 
 `sdksign serve` checks what is asked before it starts (problem): a name it does not
-know, or OpenTelemetry not installed (the `otel` extra), refuses the start with one
-line. Each serving process (each worker) makes its own provider and exporters
+know, OpenTelemetry not installed (the `otel` extra), or a setting the SDK refuses (a
+batch size or timeout that is not a number, an unknown compression) refuses the start
+with one line. Each serving process (each worker) makes its own provider and exporters
 (configure, called by serve()) and flushes them when it stops (shutdown). When traces
 are off nothing of OpenTelemetry is imported, and begin() costs one global lookup;
 when on, _spans makes one span per unary RPC.
@@ -19,6 +20,7 @@ when on, _spans makes one span per unary RPC.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import threading
 from collections.abc import Mapping, Sequence
@@ -66,10 +68,30 @@ def otlp_protocol(environ: Mapping[str, str] = os.environ) -> tuple[str, str]:
 
 
 def problem(environ: Mapping[str, str] = os.environ) -> str | None:
-    """Why the traces the environment asks for cannot be made (one line), or None."""
+    """Why the traces the environment asks for cannot be made (one line), or None.
+
+    Past the names and the extra, the provider and exporters are made once and let go of,
+    as the SDK reads its own settings only as it makes them (from os.environ)."""
     names = exporters_asked(environ)
     if not names:
         return None
+    if (why := _unavailable(names, environ)) is not None:
+        return why
+    # The SDK's warnings (an unknown sampler...) come once, from the process that traces.
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        _made(names, environ).shutdown()
+    except ConfigError as exc:
+        return str(exc)
+    finally:
+        logging.disable(previous)
+    return None
+
+
+def _unavailable(names: list[str], environ: Mapping[str, str]) -> str | None:
+    """Why the exporters `names` cannot be made here: a name or protocol not known, or
+    OpenTelemetry not installed."""
     if unknown := [name for name in names if name not in EXPORTERS]:
         return f"OTEL_TRACES_EXPORTER: {unknown[0]!r} is not one of {', '.join(EXPORTERS)}, none"
     modules = ["opentelemetry.sdk.trace"]
@@ -89,6 +111,41 @@ def problem(environ: Mapping[str, str] = os.environ) -> str | None:
     return None
 
 
+def _made(names: list[str], environ: Mapping[str, str], meeting_numbers: bool = False) -> Tracing:
+    """The provider and exporters `names` (not yet this process's); ConfigError (one line)
+    when the SDK refuses one of its OTEL_* settings."""
+    from ._spans import Tracing, exporters
+
+    module = OTLP_MODULES.get(otlp_protocol(environ)[0], "")
+    try:
+        return Tracing(exporters(names, module), meeting_numbers)
+    except Exception as exc:  # the SDK's ValueErrors and its own exceptions alike
+        raise ConfigError(_refusal(exc, environ)) from None
+
+
+def _refusal(error: Exception, environ: Mapping[str, str]) -> str:
+    """The SDK's refusal of a setting in one line, naming the variable where its error says
+    the variable or quotes its value."""
+    text = _headers_hidden(" ".join(str(error).split()) or type(error).__name__, environ)
+    named = [
+        name
+        for name, value in sorted(environ.items())
+        if name.startswith("OTEL_")
+        and (name in text or (value and (f"'{value}'" in text or f'"{value}"' in text)))
+    ]
+    return f"{', '.join(named) or 'an OTEL_* variable'}: OpenTelemetry refuses it: {text}"
+
+
+def _headers_hidden(text: str, environ: Mapping[str, str]) -> str:
+    """`text` without the values of OTEL_EXPORTER_OTLP_*HEADERS (credentials, often)."""
+    for name, value in environ.items():
+        if name.startswith("OTEL_") and name.endswith("HEADERS"):
+            for header in value.split(","):
+                if secret := header.partition("=")[2].strip() or header.strip():
+                    text = text.replace(secret, "<header value hidden>")
+    return text
+
+
 def configure(config: Config | None = None, environ: Mapping[str, str] = os.environ) -> None:
     """Set up this process's tracer provider and exporters from OTEL_* (each serving process
     calls it); traces off when the environment does not ask for them. ConfigError (one
@@ -97,22 +154,23 @@ def configure(config: Config | None = None, environ: Mapping[str, str] = os.envi
     names = exporters_asked(environ)
     if not names:
         return
-    if (why := problem(environ)) is not None:
+    if (why := _unavailable(names, environ)) is not None:
         raise ConfigError(why)
-    from ._spans import exporters
-
-    module = OTLP_MODULES.get(otlp_protocol(environ)[0], "")
-    start(exporters(names, module), config is not None and config.trace_meeting_numbers)
+    _begin_tracing(_made(names, environ, config is not None and config.trace_meeting_numbers))
 
 
 def start(exporters: Sequence[SpanExporter], meeting_numbers: bool = False) -> None:
-    """Trace every unary RPC from now on, each span batched to each of `exporters` (configure's
-    last step; tests give an in-memory one). With `meeting_numbers`, spans carry them."""
-    global _active
+    """Trace every unary RPC from now on, each span batched to each of `exporters` (tests
+    give an in-memory one). With `meeting_numbers`, spans carry them."""
     from ._spans import Tracing
 
+    _begin_tracing(Tracing(exporters, meeting_numbers))
+
+
+def _begin_tracing(tracing: Tracing) -> None:
+    global _active
     shutdown()
-    _active = Tracing(exporters, meeting_numbers)
+    _active = tracing
 
 
 def shutdown() -> None:
