@@ -376,6 +376,20 @@ def test_the_sdks_own_messages_are_json_log_lines(
     assert line["text"] == "Failed to export traces to 127.0.0.1:9, error code: UNAVAILABLE"
 
 
+def test_a_header_the_sdk_cannot_read_is_never_logged(
+    log_stream: io.BytesIO, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "Bearer s3cr3t-credential")  # no name=
+    _tracing.configure(None, {"OTEL_TRACES_EXPORTER": "otlp"})
+    _tracing.shutdown()
+    [line] = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    assert line["event"] == "opentelemetry" and line["logger"] == "opentelemetry.util.re"
+    assert line["text"].startswith("Header format invalid!")
+    assert line["text"].endswith(": <hidden>")
+    written = capfd.readouterr()
+    assert "s3cr3t" not in log_stream.getvalue().decode() + written.out + written.err
+
+
 # --- off unless the environment says otherwise ------------------------------------------------
 
 

@@ -71,6 +71,7 @@ _GETTER = _MetadataGetter()
 def exporters(names: Iterable[str], otlp_module: str) -> list[SpanExporter]:
     """The exporters OTEL_TRACES_EXPORTER names ("console" or "otlp", whose exporter is in
     `otlp_module` and reads its own OTEL_EXPORTER_OTLP_* settings)."""
+    route_sdk_messages()  # what the exporters say as they are made, too
     made: list[SpanExporter] = []
     for name in names:
         if name == "console":
@@ -156,13 +157,22 @@ class Tracing:
         self.provider.shutdown()
 
 
+# The SDK's parser of OTEL_EXPORTER_OTLP_*HEADERS, which quotes a header it cannot read: often
+# a credential ("Bearer ..." without its name).
+HEADER_PARSER = "opentelemetry.util.re"
+
+
 class _LogLines(logging.Handler):
     """OpenTelemetry's own messages (an export that failed, a full queue) as JSON log lines,
-    event "opentelemetry", instead of plain text among them."""
+    event "opentelemetry", instead of plain text among them; never a header's value."""
 
     def emit(self, record: logging.LogRecord) -> None:
         write = getattr(log, record.levelname.lower(), log.warning)
-        fields = {"logger": record.name, "text": record.getMessage()}
+        if record.name == HEADER_PARSER and isinstance(record.args, tuple):
+            text = str(record.msg) % tuple("<hidden>" for _ in record.args)
+        else:
+            text = record.getMessage()
+        fields = {"logger": record.name, "text": text}
         write("opentelemetry", **fields, exc_info=record.exc_info or False)
 
 
