@@ -20,7 +20,7 @@ import grpc
 import pytest
 import structlog
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -374,6 +374,41 @@ def test_the_sdks_own_messages_are_json_log_lines(
     assert line["event"] == "opentelemetry" and line["level"] == "warning"
     assert line["logger"] == sdk.name
     assert line["text"] == "Failed to export traces to 127.0.0.1:9, error code: UNAVAILABLE"
+
+
+class Failing(SpanProcessor):
+    """A span processor that raises as a span starts or ends (a plugin's bug)."""
+
+    def __init__(self, stage: str) -> None:
+        self.stage = stage
+
+    def on_start(self, span: Any, parent_context: Any = None) -> None:
+        if self.stage == "begin":
+            raise RuntimeError("a span processor that fails as a span starts")
+
+    def on_end(self, span: Any) -> None:
+        if self.stage == "end":
+            raise RuntimeError("a span processor that fails as a span ends")
+
+
+@pytest.mark.parametrize("stage", ["begin", "end"])
+async def test_opentelemetry_failing_never_fails_the_call(
+    log_stream: io.BytesIO,
+    exporter: InMemorySpanExporter,
+    stub: pb_grpc.SignatureServiceStub,
+    monkeypatch: pytest.MonkeyPatch,
+    stage: str,
+) -> None:
+    monkeypatch.setattr(_tracing, "_failures_logged", set())
+    assert _tracing._active is not None
+    _tracing._active.provider.add_span_processor(Failing(stage))
+    for _ in range(2):
+        assert (await stub.Sign(sign_request())).token
+    lines = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    assert [line["code"] for line in lines if line["event"] == "rpc"] == ["OK", "OK"]
+    [failed] = [line for line in lines if line["event"].startswith("tracing failed")]
+    assert failed["level"] == "error" and stage in failed["event"]  # once, not per call
+    assert "RuntimeError: a span processor that fails" in failed["exception"]
 
 
 def test_a_header_the_sdk_cannot_read_is_never_logged(

@@ -26,6 +26,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from ._config import ConfigError
 
 if TYPE_CHECKING:
@@ -45,6 +47,8 @@ INSTALL = "pip install 'sdksign[otel]'"
 # How long a stopping process waits for its last spans to be sent (a collector that does
 # not answer must not hold the shutdown up); spans still unsent then are lost.
 SHUTDOWN_SECONDS = 5.0
+
+log = structlog.get_logger("sdksign.tracing")
 
 # This process's tracing, when on.
 _active: Tracing | None = None
@@ -193,19 +197,38 @@ def flush() -> None:
 
 def begin(full_method: str, context: Any) -> Any:
     """Start the server span of one RPC, continuing the call's W3C traceparent; None when
-    tracing is off."""
+    tracing is off, or when OpenTelemetry failed (a sampler or span processor that
+    raised): the call goes on, untraced."""
     active = _active
     if active is None:
         return None
-    return active.begin(full_method, context)
+    try:
+        return active.begin(full_method, context)
+    except Exception:
+        _failed("begin")
+        return None
 
 
 def end(span: Any, code: str) -> None:
-    """End the span `begin` returned (None: nothing) with the call's status and log fields."""
+    """End the span `begin` returned (None: nothing) with the call's status and log fields;
+    never raises into the call."""
     if span is None:
         return
     active = _active
-    if active is None:  # stopped meanwhile: the span ends as it is
-        span.end()
-        return
-    active.end(span, code)
+    try:
+        if active is None:  # stopped meanwhile: the span ends as it is
+            span.end()
+        else:
+            active.end(span, code)
+    except Exception:
+        _failed("end")
+
+
+# The stages (begin, end) whose failure was logged: once each per process, not once a call.
+_failures_logged: set[str] = set()
+
+
+def _failed(stage: str) -> None:
+    if stage not in _failures_logged:
+        _failures_logged.add(stage)
+        log.exception(f"tracing failed: calls go on without their span's {stage} (said once)")
