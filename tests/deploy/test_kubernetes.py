@@ -41,6 +41,7 @@ from tests.deploy.kit import (
     server_args,
     write_config,
 )
+from tests.deploy.promql import SCRAPE_CONFIG, rules
 from tests.gateway.conftest import (  # noqa: F401 (gateway_files: a fixture)
     DESCRIPTORS,
     envoy_validates,
@@ -196,6 +197,17 @@ def test_the_service_monitor_scrapes_the_admin_port_of_the_pods_service() -> Non
     (endpoint,) = monitor["endpoints"]
     assert endpoint["port"] in [p["name"] for p in service["spec"]["ports"]]
     assert endpoint["port"] == "admin" and endpoint["path"] == "/metrics"
+
+
+def test_the_service_monitor_names_the_job_the_rules_and_the_example_name() -> None:
+    """Series scraped through the ServiceMonitor carry job="sdksign", as those of
+    prometheus.yml do: the rules that must name the job (absent(), up) see both."""
+    monitor = find("ServiceMonitor", "sdksign")["spec"]
+    job = find("Service", "sdksign-pods")["metadata"]["labels"][monitor["jobLabel"]]
+    [scrape] = yaml.safe_load(SCRAPE_CONFIG.read_text())["scrape_configs"]
+    assert job == scrape["job_name"] == "sdksign"
+    named = {name for rule in rules() for name in re.findall(r'\bjob="([^"]*)"', rule["expr"])}
+    assert named == {job}
 
 
 def test_sdksign_listens_where_its_ports_and_probes_say() -> None:
