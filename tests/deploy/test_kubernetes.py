@@ -144,9 +144,21 @@ def test_services_select_the_pods_and_name_their_ports(service: str, deployment:
         assert port["port"] == ports[port["name"]], port
 
 
+@pytest.mark.parametrize("deployment", WORKLOADS)
+def test_a_disruption_budget_lets_one_pod_of_each_go_at_a_time(deployment: str) -> None:
+    """maxUnavailable, not minAvailable: a budget of `minAvailable: 1` lets a node drain
+    evict all but one of however many pods the HPA runs, at once."""
+    (pdb,) = [
+        r["spec"]
+        for r in resources()
+        if r["kind"] == "PodDisruptionBudget"
+        and selected(r["spec"]["selector"]["matchLabels"]) == [deployment]
+    ]
+    assert pdb["maxUnavailable"] == 1 and "minAvailable" not in pdb
+    assert find("Deployment", deployment)["spec"]["replicas"] >= 2  # a drain can proceed
+
+
 def test_pdb_hpa_and_network_policy_name_the_sdksign_pods() -> None:
-    pdb = find("PodDisruptionBudget", "sdksign")["spec"]
-    assert selected(pdb["selector"]["matchLabels"]) == ["sdksign"]
     replicas = find("Deployment", "sdksign")["spec"]["replicas"]
     hpa = find("HorizontalPodAutoscaler", "sdksign")["spec"]
     assert hpa["scaleTargetRef"] == {
@@ -155,7 +167,6 @@ def test_pdb_hpa_and_network_policy_name_the_sdksign_pods() -> None:
         "name": "sdksign",
     }
     assert hpa["minReplicas"] == replicas >= 2
-    assert 1 <= pdb["minAvailable"] < replicas  # a node can still be drained
     (metric,) = hpa["metrics"]
     assert metric["resource"]["name"] == "cpu"
     assert container("sdksign")["resources"]["requests"]["cpu"]  # what utilization is of
