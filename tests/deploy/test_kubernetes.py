@@ -335,13 +335,17 @@ def test_the_stop_timeline_fits_the_termination_grace_period(tmp_path: Path) -> 
     pre_stop = spec["lifecycle"]["preStop"]["sleep"]["seconds"]
     needed = pre_stop + config.drain + config.shutdown_grace + STOP_MARGIN
     assert pod["terminationGracePeriodSeconds"] >= needed
-    # The readiness probe sees NOT_SERVING within the drain, while calls are still served.
+    # The readiness probe sees NOT_SERVING within the drain, while calls are still served:
+    # at worst a probe passes just before, and the next failureThreshold ones fail.
     readiness = spec["readinessProbe"]
     assert readiness["periodSeconds"] * readiness["failureThreshold"] <= config.drain
-    # The liveness probe never restarts a pod that drains and stops (NOT_SERVING, then closed).
+    assert readiness["failureThreshold"] >= 2  # one slow probe does not pull the pod
+    # The liveness probe never restarts a pod that drains and stops (NOT_SERVING, then
+    # closed): at worst its first failure comes the instant health turns, and the restart
+    # failureThreshold - 1 periods later.
     liveness = spec["livenessProbe"]
     assert (
-        liveness["periodSeconds"] * liveness["failureThreshold"]
+        liveness["periodSeconds"] * (liveness["failureThreshold"] - 1)
         > config.drain + config.shutdown_grace
     )
 
