@@ -161,6 +161,8 @@ class _Supervisor:
         self._stopping = False
         self._starting = False
         self._reload_asked = False  # a SIGHUP came while the workers were being started
+        self._launching = False  # a worker is being started and recorded (start)
+        self._deferred: list[int] = []  # the signals handled meanwhile, for after it
 
     def start_all(self, workers: int, admin_address: str) -> None:
         """Start workers 0 to `workers` - 1; a SIGHUP meanwhile is forwarded to all of them
@@ -168,23 +170,41 @@ class _Supervisor:
         self._admin_address = admin_address
         self._starting = True
         for index in range(workers):
-            if self._stopping:  # SIGTERM or SIGINT already: no more workers
+            if not self.start(index):  # SIGTERM or SIGINT already: no more workers
                 break
-            self.start(index)
         self._starting = False
         if self._reload_asked:
             self.forward(signal.SIGHUP, None)
 
-    def start(self, index: int) -> None:
-        """Start worker `index` (again, when it has died)."""
+    def start(self, index: int) -> bool:
+        """Start worker `index` (again, when it has died); False, and no worker, once SIGTERM
+        or SIGINT has come.
+
+        A signal handled while the worker is being started and recorded waits (forward) until
+        it is recorded, then goes to it too: sent at once, it would miss the new worker,
+        which would serve on until killed past the grace period.
+        """
         states = self._watch.states.states
-        states[index] = STARTING
         process = self._context.Process(
             target=_worker_main,
             args=(self._config, self._address, index, index in self._processes),
             kwargs={"states": states, "admin_address": self._admin_address},
             name=f"sdksign-worker-{index}",
         )
+        self._launching = True
+        try:
+            if self._stopping:
+                return False
+            states[index] = STARTING
+            self._launch(process)
+            self._processes[index] = (process, time.monotonic())
+        finally:
+            self._launching = False
+            while self._deferred:
+                self.forward(self._deferred.pop(0), None)
+        return True
+
+    def _launch(self, process: BaseProcess) -> None:
         # The worker is born with SIGHUP blocked, so that a reload asked for while it starts
         # waits for its handler (serve() unblocks it) instead of killing it.
         held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
@@ -193,16 +213,19 @@ class _Supervisor:
                 process.start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        self._processes[index] = (process, time.monotonic())
 
     def forward(self, signum: int, _frame: FrameType | None) -> None:
         """The signal handler: `signum` to every running worker; SIGTERM and SIGINT also stop
-        the replacing. A SIGHUP while start_all runs waits for its end."""
+        the replacing. A SIGHUP while start_all runs waits for its end; any signal while a
+        worker is being started, for it to be recorded (start)."""
         if signum in (signal.SIGTERM, signal.SIGINT):
             self._stopping = True
             self._watch.states.stopping = True  # /healthz/ready: 503 from now on
         elif self._starting:
             self._reload_asked = True
+            return
+        if self._launching:  # sent once the worker being started is recorded (start)
+            self._deferred.append(signum)
             return
         for process, _ in self._processes.values():  # first: the log line may not get out
             if process.pid is not None and process.exitcode is None:
@@ -228,8 +251,8 @@ class _Supervisor:
                     log.error("worker failed right after its start: stopping", worker=index)
                     self.forward(signal.SIGTERM, None)
                     return 1
-                self.start(index)
-                self._watch.state.worker_restarts += 1
+                if self.start(index):
+                    self._watch.state.worker_restarts += 1
         return 0
 
     def stop_all(self) -> None:
