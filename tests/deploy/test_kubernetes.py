@@ -174,9 +174,12 @@ def test_pdb_hpa_and_network_policy_name_the_sdksign_pods() -> None:
     assert selected(policy["podSelector"]["matchLabels"]) == ["sdksign"]
 
 
+DNS_ONLY = {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]}
+
+
 def test_network_policy_grpc_from_the_gateway_and_named_namespaces_admin_from_monitoring() -> None:
     policy = find("NetworkPolicy", "sdksign")["spec"]
-    assert policy["policyTypes"] == ["Ingress"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
     ports = container_ports("sdksign")
     rules = {rule["ports"][0]["port"]: rule["from"] for rule in policy["ingress"]}
     assert sorted(rules) == sorted(ports) == ["admin", "grpc"]
@@ -191,6 +194,41 @@ def test_network_policy_grpc_from_the_gateway_and_named_namespaces_admin_from_mo
     assert monitoring == {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}
     }
+
+
+@pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
+def test_sdksign_pods_reach_dns_only_until_a_commented_rule_is_uncommented(version: str) -> None:
+    """As shipped the pods need no connection out (secrets from the Secret, no Redis, no
+    traces): DNS only. The rules for Vault, Redis and a collector, uncommented as an operator
+    would, are valid and each names a namespace and ports."""
+    policy = find("NetworkPolicy", "sdksign")
+    assert policy["spec"]["egress"] == [DNS_ONLY]
+    text = (KIT / "sdksign-networkpolicy.yaml").read_text()
+    egress = text.split("\n  egress:\n", 1)[1]
+    shipped, examples = egress.split("    # - to:", 1)  # the commented rules: at the end
+    uncommented = shipped + re.sub(r"(?m)^    # ", "    ", f"    # - to:{examples}")
+    rules = yaml.safe_load(f"egress:\n{uncommented}")["egress"]
+    assert rules[0] == DNS_ONLY and len(rules) == 4
+    for rule in rules[1:]:
+        ((peer,), ports) = rule["to"], rule["ports"]
+        assert set(peer) == {"namespaceSelector"} and ports
+    opened = copy.deepcopy(policy)
+    opened["spec"]["egress"] = rules
+    validate(opened, version)
+
+
+def test_gateway_pods_take_http_from_anywhere_and_reach_only_dns_and_sdksign() -> None:
+    policy = find("NetworkPolicy", "sdksign-gateway")["spec"]
+    assert selected(policy["podSelector"]["matchLabels"]) == ["sdksign-gateway"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert policy["ingress"] == [{"ports": [{"port": "http", "protocol": "TCP"}]}]
+    dns, sdksign = policy["egress"]
+    assert dns == DNS_ONLY
+    (pods,) = sdksign["to"]
+    assert set(pods) == {"podSelector"}
+    assert selected(pods["podSelector"]["matchLabels"]) == ["sdksign"]
+    port = container_ports("sdksign")["grpc"]
+    assert sdksign["ports"] == [{"port": port, "protocol": "TCP"}]
 
 
 def test_the_service_monitor_scrapes_the_admin_port_of_the_pods_service() -> None:
