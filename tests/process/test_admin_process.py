@@ -299,6 +299,25 @@ def test_a_taken_admin_port_stops_the_start_in_one_line(tmp_path: Path, workers:
     assert not [line for line in log_lines(done.stderr) if line["event"] == "listening"]
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_the_admin_listener_on_the_grpc_port_stops_the_start_in_one_line(
+    tmp_path: Path, workers: str
+) -> None:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    (tmp_path / "sdksign.toml").write_text(config_text())
+    address = f"127.0.0.1:{port}"
+    args = ["--config", "sdksign.toml", "--workers", workers, "--admin-listen", address]
+    done = serve_until_exit(tmp_path, {"S": SECRET}, args, listen=address)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        f"sdksign: configuration error: the admin listener ({address}) is on the gRPC "
+        f"listener's port ({address}): give --admin-listen or [server] admin_listen a port of "
+        "its own"
+    ]
+
+
 def test_beyond_loopback_the_admin_listener_needs_tls_or_insecure(
     tmp_path: Path, at_end: contextlib.ExitStack
 ) -> None:

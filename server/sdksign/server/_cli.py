@@ -72,14 +72,20 @@ def _refusal(
     args: argparse.Namespace, config: Config, listen: str, admin_listen: str
 ) -> str | None:
     """Why the server must not start on `listen` and `admin_listen` (None: it may): an
-    address in the file that is not HOST:PORT, or one beyond loopback that is not safe
-    there (no TLS, no caller policy) without --insecure."""
+    address in the file that is not HOST:PORT, both on one port, or one beyond loopback
+    that is not safe there (no TLS, no caller policy) without --insecure."""
     for key, given, address in (
         ("listen", args.listen, listen),
         ("admin_listen", args.admin_listen, admin_listen),
     ):
         if given is None and (problem := listen_problem(address)):
             return f"sdksign: configuration error: [server] {key}: {problem}"
+    if (port := admin_listen.rpartition(":")[2]) == listen.rpartition(":")[2] and port != "0":
+        return (
+            f"sdksign: configuration error: the admin listener ({admin_listen}) is on the gRPC "
+            f"listener's port ({listen}): give --admin-listen or [server] admin_listen a port "
+            "of its own"
+        )
     if args.insecure:
         return None
     if problems := exposure_problems(config, listen):
