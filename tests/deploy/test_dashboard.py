@@ -94,3 +94,21 @@ def test_its_error_ratio_leaves_out_the_codes_the_alert_leaves_out() -> None:
     for panel in ratios:
         [target] = panel["targets"]
         assert set(excluded(target["expr"])) == set(excluded(alert)), panel["id"]
+
+
+def test_its_windows_follow_the_zoom_and_its_rates_say_per_second() -> None:
+    """A fixed window ([5m]) misses what falls between two points of a wide range and
+    smears a narrow one: only Grafana's $__rate_interval (at least 4 scrapes, and one more
+    than the step) or, in an instant query, $__range. A panel of rates is per second; a
+    panel of counts is not."""
+    for panel in dashboard_panels():
+        for target in panel["targets"]:
+            expr = target["expr"]
+            for window in re.findall(r"\[([^\]]*)\]", expr):
+                assert window in {"$__rate_interval", "$__range"}, (panel["title"], window)
+            if "[$__range]" in expr:
+                assert target.get("instant") is True, panel["title"]
+            outer = re.match(r"\s*(?:sum|max) by \([^)]*\) \((rate|increase)\(", expr)
+            if outer:
+                per_second = panel["fieldConfig"]["defaults"]["unit"] in {"reqps", "ops"}
+                assert per_second == (outer[1] == "rate"), panel["title"]
