@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import json
 import socket
 import ssl
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
 
 from sdksign.server import ConfigError, _metrics, load_config
 from sdksign.server._admin import (
@@ -106,6 +109,56 @@ def test_workers_are_ready_when_all_serve_and_no_drain_began() -> None:
     states.states[1] = SERVING
     states.stopping = True  # the parent's SIGTERM: at once
     assert states.not_ready() == "draining: stopping"
+
+
+def workers_files(folder: Path, *files: tuple[str, bytes]) -> CollectorRegistry:
+    """What the workers' parent shows, `folder` holding the workers' `files` (name, bytes)."""
+    for name, data in files:
+        (folder / name).write_bytes(data)
+    return _metrics.registry(_metrics.ServerState(lambda: None), folder)
+
+
+def counted(used: int, *entries: tuple[str, float]) -> bytes:
+    """A worker's file as prometheus-client writes it: the bytes used, then each entry."""
+    data = b""
+    for key, value in entries:
+        encoded = key.encode()
+        padded = encoded + b" " * (8 - (len(encoded) + 4) % 8)
+        data += struct.pack(f"i{len(padded)}sdd", len(encoded), padded, value, 0.0)
+    return struct.pack("ii", used or 8 + len(data), 0) + data + bytes(4096)
+
+
+TOKENS_KEY = json.dumps(
+    ["sdksign_tokens_issued", "sdksign_tokens_issued_total", {"app": "m"}, "Tokens."],
+    sort_keys=True,
+)
+
+
+def test_a_worker_s_file_still_empty_as_it_is_made_leaves_the_scrape_whole(
+    tmp_path: Path,
+) -> None:
+    shown = workers_files(
+        tmp_path, ("counter_101.db", counted(0, (TOKENS_KEY, 3.0))), ("counter_102.db", b"")
+    )
+    with AdminServer("127.0.0.1:0", shown, lambda: None) as admin:
+        admin.start()
+        status, _, text = get(admin.address, "/metrics")
+    assert status == 200
+    assert 'sdksign_tokens_issued_total{app="m"} 3.0' in text and "sdksign_ready 1.0" in text
+
+
+def test_metrics_that_cannot_be_gathered_are_a_500_that_says_so(tmp_path: Path) -> None:
+    damaged = counted(64, (TOKENS_KEY, 3.0))[:8] + struct.pack("i", 1000) + bytes(64)
+    shown = workers_files(tmp_path, ("counter_101.db", damaged))
+    with AdminServer("127.0.0.1:0", shown, lambda: None) as admin, capture_logs() as logged:
+        admin.start()
+        assert get(admin.address, "/metrics")[::2] == (
+            500,
+            "cannot gather the metrics: the server's log says why\n",
+        )
+        assert get(admin.address, "/healthz/live")[0] == 200  # the listener goes on
+    [line] = logged
+    assert line["event"] == "cannot gather the metrics" and line["log_level"] == "error"
 
 
 def test_a_taken_port_is_one_line() -> None:

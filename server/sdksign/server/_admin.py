@@ -279,10 +279,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
         if path == "/metrics":
-            body, content_type = _metrics.exposition(
-                self.server.registry, self.headers.get("Accept", "")
-            )
-            self._send(200, body, content_type)
+            self._metrics()
         elif path == "/healthz/live":
             self._send(200, b"live\n")
         elif path == "/healthz/ready":
@@ -293,6 +290,19 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(200, b"ready\n")
         else:
             self._send(404, b"not found: GET /metrics, /healthz/live or /healthz/ready\n")
+
+    def _metrics(self) -> None:
+        """GET /metrics; a 500 that says so when they cannot be gathered (a worker's file
+        damaged), rather than a connection closed without an answer."""
+        try:
+            body, content_type = _metrics.exposition(
+                self.server.registry, self.headers.get("Accept", "")
+            )
+        except Exception:
+            log.exception("cannot gather the metrics")
+            self._send(500, b"cannot gather the metrics: the server's log says why\n")
+            return
+        self._send(200, body, content_type)
 
     def _send(
         self,

@@ -389,11 +389,22 @@ class _Files:
     """The metrics the workers wrote to `path`, added up (prometheus-client's collector)."""
 
     def __init__(self, path: Path) -> None:
-        self._collector = MultiProcessCollector(None, str(path))  # type: ignore[no-untyped-call]
+        self._path = path
 
     def collect(self) -> Iterable[Metric]:
-        metrics: Iterable[Metric] = self._collector.collect()  # type: ignore[no-untyped-call]
+        # A worker's file is empty for an instant as it is made, before prometheus-client
+        # sizes it: it holds nothing yet, and read it would fail the whole scrape.
+        files = [str(file) for file in self._path.glob("*.db") if _written(file)]
+        metrics: Iterable[Metric] = MultiProcessCollector.merge(files)  # type: ignore[no-untyped-call]
         return metrics
+
+
+def _written(file: Path) -> bool:
+    """Whether `file` holds anything (a live gauge's, removed meanwhile, does not)."""
+    try:
+        return file.stat().st_size > 0
+    except FileNotFoundError:
+        return False
 
 
 def exposition(registry: CollectorRegistry, accept: str) -> tuple[bytes, str]:
