@@ -15,6 +15,7 @@ from sdksign.client._flags import listen_problem
 
 from ._admin import AdminError, alone
 from ._config import (
+    DEFAULT_ADMIN_LISTEN,
     Config,
     ConfigError,
     admin_exposure_problems,
@@ -97,7 +98,7 @@ def _refusal(
         return (
             f"sdksign: refusing to serve metrics and health on {admin_listen}, beyond loopback, "
             f"with {problems[0]}: configure it (the admin listener serves the same certificate), "
-            "use --admin-listen 127.0.0.1:9464, or pass --insecure"
+            f"use --admin-listen {DEFAULT_ADMIN_LISTEN}, or pass --insecure"
         )
     return None
 

@@ -321,13 +321,17 @@ def vault_error(kind: str) -> None:
 # --- what the serving process itself knows ----------------------------------------------------
 
 
+def package_version() -> str:
+    """sdksign's version ("unknown" when run from a checkout that is not installed)."""
+    try:
+        return version("sdksign")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_labels() -> tuple[str, str, str]:
     """sdksign's version, Python's and grpcio's."""
-    try:
-        sdksign = version("sdksign")
-    except PackageNotFoundError:  # run from a checkout that is not installed
-        sdksign = "unknown"
-    return sdksign, platform.python_version(), grpc.__version__
+    return package_version(), platform.python_version(), grpc.__version__
 
 
 class ServerState:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Sequence
-from importlib import import_module, metadata
+from importlib import import_module
 from typing import Any
 
 import grpc
@@ -33,6 +33,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from ._logging import bind, call_fields, redact_and_bound
+from ._metrics import package_version
 
 # The call's log fields that spans carry, as sdksign.<field>: names from the config and the
 # API's enums, and booleans. "meeting" is added only when the config allows it.
@@ -95,15 +96,8 @@ def service_resource() -> Resource:
     if str(found.attributes.get("service.name", "")).startswith("unknown_service"):
         mine["service.name"] = "sdksign"
     if "service.version" not in found.attributes:
-        mine["service.version"] = _version()
+        mine["service.version"] = package_version()
     return found.merge(Resource(mine))
-
-
-def _version() -> str:
-    try:
-        return metadata.version("sdksign")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 class Tracing:
@@ -114,7 +108,7 @@ class Tracing:
         self.provider = TracerProvider(resource=service_resource())
         for exporter in exporters:
             self.provider.add_span_processor(BatchSpanProcessor(exporter))
-        self._tracer = self.provider.get_tracer("sdksign.server", _version())
+        self._tracer = self.provider.get_tracer("sdksign.server", package_version())
         self._fields = (*FIELDS, MEETING_FIELD) if meeting_numbers else FIELDS
 
     def begin(self, full_method: str, context: grpc.aio.ServicerContext) -> Span:
