@@ -29,12 +29,11 @@ from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import structlog
 
 from . import _metrics
-from ._admin import STARTING, AdminError, AdminServer, WorkerReadiness, WorkerStates
+from ._admin import STARTING, AdminError, AdminServer, States, WorkerReadiness, WorkerStates
 from ._config import Config
 from ._logging import original_stderr
 from ._refresh import log_warnings, read_again, vault_read_again
@@ -273,10 +272,10 @@ def _worker_main(
     config: Config,
     address: str,
     index: int,
-    replacement: bool = False,
+    replacement: bool,
     *,
-    states: Any = None,
-    admin_address: str = "",
+    states: States,
+    admin_address: str,
 ) -> None:
     """A worker process: logging that names the worker, then the ordinary server, which
     sets its state in its byte of `states` (the parent's WorkerStates).
@@ -291,7 +290,7 @@ def _worker_main(
     _stop_with_parent(os.getppid())
     if replacement:
         config = replacement_config(config, address)
-    admin = None if states is None else WorkerReadiness(states, index, admin_address)
+    admin = WorkerReadiness(states, index, admin_address)
     try:
         run(config, address, reuse_port=True, admin=admin)
     except ListenError as exc:
