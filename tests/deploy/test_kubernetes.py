@@ -343,6 +343,26 @@ def test_each_container_is_locked_down_and_bounded(deployment: str) -> None:
         find("Namespace", NAMESPACE)["metadata"]["labels"]["pod-security.kubernetes.io/enforce"]
         == "restricted"
     )
+    # Pod Security "restricted" admits these volume types only (and no host ports).
+    for volume in pod["volumes"]:
+        (kind,) = set(volume) - {"name"}
+        assert kind in RESTRICTED_VOLUMES, (deployment, volume["name"], kind)
+    assert all("hostPort" not in port for port in spec["ports"])
+
+
+# The volume types Pod Security's "restricted" profile allows.
+RESTRICTED_VOLUMES = frozenset(
+    {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim"}
+    | {"projected", "secret"}
+)
+
+
+def test_one_worker_per_cpu_of_the_limit() -> None:
+    """--workers is the container's CPU limit: the default (one per core) would count the
+    node's cores, and more workers than CPUs only share them, each with its own memory."""
+    limit = str(container("sdksign")["resources"]["limits"]["cpu"])
+    cpus = int(limit[:-1]) / 1000 if limit.endswith("m") else float(limit)
+    assert int(flag(server_args(), "--workers")) == cpus
 
 
 def test_the_deployment_passes_insecure_because_probes_cannot_speak_tls(tmp_path: Path) -> None:
