@@ -1101,13 +1101,10 @@ def _is_loopback(host: str) -> bool:
 
 
 def exposure_problems(config: Config, listen: str) -> list[str]:
-    """Why listening on `listen` with `config` would expose the service; [] on loopback."""
-    if _is_loopback(listen.rpartition(":")[0].strip("[]")):
-        return []
-    problems = []
-    if config.tls is None:
-        problems.append("no TLS ([server] tls_cert_file and tls_key_file)")
-    if not config.policy_configured:
+    """Why listening on `listen` with `config` would expose the service: the admin
+    listener's one (no TLS), and no caller policy; [] on loopback."""
+    problems = admin_exposure_problems(config, listen)
+    if not config.policy_configured and not _on_loopback(listen):
         problems.append("no caller policy ([[callers]] or [anonymous])")
     return problems
 
@@ -1115,9 +1112,14 @@ def exposure_problems(config: Config, listen: str) -> list[str]:
 def admin_exposure_problems(config: Config, admin_listen: str) -> list[str]:
     """Why serving the admin listener (metrics, health) on `admin_listen` with `config` would
     expose it: beyond loopback it takes TLS (the server's certificate); [] when safe."""
-    if _is_loopback(admin_listen.rpartition(":")[0].strip("[]")) or config.tls is not None:
+    if config.tls is not None or _on_loopback(admin_listen):
         return []
     return ["no TLS ([server] tls_cert_file and tls_key_file)"]
+
+
+def _on_loopback(listen: str) -> bool:
+    """Whether HOST:PORT `listen` (an IPv6 host in brackets) is on this machine's loopback."""
+    return _is_loopback(listen.rpartition(":")[0].strip("[]"))
 
 
 # SDK keys as configuration examples write them before the real one is filled in.
