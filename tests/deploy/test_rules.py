@@ -5,6 +5,7 @@ operator needs."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,10 +13,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import ROOT
 from tests.deploy.promql import (
     RULE_TESTS,
     RULES,
     SCRAPE_CONFIG,
+    dashboard_panels,
     defined_metrics,
     metric_names,
     rules,
@@ -86,6 +89,30 @@ def test_each_alert_says_how_bad_what_and_what_to_do(rule: dict[str, object]) ->
     assert isinstance(annotations, dict)
     assert set(annotations) == {"summary", "description", "runbook"}
     assert all(len(text) > 20 for text in annotations.values())
+
+
+# Quoted in runbooks as the log line's fields ("event":"rpc", "rule"), not as a line or a panel.
+LOG_FIELDS = frozenset({"event", "rpc", "rule"})
+
+
+def test_what_the_runbooks_quote_is_a_dashboard_panel_or_a_log_line_of_the_server() -> None:
+    """A runbook sends the operator to a panel by its title (capitalised) or to a log line by
+    its event's first words: each must exist, or the operator looks for nothing."""
+    titles = {panel["title"] for panel in dashboard_panels()}
+    server = ROOT / "server" / "sdksign" / "server"
+    source = "\n".join(path.read_text() for path in server.glob("*.py"))
+    quoted = [
+        (rule["alert"], words)
+        for rule in rules()
+        for words in re.findall(r'"([^"]+)"', rule["annotations"]["runbook"])
+        if words not in LOG_FIELDS
+    ]
+    assert len(quoted) >= 10
+    for alert, words in quoted:
+        if words[0].isupper():
+            assert words in titles, (alert, words)
+        else:
+            assert re.search(rf'log\.\w+\(\s*f?"{re.escape(words)}', source), (alert, words)
 
 
 def test_every_metric_the_rules_read_is_defined() -> None:
