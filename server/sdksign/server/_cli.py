@@ -32,7 +32,8 @@ from ._workers import default_workers, serve_workers
 def serve_command(args: argparse.Namespace) -> int:
     """`sdksign serve`: the configuration checked, then one server process or several workers.
 
-    `args` are sdksign.client._cli's, --listen, --drain and --workers read and bounded there.
+    `args` are sdksign.client._cli's, --listen, --admin-listen, --drain and --workers read and
+    bounded there.
     """
     try:
         config = load_config(args.config)

@@ -278,7 +278,8 @@ def _unary(
     deadlines: RequestDeadlines,
 ) -> Callable[[Any, Any], Awaitable[Any]]:
     """A unary method (`full_method`: "/package.Service/Method", as logged): the request read
-    and parsed, errors turned into statuses, and the call's log line."""
+    and parsed, errors turned into statuses, the call's metrics (_metrics), its span
+    (_tracing) and its log line."""
     write = log.debug if full_method.startswith(QUIET_PREFIX) else log.info
 
     async def unary(_requests: Any, context: grpc.aio.ServicerContext) -> Any:
