@@ -180,7 +180,7 @@ def replicas(deployment: str) -> int:
     return int(spec["replicas"])
 
 
-def test_pdb_hpa_and_network_policy_name_the_sdksign_pods() -> None:
+def test_hpa_and_network_policy_name_the_sdksign_pods() -> None:
     hpa = find("HorizontalPodAutoscaler", "sdksign")["spec"]
     assert hpa["scaleTargetRef"] == {
         "apiVersion": "apps/v1",
@@ -301,7 +301,8 @@ def test_the_image_is_the_one_the_containerfile_builds() -> None:
     labels = " ".join(rest for keyword, rest in instructions if keyword == "LABEL")
     assert f'org.opencontainers.image.ref.name="{image}"' in labels
     assert f'org.opencontainers.image.version="{version}"' in labels
-    assert f"-t {image} " in (ROOT / "Containerfile").read_text()  # the build command shown
+    for shown in ("Containerfile", "README.md"):  # the build command each shows
+        assert f"-t {image} " in (ROOT / shown).read_text(), shown
     (user,) = [rest for keyword, rest in instructions if keyword == "USER"]
     context = pod_spec("sdksign")["securityContext"]
     assert user == f"{context['runAsUser']}:{context['runAsGroup']}"

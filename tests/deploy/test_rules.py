@@ -115,6 +115,26 @@ def test_what_the_runbooks_quote_is_a_dashboard_panel_or_a_log_line_of_the_serve
             assert re.search(rf'log\.\w+\(\s*f?"{re.escape(words)}', source), (alert, words)
 
 
+def test_the_readme_s_table_lists_each_alert_with_its_severity_and_for() -> None:
+    """README's "Alerts and a dashboard" table names every alert, the critical ones marked,
+    each with its `for:` ("at once" for 0m): a rule changed here changes there too."""
+    table = {}
+    for row in (ROOT / "README.md").read_text().splitlines():
+        if row.startswith("| `Sdksign"):
+            first, *_, last = (cell.strip() for cell in row.strip("|").split("|"))
+            names, waits = re.findall(r"`(Sdksign\w+)`", first), last.split(", ")
+            assert len(names) == len(waits), row
+            for name, wait in zip(names, waits, strict=True):
+                table[name] = ("critical" if "(critical)" in first else "", wait)
+    assert table == {
+        rule["alert"]: (
+            "critical" if rule["labels"]["severity"] == "critical" else "",
+            "at once" if rule["for"] == "0m" else rule["for"],
+        )
+        for rule in rules()
+    }
+
+
 def test_every_metric_the_rules_read_is_defined() -> None:
     used = {name for rule in rules() for name in metric_names(rule["expr"])}
     assert "sdksign_ready" in used and "grpc_server_handling_seconds" in used
