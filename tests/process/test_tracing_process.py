@@ -34,7 +34,10 @@ def serve(tmp_path: Path, env: dict[str, str], code: str) -> subprocess.Complete
     )
 
 
-RUN = "raise SystemExit(main(['serve', '--listen', '127.0.0.1:0', '--workers', '2']))"
+RUN = (
+    "raise SystemExit(main(['serve', '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', "
+    "'--workers', '2']))"
+)
 # The extra missing: the SDK cannot be imported, as where it is not installed.
 WITHOUT_SDK = f"import sys\nsys.modules['opentelemetry.sdk.trace'] = None\n{RUN}"
 
