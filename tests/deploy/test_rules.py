@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from sdksign.server._config import DEFAULT_ADMIN_LISTEN
 from tests.conftest import ROOT
 from tests.deploy.promql import (
     RULE_TESTS,
@@ -45,6 +46,11 @@ def test_promtool_checks_the_example_configuration_and_its_rules() -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "SUCCESS: 1 rule files found" in checked.stdout
     assert f"SUCCESS: {len(rules())} rules found" in checked.stdout
+
+
+def test_the_example_scrapes_the_server_s_default_admin_listener() -> None:
+    [job] = yaml.safe_load(SCRAPE_CONFIG.read_text())["scrape_configs"]
+    assert job["static_configs"] == [{"targets": [DEFAULT_ADMIN_LISTEN]}]
 
 
 def test_promtool_unit_tests_pass() -> None:
