@@ -3,6 +3,7 @@ a Redis server; and each folder's markers."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -19,8 +20,10 @@ from pathlib import Path
 
 import pytest
 import redis
+import structlog
 
 from sdksign.server import App, Config
+from sdksign.server._logging import configure_logging
 from sdksign.server._serve import add_port, build_server
 from tests.certs import Authority
 
@@ -304,3 +307,15 @@ def running_redis(
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     with running_redis(tmp_path / "redis") as server:
         yield server
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.BytesIO]:
+    """The log's JSON lines, kept here (ask for it before the server: each method's logger
+    is bound when the server is built)."""
+    stream = io.BytesIO()
+    configure_logging("info", stream)
+    try:
+        yield stream
+    finally:
+        structlog.reset_defaults()

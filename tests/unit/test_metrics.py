@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import io
+import json
 import os
 import subprocess
 import time
@@ -347,3 +349,30 @@ def test_folders_of_servers_killed_before_their_end_are_removed(tmp_path: Path) 
         (folder / "counter_1.db").write_bytes(b"")
     _metrics._remove_orphans(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other.name])
+
+
+async def test_a_metric_that_cannot_be_written_never_fails_the_call(
+    log_stream: io.BytesIO, target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that raises (a worker's metrics file on a full /tmp) leaves the call answered
+    and logged, uncounted; the failure is logged once per step, not once a call."""
+
+    def full(*_args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(_metrics, "_failures_logged", set())
+    monkeypatch.setattr(_metrics, "_started", {})
+    monkeypatch.setattr(_metrics, "_calls", {})
+    monkeypatch.setattr(_metrics.STARTED, "labels", full)
+    monkeypatch.setattr(_metrics.HANDLED, "labels", full)
+    async with AsyncClient(target) as client:
+        for _ in range(2):
+            assert (await client.sign_meeting("94843468909", Role.HOST)).token
+    lines = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    assert [line["code"] for line in lines if line["event"] == "rpc"] == ["OK", "OK"]
+    failed = [line for line in lines if line["event"].startswith("metrics failed")]
+    assert sorted(line["event"].split(" by ")[1] for line in failed) == [
+        "call_started (said once)",
+        "record_call (said once)",
+    ]
+    assert all("No space left on device" in line["exception"] for line in failed)

@@ -18,14 +18,12 @@ from typing import Any
 
 import grpc
 import pytest
-import structlog
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from sdksign.server import Config, ConfigError, _service, _tracing, load_config
-from sdksign.server._logging import configure_logging
 from sdksign.server._policy import Caller, Policy, Rule
 from sdksign.server._serve import add_port, build_server, reloaded
 from sdksign.v1 import signature_service_pb2 as pb
@@ -324,18 +322,6 @@ def test_the_config_says_whether_spans_carry_meeting_numbers(
 def rpc_lines(stream: io.BytesIO) -> list[dict[str, Any]]:
     lines = [json.loads(line) for line in stream.getvalue().splitlines()]
     return [line for line in lines if line["event"] == "rpc"]
-
-
-@pytest.fixture
-def log_stream() -> Iterator[io.BytesIO]:
-    """The log's JSON lines, kept here (ask for it before the server: each method's logger
-    is bound when the server is built)."""
-    stream = io.BytesIO()
-    configure_logging("info", stream)
-    try:
-        yield stream
-    finally:
-        structlog.reset_defaults()
 
 
 async def test_the_log_line_carries_the_trace_and_span_ids(

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
+import structlog
 
 from ._logging import call_fields
 
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from ._config import Config
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+log = structlog.get_logger("sdksign")
 
 
 def _unusable_dir() -> str | None:
@@ -195,16 +198,40 @@ UNKNOWN = "unknown"
 
 
 def call_started(full_method: str) -> None:
-    """Count a unary RPC that starts (`full_method`: "/package.Service/Method")."""
-    started = _started.get(full_method)
-    if started is None:
-        started = _started[full_method] = STARTED.labels(*_grpc_labels(full_method))
-    started.inc()
+    """Count a unary RPC that starts (`full_method`: "/package.Service/Method"); never raises
+    into the call (see _failed)."""
+    try:
+        started = _started.get(full_method)
+        if started is None:
+            started = _started[full_method] = STARTED.labels(*_grpc_labels(full_method))
+        started.inc()
+    except Exception:
+        _failed("call_started")
 
 
 def record_call(full_method: str, code: str, seconds: float) -> None:
     """Count one finished unary RPC (`full_method`: "/package.Service/Method") and what the
-    call's log fields say of it (tokens issued, refusals, Verify results)."""
+    call's log fields say of it (tokens issued, refusals, Verify results); never raises
+    into the call (see _failed)."""
+    try:
+        _record_call(full_method, code, seconds)
+    except Exception:
+        _failed("record_call")
+
+
+# The counting steps whose failure was logged: once each per process, not once a call.
+_failures_logged: set[str] = set()
+
+
+def _failed(step: str) -> None:
+    """A metric write failed (a worker's metrics file that cannot grow: a full /tmp): the call
+    is answered and logged all the same, uncounted; the first failure of each step is logged."""
+    if step not in _failures_logged:
+        _failures_logged.add(step)
+        log.exception(f"metrics failed: calls go on uncounted by {step} (said once)")
+
+
+def _record_call(full_method: str, code: str, seconds: float) -> None:
     children = _calls.get((full_method, code)) or _call_children(full_method, code)
     children[0].inc()
     children[1].observe(seconds)
