@@ -359,8 +359,8 @@ RESTRICTED_VOLUMES = frozenset(
 
 
 def test_one_worker_per_cpu_of_the_limit() -> None:
-    """--workers is the container's CPU limit: the default (one per core) would count the
-    node's cores, and more workers than CPUs only share them, each with its own memory."""
+    """--workers is the container's CPU limit, said explicitly: more workers than CPUs only
+    share them, each with its own memory, and the memory limit is sized for this many."""
     limit = str(container("sdksign")["resources"]["limits"]["cpu"])
     cpus = int(limit[:-1]) / 1000 if limit.endswith("m") else float(limit)
     assert int(flag(server_args(), "--workers")) == cpus

@@ -139,7 +139,8 @@ def _serve_options(serve: argparse.ArgumentParser) -> None:
         type=_flags.workers,
         default=os.environ.get("SDKSIGN_WORKERS") or None,
         help=f"worker processes sharing the port, 1 to {_flags.MAX_WORKERS} (default: "
-        "$SDKSIGN_WORKERS, else one per core); 1 serves from this process",
+        "$SDKSIGN_WORKERS, else one per core, at most the container's CPU limit); 1 serves "
+        "from this process",
     )
     serve.add_argument(
         "--drain",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import multiprocessing
 import os
 import signal
@@ -48,9 +49,37 @@ MIN_WORKER_LIFETIME = 2.0
 STOP_MARGIN = 5.0
 
 
-def default_workers() -> int:
-    """One worker per core this process may run on."""
-    return len(os.sched_getaffinity(0))
+# Where the kernel tells a process its CPU limit (cgroup v2's cpu.max; v1's cfs files under cpu/).
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def default_workers(cgroup: Path = CGROUP) -> int:
+    """One worker per core this process may run on, and no more than its CPU limit allows
+    (a container's: `docker run --cpus 2`, a Kubernetes limit), rounded up."""
+    cores = len(os.sched_getaffinity(0))
+    limit = cpu_limit(cgroup)
+    return cores if limit is None else max(1, min(cores, math.ceil(limit)))
+
+
+def cpu_limit(cgroup: Path = CGROUP) -> float | None:
+    """The CPUs this process's cgroup may use (quota / period); None when unlimited or not
+    known. cgroup v2's cpu.max ("max 100000" or "200000 100000") when it exists, else v1's
+    cpu.cfs_quota_us (-1: none) and cpu.cfs_period_us."""
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()
+    except FileNotFoundError:
+        try:
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text()
+        except OSError:
+            return None
+    except (OSError, ValueError):
+        return None
+    try:
+        cpus = int(quota) / int(period)
+    except (ValueError, ZeroDivisionError):  # "max": no limit
+        return None
+    return cpus if cpus > 0 else None
 
 
 def reserve_port(listen: str) -> tuple[socket.socket, str]:
