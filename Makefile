@@ -120,7 +120,13 @@ REDIS := /usr/bin/redis-server
 $(REDIS):
 	$(call APT_INSTALL,redis-server)
 
-test: $(VENV)/.installed $(NODE_DEPS) $(DESCRIPTORS) $(WEB) $(NODE_CLIENT) $(NODE_EXAMPLE_DEPS) $(CHROMIUM) $(REDIS) ## run the whole test suite
+# Debian's Prometheus (prometheus, promtool), for tests/deploy: promtool checks and unit-tests
+# deploy/prometheus's alerting rules, and a real Prometheus scrapes a test's server on loopback.
+PROMETHEUS := /usr/bin/prometheus
+$(PROMETHEUS):
+	$(call APT_INSTALL,prometheus)
+
+test: $(VENV)/.installed $(NODE_DEPS) $(DESCRIPTORS) $(WEB) $(NODE_CLIENT) $(NODE_EXAMPLE_DEPS) $(CHROMIUM) $(REDIS) $(PROMETHEUS) ## run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # tests/unit only: no server process, Envoy, Node or Chromium, so none of them is installed or built.

@@ -122,6 +122,7 @@ async def start_server(
     soak.logs.append(log_path)
     command = [sys.executable, "-m", "sdksign.server", "serve", "--listen", listen]
     command += ["--workers", str(workers), "--config", str(config), *extra]
+    command += ["--admin-listen", "127.0.0.1:0"]  # 9464 may be taken (another server)
     server = Server(spawn(command, log_path, server_env(soak.secrets), config.parent), log_path)
     try:
         await asyncio.to_thread(wait_listening, server.process, log_path, workers)

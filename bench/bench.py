@@ -178,6 +178,13 @@ def main() -> int:
     return 0
 
 
+def admin_flag(checkout: Path | None) -> list[str]:
+    """The admin listener on a free port (9464 may be taken: by the other side of
+    compare.py, by a server of the machine's), for a checkout whose server has one."""
+    server = (checkout or ROOT) / "server" / "sdksign" / "server"
+    return ["--admin-listen", "127.0.0.1:0"] if (server / "_admin.py").exists() else []
+
+
 @contextmanager
 def sdksign_server(
     tmp: Path, secret: str, workers: int, checkout: Path | None = None, config: Path | None = None
@@ -209,6 +216,7 @@ def sdksign_server(
                 "--workers",
                 str(workers),
                 *(["--config", str(config)] if config else []),
+                *admin_flag(checkout),
             ],
             env=env,
             cwd=tmp,

@@ -370,7 +370,7 @@ class Fleet:
 
     def _spawn_replica(self, replica: Replica) -> None:
         command = [sys.executable, "-m", "sdksign.server", "serve", "--listen", replica.address]
-        command += ["--workers", str(self.workers)]
+        command += ["--workers", str(self.workers), "--admin-listen", "127.0.0.1:0"]
         if self.config is not None:
             command += ["--config", str(self.config)]
         assert self.workdir is not None

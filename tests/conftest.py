@@ -3,6 +3,7 @@ a Redis server; and each folder's markers."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -19,13 +20,18 @@ from pathlib import Path
 
 import pytest
 import redis
+import structlog
 
 from sdksign.server import App, Config
+from sdksign.server._logging import configure_logging
 from sdksign.server._serve import add_port, build_server
 from tests.certs import Authority
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+# Every server a test starts serves its admin listener on a free port (the default, 9464,
+# would be taken by the first, and by a server of the machine's).
+ADMIN = ("--admin-listen", "127.0.0.1:0")
 
 # The markers (listed in pyproject.toml) each folder gives its tests, and those below it.
 # tests/unit has none: `-m "not process"` selects the same tests as `make test-unit`.
@@ -34,6 +40,7 @@ FOLDER_MARKERS = {
     "gateway": ("process", "gateway"),
     "browser": ("process", "gateway", "browser"),
     "node": ("process", "node"),
+    "deploy": ("process",),
 }
 
 # Helpers that assert, outside a test module: pytest shows their values as it does in a test.
@@ -110,6 +117,8 @@ def start_server_process(
     stderr_path = tmp_path / "server.stderr"
     if "--drain" not in args:  # tests that stop a server do not wait for load balancers
         args = [*args, "--drain", "0"]
+    if "--admin-listen" not in args:  # any free port: 9464 is the first server's
+        args = [*args, *ADMIN]
     process = subprocess.Popen(
         [sys.executable, "-m", "sdksign.server", "serve", "--listen", "127.0.0.1:0", *args],
         cwd=tmp_path,
@@ -120,7 +129,7 @@ def start_server_process(
             "XDG_STATE_HOME": str(tmp_path / "state"),
             **env,
         },
-        stdout=subprocess.DEVNULL,
+        stdout=(tmp_path / "server.stdout").open("w"),  # spans, with OTEL_TRACES_EXPORTER=console
         stderr=stderr_path.open("w"),
         text=True,
     )
@@ -298,3 +307,15 @@ def running_redis(
 def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     with running_redis(tmp_path / "redis") as server:
         yield server
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.BytesIO]:
+    """The log's JSON lines, kept here (ask for it before the server: each method's logger
+    is bound when the server is built)."""
+    stream = io.BytesIO()
+    configure_logging("info", stream)
+    try:
+        yield stream
+    finally:
+        structlog.reset_defaults()

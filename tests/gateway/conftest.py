@@ -33,6 +33,22 @@ def gateway_files() -> None:
     )
 
 
+def envoy_validates(config: Path) -> str:
+    """`envoy --mode validate` on the file `config` (the files it names must exist): its
+    output, once Envoy has said the configuration is OK."""
+    result = subprocess.run(
+        [str(ENVOY), "--mode", "validate", "-c", str(config), "--disable-hot-restart"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "OK" in output, output
+    return output
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -7,8 +7,8 @@ set-up commands that CI runs anyway, servers that run until Ctrl-C, minutes-long
 `sh` blocks run in bash (-e, -o pipefail) from the checkout's root, `python` blocks with the
 checkout's Python, `js` blocks as ES modules in Node.js from examples/node-backend (where the
 Node client is installed, as in a backend that uses it); a block without a language is
-output, shown and never run, and a `toml` block must be valid TOML. The one change made to a block: the ports 50051 and 8080 become
-this test's (and $SDKSIGN_TARGET, the CLI's default server, points at the same port). A `sh`
+output, shown and never run, and a `toml` block must be valid TOML. The one change made to a block: the ports 50051, 9464 (the admin
+listener) and 8080 become this test's (and $SDKSIGN_TARGET, the CLI's default server, points at the same port). A `sh`
 block must end in the folder it started in: pasted in order, the next block runs where the
 last one left the shell.
 """
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, log_lines
 from tests.gateway.conftest import Gateway, serve_gateway
 
 README = ROOT / "README.md"
@@ -99,7 +99,17 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
 
 def on_ports(body: str, gateway: Gateway) -> str:
     server_port = gateway.server.target.rsplit(":", 1)[1]
-    return body.replace(":50051", f":{server_port}").replace(":8080", f":{gateway.port}")
+    (admin,) = {
+        str(line["admin_address"])
+        for line in log_lines(gateway.server.logs())
+        if line["event"] == "listening"
+    }
+    admin_port = admin.rsplit(":", 1)[1]
+    return (
+        body.replace(":50051", f":{server_port}")
+        .replace(":9464", f":{admin_port}")
+        .replace(":8080", f":{gateway.port}")
+    )
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import pytest
 
 from sdksign.client import Client, Role
 from sdksign.server import ConfigError, load_config
-from tests.conftest import ROOT, log_lines, start_server_process
+from tests.conftest import ADMIN, ROOT, log_lines, start_server_process
 from tests.unit.test_config import APP, LATIN1, SECRET, write
 
 # --- the same messages from a real process: at start, and on SIGHUP --------------------------
@@ -30,7 +30,7 @@ def test_a_bad_config_at_start_is_one_line_and_exit_status_2(tmp_path: Path) -> 
     config = write(tmp_path, APP + "[anonymous]\nrate = nan\n")
     env = {"S": SECRET}
     done = subprocess.run(
-        [sys.executable, "-m", "sdksign.server", "serve", "--config", str(config)],
+        [sys.executable, "-m", "sdksign.server", "serve", "--config", str(config), *ADMIN],
         cwd=tmp_path,
         env={
             "PATH": os.environ["PATH"],

@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sdksign.client import AsyncClient, Role, SdkSignError
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
-from tests.conftest import ServerProcess, log_lines, start_server_process
+from tests.conftest import ADMIN, ServerProcess, log_lines, start_server_process
 from tests.process.test_workers import ENV, SIGN, events, wait_for
 
 
@@ -187,7 +187,7 @@ def test_workers_serve_and_stop_with_their_parent_when_stderr_has_no_reader(
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "sdksign.server", "serve", "--listen", "127.0.0.1:0"),
-            *("--workers", "2", "--drain", "0"),
+            *("--workers", "2", "--drain", "0", *ADMIN),
         ],
         cwd=tmp_path,
         env={**ENV, **server_env},

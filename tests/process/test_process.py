@@ -17,6 +17,7 @@ import pytest
 
 from sdksign.server import fingerprint
 from tests.conftest import (
+    ADMIN,
     BIN,
     MEETING_KEY,
     ROOT,
@@ -190,7 +191,7 @@ def serve_until_exit(
 ) -> subprocess.CompletedProcess[str]:
     """Run `sdksign serve` expecting it to stop by itself (a refusal), and return how it ended."""
     return subprocess.run(
-        [sys.executable, "-m", "sdksign.server", "serve", "--listen", listen, *args],
+        [sys.executable, "-m", "sdksign.server", "serve", "--listen", listen, *ADMIN, *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,

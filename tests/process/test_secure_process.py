@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, ServerProcess, log_lines, start_server_process
+from tests.conftest import ADMIN, ROOT, ServerProcess, log_lines, start_server_process
 
 ENV = {"PATH": os.environ["PATH"], "PYTHONPATH": f"{ROOT / 'client'}:{ROOT / 'server'}"}
 SECRET = secrets.token_urlsafe(32)
@@ -49,7 +49,7 @@ def sdksign(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 def test_beyond_loopback_unprotected_refuses_to_start(
     tmp_path: Path, config: str | None, says: str
 ) -> None:
-    args = ["serve", "--listen", "0.0.0.0:0"]
+    args = ["serve", "--listen", "0.0.0.0:0", *ADMIN]
     if config is not None:
         (tmp_path / "sdksign.toml").write_text(config)
         args += ["--config", str(tmp_path / "sdksign.toml")]

@@ -18,7 +18,7 @@ import pytest
 
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
-from tests.conftest import ROOT, ServerProcess, log_lines, run, start_server_process
+from tests.conftest import ADMIN, ROOT, ServerProcess, log_lines, run, start_server_process
 
 ENV = {"PATH": os.environ["PATH"], "PYTHONPATH": f"{ROOT / 'client'}:{ROOT / 'server'}"}
 SIGN = pb.SignRequest(meeting=pb.MeetingClaims(meeting_number="123456789", role=1))
@@ -92,7 +92,7 @@ def test_a_sighup_while_workers_start_reloads_them_once_they_serve(
     stderr = tmp_path / "server.stderr"
     command = [sys.executable, "-m", "sdksign.server", "serve", "--listen", "127.0.0.1:0"]
     process = subprocess.Popen(
-        [*command, "--workers", "2", "--drain", "0"],
+        [*command, "--workers", "2", "--drain", "0", *ADMIN],
         env={**ENV, **server_env},
         stdout=subprocess.DEVNULL,
         stderr=stderr.open("w"),
@@ -137,6 +137,7 @@ def test_a_second_server_cannot_share_the_port(
                 two_workers.target,
                 "--workers",
                 workers,
+                *ADMIN,
             ],
             cwd=tmp_path,
             env={**ENV, **server_env},

@@ -38,7 +38,7 @@ EXAMPLES = f"""examples:
 # The modules of the server extra: without one of them, `serve` says how to install it.
 SERVER_EXTRA = (
     *("grpc_health", "grpc_reflection", "grpc_status"),
-    *("structlog", "orjson", "msgspec"),
+    *("structlog", "orjson", "msgspec", "prometheus_client"),
 )
 # How long each address may take to answer when tried alone, after a failed call (seconds).
 EACH_ADDRESS_TIMEOUT = 3.0
@@ -120,6 +120,14 @@ def _serve_options(serve: argparse.ArgumentParser) -> None:
         help="HOST:PORT to listen on, port 0 to 65535 (default: the config's, else 127.0.0.1:50051)",
     )
     serve.add_argument(
+        "--admin-listen",
+        type=_flags.listen,
+        metavar="HOST:PORT",
+        help="where to serve GET /metrics, /healthz/live and /healthz/ready over HTTP, port 0 "
+        "for any free one (default: the config's [server] admin_listen, else 127.0.0.1:9464); "
+        "beyond loopback it takes TLS (the server's certificate) or --insecure",
+    )
+    serve.add_argument(
         "--config",
         type=Path,
         default=os.environ.get("SDKSIGN_CONFIG") or None,
@@ -131,7 +139,8 @@ def _serve_options(serve: argparse.ArgumentParser) -> None:
         type=_flags.workers,
         default=os.environ.get("SDKSIGN_WORKERS") or None,
         help=f"worker processes sharing the port, 1 to {_flags.MAX_WORKERS} (default: "
-        "$SDKSIGN_WORKERS, else one per core); 1 serves from this process",
+        "$SDKSIGN_WORKERS, else one per core, at most the container's CPU limit); 1 serves "
+        "from this process",
     )
     serve.add_argument(
         "--drain",

@@ -13,32 +13,41 @@ from dataclasses import replace
 from sdksign.client._exits import Exit
 from sdksign.client._flags import listen_problem
 
-from ._config import Config, ConfigError, config_warnings, exposure_problems, load_config
+from ._admin import AdminError, alone
+from ._config import (
+    DEFAULT_ADMIN_LISTEN,
+    Config,
+    ConfigError,
+    admin_exposure_problems,
+    config_warnings,
+    exposure_problems,
+    load_config,
+)
 from ._logging import configure_logging
 from ._serve import ListenError, run
+from ._tracing import problem as tracing_problem
 from ._workers import default_workers, serve_workers
 
 
 def serve_command(args: argparse.Namespace) -> int:
     """`sdksign serve`: the configuration checked, then one server process or several workers.
 
-    `args` are sdksign.client._cli's, --listen, --drain and --workers read and bounded there.
+    `args` are sdksign.client._cli's, --listen, --admin-listen, --drain and --workers read and
+    bounded there.
     """
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         return _fail(f"sdksign: configuration error: {exc}")
     listen = args.listen or config.listen
-    if args.listen is None and (problem := listen_problem(listen)):
-        return _fail(f"sdksign: configuration error: [server] listen: {problem}")
+    admin_listen = args.admin_listen or config.admin_listen
     if args.drain is not None:
         config = replace(config, drain=args.drain)
+    if refusal := _refusal(args, config, listen, admin_listen):
+        return _fail(refusal)
     problems = exposure_problems(config, listen)
-    if problems and not args.insecure:
-        return _fail(
-            f"sdksign: refusing to serve on {listen}, beyond loopback, with "
-            f"{' and '.join(problems)}: configure them, listen on 127.0.0.1, or pass --insecure"
-        )
+    if why := tracing_problem():  # OTEL_TRACES_EXPORTER asks for what cannot be made
+        return _fail(f"sdksign: configuration error: {why}")
     # grpc core's own lines come out as JSON lines too (each worker captures its own).
     configure_logging(config.log_level, native_stderr=True)
     if config.development:
@@ -46,16 +55,53 @@ def serve_command(args: argparse.Namespace) -> int:
     if problems:
         config = replace(config, insecure=True)
         _warn_insecure(listen, problems)
+    if admin_exposure_problems(config, admin_listen):
+        _warn_insecure_admin(admin_listen)
     for warning in config_warnings(config):
         print(f"sdksign: WARNING: {warning}", file=sys.stderr, flush=True)
     workers = args.workers or default_workers()
     try:
         if workers == 1:
-            run(config, listen)
+            with alone(admin_listen, config.tls) as admin:
+                run(config, listen, admin=admin)
             return Exit.OK
-        return serve_workers(config, listen, workers)
-    except ListenError as exc:
+        return serve_workers(config, listen, workers, admin_listen)
+    except (ListenError, AdminError) as exc:
         return _fail(f"sdksign: {exc}")
+
+
+def _refusal(
+    args: argparse.Namespace, config: Config, listen: str, admin_listen: str
+) -> str | None:
+    """Why the server must not start on `listen` and `admin_listen` (None: it may): an
+    address in the file that is not HOST:PORT, both on one port, or one beyond loopback
+    that is not safe there (no TLS, no caller policy) without --insecure."""
+    for key, given, address in (
+        ("listen", args.listen, listen),
+        ("admin_listen", args.admin_listen, admin_listen),
+    ):
+        if given is None and (problem := listen_problem(address)):
+            return f"sdksign: configuration error: [server] {key}: {problem}"
+    if (port := admin_listen.rpartition(":")[2]) == listen.rpartition(":")[2] and port != "0":
+        return (
+            f"sdksign: configuration error: the admin listener ({admin_listen}) is on the gRPC "
+            f"listener's port ({listen}): give --admin-listen or [server] admin_listen a port "
+            "of its own"
+        )
+    if args.insecure:
+        return None
+    if problems := exposure_problems(config, listen):
+        return (
+            f"sdksign: refusing to serve on {listen}, beyond loopback, with "
+            f"{' and '.join(problems)}: configure them, listen on 127.0.0.1, or pass --insecure"
+        )
+    if problems := admin_exposure_problems(config, admin_listen):
+        return (
+            f"sdksign: refusing to serve metrics and health on {admin_listen}, beyond loopback, "
+            f"with {problems[0]}: configure it (the admin listener serves the same certificate), "
+            f"use --admin-listen {DEFAULT_ADMIN_LISTEN}, or pass --insecure"
+        )
+    return None
 
 
 def _fail(message: str) -> int:
@@ -70,6 +116,15 @@ def _warn_development(config: Config) -> None:
         f"sdksign: WARNING: no configuration given, so serving development apps ({keys}) whose "
         f"random secrets are kept in {config.source}. For development only: Zoom does not know "
         "these keys. Use --config or ZOOM_MEETING_SDK_KEY/ZOOM_MEETING_SDK_SECRET for real apps.",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _warn_insecure_admin(admin_listen: str) -> None:
+    print(
+        f"sdksign: WARNING: --insecure: serving metrics and health on {admin_listen} without "
+        "TLS: anyone who can reach this port can read them (app and caller names, counts).",
         file=sys.stderr,
         flush=True,
     )

@@ -62,6 +62,8 @@ from ._vault import (
 from ._zoom import MAX_TTL, MIN_TTL, ROLES, SDKS, SECRET_LENGTH, Sdk
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
+# The admin listener: /metrics, /healthz/live, /healthz/ready (_admin).
+DEFAULT_ADMIN_LISTEN = "127.0.0.1:9464"
 # iat is set this much before now, which shortens every token: at most half the shortest life.
 MAX_CLOCK_SKEW = MIN_TTL // 2
 # The longest drain and shutdown grace (`sdksign serve --drain` has the same bound).
@@ -101,7 +103,9 @@ class App:
     `previous_secrets` are secrets being rotated out: Verify still accepts them,
     Sign never uses them. `vault` names the KV v2 field they are versions of;
     `vault_skipped` says why each previous version there that could not be read was
-    skipped (it neither signs nor verifies).
+    skipped (it neither signs nor verifies). `secrets_created` says when each of
+    `secrets` was made, in epoch seconds, where that is known (a Vault version's
+    created_time, a secret file's modification time; None for an environment variable).
     """
 
     name: str
@@ -111,6 +115,7 @@ class App:
     previous_secrets: tuple[bytes, ...] = field(default=(), repr=False)
     vault: KvRef | None = None
     vault_skipped: tuple[str, ...] = ()
+    secrets_created: tuple[float | None, ...] = ()
 
     @property
     def secrets(self) -> tuple[bytes, ...]:
@@ -177,6 +182,7 @@ class Config:
     apps: tuple[App, ...]
     source: str
     listen: str = DEFAULT_LISTEN
+    admin_listen: str = DEFAULT_ADMIN_LISTEN
     clock_skew: int = 30
     # SIGTERM: health reports NOT_SERVING at once, and calls are still served this long, so
     # that load balancers and Kubernetes stop sending before the listener closes.
@@ -198,6 +204,8 @@ class Config:
     rate_limits: RateLimitStore | None = None
     # Where the apps with secret_vault read their secrets ([vault]).
     vault: VaultSettings | None = None
+    # Whether a trace's spans carry the meeting number a call asked for (_tracing).
+    trace_meeting_numbers: bool = False
 
     def apps_of_kind(self, kind: Sdk) -> list[App]:
         return [app for app in self.apps if app.kind == kind]
@@ -311,10 +319,13 @@ class ServerTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     """[server]: the listener and its timings."""
 
     listen: NonEmpty = DEFAULT_LISTEN  # HOST:PORT
+    admin_listen: NonEmpty = DEFAULT_ADMIN_LISTEN  # HOST:PORT: metrics and health over HTTP
     clock_skew: Duration = 30  # at most MAX_CLOCK_SKEW
     drain: Duration = DEFAULT_DRAIN  # at most MAX_SHUTDOWN_GRACE
     shutdown_grace: Duration = 10  # at most MAX_SHUTDOWN_GRACE
     log_level: LogLevel = "info"
+    # Spans carry the meeting number (sdksign.meeting) only when this is true.
+    trace_meeting_numbers: bool = False
     # PEM files, relative to the configuration file: both or neither; the client CA needs both.
     tls_cert_file: NonBlank | None = None
     tls_key_file: NonBlank | None = None
@@ -429,10 +440,12 @@ _DURATION = "{where} {key}: {value} " + _NOT_A_DURATION
 _STORE_URL = "a redis:// or rediss:// URL such as redis://127.0.0.1:6379/0"
 _ALLOWED: dict[str, str] = {
     "listen": "{where} listen: must be a string HOST:PORT",
+    "admin_listen": "{where} admin_listen: must be a string HOST:PORT",
     "clock_skew": _DURATION,
     "drain": _DURATION,
     "shutdown_grace": _DURATION,
     "log_level": "{where} log_level: {value} is not one of " + ", ".join(_LOG_LEVELS),
+    "trace_meeting_numbers": "{where} trace_meeting_numbers: {value} is not true or false",
     "tls_cert_file": _STRING,
     "tls_key_file": _STRING,
     "tls_client_ca_file": _STRING,
@@ -635,12 +648,14 @@ def _config(path: Path, file: ConfigFile, environ: Mapping[str, str]) -> Config:
         policy_configured=bool(callers) or file.anonymous is not None,
         tls=_tls(server, path.parent),
         listen=server.listen,
+        admin_listen=server.admin_listen,
         clock_skew=_server_duration(server.clock_skew, "clock_skew", MAX_CLOCK_SKEW),
         drain=_server_duration(server.drain, "drain", MAX_SHUTDOWN_GRACE),
         shutdown_grace=_server_duration(
             server.shutdown_grace, "shutdown_grace", MAX_SHUTDOWN_GRACE
         ),
         log_level=server.log_level,
+        trace_meeting_numbers=server.trace_meeting_numbers,
         rate_limits=_rate_limits(file.rate_limits, path.parent, environ),
         vault=_vault_settings(file.vault, path.parent, environ),
     )
@@ -712,7 +727,20 @@ def _app(index: int, table: AppTable, folder: Path, environ: Mapping[str, str]) 
         sdk_key=table.sdk_key,
         secret=secret,
         previous_secrets=tuple(previous),
+        secrets_created=(
+            None if file is None else _modified(folder / file),
+            *(None for _ in table.previous_secret_envs),
+            *(_modified(folder / name) for name in table.previous_secret_files),
+        ),
     )
+
+
+def _modified(path: Path) -> float | None:
+    """When the file at `path` was last written (epoch seconds); None when unknown."""
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
 
 
 def _secret_from_env(name: str, environ: Mapping[str, str], where: str) -> bytes:
@@ -1052,7 +1080,11 @@ def vault_refreshed(config: Config) -> Config:
                 where = _named("apps", index, app.name)
                 raise ConfigError(f"{where}: secret_vault {ref}: {exc}") from None
             apps[index] = replace(
-                app, secret=read.newest, previous_secrets=read.previous, vault_skipped=read.skipped
+                app,
+                secret=read.newest,
+                previous_secrets=read.previous,
+                vault_skipped=read.skipped,
+                secrets_created=read.created,
             )
     return replace(config, apps=tuple(apps))
 
@@ -1068,15 +1100,25 @@ def _is_loopback(host: str) -> bool:
 
 
 def exposure_problems(config: Config, listen: str) -> list[str]:
-    """Why listening on `listen` with `config` would expose the service; [] on loopback."""
-    if _is_loopback(listen.rpartition(":")[0].strip("[]")):
-        return []
-    problems = []
-    if config.tls is None:
-        problems.append("no TLS ([server] tls_cert_file and tls_key_file)")
-    if not config.policy_configured:
+    """Why listening on `listen` with `config` would expose the service: the admin
+    listener's one (no TLS), and no caller policy; [] on loopback."""
+    problems = admin_exposure_problems(config, listen)
+    if not config.policy_configured and not _on_loopback(listen):
         problems.append("no caller policy ([[callers]] or [anonymous])")
     return problems
+
+
+def admin_exposure_problems(config: Config, admin_listen: str) -> list[str]:
+    """Why serving the admin listener (metrics, health) on `admin_listen` with `config` would
+    expose it: beyond loopback it takes TLS (the server's certificate); [] when safe."""
+    if config.tls is not None or _on_loopback(admin_listen):
+        return []
+    return ["no TLS ([server] tls_cert_file and tls_key_file)"]
+
+
+def _on_loopback(listen: str) -> bool:
+    """Whether HOST:PORT `listen` (an IPv6 host in brackets) is on this machine's loopback."""
+    return _is_loopback(listen.rpartition(":")[0].strip("[]"))
 
 
 # SDK keys as configuration examples write them before the real one is filled in.

@@ -99,7 +99,9 @@ class PermissionDenied(RequestError):
 class ResourceExhausted(RequestError):
     """A caller (`subject`) is over its rate limit, or, with a `reason` (an UPPER_SNAKE_CASE
     word for ErrorInfo), its limit cannot be checked now; it may try again after
-    `retry_after` seconds. Not UNAVAILABLE, which gateways and clients retry at once."""
+    `retry_after` seconds. Not UNAVAILABLE, which gateways and clients retry at once.
+    `rule` (for the log line and the refusals metric): rate_limit, or rate_limit_store
+    when the limit could not be checked."""
 
     status = "RESOURCE_EXHAUSTED"
 
@@ -108,6 +110,7 @@ class ResourceExhausted(RequestError):
         self.retry_after = retry_after
         self.subject = subject
         self.reason = reason
+        self.rule = "rate_limit_store" if reason else "rate_limit"
 
 
 def unknown_app(name: str, allowed: Iterable[str]) -> FieldViolation:

@@ -183,6 +183,11 @@ def bind(**fields: Any) -> None:
         current.update(fields)
 
 
+def call_fields() -> dict[str, Any]:
+    """The running RPC's log fields bound so far (outside an RPC, none): to read, not change."""
+    return _CALL_FIELDS.get() or {}
+
+
 def merge_call_fields(
     _logger: Any, _method: str, event: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:

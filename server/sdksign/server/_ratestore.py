@@ -30,7 +30,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import AuthenticationError, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from . import _metrics
 from ._config import RateLimitStore
 from ._errors import ResourceExhausted
 from ._policy import Caller
@@ -233,6 +236,7 @@ class SharedLimiter:
         self._local.take(caller)
 
     def _lost(self, error: BaseException) -> None:
+        _metrics.store_error(error_kind(error))
         if self._health.failed():
             log.error(
                 "rate limit store lost",
@@ -246,6 +250,17 @@ class SharedLimiter:
     async def aclose(self) -> None:
         await self._batches.aclose()
         await self._client.aclose()
+
+
+def error_kind(error: BaseException) -> str:
+    """What kind of failure `error` is, for the errors metric: timeout, connection, auth, other."""
+    if isinstance(error, AuthenticationError):  # a ConnectionError to redis-py: first
+        return "auth"
+    if isinstance(error, TimeoutError | RedisTimeoutError):
+        return "timeout"
+    if isinstance(error, RedisConnectionError | OSError):
+        return "connection"
+    return "other"
 
 
 # What the log adds when the store refuses the credentials (never showing them).

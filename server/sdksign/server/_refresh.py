@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from . import _metrics
 from ._config import Config, ConfigError, config_warnings, load_config, vault_refreshed
 from ._service import SignatureService
 
@@ -166,6 +167,7 @@ class Refresher:
                 self._service.config = new
                 log.info("secrets rotated", apps=changed)
                 log_warnings(new)
+                _metrics.secrets_served(new)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(work)

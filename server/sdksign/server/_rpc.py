@@ -30,6 +30,7 @@ from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from . import _tracing
 from ._errors import (
     MAX_MESSAGE,
     DeadlineExceeded,
@@ -43,6 +44,7 @@ from ._errors import (
     shorten,
 )
 from ._logging import bind, start_call
+from ._metrics import call_started, record_call
 
 log = structlog.get_logger("sdksign.rpc")
 
@@ -276,12 +278,15 @@ def _unary(
     deadlines: RequestDeadlines,
 ) -> Callable[[Any, Any], Awaitable[Any]]:
     """A unary method (`full_method`: "/package.Service/Method", as logged): the request read
-    and parsed, errors turned into statuses, and the call's log line."""
+    and parsed, errors turned into statuses, the call's metrics (_metrics), its span
+    (_tracing) and its log line."""
     write = log.debug if full_method.startswith(QUIET_PREFIX) else log.info
 
     async def unary(_requests: Any, context: grpc.aio.ServicerContext) -> Any:
         start = time.perf_counter()
         start_call()
+        call_started(full_method)
+        span = _tracing.begin(full_method, context)
         code = "OK"
         try:
             request = await read_request(context, request_type, deadlines)
@@ -303,12 +308,15 @@ def _unary(
                 grpc.StatusCode.INTERNAL, "internal error: the server log has the details"
             )
         finally:
+            seconds = time.perf_counter() - start
+            record_call(full_method, code, seconds)
+            _tracing.end(span, code)
             write(
                 "rpc",
                 method=full_method,
                 peer=context.peer(),
                 code=code,
-                duration_ms=round((time.perf_counter() - start) * 1000, 3),
+                duration_ms=round(seconds * 1000, 3),
             )
 
     return unary

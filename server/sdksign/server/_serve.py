@@ -17,6 +17,8 @@ from sdksign.client._limits import MAX_MESSAGE_BYTES
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import zoom_sample_pb2 as zs
 
+from . import _metrics, _tracing
+from ._admin import DRAINING, SERVING, Readiness
 from ._config import Config, ConfigError, Tls, exposure_problems
 from ._refresh import Refresher, log_warnings
 from ._rpc import RequestDeadlines, add_service
@@ -103,21 +105,30 @@ def add_port(server: grpc.aio.Server, listen: str, tls: Tls | None = None) -> in
     return port
 
 
-def run(config: Config, listen: str, reuse_port: bool = False) -> None:
+def run(
+    config: Config, listen: str, reuse_port: bool = False, admin: Readiness | None = None
+) -> None:
     """Serve on uvloop's event loop where it is installed (it is with the server extra on
     Linux and macOS), else on asyncio's own."""
     try:
         import uvloop
     except ImportError:
-        asyncio.run(serve(config, listen, reuse_port))
+        asyncio.run(serve(config, listen, reuse_port, admin))
         return
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(config, listen, reuse_port))
+        runner.run(serve(config, listen, reuse_port, admin))
 
 
-async def serve(config: Config, listen: str, reuse_port: bool = False) -> None:
+async def serve(
+    config: Config, listen: str, reuse_port: bool = False, admin: Readiness | None = None
+) -> None:
     """Serve until SIGTERM or SIGINT: health turns NOT_SERVING, the drain period passes
-    (SIGTERM only), then the listener closes and calls in flight get the grace period."""
+    (SIGTERM only), then the listener closes and calls in flight get the grace period.
+
+    `admin` hears of the state (serving, then draining from the first signal on), for
+    the admin listener's /healthz/ready.
+    """
+    _tracing.configure(config)  # here, in the process that serves: each worker its exporters
     service = SignatureService(config)
     server, health_servicer = build_server(config, reuse_port, service)
     port = add_port(server, listen, config.tls)
@@ -125,19 +136,23 @@ async def serve(config: Config, listen: str, reuse_port: bool = False) -> None:
     await server.start()
     for name in ("", SERVICE_NAME, SAMPLE_SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    _metrics.config_served(config)
+    if admin is not None:
+        admin.set(SERVING)
     host = listen.rsplit(":", 1)[0]
     log.info(
         "listening",
         address=f"{host}:{port}",
         pid=os.getpid(),
         tls="mutual" if config.tls and config.tls.client_ca else "on" if config.tls else "off",
+        **({} if admin is None else {"admin_address": admin.address}),
         **describe(config),
     )
 
     signals: asyncio.Queue[signal.Signals] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, signals.put_nowait, signum)
+        loop.add_signal_handler(signum, _stopping, signals, signum, admin)
     refresher = Refresher(service, functools.partial(reload, service, listen))
     loop.add_signal_handler(signal.SIGHUP, refresher.sighup)
     refresher.start()
@@ -151,7 +166,18 @@ async def serve(config: Config, listen: str, reuse_port: bool = False) -> None:
     log.info("shutting down", grace_seconds=grace)
     await server.stop(grace)
     await service.aclose()
+    _tracing.shutdown()  # the last spans sent
     log.info("stopped")
+
+
+def _stopping(
+    signals: asyncio.Queue[signal.Signals], signum: signal.Signals, admin: Readiness | None
+) -> None:
+    """The SIGTERM and SIGINT handler: not ready from now on (the admin listener says so at
+    once), and the signal to serve()."""
+    if admin is not None:
+        admin.set(DRAINING)
+    signals.put_nowait(signum)
 
 
 async def drain(
@@ -193,10 +219,17 @@ def _rate_limits(config: Config) -> str:
     return f"{store.address} (timeout {store.timeout:g} s, on_store_error {store.on_store_error})"
 
 
-# Set once, at start, by the file or the command line: how this process listens, logs and
-# stops (the workers' parent counts on drain and grace). A reload keeps these, and
+# Set once, at start, by the file or the command line: how this process listens, logs,
+# traces and stops (the workers' parent counts on drain and grace). A reload keeps these, and
 # --insecure, and takes the rest (apps, callers, clock_skew) from the file.
-START_ONLY = ("listen", "log_level", "drain", "shutdown_grace")
+START_ONLY = (
+    "listen",
+    "admin_listen",
+    "log_level",
+    "drain",
+    "shutdown_grace",
+    "trace_meeting_numbers",
+)
 
 
 def reload(service: SignatureService, listen: str, read: Config | ConfigError) -> None:
@@ -207,6 +240,7 @@ def reload(service: SignatureService, listen: str, read: Config | ConfigError) -
     Calls in flight keep the configuration they started with.
     """
     new = reloaded(service.config, read, listen)
+    _metrics.reload_done(new)
     if new is None:
         return
     service.config = new

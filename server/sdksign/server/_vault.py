@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
+from . import _metrics
+
 if TYPE_CHECKING:
     import hvac
 
@@ -85,6 +87,7 @@ class VaultSettings:
 class _Version(msgspec.Struct, frozen=True):
     deletion_time: str = ""  # RFC 3339; "" when not deleted, a future time when scheduled
     destroyed: bool = False
+    created_time: str = ""  # RFC 3339
 
 
 VersionNumber = Annotated[str, msgspec.Meta(pattern=r"\A[1-9][0-9]{0,9}\Z")]
@@ -149,11 +152,13 @@ def field_secret(answer: object, ref: KvRef, version: int) -> bytes:
 class KvSecrets:
     """One read of a KV v2 field: the newest live version's value (it signs), those of the
     previous versions that could be read (they verify, newest first), and why each other
-    previous version could not be (e.g. "version 2 has no field 'secret'")."""
+    previous version could not be (e.g. "version 2 has no field 'secret'"). `created`:
+    when each of newest and previous was written (epoch seconds; None if not said)."""
 
     newest: bytes = field(repr=False)
     previous: tuple[bytes, ...] = field(default=(), repr=False)
     skipped: tuple[str, ...] = ()
+    created: tuple[float | None, ...] = ()
 
 
 class KvReader:
@@ -192,31 +197,46 @@ class KvReader:
             metadata = self._client.secrets.kv.v2.read_secret_metadata(
                 path=ref.path, mount_point=ref.mount
             )
-            numbers = live_versions(_versions_of(metadata), datetime.now(UTC), count)
+            versions = _versions_of(metadata)
+            numbers = live_versions(versions, datetime.now(UTC), count)
             if not numbers:
                 raise VaultError("every version is deleted or destroyed")
             newest, *earlier = numbers
-            return self._read(ref, newest, earlier)
+            return self._read(ref, newest, earlier, versions)
         except VaultError:
+            _metrics.vault_error("other")
             raise
         except Exception as exc:  # hvac's and requests' errors, in this module's words
+            _metrics.vault_error(error_kind(exc))
             raise VaultError(problem(exc, self._settings, ref)) from None
 
-    def _read(self, ref: KvRef, newest: int, earlier: list[int]) -> KvSecrets:
+    def _read(
+        self, ref: KvRef, newest: int, earlier: list[int], versions: Mapping[str, _Version]
+    ) -> KvSecrets:
         signing = self._version(ref, newest)
-        previous, skipped = [], []
+        previous, skipped, read = [], [], [newest]
         for number in earlier:
             try:
                 previous.append(self._version(ref, number))
+                read.append(number)
             except VaultError as exc:  # its content (Vault's own errors fail the whole read)
                 skipped.append(str(exc))
-        return KvSecrets(signing, tuple(previous), tuple(skipped))
+        created = tuple(_epoch(versions[str(number)].created_time) for number in read)
+        return KvSecrets(signing, tuple(previous), tuple(skipped), created)
 
     def _version(self, ref: KvRef, number: int) -> bytes:
         answer = self._client.secrets.kv.v2.read_secret_version(
             path=ref.path, version=number, mount_point=ref.mount, raise_on_deleted_version=True
         )
         return field_secret(answer, ref, number)
+
+
+def _epoch(text: str) -> float | None:
+    """An RFC 3339 time as epoch seconds; None when it is not one."""
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return None
 
 
 def _versions_of(answer: object) -> dict[str, _Version]:
@@ -228,6 +248,21 @@ def _versions_of(answer: object) -> dict[str, _Version]:
 
 # An errno's text in requests' and urllib3's messages, e.g. "[Errno 111] Connection refused".
 _ERRNO = re.compile(r"\[Errno -?\d+\] ([^'\"\)\]]+)")
+
+
+def error_kind(exc: Exception) -> str:
+    """What kind of failure `exc` is, for the errors metric: timeout, connection, auth, other."""
+    import requests
+    from hvac import exceptions as hvac_errors
+
+    match exc:
+        case hvac_errors.Forbidden() | hvac_errors.Unauthorized():
+            return "auth"
+        case requests.exceptions.Timeout():
+            return "timeout"
+        case requests.exceptions.ConnectionError():  # TLS failures among them
+            return "connection"
+    return "other"
 
 
 def problem(exc: Exception, settings: VaultSettings, ref: KvRef) -> str:

@@ -7,11 +7,18 @@ not listening) so that port 0 means one port for all, forwards SIGTERM, SIGINT
 and SIGHUP to every worker, and replaces a worker that dies; the replacement reads the
 configuration again, as a SIGHUP would, before it serves. A worker whose parent dies
 stops by itself, draining as on SIGTERM.
+
+The parent also serves the admin listener (_admin) for all of them: the workers write
+their metrics to files in a folder of the parent's (_metrics.multiprocess_dir), and
+each sets its state (starting, serving, draining) in a byte of shared memory, which
+/healthz/ready reads.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import math
 import multiprocessing
 import os
 import signal
@@ -19,11 +26,15 @@ import socket
 import threading
 import time
 from multiprocessing.connection import wait
+from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from types import FrameType
 
 import structlog
 
+from . import _metrics
+from ._admin import STARTING, AdminError, AdminServer, States, WorkerReadiness, WorkerStates
 from ._config import Config
 from ._logging import original_stderr
 from ._refresh import log_warnings, read_again, vault_read_again
@@ -38,9 +49,37 @@ MIN_WORKER_LIFETIME = 2.0
 STOP_MARGIN = 5.0
 
 
-def default_workers() -> int:
-    """One worker per core this process may run on."""
-    return len(os.sched_getaffinity(0))
+# Where the kernel tells a process its CPU limit (cgroup v2's cpu.max; v1's cfs files under cpu/).
+CGROUP = Path("/sys/fs/cgroup")
+
+
+def default_workers(cgroup: Path = CGROUP) -> int:
+    """One worker per core this process may run on, and no more than its CPU limit allows
+    (a container's: `docker run --cpus 2`, a Kubernetes limit), rounded up."""
+    cores = len(os.sched_getaffinity(0))
+    limit = cpu_limit(cgroup)
+    return cores if limit is None else max(1, min(cores, math.ceil(limit)))
+
+
+def cpu_limit(cgroup: Path = CGROUP) -> float | None:
+    """The CPUs this process's cgroup may use (quota / period); None when unlimited or not
+    known. cgroup v2's cpu.max ("max 100000" or "200000 100000") when it exists, else v1's
+    cpu.cfs_quota_us (-1: none) and cpu.cfs_period_us."""
+    try:
+        quota, period = (cgroup / "cpu.max").read_text().split()
+    except FileNotFoundError:
+        try:
+            quota = (cgroup / "cpu" / "cpu.cfs_quota_us").read_text()
+            period = (cgroup / "cpu" / "cpu.cfs_period_us").read_text()
+        except OSError:
+            return None
+    except (OSError, ValueError):
+        return None
+    try:
+        cpus = int(quota) / int(period)
+    except (ValueError, ZeroDivisionError):  # "max": no limit
+        return None
+    return cpus if cpus > 0 else None
 
 
 def reserve_port(listen: str) -> tuple[socket.socket, str]:
@@ -74,55 +113,126 @@ def reserve_port(listen: str) -> tuple[socket.socket, str]:
     return held, f"{bound_host}:{address[1]}"
 
 
-def serve_workers(config: Config, listen: str, workers: int) -> int:
-    """Run `workers` worker processes until SIGTERM or SIGINT; return the exit status."""
-    held, address = reserve_port(listen)
-    supervisor = _Supervisor(config, address)
-    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(signum, supervisor.forward)
-    log.info("starting workers", workers=workers, address=address)
-    supervisor.start_all(workers)
-    try:
-        status = supervisor.replace_until_stopped()
-    finally:
-        supervisor.stop_all()
-        held.close()
+def serve_workers(config: Config, listen: str, workers: int, admin_listen: str) -> int:
+    """Run `workers` worker processes until SIGTERM or SIGINT, and the admin listener on
+    `admin_listen` for all of them until they have stopped; return the exit status."""
+    with contextlib.ExitStack() as stack:  # closed in reverse: the admin listener first
+        held, address = reserve_port(listen)
+        stack.callback(held.close)
+        folder = _metrics_folder(stack)  # before any worker starts: they write there
+        context = multiprocessing.get_context("spawn")
+        states = WorkerStates(context.Array("b", workers, lock=False))
+        state = _metrics.ServerState(states.not_ready)
+        supervisor = _Supervisor(config, address, context, _Watch(states, state, folder))
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, supervisor.forward)
+        admin = stack.enter_context(
+            AdminServer(
+                admin_listen, _metrics.registry(state, folder), states.not_ready, config.tls
+            )
+        )
+        admin.start()
+        log.info(
+            "starting workers",
+            workers=workers,
+            address=address,
+            admin_address=admin.address,
+            metrics_folder=str(folder),
+        )
+        supervisor.start_all(workers, admin.address)
+        try:
+            status = supervisor.replace_until_stopped()
+        finally:
+            supervisor.stop_all()
     log.info("stopped", workers=workers)
     return status
+
+
+def _metrics_folder(stack: contextlib.ExitStack) -> Path:
+    """The workers' metrics folder (_metrics.multiprocess_dir), deleted with `stack` when it
+    is this process's own."""
+    try:
+        folder, own = _metrics.multiprocess_dir()
+    except _metrics.FolderError as exc:
+        raise AdminError(str(exc)) from None
+    if own:
+        stack.callback(_metrics.remove_dir, folder)
+    return folder
+
+
+class _Watch:
+    """What the admin listener shows of the workers: their states, the parent's own metrics
+    (restarts), and the folder of their metrics' files."""
+
+    def __init__(self, states: WorkerStates, state: _metrics.ServerState, folder: Path) -> None:
+        self.states = states
+        self.state = state
+        self.folder = folder
+
+    def gone(self, process: BaseProcess) -> None:
+        """`process` has stopped: its live gauges go (its counts stay)."""
+        if process.pid is not None:
+            _metrics.worker_gone(self.folder, process.pid)
 
 
 class _Supervisor:
     """The parent's side of the workers: it starts them, forwards signals to them, replaces
     one that dies, and at the end waits for all of them to stop."""
 
-    def __init__(self, config: Config, address: str) -> None:
+    def __init__(self, config: Config, address: str, context: SpawnContext, watch: _Watch) -> None:
         self._config = config
         self._address = address
-        self._context = multiprocessing.get_context("spawn")
+        self._context = context
+        self._watch = watch
+        self._admin_address = ""
         self._processes: dict[int, tuple[BaseProcess, float]] = {}  # index: (process, started)
         self._stopping = False
         self._starting = False
         self._reload_asked = False  # a SIGHUP came while the workers were being started
+        self._launching = False  # a worker is being started and recorded (start)
+        self._deferred: list[int] = []  # the signals handled meanwhile, for after it
 
-    def start_all(self, workers: int) -> None:
+    def start_all(self, workers: int, admin_address: str) -> None:
         """Start workers 0 to `workers` - 1; a SIGHUP meanwhile is forwarded to all of them
-        once they all exist."""
+        once they all exist. `admin_address`: for their "listening" lines."""
+        self._admin_address = admin_address
         self._starting = True
         for index in range(workers):
-            if self._stopping:  # SIGTERM or SIGINT already: no more workers
+            if not self.start(index):  # SIGTERM or SIGINT already: no more workers
                 break
-            self.start(index)
         self._starting = False
         if self._reload_asked:
             self.forward(signal.SIGHUP, None)
 
-    def start(self, index: int) -> None:
-        """Start worker `index` (again, when it has died)."""
+    def start(self, index: int) -> bool:
+        """Start worker `index` (again, when it has died); False, and no worker, once SIGTERM
+        or SIGINT has come.
+
+        A signal handled while the worker is being started and recorded waits (forward) until
+        it is recorded, then goes to it too: sent at once, it would miss the new worker,
+        which would serve on until killed past the grace period.
+        """
+        states = self._watch.states.states
         process = self._context.Process(
             target=_worker_main,
             args=(self._config, self._address, index, index in self._processes),
+            kwargs={"states": states, "admin_address": self._admin_address},
             name=f"sdksign-worker-{index}",
         )
+        self._launching = True
+        try:
+            if self._stopping:
+                return False
+            states[index] = STARTING
+            self._launch(process)
+            self._processes[index] = (process, time.monotonic())
+        finally:
+            self._launching = False
+            while self._deferred:
+                self.forward(self._deferred.pop(0), None)
+        return True
+
+    def _launch(self, process: BaseProcess) -> None:
         # The worker is born with SIGHUP blocked, so that a reload asked for while it starts
         # waits for its handler (serve() unblocks it) instead of killing it.
         held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
@@ -131,15 +241,19 @@ class _Supervisor:
                 process.start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
-        self._processes[index] = (process, time.monotonic())
 
     def forward(self, signum: int, _frame: FrameType | None) -> None:
         """The signal handler: `signum` to every running worker; SIGTERM and SIGINT also stop
-        the replacing. A SIGHUP while start_all runs waits for its end."""
+        the replacing. A SIGHUP while start_all runs waits for its end; any signal while a
+        worker is being started, for it to be recorded (start)."""
         if signum in (signal.SIGTERM, signal.SIGINT):
             self._stopping = True
+            self._watch.states.stopping = True  # /healthz/ready: 503 from now on
         elif self._starting:
             self._reload_asked = True
+            return
+        if self._launching:  # sent once the worker being started is recorded (start)
+            self._deferred.append(signum)
             return
         for process, _ in self._processes.values():  # first: the log line may not get out
             if process.pid is not None and process.exitcode is None:
@@ -160,11 +274,13 @@ class _Supervisor:
                     continue
                 lived = time.monotonic() - started
                 log.error("worker exited", worker=index, exit_code=process.exitcode)
+                self._watch.gone(process)
                 if lived < MIN_WORKER_LIFETIME:
                     log.error("worker failed right after its start: stopping", worker=index)
                     self.forward(signal.SIGTERM, None)
                     return 1
-                self.start(index)
+                if self.start(index):
+                    self._watch.state.worker_restarts += 1
         return 0
 
     def stop_all(self) -> None:
@@ -178,10 +294,20 @@ class _Supervisor:
                 log.error("worker did not stop in time: killing it", worker=index)
                 process.kill()
                 process.join()
+            self._watch.gone(process)
 
 
-def _worker_main(config: Config, address: str, index: int, replacement: bool = False) -> None:
-    """A worker process: logging that names the worker, then the ordinary server.
+def _worker_main(
+    config: Config,
+    address: str,
+    index: int,
+    replacement: bool,
+    *,
+    states: States,
+    admin_address: str,
+) -> None:
+    """A worker process: logging that names the worker, then the ordinary server, which
+    sets its state in its byte of `states` (the parent's WorkerStates).
 
     A replacement reads its configuration again first (replacement_config): the
     other workers may have reloaded it, or read rotated Vault secrets, since the start.
@@ -193,8 +319,9 @@ def _worker_main(config: Config, address: str, index: int, replacement: bool = F
     _stop_with_parent(os.getppid())
     if replacement:
         config = replacement_config(config, address)
+    admin = WorkerReadiness(states, index, admin_address)
     try:
-        run(config, address, reuse_port=True)
+        run(config, address, reuse_port=True, admin=admin)
     except ListenError as exc:
         log.error("cannot listen", error=str(exc))
         raise SystemExit(2) from None
