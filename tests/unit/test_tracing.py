@@ -18,6 +18,7 @@ from typing import Any
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -134,6 +135,17 @@ async def test_without_a_traceparent_each_call_starts_a_trace(
     assert first.context is not None and second.context is not None
     assert first.context.trace_id != second.context.trace_id
     assert 0 not in (first.context.trace_id, second.context.trace_id)
+
+
+async def test_health_checks_make_no_span(
+    exporter: InMemorySpanExporter, channel: grpc.aio.Channel, stub: pb_grpc.SignatureServiceStub
+) -> None:
+    health = health_pb2_grpc.HealthStub(channel)
+    for _ in range(3):
+        answer = await health.Check(health_pb2.HealthCheckRequest(service=""))
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
+    await stub.Sign(sign_request())
+    assert [span.name for span in spans(exporter)] == [SIGN]
 
 
 async def test_verify_spans_say_whether_the_token_was_valid(

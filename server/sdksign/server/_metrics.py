@@ -134,7 +134,7 @@ VERIFY_PROBLEMS = Counter(
 
 CONFIG_RELOADS = Counter(
     "sdksign_config_reloads_total",
-    "Configuration reloads (SIGHUP), by result: success or failure.",
+    "Configuration reloads (SIGHUP), by result: success or failure; each worker counts its own.",
     ("result",),
 )
 CONFIG_LAST_RELOAD = Gauge(

@@ -119,7 +119,8 @@ def _retry_details(error: ResourceExhausted) -> list[Message]:
 ERROR_DOMAIN = "sdksign"
 
 
-# Health checks come every few seconds from every load balancer: logged at debug level only.
+# Health checks come every few seconds from every load balancer and kubelet: logged at debug
+# level only, and given no span (metrics still count them).
 QUIET_PREFIX = "/grpc.health.v1.Health/"
 
 
@@ -280,13 +281,14 @@ def _unary(
     """A unary method (`full_method`: "/package.Service/Method", as logged): the request read
     and parsed, errors turned into statuses, the call's metrics (_metrics), its span
     (_tracing) and its log line."""
-    write = log.debug if full_method.startswith(QUIET_PREFIX) else log.info
+    quiet = full_method.startswith(QUIET_PREFIX)
+    write = log.debug if quiet else log.info
 
     async def unary(_requests: Any, context: grpc.aio.ServicerContext) -> Any:
         start = time.perf_counter()
         start_call()
         call_started(full_method)
-        span = _tracing.begin(full_method, context)
+        span = None if quiet else _tracing.begin(full_method, context)
         code = "OK"
         try:
             request = await read_request(context, request_type, deadlines)
