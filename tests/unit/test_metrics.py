@@ -15,8 +15,11 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import grpc
 import pytest
 import requests
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from hvac import exceptions as hvac_errors
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -124,6 +127,44 @@ def record(code: str, **fields: object) -> None:
         _metrics.record_call("/sdksign.v1.SignatureService/Sign", code, 0.001)
 
     contextvars.copy_context().run(call)
+
+
+async def test_streaming_calls_are_counted_by_type_and_code(target: str) -> None:
+    watch_labels = {"grpc_service": "grpc.health.v1.Health", "grpc_method": "Watch"}
+    watch_started = counted("grpc_server_started_total", grpc_type="server_stream", **watch_labels)
+    watch_cancelled = counted(
+        "grpc_server_handled_total",
+        grpc_type="server_stream",
+        grpc_code="CANCELLED",
+        **watch_labels,
+    )
+    watch_ok = counted(
+        "grpc_server_handled_total", grpc_type="server_stream", grpc_code="OK", **watch_labels
+    )
+    reflection_labels = {
+        "grpc_service": "grpc.reflection.v1alpha.ServerReflection",
+        "grpc_method": "ServerReflectionInfo",
+        "grpc_type": "bidi_stream",
+    }
+    reflection_started = counted("grpc_server_started_total", **reflection_labels)
+    reflection_ok = counted("grpc_server_handled_total", grpc_code="OK", **reflection_labels)
+    reflection_durations = counted("grpc_server_handling_seconds_count", **reflection_labels)
+    async with grpc.aio.insecure_channel(target) as channel:
+        watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(service=""))
+        first = await asyncio.wait_for(anext(aiter(watch)), 5)
+        assert first.status == health_pb2.HealthCheckResponse.SERVING
+        watch.cancel()
+        info = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+        )
+        answers = [answer async for answer in info]
+    assert "sdksign.v1.SignatureService" in {
+        service.name for service in answers[0].list_services_response.service
+    }
+    await until(lambda: watch_cancelled() == 1 and reflection_ok() == 1)
+    assert (watch_started(), watch_cancelled(), watch_ok()) == (1, 1, 0)
+    assert (reflection_started(), reflection_ok(), reflection_durations()) == (1, 1, 1)
+    assert value("grpc_server_started_total", grpc_type="unary", **watch_labels) == 0
 
 
 def test_refusals_count_by_caller_and_rule_never_the_app_asked_for() -> None:

@@ -6,9 +6,10 @@ problem codes, refusal rules): never from what a request sent, so that no meetin
 number, session name, token or secret is ever one, and no caller can grow the number
 of series.
 
-_rpc counts each unary call as it starts (call_started) and once more as it ends
-(record_call), from its status code and the log fields its servicer bound: the same
-facts as its audit line.
+_rpc counts each call as it starts (call_started) and once more as it ends
+(record_call), from its status code and, for unary calls, the log fields its servicer
+bound: the same facts as its audit line. Streaming calls (health's Watch, reflection)
+are counted by code and duration only, under their own grpc_type (method_served).
 
 With several workers each worker process writes its values to files in
 PROMETHEUS_MULTIPROC_DIR (prometheus-client's multiprocess mode: the variable is set by
@@ -189,6 +190,9 @@ for _result in ("success", "failure"):
 # The labelled children of each method, of each (method, code) seen, and of each label set
 # of the calls' facts: made once (labels() costs a few microseconds), then looked up.
 _started: dict[str, Any] = {}
+# Each method's grpc_type other than "unary" ("server_stream", "client_stream", "bidi_stream"),
+# as _rpc.add_service registers it (method_served).
+_stream_types: dict[str, str] = {}
 _calls: dict[tuple[str, str], tuple[Any, Any]] = {}
 _children: dict[tuple[object, ...], Any] = {}
 # What a refusal's status code is, when its rule was not bound (RESOURCE_EXHAUSTED's is).
@@ -197,8 +201,23 @@ REFUSAL_CODES = frozenset({"PERMISSION_DENIED", "UNAUTHENTICATED", "RESOURCE_EXH
 UNKNOWN = "unknown"
 
 
+def method_served(full_method: str, client_streaming: bool, server_streaming: bool) -> None:
+    """`full_method` ("/package.Service/Method") is served, streaming as said: its grpc_type."""
+    stream_type = _STREAM_TYPES.get((client_streaming, server_streaming))
+    if stream_type is not None:
+        _stream_types[full_method] = stream_type
+
+
+# grpc_type by (client streaming, server streaming); neither: "unary".
+_STREAM_TYPES = {
+    (False, True): "server_stream",
+    (True, False): "client_stream",
+    (True, True): "bidi_stream",
+}
+
+
 def call_started(full_method: str) -> None:
-    """Count a unary RPC that starts (`full_method`: "/package.Service/Method"); never raises
+    """Count an RPC that starts (`full_method`: "/package.Service/Method"); never raises
     into the call (see _failed)."""
     try:
         started = _started.get(full_method)
@@ -210,9 +229,9 @@ def call_started(full_method: str) -> None:
 
 
 def record_call(full_method: str, code: str, seconds: float) -> None:
-    """Count one finished unary RPC (`full_method`: "/package.Service/Method") and what the
-    call's log fields say of it (tokens issued, refusals, Verify results); never raises
-    into the call (see _failed)."""
+    """Count one finished RPC (`full_method`: "/package.Service/Method") and what the call's
+    log fields say of it (tokens issued, refusals, Verify results); never raises into the
+    call (see _failed)."""
     try:
         _record_call(full_method, code, seconds)
     except Exception:
@@ -249,7 +268,7 @@ def _record_call(full_method: str, code: str, seconds: float) -> None:
 
 def _grpc_labels(full_method: str) -> tuple[str, str, str]:
     service, _, method = full_method[1:].rpartition("/")
-    return service, method, "unary"
+    return service, method, _stream_types.get(full_method, "unary")
 
 
 def _call_children(full_method: str, code: str) -> tuple[Any, Any]:

@@ -44,7 +44,7 @@ from ._errors import (
     shorten,
 )
 from ._logging import bind, start_call
-from ._metrics import call_started, record_call
+from ._metrics import call_started, method_served, record_call
 
 log = structlog.get_logger("sdksign.rpc")
 
@@ -143,7 +143,8 @@ def add_service(
     body that is not the method's message, an empty or truncated one, or none at all
     is answered INVALID_ARGUMENT and logged, never UNKNOWN or no answer. Unary methods
     get the status mapping and one log line per call (_unary); streaming ones (health's
-    Watch, reflection) only the safe parsing (_streaming).
+    Watch, reflection) the safe parsing and their metrics (_streaming). Every call is
+    counted (_metrics).
     """
     handlers = {}
     for method in service.methods:
@@ -151,9 +152,11 @@ def add_service(
         request_type = message_factory.GetMessageClass(method.input_type)
         serialize = message_factory.GetMessageClass(method.output_type).SerializeToString
         behavior = getattr(servicer, method.name)
+        method_served(full_method, method.client_streaming, method.server_streaming)
         if method.client_streaming or method.server_streaming:
             handlers[method.name] = grpc.stream_stream_rpc_method_handler(
-                _streaming(method, behavior, request_type, deadlines), response_serializer=serialize
+                _streaming(full_method, method, behavior, request_type, deadlines),
+                response_serializer=serialize,
             )
         else:
             handlers[method.name] = grpc.stream_unary_rpc_method_handler(
@@ -325,27 +328,44 @@ def _unary(
 
 
 def _streaming(
+    full_method: str,
     method: MethodDescriptor,
     behavior: Callable[..., Any],
     request_type: type[Message],
     deadlines: RequestDeadlines,
 ) -> Callable[[Any, Any], AsyncIterator[Any]]:
-    """A streaming method whose requests are parsed here; a bad one aborts INVALID_ARGUMENT."""
+    """A streaming method (`full_method`: "/package.Service/Method") whose requests are parsed
+    here, a bad one aborting INVALID_ARGUMENT; counted by its status code and duration."""
 
     async def requests(context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         while (raw := await context.read()) is not grpc.aio.EOF:
             yield await _parsed_or_abort(context, raw, request_type)
 
     async def streaming(_requests: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        if method.client_streaming:
-            async for response in behavior(requests(context), context):
-                yield response
-            return
+        start = time.perf_counter()
+        call_started(full_method)
+        code = "OK"
         try:
-            request = await read_request(context, request_type, deadlines)
-        except RequestError as error:
-            await context.abort_with_status(status_for(error))
-        await behavior(request, context)  # server streaming: it writes with context.write
+            if method.client_streaming:
+                async for response in behavior(requests(context), context):
+                    yield response
+                return
+            try:
+                request = await read_request(context, request_type, deadlines)
+            except RequestError as error:
+                await context.abort_with_status(status_for(error))
+            await behavior(request, context)  # server streaming: it writes with context.write
+        except grpc.aio.AbortError:
+            code = context.code().name if context.code() else "UNKNOWN"
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            code = "CANCELLED"
+            raise
+        except Exception:
+            code = "UNKNOWN"  # what gRPC answers for a handler's exception
+            raise
+        finally:
+            record_call(full_method, code, time.perf_counter() - start)
 
     return streaming
 
