@@ -122,9 +122,10 @@ $(REDIS):
 
 # Debian's Prometheus (prometheus, promtool), for tests/deploy: promtool checks and unit-tests
 # deploy/prometheus's alerting rules, and a real Prometheus scrapes a test's server on loopback.
+# Without its recommended node exporter, which the tests do not use.
 PROMETHEUS := /usr/bin/prometheus
 $(PROMETHEUS):
-	$(call APT_INSTALL,prometheus)
+	$(call APT_INSTALL,--no-install-recommends prometheus)
 
 test: $(VENV)/.installed $(NODE_DEPS) $(DESCRIPTORS) $(WEB) $(NODE_CLIENT) $(NODE_EXAMPLE_DEPS) $(CHROMIUM) $(REDIS) $(PROMETHEUS) ## run the whole test suite
 	$(PY) -m pytest $(PYTEST_ARGS)
