@@ -81,10 +81,37 @@ def test_metrics_in_prometheus_text_or_openmetrics(readiness: LocalReadiness) ->
     assert text.endswith("# EOF\n")
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"])
-def test_only_get_is_answered(readiness: LocalReadiness, method: str) -> None:
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS"])
+def test_only_get_and_head_are_answered(readiness: LocalReadiness, method: str) -> None:
     status, headers, _ = get(readiness.address, "/metrics", method)
-    assert (status, headers["Allow"]) == (405, "GET")
+    assert (status, headers["Allow"]) == (405, "GET, HEAD")
+
+
+def raw(address: str, method: str, path: str) -> bytes:
+    """All the server sends to one request on a connection then closed (http.client would
+    drop a body sent to a HEAD)."""
+    host, port = address.rsplit(":", 1)
+    request = f"{method} {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n"
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request.encode())
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    return answer
+
+
+@pytest.mark.parametrize("path", ["/healthz/live", "/healthz/ready", "/nowhere", "/metrics"])
+def test_head_answers_as_get_without_the_body(readiness: LocalReadiness, path: str) -> None:
+    got = raw(readiness.address, "GET", path)
+    head, _, body = raw(readiness.address, "HEAD", path).partition(b"\r\n\r\n")
+    status, *lines = head.decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines)
+    assert status == got.split(b"\r\n", 1)[0].decode() and body == b""
+    assert headers["Content-Type"] == get(readiness.address, path)[1]["Content-Type"]
+    if path != "/metrics":  # the metrics' values move between two scrapes
+        assert int(headers["Content-Length"]) == len(got.partition(b"\r\n\r\n")[2])
+    else:
+        assert int(headers["Content-Length"]) > 0
 
 
 @pytest.mark.parametrize("path", ["/", "/healthz", "/metrics/", "/healthz/ready/x", "/../metrics"])

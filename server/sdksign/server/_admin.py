@@ -3,8 +3,8 @@
 `--admin-listen HOST:PORT` (default 127.0.0.1:9464; [server] admin_listen) answers
 GET /metrics (Prometheus' text format, or OpenMetrics when asked), GET /healthz/live
 (200 while the process is up) and GET /healthz/ready (200 when every worker serves and
-no drain has started; 503 with the reason otherwise). Other paths are 404, other
-methods 405. When the server has TLS it is served with TLS (the server's certificate),
+no drain has started; 503 with the reason otherwise); HEAD as GET, without the body.
+Other paths are 404, other methods 405. When the server has TLS it is served with TLS (the server's certificate),
 on loopback too; beyond loopback without it, not at all unless --insecure. It asks for
 no client certificate: it answers only these GETs, and no secret or token is ever in a
 metric.
@@ -255,7 +255,8 @@ def _pem_file(pem: bytes) -> Iterator[str]:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """GET /metrics, /healthz/live, /healthz/ready; 404 elsewhere, 405 for other methods."""
+    """GET (or HEAD) /metrics, /healthz/live, /healthz/ready; 404 elsewhere, 405 for other
+    methods."""
 
     server: _Server
     timeout = REQUEST_TIMEOUT
@@ -272,10 +273,14 @@ class _Handler(BaseHTTPRequestHandler):
     def parse_request(self) -> bool:
         if not super().parse_request():
             return False
-        if self.command != "GET":
-            self._send(405, b"only GET\n", "text/plain; charset=utf-8", {"Allow": "GET"})
+        if self.command not in ("GET", "HEAD"):
+            self._send(405, b"only GET or HEAD\n", headers={"Allow": "GET, HEAD"})
             return False
         return True
+
+    def do_HEAD(self) -> None:
+        """The GET's status and headers; _send writes no body."""
+        self.do_GET()
 
     def do_GET(self) -> None:
         path = urlsplit(self.path).path
@@ -319,7 +324,8 @@ class _Handler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:
         """No access log: scrapes and probes come every few seconds."""
