@@ -4,16 +4,19 @@ refill and retry-after, one bucket for every limiter of a store, and a Redis tha
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from sdksign.server._config import RateLimitStore
 from sdksign.server._errors import ResourceExhausted
+from sdksign.server._metrics import ERROR_KINDS
 from sdksign.server._policy import Caller, Rule
 from sdksign.server._ratelimit import TokenBuckets
-from sdksign.server._ratestore import RETRY_INTERVAL, SharedLimiter, bucket_key
+from sdksign.server._ratestore import MAX_BATCH, RETRY_INTERVAL, SharedLimiter, bucket_key
 from tests.conftest import RedisServer
 
 Limiters = Callable[[], SharedLimiter]
@@ -166,3 +169,27 @@ async def test_concurrent_calls_share_runs_of_the_script_and_the_burst_exactly(
     assert all(isinstance(r, ResourceExhausted) for r in results if r is not None)
     runs = redis_server.client().info("commandstats")["cmdstat_evalsha"]["calls"]
     assert runs < 200  # calls that waited together went in one run
+
+
+def store_errors() -> Counter[str]:
+    """sdksign_rate_limit_store_errors_total so far, by kind."""
+    name = "sdksign_rate_limit_store_errors_total"
+    return Counter({k: REGISTRY.get_sample_value(name, {"error": k}) or 0 for k in ERROR_KINDS})
+
+
+async def test_a_stopped_redis_counts_each_failed_request_once_not_each_call(
+    limiters: Limiters, redis_server: RedisServer
+) -> None:
+    caller = Caller(name="crowd", rule=Rule(rate=0.01, burst=1000))
+    limiter = limiters()
+    await limiter.start()  # connected, the script loaded
+    redis_server.kill()
+    calls = MAX_BATCH + 1  # two runs of the script (two requests): 128 calls and 1
+    before = store_errors()
+    with capture_logs() as logs:
+        results = await asyncio.gather(
+            *(limiter.take(caller) for _ in range(calls)), return_exceptions=True
+        )
+    assert results == [None] * calls  # every call answered, by this worker's buckets
+    assert store_errors() - before == Counter(connection=2)
+    assert [line["event"] for line in logs] == ["rate limit store lost"]

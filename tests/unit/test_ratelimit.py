@@ -8,6 +8,7 @@ import asyncio
 import dataclasses
 import gc
 import socket
+import time
 import weakref
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -15,14 +16,23 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 from google.rpc import error_details_pb2, status_pb2
+from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from sdksign.server import Config, _service
 from sdksign.server._config import RateLimitStore
 from sdksign.server._errors import ResourceExhausted
+from sdksign.server._metrics import ERROR_KINDS
 from sdksign.server._policy import Caller, Rule
 from sdksign.server._ratelimit import LocalLimiter, TokenBuckets, limiter_for
-from sdksign.server._ratestore import RETRY_INTERVAL, STORE_UNAVAILABLE, SharedLimiter, StoreHealth
+from sdksign.server._ratestore import (
+    MAX_BATCH,
+    RETRY_INTERVAL,
+    STORE_UNAVAILABLE,
+    Batches,
+    SharedLimiter,
+    StoreHealth,
+)
 from sdksign.server._rpc import status_for
 
 LIMITED = Caller(name="limited", rule=Rule(rate=1.0, burst=2))
@@ -113,21 +123,21 @@ def free_port() -> int:
 
 
 class SilentListener:
-    """A TCP listener on loopback that takes connections and never answers: a stalled Redis."""
+    """A TCP listener on loopback that takes connections and never answers: a stalled Redis
+    (or, `hang_up`, one that closes each connection at once)."""
 
-    def __init__(self) -> None:
+    def __init__(self, hang_up: bool = False) -> None:
         self.connections = 0
         self.server: asyncio.Server | None = None
+        self._hold = 0 if hang_up else 60
 
     async def _accept(self, _reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
-        await asyncio.sleep(60)
+        await asyncio.sleep(self._hold)
         writer.close()
 
 
-@pytest.fixture
-async def silent() -> AsyncIterator[tuple[SilentListener, int]]:
-    listener = SilentListener()
+async def listening(listener: SilentListener) -> AsyncIterator[tuple[SilentListener, int]]:
     listener.server = await asyncio.start_server(listener._accept, "127.0.0.1", 0)
     port = listener.server.sockets[0].getsockname()[1]
     try:
@@ -136,14 +146,32 @@ async def silent() -> AsyncIterator[tuple[SilentListener, int]]:
         listener.server.close()
 
 
-def store(port: int, on_store_error: str = "local") -> RateLimitStore:
+@pytest.fixture
+async def silent() -> AsyncIterator[tuple[SilentListener, int]]:
+    async for listener in listening(SilentListener()):
+        yield listener
+
+
+@pytest.fixture
+async def hanging_up() -> AsyncIterator[tuple[SilentListener, int]]:
+    async for listener in listening(SilentListener(hang_up=True)):
+        yield listener
+
+
+def store(port: int, on_store_error: str = "local", timeout: float = 0.05) -> RateLimitStore:
     return RateLimitStore(
         host="127.0.0.1",
         port=port,
         password=PASSWORD.encode(),
-        timeout=0.05,
+        timeout=timeout,
         on_store_error=on_store_error,  # type: ignore[arg-type]
     )
+
+
+def store_errors() -> Counter[str]:
+    """sdksign_rate_limit_store_errors_total so far, by kind."""
+    name = "sdksign_rate_limit_store_errors_total"
+    return Counter({k: REGISTRY.get_sample_value(name, {"error": k}) or 0 for k in ERROR_KINDS})
 
 
 async def test_unreachable_store_local_falls_back_to_this_workers_buckets() -> None:
@@ -198,6 +226,7 @@ async def test_a_store_that_never_answers_costs_a_call_its_timeout_once_a_second
     listener, port = silent
     limiter = SharedLimiter(store(port))
     crowd = Caller(name="crowd", rule=Rule(rate=1.0, burst=10))
+    before = store_errors()
     with capture_logs() as logs:
         async with asyncio.timeout(5):  # a hang fails here
             # Calls at once wait for the store together, each no longer than the timeout.
@@ -209,8 +238,49 @@ async def test_a_store_that_never_answers_costs_a_call_its_timeout_once_a_second
     await limiter.aclose()
     # One connection waited the timeout; the next calls did not try (backing off).
     assert listener.connections == 1
+    assert store_errors() - before == Counter(timeout=1)  # one request, not one per call
     assert [line["event"] for line in logs] == ["rate limit store lost"]
     assert "TimeoutError" in logs[0]["error"]
+
+
+async def test_each_failed_request_counts_once_however_many_calls_waited_on_it(
+    hanging_up: tuple[SilentListener, int],
+) -> None:
+    listener, port = hanging_up
+    limiter = SharedLimiter(store(port, timeout=5.0))  # failures, not timeouts, to count
+    crowd = Caller(name="crowd", rule=Rule(rate=1.0, burst=1000))
+    calls = 2 * MAX_BATCH + 44  # three runs of the script: 128, 128 and 44 calls
+    before = store_errors()
+    with capture_logs() as logs:
+        async with asyncio.timeout(10):  # a hang fails here
+            results = await asyncio.gather(
+                *(limiter.take(crowd) for _ in range(calls)), return_exceptions=True
+            )
+    await limiter.aclose()
+    assert results == [None] * calls  # every call answered, by this worker's buckets
+    assert listener.connections == 3  # one connection a request (no retries)
+    assert store_errors() - before == Counter(connection=3)
+    assert [line["event"] for line in logs] == ["rate limit store lost"]
+
+
+async def test_a_batch_whose_time_ran_out_in_the_queue_is_not_sent_nor_counted() -> None:
+    sent: list[int] = []
+
+    async def slow_script(keys: list[str], args: list[object]) -> list[int]:
+        sent.append(len(keys))
+        time.sleep(0.2)  # noqa: ASYNC251 (holds the loop past every call's timeout: a late answer)
+        return [1, 0] * len(keys)
+
+    batches = Batches(slow_script, timeout=0.1)  # type: ignore[arg-type]
+    before = store_errors()
+    results = await asyncio.gather(
+        *(batches.spend(f"k{i}", "1.0", 1) for i in range(MAX_BATCH + 1)),
+        return_exceptions=True,
+    )
+    assert sent == [MAX_BATCH]  # the second batch, too late, was not sent
+    assert results[:MAX_BATCH] == [(1, 0)] * MAX_BATCH
+    assert isinstance(results[MAX_BATCH], TimeoutError)
+    assert store_errors() - before == Counter()
 
 
 # --- limiters replaced by reloads ----------------------------------------------------------

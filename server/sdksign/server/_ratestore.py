@@ -135,8 +135,14 @@ class _Ask(NamedTuple):
 class Batches:
     """Spends tokens in the store's buckets, one run of the script at a time: the calls that
     arrive while a run is out go together in the next one (MAX_BATCH at most), so that under
-    load one round trip serves many calls, and alone a call goes at once. No call waits
-    longer than `timeout`, in the queue and out."""
+    load one round trip serves many calls, and alone a call goes at once. A run is one
+    request to the store: when it fails, it counts once in the store errors metric (by
+    error_kind), however many calls waited on it.
+
+    No call waits longer than `timeout`, in the queue and out: a run is bounded by its
+    oldest call's timeout. A batch whose oldest call spent all of it in the queue (behind
+    a run that took as long) is not sent: its calls fail with TimeoutError, and nothing
+    is counted, as no request was made (the run that held them up was counted)."""
 
     def __init__(self, script: AsyncScript, timeout: float) -> None:
         self._script = script
@@ -168,8 +174,12 @@ class Batches:
             self._sender = None
 
     async def _send(self, batch: list[_Ask]) -> None:
+        deadline = batch[0].since + self._timeout  # the oldest's
+        if deadline <= asyncio.get_running_loop().time():  # too late to ask: not sent
+            _fail(batch, TimeoutError())
+            return
         try:
-            async with asyncio.timeout_at(batch[0].since + self._timeout):  # the oldest's
+            async with asyncio.timeout_at(deadline):
                 replies = await self._script(
                     keys=[ask.key for ask in batch],
                     args=[value for ask in batch for value in (ask.rate, ask.burst)],
@@ -180,9 +190,8 @@ class Batches:
                 ask.answer.cancel()
             raise
         except Exception as error:  # unreachable, too slow, or an answer not understood
-            for ask in batch:
-                if not ask.answer.done():
-                    ask.answer.set_exception(error)
+            _metrics.store_error(error_kind(error))  # one failed request, for all its calls
+            _fail(batch, error)
             return
         for ask, answer in zip(batch, answers, strict=True):
             if not ask.answer.done():  # not cancelled meanwhile
@@ -191,6 +200,13 @@ class Batches:
     async def aclose(self) -> None:
         if self._sender is not None:
             self._sender.cancel()
+
+
+def _fail(batch: list[_Ask], error: BaseException) -> None:
+    """Every call of `batch` still waiting raises `error`."""
+    for ask in batch:
+        if not ask.answer.done():
+            ask.answer.set_exception(error)
 
 
 class SharedLimiter:
@@ -209,6 +225,7 @@ class SharedLimiter:
             async with asyncio.timeout(max(self._store.timeout, START_TIMEOUT)):
                 await self._client.script_load(BUCKET_SCRIPT)
         except (RedisError, OSError, TimeoutError) as error:
+            _metrics.store_error(error_kind(error))  # a failed request: the script's load
             self._lost(error)
 
     async def take(self, caller: Caller) -> None:
@@ -236,7 +253,8 @@ class SharedLimiter:
         self._local.take(caller)
 
     def _lost(self, error: BaseException) -> None:
-        _metrics.store_error(error_kind(error))
+        """A call (or the start) went without the store; its failed request was counted
+        where it was made (once, not once per call waiting on it)."""
         if self._health.failed():
             log.error(
                 "rate limit store lost",
