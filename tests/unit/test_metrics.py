@@ -10,6 +10,7 @@ import io
 import json
 import os
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -383,7 +384,7 @@ def test_folders_of_servers_killed_before_their_end_are_removed(tmp_path: Path) 
     gone = subprocess.Popen(["true"])
     gone.wait()
     orphan = tmp_path / f"sdksign-metrics-{gone.pid}-x1y2"
-    alive = tmp_path / f"sdksign-metrics-{os.getpid()}-a1b2"
+    alive = tmp_path / f"sdksign-metrics-{os.getppid()}-a1b2"
     other = tmp_path / "sdksign-metrics-notes"
     for folder in (orphan, alive, other):
         folder.mkdir()
@@ -417,3 +418,22 @@ async def test_a_metric_that_cannot_be_written_never_fails_the_call(
         "record_call (said once)",
     ]
     assert all("No space left on device" in line["exception"] for line in failed)
+
+
+def test_a_folder_named_with_this_process_s_own_pid_is_an_earlier_run_s_and_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PID 1 in a container on every restart, with /tmp kept: the folder of the run before
+    is named with this run's pid, and goes at start; this run's own is made after."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
+    monkeypatch.setenv(_metrics.MULTIPROC_ENV, "")
+    earlier = tmp_path / f"sdksign-metrics-{os.getpid()}-e4r1"
+    earlier.mkdir()
+    (earlier / "counter_7.db").write_bytes(b"counts of the run before")
+    folder, own = _metrics.multiprocess_dir()
+    try:
+        assert own and folder.parent == tmp_path
+        assert [p.name for p in tmp_path.iterdir()] == [folder.name]
+    finally:
+        _metrics.remove_dir(folder)

@@ -507,12 +507,19 @@ _OWN_FOLDER = re.compile(rf"{_OWN_PREFIX}(\d+)-\w+")
 
 def _remove_orphans(temporary: Path) -> None:
     """Delete the folders of this user's servers whose parent is gone without deleting its
-    own (killed with SIGKILL): a folder of ours whose pid no longer runs."""
+    own (killed with SIGKILL): a folder of ours whose pid no longer runs, or is this
+    process's own (made by an earlier run with the same pid: PID 1 in a container whose
+    /tmp outlives a restart; this process makes its folder after this sweep)."""
     for folder in temporary.glob(f"{_OWN_PREFIX}*"):
         match = _OWN_FOLDER.fullmatch(folder.name)
         with contextlib.suppress(OSError):
-            if match and folder.stat().st_uid == os.getuid() and not _runs(int(match[1])):
+            if match and folder.stat().st_uid == os.getuid() and _gone(int(match[1])):
                 shutil.rmtree(folder)
+
+
+def _gone(pid: int) -> bool:
+    """Whether the server whose folder is named with `pid` has ended."""
+    return pid == os.getpid() or not _runs(pid)
 
 
 def _runs(pid: int) -> bool:
