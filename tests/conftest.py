@@ -13,7 +13,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,9 +111,14 @@ class ServerProcess:
 
 
 def start_server_process(
-    tmp_path: Path, env: dict[str, str], args: Sequence[str] = (), timeout: float = 15.0
+    tmp_path: Path,
+    env: dict[str, str],
+    args: Sequence[str] = (),
+    timeout: float = 15.0,
+    preexec: Callable[[], None] | None = None,
 ) -> ServerProcess:
-    """Start `python -m sdksign.server serve` on a free loopback port; wait until it listens."""
+    """Start `python -m sdksign.server serve` on a free loopback port; wait until it listens.
+    `preexec` runs in the child before the server starts (a resource limit)."""
     stderr_path = tmp_path / "server.stderr"
     if "--drain" not in args:  # tests that stop a server do not wait for load balancers
         args = [*args, "--drain", "0"]
@@ -132,6 +137,7 @@ def start_server_process(
         stdout=(tmp_path / "server.stdout").open("w"),  # spans, with OTEL_TRACES_EXPORTER=console
         stderr=stderr_path.open("w"),
         text=True,
+        preexec_fn=preexec,
     )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -73,6 +73,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder  # noqa: E402
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead  # noqa: E402
 
+from ._metricfiles import ReservedFile  # noqa: E402
+
 # No `_created` series beside every counter and histogram: nothing here reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 # Whether this process writes its values to files (a worker), as prometheus-client decided
@@ -84,6 +86,9 @@ if _MULTIPROCESS:
     # Workers are spawned, never forked, so the id read once is the id for good.
     _PID = os.getpid()
     prometheus_values.ValueClass = prometheus_values.MultiProcessValue(lambda: _PID)  # type: ignore[no-untyped-call]
+    # Its files with their disk space taken before they are written: on a full filesystem a
+    # worker goes on uncounted, where a write to a sparse file's page would kill it (SIGBUS).
+    prometheus_values.MmapedDict = ReservedFile  # type: ignore[attr-defined]
 
 # --- gRPC's conventional server metrics (the names of go-grpc-prometheus and its dashboards) --
 
