@@ -8,25 +8,27 @@ import hashlib
 import io
 import json
 import logging
+import re
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from sdksign.server import Config, ConfigError, _service, _tracing, load_config
 from sdksign.server._policy import Caller, Policy, Rule
 from sdksign.server._serve import add_port, build_server, reloaded
+from sdksign.server._spans import exporters
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 
@@ -423,6 +425,51 @@ def test_a_header_the_sdk_cannot_read_is_never_logged(
     assert "s3cr3t" not in log_stream.getvalue().decode() + written.out + written.err
 
 
+# A base64 credential wrapped over two lines, URL-encoded as the OTLP spec asks, and the
+# pieces of it that must never be in the log, whichever form (decoded, repr) carries them.
+WRAPPED = "dXNlcjpzdXBlcnNlY3JldC1vdGxwLWtleS0xMjM0NTY3ODkw%0AQUJDREVGRw=="
+WRAPPED_PIECES = ("dXNlcjpzdXBlcnNlY3JldC1vdGxwLWtleS0xMjM0NTY3ODkw", "QUJDREVGRw==")
+
+
+def test_an_export_that_quotes_a_header_never_logs_its_value(
+    log_stream: io.BytesIO, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", f"authorization=Basic%20{WRAPPED}")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")  # never reached
+    [otlp] = exporters(["otlp"], _tracing.OTLP_MODULES["http/protobuf"])
+    span = TracerProvider().get_tracer("test").start_span("refused by the HTTP client")
+    span.end()
+    try:
+        assert otlp.export([cast(ReadableSpan, span)]).name == "FAILURE"
+    finally:
+        otlp.shutdown()
+    [line] = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    assert line["event"] == "opentelemetry" and line["text"].startswith("Failed to export")
+    assert "in header value: '<hidden>'" in line["text"]  # the repr() form, whole
+    written = capfd.readouterr()
+    logged = log_stream.getvalue().decode() + written.out + written.err
+    assert not [piece for piece in WRAPPED_PIECES if piece in logged]
+
+
+def test_an_otlp_header_s_value_is_hidden_in_every_form_and_in_the_traceback(
+    log_stream: io.BytesIO, exporter: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS", f"x-team=ops,x-key={WRAPPED}")
+    decoded = WRAPPED.replace("%0A", "\n")
+    first, second = decoded.split()
+    sdk = logging.getLogger("opentelemetry.exporter.otlp.proto.http.trace_exporter")
+    try:
+        raise ValueError(f"header value {decoded!r}") from OSError(f"sent {first} then {second}")
+    except ValueError:
+        sdk.exception("as written %s, decoded %s, cut: %s", WRAPPED, decoded, second)
+    [line] = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    assert line["text"] == "as written <hidden>, decoded <hidden>, cut: <hidden>"
+    assert line["exception"].startswith("OSError: sent <hidden> then <hidden>")
+    assert line["exception"].endswith("ValueError: header value '<hidden>'")
+    assert "Traceback (most recent call last)" in line["exception"]
+    assert not [piece for piece in (*WRAPPED_PIECES, WRAPPED) if piece in json.dumps(line)]
+
+
 # --- off unless the environment says otherwise ------------------------------------------------
 
 
@@ -504,6 +551,30 @@ def test_a_refusal_never_shows_an_otlp_header_s_value() -> None:
     error = ValueError("metadata 'authorization: Bearer s3cr3t' is not valid")
     line = _tracing._refusal(error, environ)
     assert "s3cr3t" not in line and line.endswith("is not valid")
+
+
+@pytest.mark.parametrize(
+    ("variable", "header"),
+    [
+        ("OTEL_EXPORTER_OTLP_HEADERS", "header 'authorization'"),
+        ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "header 'authorization'"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "a header without a name"),
+    ],
+)
+def test_a_header_value_with_a_line_break_refuses_the_start(variable: str, header: str) -> None:
+    value = f"x-team=ops,authorization=Basic%20{WRAPPED}"
+    if header == "a header without a name":
+        value = f"Basic {WRAPPED.replace('%0A', chr(13))}"
+    environ = {"OTEL_TRACES_EXPORTER": "otlp", variable: value}
+    line = (
+        f"{variable}: the value of {header} holds a control character (CR, LF, NUL...), "
+        "which no HTTP or gRPC header can carry (the value is not shown)"
+    )
+    assert _tracing.problem(environ) == line
+    with pytest.raises(ConfigError, match=re.escape(line)):
+        _tracing.configure(None, environ)
+    assert _tracing._active is None
+    assert _tracing.problem({**environ, variable: "authorization=Basic%20dXNlcjpwdw=="}) is None
 
 
 def test_a_missing_extra_names_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,12 +13,14 @@ server failed (SERVER_ERRORS), with the code's name as its description (never th
 message: it may echo the request); a caller's own mistake or refusal (INVALID_ARGUMENT,
 PERMISSION_DENIED...) leaves it unset, its code in rpc.grpc.status_code. The call's log
 line gets trace_id and span_id, and the SDK's own warnings (an export that failed) are
-JSON log lines too.
+JSON log lines too, without the OTLP headers' values (_otlp_headers).
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import traceback
 from collections.abc import Iterable, Sequence
 from importlib import import_module
 from typing import Any
@@ -34,6 +36,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from ._logging import bind, call_fields, redact_and_bound
 from ._metrics import package_version
+from ._otlp_headers import HIDDEN, hidden
 
 # The call's log fields that spans carry, as sdksign.<field>: names from the config and the
 # API's enums, and booleans. "meeting" is added only when the config allows it.
@@ -158,16 +161,21 @@ HEADER_PARSER = "opentelemetry.util.re"
 
 class _LogLines(logging.Handler):
     """OpenTelemetry's own messages (an export that failed, a full queue) as JSON log lines,
-    event "opentelemetry", instead of plain text among them; never a header's value."""
+    event "opentelemetry", instead of plain text among them; never a header's value, in
+    the text or in the exception's traceback (an exporter quotes a header it cannot send)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         write = getattr(log, record.levelname.lower(), log.warning)
         if record.name == HEADER_PARSER and isinstance(record.args, tuple):
-            text = str(record.msg) % tuple("<hidden>" for _ in record.args)
+            text = str(record.msg) % tuple(HIDDEN for _ in record.args)
         else:
             text = record.getMessage()
-        fields = {"logger": record.name, "text": text}
-        write("opentelemetry", **fields, exc_info=record.exc_info or False)
+        fields = {"logger": record.name, "text": hidden(text, os.environ)}
+        if record.exc_info and record.exc_info[0] is not None:
+            # Rendered here, as structlog would ("exception"), to hide the values in it too.
+            rendered = "".join(traceback.format_exception(*record.exc_info))
+            fields["exception"] = hidden(rendered.removesuffix("\n"), os.environ)
+        write("opentelemetry", **fields)
 
 
 def route_sdk_messages() -> None:

@@ -9,9 +9,10 @@ OTEL_RESOURCE_ATTRIBUTES (service.name defaults to "sdksign"), the sampler
 (OTEL_TRACES_SAMPLER, OTEL_TRACES_SAMPLER_ARG), the batching (OTEL_BSP_*).
 
 `sdksign serve` checks what is asked before it starts (problem): a name it does not
-know, OpenTelemetry not installed (the `otel` extra), or a setting the SDK refuses (a
-batch size or timeout that is not a number, an unknown compression) refuses the start
-with one line. Each serving process (each worker) makes its own provider and exporters
+know, an OTLP header value holding a control character (CR, LF...), OpenTelemetry not
+installed (the `otel` extra), or a setting the SDK refuses (a batch size or timeout that
+is not a number, an unknown compression) refuses the start with one line, never showing
+a header's value. Each serving process (each worker) makes its own provider and exporters
 (configure, called by serve()) and flushes them when it stops (shutdown). When traces
 are off nothing of OpenTelemetry is imported, and begin() costs one global lookup;
 when on, _spans makes one span per unary RPC.
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from ._config import ConfigError
+from ._otlp_headers import control_character, hidden
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -94,8 +96,8 @@ def problem(environ: Mapping[str, str] = os.environ) -> str | None:
 
 
 def _unavailable(names: list[str], environ: Mapping[str, str]) -> str | None:
-    """Why the exporters `names` cannot be made here: a name or protocol not known, or
-    OpenTelemetry not installed."""
+    """Why the exporters `names` cannot be made here: a name or protocol not known, an OTLP
+    header value with a control character, or OpenTelemetry not installed."""
     if unknown := [name for name in names if name not in EXPORTERS]:
         return f"OTEL_TRACES_EXPORTER: {unknown[0]!r} is not one of {', '.join(EXPORTERS)}, none"
     modules = ["opentelemetry.sdk.trace"]
@@ -103,6 +105,8 @@ def _unavailable(names: list[str], environ: Mapping[str, str]) -> str | None:
         protocol, variable = otlp_protocol(environ)
         if protocol not in OTLP_MODULES:
             return f"{variable}: {protocol!r} is not one of {', '.join(OTLP_MODULES)}"
+        if (why := control_character(environ)) is not None:
+            return why
         modules.append(OTLP_MODULES[protocol])
     for module in modules:
         try:
@@ -130,7 +134,7 @@ def _made(names: list[str], environ: Mapping[str, str], meeting_numbers: bool = 
 def _refusal(error: Exception, environ: Mapping[str, str]) -> str:
     """The SDK's refusal of a setting in one line, naming the variable where its error says
     the variable or quotes its value."""
-    text = _headers_hidden(" ".join(str(error).split()) or type(error).__name__, environ)
+    text = hidden(" ".join(str(error).split()) or type(error).__name__, environ)
     named = [
         name
         for name, value in sorted(environ.items())
@@ -138,16 +142,6 @@ def _refusal(error: Exception, environ: Mapping[str, str]) -> str:
         and (name in text or (value and (f"'{value}'" in text or f'"{value}"' in text)))
     ]
     return f"{', '.join(named) or 'an OTEL_* variable'}: OpenTelemetry refuses it: {text}"
-
-
-def _headers_hidden(text: str, environ: Mapping[str, str]) -> str:
-    """`text` without the values of OTEL_EXPORTER_OTLP_*HEADERS (credentials, often)."""
-    for name, value in environ.items():
-        if name.startswith("OTEL_") and name.endswith("HEADERS"):
-            for header in value.split(","):
-                if secret := header.partition("=")[2].strip() or header.strip():
-                    text = text.replace(secret, "<header value hidden>")
-    return text
 
 
 def configure(config: Config | None = None, environ: Mapping[str, str] = os.environ) -> None:
