@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
+from sdksign.client._cli import main
 from sdksign.server import ConfigError, _metrics, load_config
 from sdksign.server._admin import (
     DRAINING,
@@ -297,6 +298,25 @@ def test_the_file_s_admin_listen_is_read_and_checked(
     assert refusal(tmp_path, capsys, 'admin_listen = "127.0.0.1:99999"') == (
         "sdksign: configuration error: [server] admin_listen: '127.0.0.1:99999': the port "
         "99999 is out of range: ports are 0 to 65535"
+    )
+
+
+@pytest.mark.usefixtures("secret")
+def test_a_refused_admin_address_s_example_is_on_the_admin_port(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Not the gRPC port's 50051, which --admin-listen would then refuse as taken by it."""
+    for flag, port in (("--admin-listen", 9464), ("--listen", 50051)):
+        with pytest.raises(SystemExit):
+            main(["serve", flag, ":1"])
+        said = capsys.readouterr().err.splitlines()[-1]
+        assert said.endswith(
+            f"argument {flag}: ':1' has no host: write HOST:PORT, e.g. 127.0.0.1:{port} "
+            f"(port 0: any free port), or 0.0.0.0:{port} for every interface"
+        )
+    assert refusal(tmp_path, capsys, 'admin_listen = "localhost"') == (
+        "sdksign: configuration error: [server] admin_listen: 'localhost' has no port: write "
+        "HOST:PORT, e.g. 127.0.0.1:9464 (port 0: any free port)"
     )
 
 

@@ -121,7 +121,7 @@ def _serve_options(serve: argparse.ArgumentParser) -> None:
     )
     serve.add_argument(
         "--admin-listen",
-        type=_flags.listen,
+        type=_flags.admin_listen,
         metavar="HOST:PORT",
         help="where to serve GET /metrics, /healthz/live and /healthz/ready over HTTP, port 0 "
         "for any free one (default: the config's [server] admin_listen, else 127.0.0.1:9464); "

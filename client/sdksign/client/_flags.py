@@ -14,6 +14,9 @@ from ._limits import MAX_DRAIN, MAX_TTL, MIN_TTL
 
 MAX_WORKERS = 256
 MAX_PORT = 65535
+# The default ports of the gRPC listener and the admin listener, in the examples of messages.
+GRPC_PORT = 50051
+ADMIN_PORT = 9464
 # The longest --timeout, in seconds: a call that needs longer is not coming back.
 MAX_TIMEOUT = 600
 # How much of a refused value a message shows.
@@ -64,7 +67,16 @@ def timeout(text: str) -> int:
 
 def listen(text: str) -> str:
     """--listen: HOST:PORT, the port from 0 (any free one) to MAX_PORT."""
-    problem = listen_problem(text)
+    return _listen(text, GRPC_PORT)
+
+
+def admin_listen(text: str) -> str:
+    """--admin-listen: as --listen, its messages' examples on the admin port."""
+    return _listen(text, ADMIN_PORT)
+
+
+def _listen(text: str, example_port: int) -> str:
+    problem = listen_problem(text, example_port)
     if problem:
         raise argparse.ArgumentTypeError(problem)
     return text
@@ -78,11 +90,12 @@ def target(text: str) -> str:
     return text
 
 
-def listen_problem(address: str) -> str | None:
-    """What is wrong with `address` as a HOST:PORT to listen on; None when nothing is."""
-    problem = _address_problem(address, 0, "127.0.0.1:50051 (port 0: any free port)")
+def listen_problem(address: str, example_port: int = GRPC_PORT) -> str | None:
+    """What is wrong with `address` as a HOST:PORT to listen on; None when nothing is (the
+    examples of what is right on `example_port`)."""
+    problem = _address_problem(address, 0, f"127.0.0.1:{example_port} (port 0: any free port)")
     if problem and " has no host: " in problem:
-        return f"{problem}, or 0.0.0.0:50051 for every interface"
+        return f"{problem}, or 0.0.0.0:{example_port} for every interface"
     return problem
 
 

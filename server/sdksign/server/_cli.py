@@ -11,7 +11,7 @@ import sys
 from dataclasses import replace
 
 from sdksign.client._exits import Exit
-from sdksign.client._flags import listen_problem
+from sdksign.client._flags import ADMIN_PORT, GRPC_PORT, listen_problem
 
 from ._admin import AdminError, alone
 from ._config import (
@@ -76,11 +76,11 @@ def _refusal(
     """Why the server must not start on `listen` and `admin_listen` (None: it may): an
     address in the file that is not HOST:PORT, both on one port, or one beyond loopback
     that is not safe there (no TLS, no caller policy) without --insecure."""
-    for key, given, address in (
-        ("listen", args.listen, listen),
-        ("admin_listen", args.admin_listen, admin_listen),
+    for key, given, address, example_port in (
+        ("listen", args.listen, listen, GRPC_PORT),
+        ("admin_listen", args.admin_listen, admin_listen, ADMIN_PORT),
     ):
-        if given is None and (problem := listen_problem(address)):
+        if given is None and (problem := listen_problem(address, example_port)):
             return f"sdksign: configuration error: [server] {key}: {problem}"
     if (port := admin_listen.rpartition(":")[2]) == listen.rpartition(":")[2] and port != "0":
         return (
