@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import io
+import json
 import os
 import signal
 import socket
@@ -352,14 +354,14 @@ async def test_deeply_nested_claims_are_shown_cut_short(
 
 
 def test_reload_keeps_what_was_fixed_at_start(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log_stream: io.BytesIO
 ) -> None:
     app = '[[apps]]\nname = "{0}"\nkind = "meeting"\nsdk_key = "Key{0}"\nsecret_env = "S"\n'
     path = tmp_path / "sdksign.toml"
     path.write_text(app.format("one") + "[server]\ndrain = 7\n")
     monkeypatch.setenv("S", "reload-test-secret-0123456789abcdef")
     service = _service.SignatureService(
-        dataclasses.replace(load_config(path), drain=0)
+        dataclasses.replace(load_config(path), drain=0, flags=frozenset({"drain"}))
     )  # --drain 0
     path.write_text(
         app.format("one") + app.format("two") + "[server]\ndrain = 9\nshutdown_grace = 3\n"
@@ -367,3 +369,13 @@ def test_reload_keeps_what_was_fixed_at_start(
     reload(service, "127.0.0.1:1", read_again(service.config))
     assert [a.name for a in service.config.apps] == ["one", "two"]
     assert (service.config.drain, service.config.shutdown_grace) == (0, 10)
+    # The warning names what the file changed in vain: not drain, which --drain gave.
+    warned = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    assert [line["keep"] for line in warned if "fixed at start" in line["event"]] == [
+        ["shutdown_grace"]
+    ]
+    path.write_text(app.format("one") + "[server]\ndrain = 9\n")  # drain alone: no warning
+    reload(service, "127.0.0.1:1", read_again(service.config))
+    warned = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    assert len([line for line in warned if "fixed at start" in line["event"]]) == 1
+    assert service.config.flags == frozenset({"drain"}) and service.config.drain == 0

@@ -42,7 +42,7 @@ def serve_command(args: argparse.Namespace) -> int:
     listen = args.listen or config.listen
     admin_listen = args.admin_listen or config.admin_listen
     if args.drain is not None:
-        config = replace(config, drain=args.drain)
+        config = replace(config, drain=args.drain, flags=frozenset({"drain"}))
     if refusal := _refusal(args, config, listen, admin_listen):
         return _fail(refusal)
     problems = exposure_problems(config, listen)

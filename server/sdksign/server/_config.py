@@ -200,6 +200,9 @@ class Config:
     path: Path | None = None
     # --insecure: serve beyond loopback without TLS or without a caller policy.
     insecure: bool = False
+    # The settings fixed at start that a command-line flag gave (--drain): they win over the
+    # file's, so that a reload neither takes nor warns about the file's (_serve.reloaded).
+    flags: frozenset[str] = frozenset()
     # Where rate limits are kept; None: each worker keeps its own buckets.
     rate_limits: RateLimitStore | None = None
     # Where the apps with secret_vault read their secrets ([vault]).

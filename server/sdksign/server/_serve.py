@@ -254,16 +254,18 @@ _PREVIOUS = "still serving the previous configuration"
 def reloaded(
     old: Config, read: Config | ConfigError, listen: str, then: str = _PREVIOUS
 ) -> Config | None:
-    """What a reload from `old` may serve: `read` with START_ONLY settings and --insecure
-    kept from `old`. None, after an error line ending in `then`, when `read` is an error,
-    changes TLS (whose files are read at start only: a change needs a restart), or would
-    expose the service."""
+    """What a reload from `old` may serve: `read` with START_ONLY settings, --insecure and
+    what flags gave kept from `old` (a warning names the file's START_ONLY changes that a
+    flag did not override). None, after an error line ending in `then`, when `read` is an
+    error, changes TLS (whose files are read at start only: a change needs a restart), or
+    would expose the service."""
     if isinstance(read, ConfigError):
         log.error(f"reload refused: {then}", error=str(read))
         return None
     kept = {name: getattr(old, name) for name in START_ONLY}
-    new = replace(read, insecure=old.insecure, **kept)
-    if differ := [name for name, value in kept.items() if getattr(read, name) != value]:
+    new = replace(read, insecure=old.insecure, flags=old.flags, **kept)
+    changed = [name for name, value in kept.items() if getattr(read, name) != value]
+    if differ := [name for name in changed if name not in old.flags]:  # a flag's: not the file's
         log.warning("reload keeps the settings fixed at start; a restart changes them", keep=differ)
     if new.tls != old.tls:
         log.error(f"reload refused: the TLS settings changed, and they take a restart; {then}")
