@@ -464,3 +464,19 @@ def test_the_operator_s_metrics_folder_is_made_or_emptied_else_one_line(
     server.process.terminate()
     assert server.process.wait(timeout=30) == 0
     assert folder.is_dir()  # the operator's: left in place
+
+
+def test_an_operator_s_metrics_folder_that_cannot_be_written_is_one_line(
+    tmp_path: Path,
+) -> None:
+    """A folder that is there but takes no file (/proc/1: not this user's, nor a folder of
+    files): refused at the start, not by workers that fail on their first count."""
+    (tmp_path / "sdksign.toml").write_text(config_text())
+    env = {"S": SECRET, "PROMETHEUS_MULTIPROC_DIR": "/proc/1"}
+    done = serve_until_exit(tmp_path, env, ["--config", "sdksign.toml", "--workers", "2"])
+    assert done.returncode == 2
+    (line,) = [line for line in done.stderr.splitlines() if not line.startswith("{")]
+    assert line.startswith(
+        "sdksign: cannot keep the workers' metrics in PROMETHEUS_MULTIPROC_DIR '/proc/1': "
+    )
+    assert line.endswith(" (set PROMETHEUS_MULTIPROC_DIR to a folder this user may write)")

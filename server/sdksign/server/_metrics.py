@@ -480,9 +480,9 @@ def multiprocess_dir() -> tuple[Path, bool]:
     """The folder where the workers write their metrics, set in PROMETHEUS_MULTIPROC_DIR for
     the workers to come; and whether it is this process's own, to delete at the end.
 
-    The operator's own PROMETHEUS_MULTIPROC_DIR, if set, made if need be and emptied of
-    the files of earlier runs (*.db); else a new temporary folder. FolderError when
-    neither can be.
+    The operator's own PROMETHEUS_MULTIPROC_DIR, if set, made if need be, checked that a
+    file can be made and removed there, and emptied of the files of earlier runs (*.db);
+    else a new temporary folder. FolderError when neither can be.
     """
     given = os.environ.get(MULTIPROC_ENV) or _UNUSABLE_DIR
     try:
@@ -493,6 +493,10 @@ def multiprocess_dir() -> tuple[Path, bool]:
             return path, True
         path = Path(given)
         path.mkdir(parents=True, exist_ok=True)
+        # A file made and removed: a folder that is there but takes none (not this user's,
+        # /proc/1) is refused here, not by the workers' first counts.
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".sdksign-probe-"):
+            pass
         for file in path.glob("*.db"):
             file.unlink()
     except OSError as exc:
