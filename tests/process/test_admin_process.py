@@ -480,3 +480,24 @@ def test_an_operator_s_metrics_folder_that_cannot_be_written_is_one_line(
         "sdksign: cannot keep the workers' metrics in PROMETHEUS_MULTIPROC_DIR '/proc/1': "
     )
     assert line.endswith(" (set PROMETHEUS_MULTIPROC_DIR to a folder this user may write)")
+
+
+def test_a_replacement_worker_that_cannot_read_the_file_again_counts_a_failed_reload(
+    tmp_path: Path, at_end: contextlib.ExitStack
+) -> None:
+    """It serves the configuration of the start, and SdksignConfigReloadFailed hears of it:
+    sdksign_config_reloads_total{result="failure"}, from the replacement alone."""
+    server, admin = serve(tmp_path, at_end, ["--workers", "2"])
+    wait_for(lambda: len(events(server, "listening")) == 2, server)
+    assert total(scrape(admin)[1], "sdksign_config_reloads_total", result="failure") == 0
+    config = tmp_path / "sdksign.toml"
+    config.write_text(config.read_text() + "[[callers]]\nname = 'no token'\n")
+    victim = events(server, "listening")[0]
+    listened = datetime.fromisoformat(str(victim["timestamp"])).timestamp()
+    time.sleep(max(0.0, listened + MIN_WORKER_LIFETIME + 0.5 - time.time()))  # then replaced
+    os.kill(int(str(victim["pid"])), signal.SIGKILL)
+    wait_for(lambda: events(server, "serves the configuration of the start"), server)
+    wait_for(lambda: get(admin, "/healthz/ready")[0] == 200, server)
+    samples = scrape(admin)[1]
+    assert total(samples, "sdksign_config_reloads_total", result="failure") == 1
+    assert total(samples, "sdksign_config_reloads_total", result="success") == 0

@@ -337,10 +337,12 @@ def replacement_config(given: Config, address: str) -> Config:
     --insecure kept from `given`, TLS unchanged, not exposed on `address`).
 
     When that read fails or is refused (a line says why), `given`, the configuration of
-    the start, with its Vault secrets read again.
+    the start, with its Vault secrets read again; counted as a failed reload, as a SIGHUP's
+    would be (SdksignConfigReloadFailed).
     """
     new = reloaded(given, read_again(given), address, then=_STARTED_WITH)
     if new is None:
+        _metrics.reload_done(None)
         return vault_read_again(given)
     log.info("configuration read again before serving")
     log_warnings(new)
