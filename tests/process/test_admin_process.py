@@ -485,7 +485,7 @@ def test_an_operator_s_metrics_folder_that_cannot_be_written_is_one_line(
 def test_a_replacement_worker_that_cannot_read_the_file_again_counts_a_failed_reload(
     tmp_path: Path, at_end: contextlib.ExitStack
 ) -> None:
-    """It serves the configuration of the start, and SdksignConfigReloadFailed hears of it:
+    """It serves the last configuration the workers took, and SdksignConfigReloadFailed hears of it:
     sdksign_config_reloads_total{result="failure"}, from the replacement alone."""
     server, admin = serve(tmp_path, at_end, ["--workers", "2"])
     wait_for(lambda: len(events(server, "listening")) == 2, server)
@@ -496,7 +496,7 @@ def test_a_replacement_worker_that_cannot_read_the_file_again_counts_a_failed_re
     listened = datetime.fromisoformat(str(victim["timestamp"])).timestamp()
     time.sleep(max(0.0, listened + MIN_WORKER_LIFETIME + 0.5 - time.time()))  # then replaced
     os.kill(int(str(victim["pid"])), signal.SIGKILL)
-    wait_for(lambda: events(server, "serves the configuration of the start"), server)
+    wait_for(lambda: events(server, "serves the last configuration the workers took"), server)
     wait_for(lambda: get(admin, "/healthz/ready")[0] == 200, server)
     samples = scrape(admin)[1]
     assert total(samples, "sdksign_config_reloads_total", result="failure") == 1

@@ -175,10 +175,11 @@ def sign_outcomes(target: str, bearer: str, count: int) -> Counter[str]:
     return outcomes
 
 
-@pytest.mark.parametrize("change", ["reloaded", "broken"])
+@pytest.mark.parametrize("change", ["reloaded", "broken", "reloaded, then broken"])
 def test_a_replaced_worker_serves_what_the_others_serve(tmp_path: Path, change: str) -> None:
     """A caller's token changed and SIGHUP: the replacement of a dead worker serves the new
-    one too. A file broken since the start: it serves the configuration of the start."""
+    one too. A file broken since the start: it serves the configuration of the start. A
+    file broken after a reload: the reloaded one, never the start's (a revoked token)."""
     old_token, new_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     secret = secrets.token_urlsafe(32)
     config = tmp_path / "sdksign.toml"
@@ -197,19 +198,22 @@ def test_a_replaced_worker_serves_what_the_others_serve(tmp_path: Path, change: 
     try:
         wait_for(lambda: len(events(server, "listening")) == 2, server)
         assert sign_outcomes(server.target, old_token, 4) == {"OK": 4}
-        if change == "reloaded":
+        if change.startswith("reloaded"):
             write(new_token)  # the old token is revoked
             server.process.send_signal(signal.SIGHUP)
             wait_for(lambda: len(events(server, "configuration reloaded")) == 2, server)
-        else:
+        # Past the start-up window, a dead worker is replaced (and the parent, which reads
+        # the file a second at most after a SIGHUP, has read it).
+        time.sleep(2.5)
+        if change.endswith("broken"):
             config.write_text(config.read_text() + "[[callers]]\nname = 'b'\n")
-        time.sleep(2.5)  # past the start-up window, a dead worker is replaced
         victim = next(line["pid"] for line in events(server, "listening") if line["worker"] == 0)
         assert isinstance(victim, int)
         os.kill(victim, signal.SIGKILL)
         wait_for(lambda: len(events(server, "listening")) == 3, server)
         # 24 connections each, spread by the kernel over both workers, the new one among them.
-        served, refused = (new_token, old_token) if change == "reloaded" else (old_token, new_token)
+        reloaded = change.startswith("reloaded")
+        served, refused = (new_token, old_token) if reloaded else (old_token, new_token)
         assert sign_outcomes(server.target, refused, 24) == {"UNAUTHENTICATED": 24}
         assert sign_outcomes(server.target, served, 24) == {"OK": 24}
 
@@ -219,8 +223,8 @@ def test_a_replaced_worker_serves_what_the_others_serve(tmp_path: Path, change: 
         wait_for(lambda: len(calls()) == 52, server)  # each call's line
         # The first 4 calls were served before the kill: worker 0 of the others is the new one.
         assert Counter(line["worker"] for line in calls()[4:])[0] > 0
-        fallback = events(server, "this replacement worker serves the configuration of the start")
-        assert [line["worker"] for line in fallback] == ([0] if change == "broken" else [])
+        fallback = events(server, "this replacement worker serves the last configuration")
+        assert [line["worker"] for line in fallback] == ([0] if change.endswith("broken") else [])
     finally:
         server.process.terminate()
         server.process.wait(timeout=30)

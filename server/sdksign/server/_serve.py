@@ -251,28 +251,38 @@ def reload(service: SignatureService, listen: str, read: Config | ConfigError) -
 _PREVIOUS = "still serving the previous configuration"
 
 
+# A logger that says nothing: for reloaded() judged by the workers' parent, whose workers say it.
+_SILENT = structlog.wrap_logger(structlog.ReturnLogger(), processors=[])
+
+
 def reloaded(
-    old: Config, read: Config | ConfigError, listen: str, then: str = _PREVIOUS
+    old: Config,
+    read: Config | ConfigError,
+    listen: str,
+    then: str = _PREVIOUS,
+    quiet: bool = False,
 ) -> Config | None:
     """What a reload from `old` may serve: `read` with START_ONLY settings, --insecure and
     what flags gave kept from `old` (a warning names the file's START_ONLY changes that a
     flag did not override). None, after an error line ending in `then`, when `read` is an
     error, changes TLS (whose files are read at start only: a change needs a restart), or
-    would expose the service."""
+    would expose the service. `quiet`: no line at all.
+    """
+    say = _SILENT if quiet else log
     if isinstance(read, ConfigError):
-        log.error(f"reload refused: {then}", error=str(read))
+        say.error(f"reload refused: {then}", error=str(read))
         return None
     kept = {name: getattr(old, name) for name in START_ONLY}
     new = replace(read, insecure=old.insecure, flags=old.flags, **kept)
     changed = [name for name, value in kept.items() if getattr(read, name) != value]
     if differ := [name for name in changed if name not in old.flags]:  # a flag's: not the file's
-        log.warning("reload keeps the settings fixed at start; a restart changes them", keep=differ)
+        say.warning("reload keeps the settings fixed at start; a restart changes them", keep=differ)
     if new.tls != old.tls:
-        log.error(f"reload refused: the TLS settings changed, and they take a restart; {then}")
+        say.error(f"reload refused: the TLS settings changed, and they take a restart; {then}")
         return None
     problems = exposure_problems(new, listen)
     if problems and not new.insecure:
-        log.error(
+        say.error(
             f"reload refused: the new configuration would expose the service; {then}",
             problems=problems,
         )

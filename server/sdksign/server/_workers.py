@@ -189,6 +189,7 @@ class _Supervisor:
         self._stopping = False
         self._starting = False
         self._reload_asked = False  # a SIGHUP came while the workers were being started
+        self._reread = False  # a SIGHUP was forwarded: the loop reads the configuration too
         self._launching = False  # a worker is being started and recorded (start)
         self._deferred: list[int] = []  # the signals handled meanwhile, for after it
 
@@ -261,6 +262,8 @@ class _Supervisor:
         log.info(
             "forwarded signal", signal=signal.Signals(signum).name, workers=len(self._processes)
         )
+        if signum == signal.SIGHUP:
+            self._reread = True
 
     def replace_until_stopped(self) -> int:
         """Replace each worker that dies until SIGTERM or SIGINT; return the exit status.
@@ -269,6 +272,9 @@ class _Supervisor:
         """
         while not self._stopping:
             wait([p.sentinel for p, _ in self._processes.values()], timeout=1.0)
+            if self._reread:
+                self._reread = False
+                self._read_again()
             for index, (process, started) in list(self._processes.items()):
                 if process.exitcode is None or self._stopping:
                     continue
@@ -282,6 +288,14 @@ class _Supervisor:
                 if self.start(index):
                     self._watch.state.worker_restarts += 1
         return 0
+
+    def _read_again(self) -> None:
+        """After a SIGHUP, what the workers now serve, judged as they judge it (quietly: they
+        say it): the configuration a replacement falls back on when its own read fails, so
+        that it serves what the others do, not the start's (a secret rotated out since)."""
+        new = reloaded(self._config, read_again(self._config), self._address, quiet=True)
+        if new is not None:
+            self._config = new
 
     def stop_all(self) -> None:
         """Wait for the workers to drain and stop (STOP_MARGIN past the grace period), then
@@ -328,7 +342,10 @@ def _worker_main(
 
 
 # How a replacement worker's refusal of the configuration read again ends.
-_STARTED_WITH = "this replacement worker serves the configuration of the start, Vault read again"
+_STARTED_WITH = (
+    "this replacement worker serves the last configuration the workers took (at the start "
+    "or on a SIGHUP), Vault read again"
+)
 
 
 def replacement_config(given: Config, address: str) -> Config:
@@ -336,8 +353,8 @@ def replacement_config(given: Config, address: str) -> Config:
     reads it (the file, then Vault), with the same rules (START_ONLY settings and
     --insecure kept from `given`, TLS unchanged, not exposed on `address`).
 
-    When that read fails or is refused (a line says why), `given`, the configuration of
-    the start, with its Vault secrets read again; counted as a failed reload, as a SIGHUP's
+    When that read fails or is refused (a line says why), `given`, the last configuration
+    the workers took (_Supervisor._read_again), with its Vault secrets read again; counted as a failed reload, as a SIGHUP's
     would be (SdksignConfigReloadFailed).
     """
     new = reloaded(given, read_again(given), address, then=_STARTED_WITH)
