@@ -461,6 +461,17 @@ def test_the_operator_s_metrics_folder_is_made_or_emptied_else_one_line(
     wait_for(lambda: get(admin, "/healthz/ready")[0] == 200, server)
     assert total(scrape(admin)[1], "sdksign_app_secret_info") == 1
     assert not (folder / "counter_4000000.db").exists()
+    # A second server given the same folder is refused: the two would count into each
+    # other's files, and its start would empty the first's.
+    (second := tmp_path / "second").mkdir()
+    (second / "sdksign.toml").write_text(config_text())
+    done = serve_until_exit(second, env, args)
+    assert done.returncode == 2
+    assert [line for line in done.stderr.splitlines() if not line.startswith("{")] == [
+        f"sdksign: cannot keep the workers' metrics in PROMETHEUS_MULTIPROC_DIR '{folder}': "
+        "another sdksign server uses it (give each server a folder of its own)"
+    ]
+    assert total(scrape(admin)[1], "sdksign_app_secret_info") == 1  # the first's, untouched
     server.process.terminate()
     assert server.process.wait(timeout=30) == 0
     assert folder.is_dir()  # the operator's: left in place

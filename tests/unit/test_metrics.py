@@ -343,7 +343,8 @@ def test_the_workers_folder_is_a_new_one_or_the_operator_s_emptied(
     (given / "notes.txt").write_text("kept")
     monkeypatch.setenv(_metrics.MULTIPROC_ENV, str(given))
     assert _metrics.multiprocess_dir() == (given, False)
-    assert sorted(p.name for p in given.iterdir()) == ["notes.txt"]
+    # Its *.db files gone, and its lock (held while this process lives) made.
+    assert sorted(p.name for p in given.iterdir()) == [".sdksign.lock", "notes.txt"]
     (given / "file").write_text("")
     monkeypatch.setenv(_metrics.MULTIPROC_ENV, str(given / "file" / "metrics"))
     with pytest.raises(_metrics.FolderError) as caught:

@@ -21,6 +21,7 @@ worker restarts, the build) comes from ServerState, read as the endpoint is scra
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import platform
 import re
@@ -497,6 +498,7 @@ def multiprocess_dir() -> tuple[Path, bool]:
         # /proc/1) is refused here, not by the workers' first counts.
         with tempfile.NamedTemporaryFile(dir=path, prefix=".sdksign-probe-"):
             pass
+        _lock(path, given)
         for file in path.glob("*.db"):
             file.unlink()
     except OSError as exc:
@@ -507,6 +509,28 @@ def multiprocess_dir() -> tuple[Path, bool]:
         ) from None
     os.environ[MULTIPROC_ENV] = str(path)
     return path, False
+
+
+# The operator's folders this process uses, each with its lock's open file (held until exit).
+_LOCKS: dict[Path, int] = {}
+
+
+def _lock(path: Path, given: str) -> None:
+    """Take `path`'s lock for the rest of this process (FolderError when another server holds
+    it): two servers' workers in one folder would count into each other's files, and each
+    would empty the other's at its start."""
+    if path.resolve() in _LOCKS:
+        return
+    held = os.open(path / ".sdksign.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(held)
+        raise FolderError(
+            f"cannot keep the workers' metrics in {MULTIPROC_ENV} {given!r}: another sdksign "
+            "server uses it (give each server a folder of its own)"
+        ) from None
+    _LOCKS[path.resolve()] = held
 
 
 # The temporary folders of multiprocess_dir: the prefix, then the pid of the server's parent.
