@@ -18,6 +18,7 @@ import yaml
 
 from sdksign.server._config import ConfigError, exposure_problems, load_config
 from sdksign.server._serve import SERVICE_NAME
+from sdksign.server._tracing import SHUTDOWN_SECONDS
 from tests.conftest import ROOT
 from tests.deploy.kit import (
     KIT,
@@ -416,18 +417,20 @@ def test_the_stop_timeline_fits_the_termination_grace_period(tmp_path: Path) -> 
     pre_stop = spec["lifecycle"]["preStop"]["sleep"]["seconds"]
     needed = pre_stop + config.drain + config.shutdown_grace + STOP_MARGIN
     assert pod["terminationGracePeriodSeconds"] >= needed
+    # The parent's wait past the grace period covers a worker's last flush of spans.
+    assert SHUTDOWN_SECONDS <= STOP_MARGIN
     # The readiness probe sees NOT_SERVING within the drain, while calls are still served:
     # at worst a probe passes just before, and the next failureThreshold ones fail.
     readiness = spec["readinessProbe"]
     assert readiness["periodSeconds"] * readiness["failureThreshold"] <= config.drain
     assert readiness["failureThreshold"] >= 2  # one slow probe does not pull the pod
     # The liveness probe never restarts a pod that drains and stops (NOT_SERVING, then
-    # closed): at worst its first failure comes the instant health turns, and the restart
-    # failureThreshold - 1 periods later.
+    # closed, then its spans flushed): at worst its first failure comes the instant health
+    # turns, and the restart failureThreshold - 1 periods later.
     liveness = spec["livenessProbe"]
     assert (
         liveness["periodSeconds"] * (liveness["failureThreshold"] - 1)
-        > config.drain + config.shutdown_grace
+        > config.drain + config.shutdown_grace + SHUTDOWN_SECONDS
     )
 
 
