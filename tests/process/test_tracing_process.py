@@ -13,6 +13,7 @@ import pytest
 
 from sdksign.client import Client, Role
 from tests.conftest import ROOT, ServerProcess, log_lines, start_server_process
+from tests.process.test_workers import events, wait_for
 
 
 def serve(tmp_path: Path, env: dict[str, str], code: str) -> subprocess.CompletedProcess[str]:
@@ -94,3 +95,27 @@ def test_off_by_default_no_opentelemetry_is_imported(untraced: ServerProcess) ->
     assert "opentelemetry" not in logs
     rpc = [line for line in log_lines(logs) if line.get("event") == "rpc"]
     assert len(rpc) == 4 and not any("trace_id" in line for line in rpc)
+
+
+def test_the_sdk_s_warnings_at_start_are_json_log_lines(
+    tmp_path: Path, server_env: dict[str, str]
+) -> None:
+    """Resource attributes the SDK cannot read: its warning (given as its exporter's module
+    loads) is a JSON line from each worker, never plain text among them."""
+    env = {
+        **server_env,
+        "OTEL_TRACES_EXPORTER": "otlp",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9",  # nothing there: no span is sent
+        "OTEL_RESOURCE_ATTRIBUTES": "garbage",
+    }
+    server = start_server_process(tmp_path, env, ["--workers", "2"])
+    try:
+        wait_for(lambda: len(events(server, "listening")) == 2, server)
+    finally:
+        server.process.terminate()
+        assert server.process.wait(timeout=30) == 0
+    lines = server.logs().splitlines()
+    assert [line for line in lines if not line.startswith("{")] == []
+    warned = [line for line in log_lines(server.logs()) if line["event"] == "opentelemetry"]
+    assert {line["worker"] for line in warned} == {0, 1}
+    assert all("garbage" in str(line["text"]) for line in warned)

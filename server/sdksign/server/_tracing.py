@@ -20,7 +20,7 @@ when on, _spans makes one span per unary RPC.
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import logging
 import os
 import threading
@@ -81,12 +81,13 @@ def problem(environ: Mapping[str, str] = os.environ) -> str | None:
     names = exporters_asked(environ)
     if not names:
         return None
-    if (why := _unavailable(names, environ)) is not None:
-        return why
-    # The SDK's warnings (an unknown sampler...) come once, from the process that traces.
+    # The SDK's warnings (an unknown sampler, resource attributes it cannot read, some as its
+    # modules are imported) come once, as JSON lines, from the process that traces.
     previous = logging.root.manager.disable
     logging.disable(logging.CRITICAL)
     try:
+        if (why := _unavailable(names, environ)) is not None:
+            return why
         _made(names, environ).shutdown()
     except ConfigError as exc:
         return str(exc)
@@ -108,10 +109,12 @@ def _unavailable(names: list[str], environ: Mapping[str, str]) -> str | None:
         if (why := control_character(environ)) is not None:
             return why
         modules.append(OTLP_MODULES[protocol])
-    for module in modules:
+    for module in modules:  # found, not imported: the exporters' modules warn as they load
         try:
-            importlib.import_module(module)
-        except ImportError:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):  # no parent package; or set to None in sys.modules
+            found = False
+        if not found:
             return (
                 f"OTEL_TRACES_EXPORTER={','.join(names)} asks for traces, but OpenTelemetry "
                 f"is not installed ({module}): {INSTALL}"
