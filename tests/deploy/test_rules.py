@@ -118,7 +118,8 @@ def test_what_the_runbooks_quote_is_a_dashboard_panel_or_a_log_line_of_the_serve
         if words[0].isupper():
             assert words in titles, (alert, words)
         else:
-            assert re.search(rf'log\.\w+\(\s*f?"{re.escape(words)}', source), (alert, words)
+            logged = rf'\w+\.(?:debug|info|warning|error|exception)\(\s*f?"{re.escape(words)}'
+            assert re.search(logged, source), (alert, words)
 
 
 def test_the_readme_s_table_lists_each_alert_with_its_severity_and_for() -> None:
