@@ -53,7 +53,10 @@ def test_workers_whose_metric_files_cannot_grow_serve_uncounted(
         assert get(admin, "/healthz/ready") == (200, "ready\n")
         assert get(admin, "/metrics")[0] == 200
         said = events(server, "metrics file cannot grow")
-        assert {line["worker"] for line in said} == {0, 1}
+        assert {line["worker"] for line in said} == {0, 1}  # the workers', not the parent's
+        # Each said as a JSON log line, none as text before the log was set up.
+        assert [line for line in server.logs().splitlines() if not line.startswith("{")] == []
+        assert (tmp_path / "server.stdout").read_text() == ""
 
         # A replacement worker starts with no room either, and serves.
         victim = events(server, "listening")[0]

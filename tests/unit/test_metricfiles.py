@@ -48,10 +48,12 @@ def test_its_pages_are_on_disk_before_they_are_written(tmp_path: Path) -> None:
 CHILD = """
 import json, resource, sys
 resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), int(sys.argv[2])))
-from sdksign.server._metricfiles import ReservedFile
+from sdksign.server._metricfiles import ReservedFile, report
 values = ReservedFile(sys.argv[1] + "/counter_1.db")
 for index in range(int(sys.argv[3])):
     values.write_value(f"key-{index:04}", float(index), 0.0)
+print("LOG SET UP", flush=True)  # as serve() does: what was said waits for the log
+report()
 print("RESULT " + json.dumps({
     "in_memory": values.in_memory,
     "values": {key: value for key, value, _ in values.read_all_values()},
@@ -66,7 +68,7 @@ print("RESULT " + json.dumps({
         pytest.param(4096, id="not even its first size fits"),
     ],
 )
-def test_a_file_that_cannot_grow_goes_on_in_memory_and_says_so_once(
+def test_a_file_that_cannot_grow_goes_on_in_memory_and_says_so_once_the_log_is_set_up(
     tmp_path: Path, limit: int
 ) -> None:
     done = subprocess.run(
@@ -81,6 +83,7 @@ def test_a_file_that_cannot_grow_goes_on_in_memory_and_says_so_once(
     [result] = [json.loads(line[7:]) for line in output if line.startswith("RESULT ")]
     assert result["in_memory"] is True
     assert result["values"] == {f"key-{index:04}": float(index) for index in range(4000)}
-    said = [line for line in output if "metrics file cannot grow" in line]
-    assert len(said) == 1 and "counter_1.db" in said[0]  # once, naming the file
+    said = [index for index, line in enumerate(output) if "metrics file cannot grow" in line]
+    assert len(said) == 1 and "counter_1.db" in output[said[0]]  # once, naming the file
+    assert said[0] > output.index("LOG SET UP")  # not before the log is set up
     assert os.path.getsize(tmp_path / "counter_1.db") <= limit  # the file kept its size

@@ -6,7 +6,7 @@ pod's /tmp, a memory emptyDir at its size limit) the first write to a page witho
 is a SIGBUS, which kills the worker: no `except` can catch it. ReservedFile asks for the
 blocks first (posix_fallocate), so that a full filesystem is an OSError instead, and then
 goes on in the process's own memory: the worker keeps serving, its values from then on
-are not shown on /metrics, and the log says so once.
+are not shown on /metrics, and the log says so once (report).
 
 _metrics installs it in prometheus-client (values.MmapedDict) before any value is made.
 """
@@ -30,6 +30,36 @@ _ENTRY_OVERHEAD = 4 + 8 + 16
 _USED = struct.Struct("i")  # the file's first field: how many bytes are in use
 
 
+def _reserve(filename: str, size: int) -> None:
+    """Blocks on disk for the first `size` bytes of `filename` (made if need be), or more if it
+    is longer; OSError when the filesystem has no room. On a descriptor of its own, opened
+    without O_APPEND: glibc's fallocate, where the filesystem has none (NFS), refuses those.
+    """
+    descriptor = os.open(filename, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        os.posix_fallocate(descriptor, 0, max(size, os.fstat(descriptor).st_size))
+    finally:
+        os.close(descriptor)
+
+
+# The files gone to memory, not yet logged: those of metrics made as _metrics is imported,
+# before the process's log is set up (a worker's: serve() calls report; the workers' parent,
+# whose own values nobody reads, never does).
+_said: list[dict[str, str]] = []
+_reporting = False
+
+
+def report() -> None:
+    """Log the files gone to memory so far, and each one from now on as it goes."""
+    global _reporting
+    _reporting = True
+    while _said:
+        log.error(
+            "metrics file cannot grow: this worker's values from now on are not shown",
+            **_said.pop(0),
+        )
+
+
 class ReservedFile(MmapedDict):
     """prometheus-client's MmapedDict whose pages exist on disk before they are written; in
     memory (`in_memory`) once the disk cannot give them."""
@@ -40,9 +70,7 @@ class ReservedFile(MmapedDict):
             super().__init__(filename, read_mode)  # type: ignore[no-untyped-call]
             return
         try:
-            with open(filename, "ab") as file:
-                size = os.fstat(file.fileno()).st_size
-                os.posix_fallocate(file.fileno(), 0, max(size, INITIAL_SIZE))
+            _reserve(filename, INITIAL_SIZE)
             super().__init__(filename)  # type: ignore[no-untyped-call]
         except OSError as error:
             self._f = getattr(self, "_f", None)  # type: ignore[assignment]
@@ -61,7 +89,7 @@ class ReservedFile(MmapedDict):
                 self._to_memory(self._fname, None, capacity)
             else:
                 try:
-                    os.posix_fallocate(self._f.fileno(), 0, capacity)
+                    _reserve(self._fname, capacity)
                 except OSError as error:
                     self._to_memory(self._fname, error, capacity)
         super()._init_value(key)  # type: ignore[no-untyped-call]
@@ -78,12 +106,15 @@ class ReservedFile(MmapedDict):
             self._f.close()
             self._f = None  # type: ignore[assignment]
         if error is not None:
-            log.error(
-                "metrics file cannot grow: this worker's values from now on are not shown",
-                file=os.path.basename(filename),
-                folder=os.path.dirname(filename),
-                error=error.strerror or str(error),
+            _said.append(
+                {
+                    "file": os.path.basename(filename),
+                    "folder": os.path.dirname(filename),
+                    "error": error.strerror or str(error),
+                }
             )
+            if _reporting:
+                report()
         self._fname = filename
         self._m = memory
         self._capacity = capacity

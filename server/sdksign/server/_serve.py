@@ -17,7 +17,7 @@ from sdksign.client._limits import MAX_MESSAGE_BYTES
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import zoom_sample_pb2 as zs
 
-from . import _metrics, _tracing
+from . import _metricfiles, _metrics, _tracing
 from ._admin import DRAINING, SERVING, Readiness
 from ._config import Config, ConfigError, Tls, exposure_problems
 from ._refresh import Refresher, log_warnings
@@ -128,6 +128,7 @@ async def serve(
     `admin` hears of the state (serving, then draining from the first signal on), for
     the admin listener's /healthz/ready.
     """
+    _metricfiles.report()  # a metrics file gone to memory before the log was set up
     _tracing.configure(config)  # here, in the process that serves: each worker its exporters
     service = SignatureService(config)
     server, health_servicer = build_server(config, reuse_port, service)
