@@ -189,7 +189,9 @@ class _Supervisor:
         self._stopping = False
         self._starting = False
         self._reload_asked = False  # a SIGHUP came while the workers were being started
-        self._reread = False  # a SIGHUP was forwarded: the loop reads the configuration too
+        self._reads = 0  # the SIGHUPs forwarded, each read again here too (_read_again)
+        self._judged = 0  # the last of them whose read was taken
+        self._judging = threading.Lock()
         self._launching = False  # a worker is being started and recorded (start)
         self._deferred: list[int] = []  # the signals handled meanwhile, for after it
 
@@ -263,7 +265,10 @@ class _Supervisor:
             "forwarded signal", signal=signal.Signals(signum).name, workers=len(self._processes)
         )
         if signum == signal.SIGHUP:
-            self._reread = True
+            self._reads += 1
+            threading.Thread(
+                target=self._read_again, args=(self._reads,), name="sdksign-read", daemon=True
+            ).start()
 
     def replace_until_stopped(self) -> int:
         """Replace each worker that dies until SIGTERM or SIGINT; return the exit status.
@@ -272,9 +277,6 @@ class _Supervisor:
         """
         while not self._stopping:
             wait([p.sentinel for p, _ in self._processes.values()], timeout=1.0)
-            if self._reread:
-                self._reread = False
-                self._read_again()
             for index, (process, started) in list(self._processes.items()):
                 if process.exitcode is None or self._stopping:
                     continue
@@ -289,13 +291,17 @@ class _Supervisor:
                     self._watch.state.worker_restarts += 1
         return 0
 
-    def _read_again(self) -> None:
-        """After a SIGHUP, what the workers now serve, judged as they judge it (quietly: they
-        say it): the configuration a replacement falls back on when its own read fails, so
-        that it serves what the others do, not the start's (a secret rotated out since)."""
+    def _read_again(self, number: int) -> None:
+        """After SIGHUP `number`, what the workers now serve, judged as they judge it (quietly:
+        they say it): the configuration a replacement falls back on when its own read fails,
+        so that it serves what the others do, not the start's (a secret rotated out since).
+        In a thread of its own, as the workers read: Vault may be slow, and neither replacing
+        workers nor stopping waits for it. A read is never taken over a later one's."""
         new = reloaded(self._config, read_again(self._config), self._address, quiet=True)
-        if new is not None:
-            self._config = new
+        with self._judging:
+            if new is not None and number > self._judged:
+                self._judged = number
+                self._config = new
 
     def stop_all(self) -> None:
         """Wait for the workers to drain and stop (STOP_MARGIN past the grace period), then
@@ -354,7 +360,8 @@ def replacement_config(given: Config, address: str) -> Config:
     --insecure kept from `given`, TLS unchanged, not exposed on `address`).
 
     When that read fails or is refused (a line says why), `given`, the last configuration
-    the workers took (_Supervisor._read_again), with its Vault secrets read again; counted as a failed reload, as a SIGHUP's
+    the workers took (_Supervisor._read_again), with its Vault secrets read again; counted as
+    a failed reload, as a SIGHUP's
     would be (SdksignConfigReloadFailed).
     """
     new = reloaded(given, read_again(given), address, then=_STARTED_WITH)
