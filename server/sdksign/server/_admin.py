@@ -4,10 +4,10 @@
 GET /metrics (Prometheus' text format, or OpenMetrics when asked), GET /healthz/live
 (200 while the process is up) and GET /healthz/ready (200 when every worker serves and
 no drain has started; 503 with the reason otherwise); HEAD as GET, without the body.
-Other paths are 404, other methods 405. When the server has TLS it is served with TLS (the server's certificate),
-on loopback too; beyond loopback without it, not at all unless --insecure. It asks for
-no client certificate: it answers only these GETs, and no secret or token is ever in a
-metric.
+Other paths are 404, other methods 405. When the server has TLS it is served with TLS
+(the server's certificate), on loopback too; beyond loopback without it, not at all
+unless --insecure. It asks for no client certificate: it answers only these GETs and
+HEADs, and no secret or token is ever in a metric.
 
 It runs in threads of the process that serves it (the one process, or the workers'
 parent), so that it answers while the event loop is busy, and closes last, after the

@@ -2,10 +2,10 @@
 
 OTEL_EXPORTER_OTLP_HEADERS and OTEL_EXPORTER_OTLP_TRACES_HEADERS are read as the SDK
 reads them: comma-separated name=value pairs, each URL-decoded (a piece without a name
-before its "=" is taken for a value: the SDK quotes it when it refuses it). `hidden` takes every value out
-of a text (a log line, an error) in each form it may take there: as configured, decoded,
-escaped as repr() shows it, and each of its white-space-separated pieces of MIN_PIECE
-characters or more (a base64 credential wrapped over lines). `control_character` finds a
+before its "=" is taken for a value: the SDK quotes it when it refuses it). `hidden`
+takes every value out of a text (a log line, an error) in each form it may take there:
+as configured, decoded, escaped as repr() shows it, and each of its white-space-separated
+pieces of MIN_PIECE characters or more (a base64 credential wrapped over lines). `control_character` finds a
 value no HTTP or gRPC header can carry (CR, LF, NUL...), to refuse it at the start.
 """
 
@@ -16,7 +16,8 @@ from collections.abc import Iterator, Mapping
 from urllib.parse import unquote
 
 HIDDEN = "<hidden>"
-# A piece of a value is hidden on its own when at least this long ("Basic", "Bearer" are not).
+# A piece of a value is hidden on its own when at least this long ("Basic" is not; "Bearer"
+# is, which hides a word too many, never too few).
 MIN_PIECE = 6
 # The variables whose values the trace exporter reads, the first non-empty one winning.
 READ = ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS")
