@@ -17,7 +17,7 @@ from google.protobuf import duration_pb2, struct_pb2
 from grpc_health.v1 import health_pb2
 
 from sdksign.client._limits import MAX_TOKEN_LENGTH
-from sdksign.server._tokens import b64decode_lenient, b64url, hs256
+from sdksign.server.zoom.jwt import b64decode_lenient, b64url, hs256
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import zoom_sample_pb2 as zs
 

@@ -16,7 +16,7 @@ from _soak_common import MEETING, OK, Outcomes, Row, Settings, Soak
 from _soak_h2load import H2load, run_h2load
 from _soak_server import scenario_config
 
-from sdksign.server._config import DEFAULT_DRAIN
+from sdksign.server.config.model import DEFAULT_DRAIN
 
 CONNECTIONS = 8
 FRESH_LEAD = 0.5  # seconds of load before the kill, fresh gateway

@@ -2,7 +2,7 @@
 
 One worker; CONNECTIONS raw HTTP/2 connections each open STREAMS_PER_CONNECTION Sign
 streams with a message cut short and no END_STREAM, then wait. The server must answer
-every one (DEADLINE_EXCEEDED once _rpc.REQUEST_READ_TIMEOUT has passed) and give back
+every one (DEADLINE_EXCEEDED once runtime.rpc.REQUEST_READ_TIMEOUT has passed) and give back
 the memory they held: the worker's resident memory is read before, with all of them
 open, and after they were answered.
 """

@@ -27,7 +27,7 @@ from _soak_server import (
 from fleet import ServerError
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from sdksign.server._serve import SERVICE_NAME
+from sdksign.server.runtime.serve import SERVICE_NAME
 
 DRAIN = 3  # seconds: the drain scenario's --drain
 DRAIN_GRACE = 5

@@ -61,7 +61,7 @@ from _soak_steady import steady
 from fleet import ServerError
 
 from bench import cpu_model, h2load_version
-from sdksign.server._workers import default_workers
+from sdksign.server.runtime.workers import default_workers
 
 Scenario = Callable[[Soak, Row], Awaitable[None]]
 NAMES = (

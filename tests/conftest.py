@@ -23,8 +23,8 @@ import redis
 import structlog
 
 from sdksign.server import App, Config
-from sdksign.server._logging import configure_logging
-from sdksign.server._serve import add_port, build_server
+from sdksign.server.observe.log import configure_logging
+from sdksign.server.runtime.serve import add_port, build_server
 from tests.certs import Authority
 
 ROOT = Path(__file__).resolve().parent.parent

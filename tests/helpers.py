@@ -8,7 +8,7 @@ import hmac
 import json
 from typing import Any
 
-from sdksign.server._zoom import MEETING_CLAIMS, VIDEO_CLAIMS
+from sdksign.server.zoom.rules import MEETING_CLAIMS, VIDEO_CLAIMS
 
 
 def b64url(data: bytes) -> str:

@@ -36,4 +36,4 @@ echo "install.sh: installing $source with the extras $extras into $venv"
 # What the start step runs, checked here so that a broken install fails the build, not a pod.
 "$venv/bin/python" -m pip check --disable-pip-version-check
 "$venv/bin/sdksign" --version
-"$venv/bin/python" -c 'import sdksign.server._serve, sdksign.server._cli'
+"$venv/bin/python" -c 'import sdksign.server.runtime.serve, sdksign.server.runtime.cli'

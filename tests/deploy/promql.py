@@ -46,9 +46,9 @@ def _histogram(name: str) -> str:
 
 
 def defined_metrics() -> set[str]:
-    """The names /metrics shows, as sdksign.server._metrics defines them: a counter's with
+    """The names /metrics shows, as sdksign.server.observe.metrics defines them: a counter's with
     `_total`, a histogram's without its suffixes."""
-    from sdksign.server import _metrics
+    from sdksign.server.observe import metrics as _metrics
 
     shown = _metrics.registry(_metrics.ServerState(lambda: None))
     names = set()

@@ -1,6 +1,6 @@
 """deploy/grafana/sdksign.json: a dashboard Grafana can import (JSON, unique panel ids, a
 data source variable every query goes through, a PromQL expression in every target), over
-the metrics sdksign.server._metrics defines, every sdksign_ one shown."""
+the metrics sdksign.server.observe.metrics defines, every sdksign_ one shown."""
 
 from __future__ import annotations
 

@@ -16,9 +16,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from sdksign.server._config import ConfigError, exposure_problems, load_config
-from sdksign.server._serve import SERVICE_NAME
-from sdksign.server._tracing import SHUTDOWN_SECONDS
+from sdksign.server.config.model import ConfigError, exposure_problems, load_config
+from sdksign.server.observe.tracing import SHUTDOWN_SECONDS
+from sdksign.server.runtime.serve import SERVICE_NAME
 from tests.conftest import ROOT
 from tests.deploy.kit import (
     KIT,

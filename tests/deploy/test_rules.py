@@ -1,6 +1,6 @@
 """deploy/prometheus/alerts.yaml (and prometheus.yml, which loads it): valid for Debian's
 promtool, each alert unit-tested (alerts_test.yaml: fires on a bad series, quiet on a good
-one), every metric it reads defined by sdksign.server._metrics, every alert with what an
+one), every metric it reads defined by sdksign.server.observe.metrics, every alert with what an
 operator needs."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sdksign.server._config import DEFAULT_ADMIN_LISTEN
+from sdksign.server.config.model import DEFAULT_ADMIN_LISTEN
 from tests.conftest import ROOT
 from tests.deploy.promql import (
     RULE_TESTS,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sdksign.server._ratestore import RETRY_INTERVAL, STORE_UNAVAILABLE
+from sdksign.server.access.ratestore import RETRY_INTERVAL, STORE_UNAVAILABLE
 from sdksign.v1 import signature_service_pb2 as pb
 from tests.conftest import RedisServer, ServerProcess, log_lines
 from tests.gateway.conftest import serve_gateway

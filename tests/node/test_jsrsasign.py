@@ -12,7 +12,7 @@ import pytest
 
 from sdksign.client import AsyncClient, Role
 from sdksign.server import App, Config
-from sdksign.server._serve import add_port, build_server
+from sdksign.server.runtime.serve import add_port, build_server
 from tests.conftest import MEETING_KEY, ROOT
 
 JS = ROOT / "tests" / "js"

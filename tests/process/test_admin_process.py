@@ -23,7 +23,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sdksign.server import fingerprint
-from sdksign.server._workers import MIN_WORKER_LIFETIME
+from sdksign.server.runtime.workers import MIN_WORKER_LIFETIME
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from tests.certs import Authority

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from sdksign.client import Client, Role, SdkSignError
-from sdksign.server._logging import ATOMIC_WRITE
-from sdksign.server._tokens import encode, fingerprint
+from sdksign.server.observe.log import ATOMIC_WRITE
+from sdksign.server.zoom.jwt import encode, fingerprint
 from tests.conftest import MEETING_KEY, ROOT, start_server_process
 
 # --- grpc core's lines, written by native code to file descriptor 2 -------------------------
@@ -23,7 +23,7 @@ from tests.conftest import MEETING_KEY, ROOT, start_server_process
 CAPTURING = """
 import os, subprocess, sys
 import structlog
-from sdksign.server._logging import configure_logging, original_stderr
+from sdksign.server.observe.log import configure_logging, original_stderr
 
 configure_logging("info", worker=3, native_stderr=True)
 token = sys.argv[1]

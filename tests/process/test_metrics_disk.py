@@ -11,8 +11,8 @@ from pathlib import Path
 
 import grpc
 
-from sdksign.server._metricfiles import INITIAL_SIZE
-from sdksign.server._workers import MIN_WORKER_LIFETIME
+from sdksign.server.observe.metricfiles import INITIAL_SIZE
+from sdksign.server.runtime.workers import MIN_WORKER_LIFETIME
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from tests.conftest import start_server_process

@@ -51,7 +51,14 @@ def test_wheel_holds_only_the_sdksign_package(wheel: Path) -> None:
     top_level = {name.split("/")[0] for name in names if ".dist-info/" not in name}
     assert top_level == {"sdksign"}  # no bare `server` or `client` in site-packages
     packages = {name.rsplit("/", 1)[0] for name in names if name.endswith(".py")}
-    assert packages == {"sdksign/cli", "sdksign/client", "sdksign/server", "sdksign/v1"}
+    assert {"/".join(p.split("/")[:2]) for p in packages} == {
+        "sdksign/cli",
+        "sdksign/client",
+        "sdksign/server",
+        "sdksign/v1",
+    }
+    rooms = {"access", "config", "observe", "runtime", "tokens", "zoom"}
+    assert {p.split("/")[2] for p in packages if p.count("/") == 2} == rooms
     base = sorted(
         r.split(">")[0].split("<")[0]
         for r in metadata.get_all("Requires-Dist")

@@ -24,7 +24,7 @@ import grpc
 import pytest
 
 from sdksign.client import AsyncClient, Role, SdkSignError
-from sdksign.server._ratestore import STORE_UNAVAILABLE
+from sdksign.server.access.ratestore import STORE_UNAVAILABLE
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from tests.certs import Authority

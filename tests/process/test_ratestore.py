@@ -11,12 +11,12 @@ import pytest
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
-from sdksign.server._config import RateLimitStore
-from sdksign.server._errors import ResourceExhausted
-from sdksign.server._metrics import ERROR_KINDS
-from sdksign.server._policy import Caller, Rule
-from sdksign.server._ratelimit import TokenBuckets
-from sdksign.server._ratestore import MAX_BATCH, RETRY_INTERVAL, SharedLimiter, bucket_key
+from sdksign.server.access.policy import Caller, Rule
+from sdksign.server.access.ratelimit import TokenBuckets
+from sdksign.server.access.ratestore import MAX_BATCH, RETRY_INTERVAL, SharedLimiter, bucket_key
+from sdksign.server.config.model import RateLimitStore
+from sdksign.server.errors import ResourceExhausted
+from sdksign.server.observe.metrics import ERROR_KINDS
 from tests.conftest import RedisServer
 
 Limiters = Callable[[], SharedLimiter]

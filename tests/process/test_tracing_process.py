@@ -91,7 +91,7 @@ def test_off_by_default_no_opentelemetry_is_imported(untraced: ServerProcess) ->
         untraced.process.terminate()
         assert untraced.process.wait(timeout=15) == 0
     logs = untraced.logs()
-    assert "import time:" in logs and "sdksign.server._serve" in logs  # the report is there
+    assert "import time:" in logs and "sdksign.server.runtime.serve" in logs  # the report is there
     assert "opentelemetry" not in logs
     rpc = [line for line in log_lines(logs) if line.get("event") == "rpc"]
     assert len(rpc) == 4 and not any("trace_id" in line for line in rpc)

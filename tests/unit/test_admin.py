@@ -19,8 +19,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from structlog.testing import capture_logs
 
 from sdksign.client._cli import main
-from sdksign.server import ConfigError, _metrics, load_config
-from sdksign.server._admin import (
+from sdksign.server import ConfigError, load_config
+from sdksign.server.config.model import Tls
+from sdksign.server.observe import metrics as _metrics
+from sdksign.server.observe.admin import (
     DRAINING,
     SERVING,
     STARTING,
@@ -31,8 +33,7 @@ from sdksign.server._admin import (
     WorkerStates,
     alone,
 )
-from sdksign.server._cli import serve_command
-from sdksign.server._config import Tls
+from sdksign.server.runtime.cli import serve_command
 from tests.certs import Authority
 
 

@@ -9,10 +9,10 @@ import secrets
 import pytest
 
 from sdksign.server import Config, FailedPrecondition, InvalidArgument, mint
-from sdksign.server._config import App
-from sdksign.server._diagnose import check
-from sdksign.server._errors import PermissionDenied, RequestError, Unauthenticated
-from sdksign.server._policy import ANONYMOUS, Caller, Rule
+from sdksign.server.access.policy import ANONYMOUS, Caller, Rule
+from sdksign.server.config.model import App
+from sdksign.server.errors import PermissionDenied, RequestError, Unauthenticated
+from sdksign.server.tokens.diagnose import check
 from sdksign.v1 import signature_service_pb2 as pb
 
 NOW = 1_790_000_000

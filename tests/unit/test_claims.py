@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sdksign.server import Config, FailedPrecondition, InvalidArgument, mint
-from sdksign.server._config import App
-from sdksign.server._policy import Caller, Rule
-from sdksign.server._zoom import is_meeting_number
+from sdksign.server.access.policy import Caller, Rule
+from sdksign.server.config.model import App
+from sdksign.server.zoom.rules import is_meeting_number
 from sdksign.v1 import signature_service_pb2 as pb
 
 NOW = 1_790_000_000.7

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from sdksign.server import Config, ConfigError, load_config
-from sdksign.server._config import (
+from sdksign.server.access.ratelimit import TokenBuckets
+from sdksign.server.config.model import (
     MAX_CONFIG_BYTES,
     MAX_SECRET_BYTES,
     App,
@@ -21,9 +22,8 @@ from sdksign.server._config import (
     exposure_problems,
     parse_duration,
 )
-from sdksign.server._errors import ResourceExhausted
-from sdksign.server._ratelimit import TokenBuckets
-from sdksign.server._rpc import _retry_details
+from sdksign.server.errors import ResourceExhausted
+from sdksign.server.runtime.rpc import _retry_details
 
 SECRET = "s3cret-value-never-shown-0123456789abcdefgh"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from sdksign.server import load_config
-from sdksign.server._config import DEFAULT_STORE_TIMEOUT, RateLimitStore
+from sdksign.server.config.model import DEFAULT_STORE_TIMEOUT, RateLimitStore
 from tests.certs import Authority
 from tests.unit.test_config import APP, refusal, write
 from tests.unit.test_security import MEETING_SECRET, example_config

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sdksign.server._workers import cpu_limit, default_workers
+from sdksign.server.runtime.workers import cpu_limit, default_workers
 
 
 def cgroup(tmp_path: Path, files: dict[str, str]) -> Path:

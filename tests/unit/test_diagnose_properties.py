@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sdksign.server import App, Diagnosis, diagnose, encode
-from sdksign.server._zoom import MAX_TTL, MIN_TTL
+from sdksign.server.zoom.rules import MAX_TTL, MIN_TTL
 from tests.conftest import MEETING_KEY, VIDEO_KEY
 from tests.helpers import CLAIM_NAMES, HS256, meeting_claims, raw_token, video_claims
 from tests.unit.diagnose_helpers import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sdksign.server import App, diagnose, encode
-from sdksign.server._zoom import MAX_TTL, MIN_TTL
+from sdksign.server.zoom.rules import MAX_TTL, MIN_TTL
 from tests.conftest import MEETING_KEY, VIDEO_KEY
 from tests.helpers import meeting_claims, video_claims
 from tests.unit.diagnose_helpers import (

@@ -6,7 +6,7 @@ import jwt
 import pytest
 
 from sdksign.server import App, diagnose, encode
-from sdksign.server._zoom import MAX_TTL, MIN_TTL
+from sdksign.server.zoom.rules import MAX_TTL, MIN_TTL
 from tests.conftest import MEETING_KEY, VIDEO_KEY
 from tests.helpers import HS256, meeting_claims, raw_token, video_claims
 from tests.unit.diagnose_helpers import (

@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sdksign.server import App, diagnose, encode
-from sdksign.server._diagnose import ProblemCode, SignatureCheck
-from sdksign.server._wrapped import AS_SENT
+from sdksign.server.tokens.diagnose import ProblemCode, SignatureCheck
+from sdksign.server.tokens.wrapped import AS_SENT
 from tests.conftest import MEETING_KEY
 from tests.helpers import HS256, b64url, meeting_claims, raw_token
 from tests.unit.diagnose_helpers import NOW, assert_no_secret, codes, only

@@ -16,7 +16,7 @@ import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sdksign.server._logging import (
+from sdksign.server.observe.log import (
     ATOMIC_WRITE,
     LineWriter,
     UtcTimestamp,
@@ -25,7 +25,7 @@ from sdksign.server._logging import (
     redact_and_bound,
     start_call,
 )
-from sdksign.server._tokens import encode, fingerprint
+from sdksign.server.zoom.jwt import encode, fingerprint
 
 
 def test_redact_tokens_replaces_whole_tokens_with_their_fingerprint() -> None:

@@ -20,8 +20,8 @@ from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sdksign.client import AsyncClient, Role, SdkSignError
-from sdksign.server import _rpc
-from sdksign.server._errors import MAX_VIOLATIONS
+from sdksign.server.errors import MAX_VIOLATIONS
+from sdksign.server.runtime import rpc
 from tests.conftest import MEETING_KEY
 from tests.helpers import HS256, meeting_claims, raw_token
 
@@ -138,8 +138,8 @@ async def test_a_cut_short_frame_then_end_of_stream_is_answered(
 async def test_a_stream_that_never_sends_its_request_is_ended(
     target: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(_rpc, "REQUEST_READ_TIMEOUT", 0.5)
-    monkeypatch.setattr(_rpc, "SWEEP_INTERVAL", 0.1)
+    monkeypatch.setattr(rpc, "REQUEST_READ_TIMEOUT", 0.5)
+    monkeypatch.setattr(rpc, "SWEEP_INTERVAL", 0.1)
     answer = await asyncio.to_thread(h2_call, target, b"\x00\x00\x00\x00\x10abc", False)
     assert answer.get("grpc-status") == str(grpc.StatusCode.DEADLINE_EXCEEDED.value[0]), answer
     assert "no complete request message" in answer.get("grpc-message", "")

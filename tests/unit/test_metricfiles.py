@@ -1,4 +1,4 @@
-"""The workers' metric files (_metricfiles.ReservedFile): their disk space is taken before
+"""The workers' metric files (observe.metricfiles.ReservedFile): their disk space is taken before
 they are written, and a file that cannot grow goes on in memory instead of killing the
 process. A real file system, and a real file size limit (RLIMIT_FSIZE) in a child process."""
 
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from prometheus_client.mmap_dict import MmapedDict
 
-from sdksign.server._metricfiles import INITIAL_SIZE, ReservedFile
+from sdksign.server.observe.metricfiles import INITIAL_SIZE, ReservedFile
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +48,7 @@ def test_its_pages_are_on_disk_before_they_are_written(tmp_path: Path) -> None:
 CHILD = """
 import json, resource, sys
 resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), int(sys.argv[2])))
-from sdksign.server._metricfiles import ReservedFile, report
+from sdksign.server.observe.metricfiles import ReservedFile, report
 values = ReservedFile(sys.argv[1] + "/counter_1.db")
 for index in range(int(sys.argv[3])):
     values.write_value(f"key-{index:04}", float(index), 0.0)

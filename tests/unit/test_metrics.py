@@ -29,15 +29,17 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from sdksign.client import AsyncClient, Role, SdkSignError
-from sdksign.server import App, Config, ConfigError, _metrics, _service, load_config
-from sdksign.server._config import RateLimitStore
-from sdksign.server._errors import ResourceExhausted
-from sdksign.server._logging import bind, start_call
-from sdksign.server._policy import Caller, Rule
-from sdksign.server._ratestore import SharedLimiter
-from sdksign.server._ratestore import error_kind as store_error_kind
-from sdksign.server._serve import add_port, build_server
-from sdksign.server._vault import error_kind as vault_error_kind
+from sdksign.server import App, Config, ConfigError, load_config
+from sdksign.server.access.policy import Caller, Rule
+from sdksign.server.access.ratestore import SharedLimiter
+from sdksign.server.access.ratestore import error_kind as store_error_kind
+from sdksign.server.config.model import RateLimitStore
+from sdksign.server.config.vault import error_kind as vault_error_kind
+from sdksign.server.errors import ResourceExhausted
+from sdksign.server.observe import metrics as _metrics
+from sdksign.server.observe.log import bind, start_call
+from sdksign.server.runtime import service as _service
+from sdksign.server.runtime.serve import add_port, build_server
 from tests.helpers import HS256, meeting_claims, raw_token
 
 SIGN = {"grpc_service": "sdksign.v1.SignatureService", "grpc_method": "Sign", "grpc_type": "unary"}
@@ -120,7 +122,7 @@ async def test_an_invalid_call_is_counted_by_code_and_the_request_s_values_are_n
 
 
 def record(code: str, **fields: object) -> None:
-    """record_call for one Sign call whose servicer bound `fields`, as _rpc makes it."""
+    """record_call for one Sign call whose servicer bound `fields`, as runtime.rpc makes it."""
 
     def call() -> None:  # in a context of its own, as each RPC's task is
         start_call()

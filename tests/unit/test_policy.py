@@ -6,8 +6,7 @@ import hashlib
 
 import pytest
 
-from sdksign.server._errors import PermissionDenied, Unauthenticated
-from sdksign.server._policy import (
+from sdksign.server.access.policy import (
     ANONYMOUS,
     UNKNOWN_CREDENTIALS,
     Caller,
@@ -18,6 +17,7 @@ from sdksign.server._policy import (
     authorize_verify,
     certificate_identity,
 )
+from sdksign.server.errors import PermissionDenied, Unauthenticated
 
 TOKEN = "scheduler-bearer-token-0123456789"
 SCHEDULER = Caller(

@@ -19,13 +19,10 @@ from google.rpc import error_details_pb2, status_pb2
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
-from sdksign.server import Config, _service
-from sdksign.server._config import RateLimitStore
-from sdksign.server._errors import ResourceExhausted
-from sdksign.server._metrics import ERROR_KINDS
-from sdksign.server._policy import Caller, Rule
-from sdksign.server._ratelimit import LocalLimiter, TokenBuckets, limiter_for
-from sdksign.server._ratestore import (
+from sdksign.server import Config
+from sdksign.server.access.policy import Caller, Rule
+from sdksign.server.access.ratelimit import LocalLimiter, TokenBuckets, limiter_for
+from sdksign.server.access.ratestore import (
     MAX_BATCH,
     RETRY_INTERVAL,
     STORE_UNAVAILABLE,
@@ -33,7 +30,11 @@ from sdksign.server._ratestore import (
     SharedLimiter,
     StoreHealth,
 )
-from sdksign.server._rpc import status_for
+from sdksign.server.config.model import RateLimitStore
+from sdksign.server.errors import ResourceExhausted
+from sdksign.server.observe.metrics import ERROR_KINDS
+from sdksign.server.runtime import service as _service
+from sdksign.server.runtime.rpc import status_for
 
 LIMITED = Caller(name="limited", rule=Rule(rate=1.0, burst=2))
 PASSWORD = "store-password-never-logged-0123"

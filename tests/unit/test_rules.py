@@ -1,4 +1,4 @@
-"""Zoom's rules in _zoom, held against the proto, Sign and Verify.
+"""Zoom's rules in zoom.rules, held against the proto, Sign and Verify.
 
 Every optional claim in the rules module is checked here by its form: a claim
 added there (with its proto field) is signed, read back and diagnosed by these
@@ -14,7 +14,8 @@ import pytest
 from google.protobuf.descriptor import FieldDescriptor
 
 from sdksign.server import Config, InvalidArgument, diagnose, mint
-from sdksign.server._diagnose import (
+from sdksign.server.access.policy import Caller, Rule
+from sdksign.server.tokens.diagnose import (
     PROBLEM_CODES,
     SIGNATURE_CHECKS,
     TOKEN_KINDS,
@@ -22,8 +23,7 @@ from sdksign.server._diagnose import (
     SignatureCheck,
     TokenKind,
 )
-from sdksign.server._policy import Caller, Rule
-from sdksign.server._zoom import (
+from sdksign.server.zoom.rules import (
     MEETING_CLAIMS,
     MEETING_OPTIONAL,
     VIDEO_CLAIMS,

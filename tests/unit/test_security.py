@@ -22,9 +22,9 @@ from grpc_status import rpc_status
 
 from sdksign.client import AsyncClient, Role
 from sdksign.server import App, Config, load_config
-from sdksign.server._logging import configure_logging
-from sdksign.server._serve import add_port, build_server
-from sdksign.server._tokens import fingerprint
+from sdksign.server.observe.log import configure_logging
+from sdksign.server.runtime.serve import add_port, build_server
+from sdksign.server.zoom.jwt import fingerprint
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from tests.certs import Authority, Issued

@@ -20,9 +20,10 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sdksign.client import AsyncClient, Client, Role, SdkSignError
-from sdksign.server import App, Config, _service, load_config
-from sdksign.server._refresh import read_again
-from sdksign.server._serve import SERVICE_NAME, add_port, build_server, reload, serve
+from sdksign.server import App, Config, load_config
+from sdksign.server.runtime import service as _service
+from sdksign.server.runtime.refresh import read_again
+from sdksign.server.runtime.serve import SERVICE_NAME, add_port, build_server, reload, serve
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from tests.helpers import HS256, meeting_claims, raw_token

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from sdksign.server._tokens import b64decode_lenient, b64url, encode, fingerprint, parse_json
+from sdksign.server.zoom.jwt import b64decode_lenient, b64url, encode, fingerprint, parse_json
 
 SECRET = b"a-secret-of-forty-three-characters-abcdefgh"
 

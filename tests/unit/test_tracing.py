@@ -25,10 +25,12 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from sdksign.server import Config, ConfigError, _service, _tracing, load_config
-from sdksign.server._policy import Caller, Policy, Rule
-from sdksign.server._serve import add_port, build_server, reloaded
-from sdksign.server._spans import exporters
+from sdksign.server import Config, ConfigError, load_config
+from sdksign.server.access.policy import Caller, Policy, Rule
+from sdksign.server.observe import tracing as _tracing
+from sdksign.server.observe.spans import exporters
+from sdksign.server.runtime import service as _service
+from sdksign.server.runtime.serve import add_port, build_server, reloaded
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 

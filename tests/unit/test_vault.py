@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from sdksign.server import ConfigError, load_config
-from sdksign.server._vault import (
+from sdksign.server.config.vault import (
     KvRef,
     VaultError,
     _Version,

@@ -13,7 +13,7 @@ from google.protobuf import json_format
 
 from sdksign.client import AsyncClient
 from sdksign.server import App, diagnose
-from sdksign.server._service import verify_response
+from sdksign.server.runtime.service import verify_response
 from sdksign.v1 import signature_service_pb2 as pb
 from tests.conftest import MEETING_KEY, VIDEO_KEY
 from tests.helpers import meeting_claims, raw_token, video_claims

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from sdksign.server import App, Config, ConfigError, load_config
-from sdksign.server._diagnose import Diagnosis, ProblemCode, check
-from sdksign.server._errors import InvalidArgument
-from sdksign.server._policy import ANONYMOUS, Caller, Rule
+from sdksign.server.access.policy import ANONYMOUS, Caller, Rule
+from sdksign.server.errors import InvalidArgument
+from sdksign.server.tokens.diagnose import Diagnosis, ProblemCode, check
 from sdksign.v1 import signature_service_pb2 as pb
 from tests.conftest import MEETING_KEY, VIDEO_KEY
 from tests.helpers import HS256, meeting_claims, raw_token, video_claims

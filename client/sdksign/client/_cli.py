@@ -218,7 +218,7 @@ def _connection_options(command: argparse.ArgumentParser) -> None:
 def _serve_command(args: argparse.Namespace) -> int:
     """`sdksign serve`: the server's own code, imported now (it needs the server extra)."""
     try:
-        from sdksign.server._cli import serve_command
+        from sdksign.server.runtime.cli import serve_command
     except ImportError as exc:
         missing = exc.name or ""
         if not any(missing == m or missing.startswith(f"{m}.") for m in SERVER_EXTRA):

@@ -1,6 +1,6 @@
 """The service's limits that a caller can check before calling, in one home.
 
-The server reads them from here too (_zoom, _diagnose, _serve), so a client-only
+The server reads them from here too (zoom.rules, tokens.diagnose, runtime.serve), so a client-only
 install (no server extra) knows the same numbers.
 """
 

@@ -1,8 +1,8 @@
 """sdksign.server: the SignatureService server and the pure logic behind it.
 
-A Sign call goes proto -> _service.SignatureService.Sign -> _claims.mint ->
-_tokens.encode; a Verify call goes _service -> _diagnose.diagnose. Zoom's token
-rules, which both read, are in _zoom.
+A Sign call goes proto -> runtime.service.SignatureService.Sign -> tokens.mint.mint ->
+zoom.jwt.encode; a Verify call goes runtime.service -> tokens.diagnose.diagnose. Zoom's token
+rules, which both read, are in zoom.rules.
 
 `python -m sdksign.server` runs the `sdksign` command (__main__), which a client-only
 install (no server extra: no msgspec, structlog...) runs too: so the names below are
@@ -15,21 +15,23 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._claims import Minted, mint
-    from ._config import App, Config, ConfigError, load_config
-    from ._diagnose import Diagnosis, Problem, ProblemCode, TokenKind, diagnose
-    from ._errors import FailedPrecondition, FieldViolation, InvalidArgument, RequestError
-    from ._tokens import encode, fingerprint
+    from .config.model import App, Config, ConfigError, load_config
+    from .errors import FailedPrecondition, FieldViolation, InvalidArgument, RequestError
+    from .tokens.diagnose import Diagnosis, Problem, ProblemCode, TokenKind, diagnose
+    from .tokens.mint import Minted, mint
+    from .zoom.jwt import encode, fingerprint
 
 # Where each of the package's names lives.
 _HOMES = {
-    **dict.fromkeys(("Minted", "mint"), "_claims"),
-    **dict.fromkeys(("App", "Config", "ConfigError", "load_config"), "_config"),
-    **dict.fromkeys(("Diagnosis", "Problem", "ProblemCode", "TokenKind", "diagnose"), "_diagnose"),
+    **dict.fromkeys(("Minted", "mint"), "tokens.mint"),
+    **dict.fromkeys(("App", "Config", "ConfigError", "load_config"), "config.model"),
     **dict.fromkeys(
-        ("FailedPrecondition", "FieldViolation", "InvalidArgument", "RequestError"), "_errors"
+        ("Diagnosis", "Problem", "ProblemCode", "TokenKind", "diagnose"), "tokens.diagnose"
     ),
-    **dict.fromkeys(("encode", "fingerprint"), "_tokens"),
+    **dict.fromkeys(
+        ("FailedPrecondition", "FieldViolation", "InvalidArgument", "RequestError"), "errors"
+    ),
+    **dict.fromkeys(("encode", "fingerprint"), "zoom.jwt"),
 }
 
 

@@ -17,9 +17,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from sdksign.server._diagnose import MAX_TOKEN_LENGTH
-from sdksign.server._serve import MAX_MESSAGE_BYTES
-from sdksign.server._zoom import GEO_REGIONS, MEETING_NUMBER_RULE
+from sdksign.server.runtime.serve import MAX_MESSAGE_BYTES
+from sdksign.server.tokens.diagnose import MAX_TOKEN_LENGTH
+from sdksign.server.zoom.rules import GEO_REGIONS, MEETING_NUMBER_RULE
 from tests.conftest import MEETING_KEY, ROOT, VIDEO_KEY
 from tests.gateway.conftest import Gateway, serve_gateway
 

@@ -6,7 +6,7 @@ problem codes, refusal rules): never from what a request sent, so that no meetin
 number, session name, token or secret is ever one, and no caller can grow the number
 of series.
 
-_rpc counts each call as it starts (call_started) and once more as it ends
+runtime.rpc counts each call as it starts (call_started) and once more as it ends
 (record_call), from its status code and, for unary calls, the log fields its servicer
 bound: the same facts as its audit line. Streaming calls (health's Watch, reflection)
 are counted by code and duration only, under their own grpc_type (method_served).
@@ -36,10 +36,10 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import structlog
 
-from ._logging import call_fields
+from .log import call_fields
 
 if TYPE_CHECKING:
-    from ._config import Config
+    from ..config.model import Config
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -74,7 +74,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder  # noqa: E402
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead  # noqa: E402
 
-from ._metricfiles import ReservedFile  # noqa: E402
+from .metricfiles import ReservedFile  # noqa: E402
 
 # No `_created` series beside every counter and histogram: nothing here reads them.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -197,7 +197,7 @@ for _result in ("success", "failure"):
 # of the calls' facts: made once (labels() costs a few microseconds), then looked up.
 _started: dict[str, Any] = {}
 # Each method's grpc_type other than "unary" ("server_stream", "client_stream", "bidi_stream"),
-# as _rpc.add_service registers it (method_served).
+# as runtime.rpc.add_service registers it (method_served).
 _stream_types: dict[str, str] = {}
 _calls: dict[tuple[str, str], tuple[Any, Any]] = {}
 _children: dict[tuple[object, ...], Any] = {}
@@ -301,7 +301,7 @@ def _issued(fields: dict[str, Any]) -> None:
 
 def _refused(fields: dict[str, Any]) -> None:
     # The caller's name from the configuration (never the request's app, which a refused
-    # call sent as it liked); the rule from the code (_policy, _ratelimit, _ratestore).
+    # call sent as it liked); the rule from the code (access.policy, access.ratelimit, access.ratestore).
     _child(REFUSALS, fields.get("caller") or UNKNOWN, fields.get("rule") or UNKNOWN).inc()
 
 

@@ -3,7 +3,7 @@
 A caller's rule gives its `rate` (requests per second) and `burst` (the bucket's size).
 Without a store ([rate_limits] store) every worker process keeps its own buckets, so a
 caller gets its rate once per worker and per replica; with one, every worker and replica
-spends from the same bucket (_ratestore). Either way a refusal is the same
+spends from the same bucket (access.ratestore). Either way a refusal is the same
 ResourceExhausted, which the RPC layer answers with RetryInfo and QuotaFailure.
 """
 
@@ -12,11 +12,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Protocol
 
-from ._errors import ResourceExhausted
+from ..errors import ResourceExhausted
 
 if TYPE_CHECKING:
-    from ._config import RateLimitStore
-    from ._policy import Caller
+    from ..config.model import RateLimitStore
+    from .policy import Caller
 
 
 def over_limit(caller: Caller, retry_after: float) -> ResourceExhausted:
@@ -87,6 +87,6 @@ def limiter_for(store: RateLimitStore | None) -> Limiter:
     """The limiter for a configuration's [rate_limits] store (None: this worker's buckets)."""
     if store is None:
         return LocalLimiter()
-    from ._ratestore import SharedLimiter  # only with a store: the redis extra
+    from .ratestore import SharedLimiter  # only with a store: the redis extra
 
     return SharedLimiter(store)

@@ -22,9 +22,9 @@ from typing import Any, TypeVar
 
 import structlog
 
-from . import _metrics
-from ._config import Config, ConfigError, config_warnings, load_config, vault_refreshed
-from ._service import SignatureService
+from ..config.model import Config, ConfigError, config_warnings, load_config, vault_refreshed
+from ..observe import metrics
+from .service import SignatureService
 
 log = structlog.get_logger("sdksign")
 
@@ -113,7 +113,7 @@ class Refresher:
     """SIGHUP reloads and Vault refreshes for one server process, one at a time.
 
     `apply_reload` takes what a reload read (a Config, or the ConfigError that stopped
-    it) and decides whether to serve it (_serve.reload).
+    it) and decides whether to serve it (runtime.serve.reload).
     """
 
     def __init__(
@@ -167,7 +167,7 @@ class Refresher:
                 self._service.config = new
                 log.info("secrets rotated", apps=changed)
                 log_warnings(new)
-                _metrics.secrets_served(new)
+                metrics.secrets_served(new)
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(work)

@@ -8,7 +8,7 @@ servicer raises RequestError (or returns); the wrapper aborts with the right cod
 and a google.rpc.Status with details (BadRequest, ErrorInfo, RetryInfo,
 PreconditionFailure), maps anything unexpected to INTERNAL (never UNKNOWN), and
 writes one log line, the audit event, with the method, the peer, the status code,
-the duration and whatever the servicer bound with _logging.bind (caller, app,
+the duration and whatever the servicer bound with observe.log.bind (caller, app,
 role, meeting, ttl, token fingerprint, and a refusal's reason and rule).
 """
 
@@ -30,8 +30,7 @@ from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from . import _tracing
-from ._errors import (
+from ..errors import (
     MAX_MESSAGE,
     DeadlineExceeded,
     FieldViolation,
@@ -43,8 +42,9 @@ from ._errors import (
     bounded,
     shorten,
 )
-from ._logging import bind, start_call
-from ._metrics import call_started, method_served, record_call
+from ..observe import tracing
+from ..observe.log import bind, start_call
+from ..observe.metrics import call_started, method_served, record_call
 
 log = structlog.get_logger("sdksign.rpc")
 
@@ -144,7 +144,7 @@ def add_service(
     is answered INVALID_ARGUMENT and logged, never UNKNOWN or no answer. Unary methods
     get the status mapping and one log line per call (_unary); streaming ones (health's
     Watch, reflection) the safe parsing and their metrics (_streaming). Every call is
-    counted (_metrics).
+    counted (observe.metrics).
     """
     handlers = {}
     for method in service.methods:
@@ -282,8 +282,8 @@ def _unary(
     deadlines: RequestDeadlines,
 ) -> Callable[[Any, Any], Awaitable[Any]]:
     """A unary method (`full_method`: "/package.Service/Method", as logged): the request read
-    and parsed, errors turned into statuses, the call's metrics (_metrics), its span
-    (_tracing) and its log line."""
+    and parsed, errors turned into statuses, the call's metrics (observe.metrics), its span
+    (observe.tracing) and its log line."""
     quiet = full_method.startswith(QUIET_PREFIX)
     write = log.debug if quiet else log.info
 
@@ -291,7 +291,7 @@ def _unary(
         start = time.perf_counter()
         start_call()
         call_started(full_method)
-        span = None if quiet else _tracing.begin(full_method, context)
+        span = None if quiet else tracing.begin(full_method, context)
         code = "OK"
         try:
             request = await read_request(context, request_type, deadlines)
@@ -315,7 +315,7 @@ def _unary(
         finally:
             seconds = time.perf_counter() - start
             record_call(full_method, code, seconds)
-            _tracing.end(span, code)
+            tracing.end(span, code)
             write(
                 "rpc",
                 method=full_method,

@@ -4,7 +4,7 @@ the signer most likely got the secret wrong.
 Pure. matching_secret() tries the secrets of the token's own app: a valid token costs
 that, one HMAC. find_signer() runs only when it fails, and tries the rest: the other
 apps' secrets, their SDK keys, and the secret turned into bytes the wrong ways C#, Java
-and PHP code does. Those readings go through hmac.digest, never into _tokens' cache of
+and PHP code does. Those readings go through hmac.digest, never into zoom.jwt' cache of
 keyed HMACs, so a flood of bad signatures cannot push the real secrets out of it.
 """
 
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
-from ._config import App
-from ._tokens import b64decode_lenient, hs256
+from ..config.model import App
+from ..zoom.jwt import b64decode_lenient, hs256
 
 
 class SignatureCheck(StrEnum):

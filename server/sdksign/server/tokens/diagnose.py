@@ -1,12 +1,12 @@
 """Verify: diagnose a Zoom SDK token minted anywhere, reporting every problem found.
 
 Pure: the caller passes the apps to check against and the clock. Zoom's rules are
-in _zoom; docs/zoom-sdk-jwt.md explains them and the ways real code breaks them.
+in zoom.rules; docs/zoom-sdk-jwt.md explains them and the ways real code breaks them.
 Messages never hold a secret or the whole token.
 
 diagnose() reads a token in the order a reader would: what it is wrapped in, if
-anything (quotes, Bearer, JSON: _wrapped), its shape (three base64url segments of
-JSON), its SDK key and app, its signature (whose secret made it: _signature), then
+anything (quotes, Bearer, JSON: tokens.wrapped), its shape (three base64url segments of
+JSON), its SDK key and app, its signature (whose secret made it: tokens.signature), then
 its claims and times.
 """
 
@@ -24,13 +24,11 @@ from typing import Any, cast
 from sdksign.client._limits import MAX_TOKEN_LENGTH
 from sdksign.v1 import signature_service_pb2 as pb
 
-from ._config import App, Config, app_named
-from ._errors import FieldViolation, InvalidArgument, unknown_app
-from ._policy import Caller, in_scope
-from ._signature import Finding, SignatureCheck, find_signer, matching_secret
-from ._tokens import b64decode_lenient, parse_json
-from ._wrapped import AS_SENT, maybe_wrapped, unwrap
-from ._zoom import (
+from ..access.policy import Caller, in_scope
+from ..config.model import App, Config, app_named
+from ..errors import FieldViolation, InvalidArgument, unknown_app
+from ..zoom.jwt import b64decode_lenient, parse_json
+from ..zoom.rules import (
     FLAG,
     GEO_REGIONS,
     MAX_TTL,
@@ -60,6 +58,8 @@ from ._zoom import (
     Sdk,
     is_meeting_number,
 )
+from .signature import Finding, SignatureCheck, find_signer, matching_secret
+from .wrapped import AS_SENT, maybe_wrapped, unwrap
 
 # How far in the future `iat` may lie before it is reported (clocks drift).
 FUTURE_LEEWAY = 60

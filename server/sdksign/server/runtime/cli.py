@@ -13,8 +13,7 @@ from dataclasses import replace
 from sdksign.client._exits import Exit
 from sdksign.client._flags import ADMIN_PORT, GRPC_PORT, listen_problem
 
-from ._admin import AdminError, alone
-from ._config import (
+from ..config.model import (
     DEFAULT_ADMIN_LISTEN,
     Config,
     ConfigError,
@@ -23,10 +22,11 @@ from ._config import (
     exposure_problems,
     load_config,
 )
-from ._logging import configure_logging
-from ._serve import ListenError, run
-from ._tracing import problem as tracing_problem
-from ._workers import default_workers, serve_workers
+from ..observe.admin import AdminError, alone
+from ..observe.log import configure_logging
+from ..observe.tracing import problem as tracing_problem
+from .serve import ListenError, run
+from .workers import default_workers, serve_workers
 
 
 def serve_command(args: argparse.Namespace) -> int:

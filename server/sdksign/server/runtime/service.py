@@ -1,4 +1,4 @@
-"""The SignatureService servicer: proto in, proto out; the logic lives in _claims and _diagnose."""
+"""The SignatureService servicer: proto in, proto out; the logic lives in tokens.mint and tokens.diagnose."""
 
 from __future__ import annotations
 
@@ -16,15 +16,15 @@ from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from sdksign.v1 import zoom_sample_pb2 as zs
 from sdksign.v1 import zoom_sample_pb2_grpc as zs_grpc
 
-from ._claims import mint
-from ._config import MAX_STORE_TIMEOUT, Config
-from ._diagnose import PROBLEM_CODES, SIGNATURE_CHECKS, TOKEN_KINDS, Diagnosis, check
-from ._errors import FieldViolation, InvalidArgument, RequestError
-from ._logging import bind
-from ._policy import Caller, authorize_verify
-from ._ratelimit import Limiter, limiter_for
-from ._tokens import fingerprint, payload_json
-from ._zoom import (
+from ..access.policy import Caller, authorize_verify
+from ..access.ratelimit import Limiter, limiter_for
+from ..config.model import MAX_STORE_TIMEOUT, Config
+from ..errors import FieldViolation, InvalidArgument, RequestError
+from ..observe.log import bind
+from ..tokens.diagnose import PROBLEM_CODES, SIGNATURE_CHECKS, TOKEN_KINDS, Diagnosis, check
+from ..tokens.mint import mint
+from ..zoom.jwt import fingerprint, payload_json
+from ..zoom.rules import (
     DEFAULT_TTL,
     MEETING_NUMBER_RULE,
     ROLE_NAME_OF_CLAIM,

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO, TextIO
 import orjson
 import structlog
 
-from ._tokens import b64decode_lenient, fingerprint
+from ..zoom.jwt import b64decode_lenient, fingerprint
 
 # A string value longer than this is cut to it on the log line, with a marker; a list keeps
 # this many items, its strings cut the same way. Request fields (app, meeting, a refusal's

@@ -16,7 +16,7 @@ The file's shape (its tables, their keys, types, defaults and simple bounds) is 
 schema of msgspec Structs, ConfigFile and its tables; the loader then checks what a
 schema cannot say (one key of two, names that must be unique or must exist,
 durations, rates and bursts together) and reads the secrets and PEM files into the
-runtime objects; Vault (secret_vault, through _vault) is read last, once all the rest
+runtime objects; Vault (secret_vault, through config.vault) is read last, once all the rest
 is known to be valid, and again by vault_refreshed while serving.
 
 msgspec rather than pydantic: it is small and fast, a Struct is a plain class with no
@@ -49,9 +49,10 @@ from msgspec import Meta
 from sdksign.client._durations import duration_seconds
 from sdksign.client._limits import MAX_DRAIN
 
-from ._policy import ANONYMOUS, Caller, Policy, Rule
-from ._tokens import fingerprint
-from ._vault import (
+from ..access.policy import ANONYMOUS, Caller, Policy, Rule
+from ..zoom.jwt import fingerprint
+from ..zoom.rules import MAX_TTL, MIN_TTL, ROLES, SDKS, SECRET_LENGTH, Sdk
+from .vault import (
     MAX_PREVIOUS_VERSIONS,
     KvReader,
     KvRef,
@@ -59,10 +60,9 @@ from ._vault import (
     VaultSettings,
     parse_reference,
 )
-from ._zoom import MAX_TTL, MIN_TTL, ROLES, SDKS, SECRET_LENGTH, Sdk
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
-# The admin listener: /metrics, /healthz/live, /healthz/ready (_admin).
+# The admin listener: /metrics, /healthz/live, /healthz/ready (observe.admin).
 DEFAULT_ADMIN_LISTEN = "127.0.0.1:9464"
 # iat is set this much before now, which shortens every token: at most half the shortest life.
 MAX_CLOCK_SKEW = MIN_TTL // 2
@@ -201,13 +201,13 @@ class Config:
     # --insecure: serve beyond loopback without TLS or without a caller policy.
     insecure: bool = False
     # The settings fixed at start that a command-line flag gave (--drain): they win over the
-    # file's, so that a reload neither takes nor warns about the file's (_serve.reloaded).
+    # file's, so that a reload neither takes nor warns about the file's (runtime.serve.reloaded).
     flags: frozenset[str] = frozenset()
     # Where rate limits are kept; None: each worker keeps its own buckets.
     rate_limits: RateLimitStore | None = None
     # Where the apps with secret_vault read their secrets ([vault]).
     vault: VaultSettings | None = None
-    # Whether a trace's spans carry the meeting number a call asked for (_tracing).
+    # Whether a trace's spans carry the meeting number a call asked for (observe.tracing).
     trace_meeting_numbers: bool = False
 
     def apps_of_kind(self, kind: Sdk) -> list[App]:
@@ -215,7 +215,7 @@ class Config:
 
 
 def app_named(apps: Iterable[App], name: str) -> App | None:
-    """The app called `name` among `apps` (a caller's scope: _policy.in_scope), or None."""
+    """The app called `name` among `apps` (a caller's scope: access.policy.in_scope), or None."""
     return next((app for app in apps if app.name == name), None)
 
 

@@ -1,7 +1,7 @@
 """Sign: from a SignRequest to the claims of a Zoom SDK JWT, and the token itself.
 
 Everything here is pure: the caller passes the configuration, the caller and the
-clock. The claim names, order and types are Zoom's rules in _zoom; every rule a
+clock. The claim names, order and types are Zoom's rules in zoom.rules; every rule a
 request can break is collected and reported at once. mint() goes in four steps:
 check the request, pick the app, authorize the caller, sign.
 """
@@ -13,11 +13,11 @@ from typing import NamedTuple, NoReturn
 
 from sdksign.v1 import signature_service_pb2 as pb
 
-from ._config import App, Config, app_named
-from ._errors import FailedPrecondition, FieldViolation, InvalidArgument, unknown_app
-from ._policy import Caller, Grant, authorize, in_scope, refuse_kind
-from ._tokens import encode
-from ._zoom import (
+from ..access.policy import Caller, Grant, authorize, in_scope, refuse_kind
+from ..config.model import App, Config, app_named
+from ..errors import FailedPrecondition, FieldViolation, InvalidArgument, unknown_app
+from ..zoom.jwt import encode
+from ..zoom.rules import (
     DEFAULT_TTL,
     FLAG,
     GEO_REGIONS,

@@ -33,11 +33,11 @@ from redis.exceptions import AuthenticationError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from . import _metrics
-from ._config import RateLimitStore
-from ._errors import ResourceExhausted
-from ._policy import Caller
-from ._ratelimit import TokenBuckets, over_limit
+from ..config.model import RateLimitStore
+from ..errors import ResourceExhausted
+from ..observe import metrics
+from .policy import Caller
+from .ratelimit import TokenBuckets, over_limit
 
 log = structlog.get_logger("sdksign")
 
@@ -190,7 +190,7 @@ class Batches:
                 ask.answer.cancel()
             raise
         except Exception as error:  # unreachable, too slow, or an answer not understood
-            _metrics.store_error(error_kind(error))  # one failed request, for all its calls
+            metrics.store_error(error_kind(error))  # one failed request, for all its calls
             _fail(batch, error)
             return
         for ask, answer in zip(batch, answers, strict=True):
@@ -225,7 +225,7 @@ class SharedLimiter:
             async with asyncio.timeout(max(self._store.timeout, START_TIMEOUT)):
                 await self._client.script_load(BUCKET_SCRIPT)
         except (RedisError, OSError, TimeoutError) as error:
-            _metrics.store_error(error_kind(error))  # a failed request: the script's load
+            metrics.store_error(error_kind(error))  # a failed request: the script's load
             self._lost(error)
 
     async def take(self, caller: Caller) -> None:

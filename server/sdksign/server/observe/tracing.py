@@ -15,7 +15,7 @@ is not a number, an unknown compression) refuses the start with one line, never 
 a header's value. Each serving process (each worker) makes its own provider and exporters
 (configure, called by serve()) and flushes them when it stops (shutdown). When traces
 are off nothing of OpenTelemetry is imported, and begin() costs one global lookup;
-when on, _spans makes one span per unary RPC.
+when on, observe.spans makes one span per unary RPC.
 """
 
 from __future__ import annotations
@@ -29,14 +29,14 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ._config import ConfigError
-from ._otlp_headers import control_character, hidden
+from ..config.model import ConfigError
+from .otlp_headers import control_character, hidden
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
-    from ._config import Config
-    from ._spans import Tracing
+    from ..config.model import Config
+    from .spans import Tracing
 
 # OTEL_TRACES_EXPORTER's names this server knows (besides "none").
 EXPORTERS = ("otlp", "console")
@@ -125,7 +125,7 @@ def _unavailable(names: list[str], environ: Mapping[str, str]) -> str | None:
 def _made(names: list[str], environ: Mapping[str, str], meeting_numbers: bool = False) -> Tracing:
     """The provider and exporters `names` (not yet this process's); ConfigError (one line)
     when the SDK refuses one of its OTEL_* settings."""
-    from ._spans import Tracing, exporters
+    from .spans import Tracing, exporters
 
     module = OTLP_MODULES.get(otlp_protocol(environ)[0], "")
     try:
@@ -163,7 +163,7 @@ def configure(config: Config | None = None, environ: Mapping[str, str] = os.envi
 def start(exporters: Sequence[SpanExporter], meeting_numbers: bool = False) -> None:
     """Trace every unary RPC from now on, each span batched to each of `exporters` (tests
     give an in-memory one). With `meeting_numbers`, spans carry them."""
-    from ._spans import Tracing
+    from .spans import Tracing
 
     _begin_tracing(Tracing(exporters, meeting_numbers))
 

@@ -8,8 +8,8 @@ and SIGHUP to every worker, and replaces a worker that dies; the replacement rea
 configuration again, as a SIGHUP would, before it serves. A worker whose parent dies
 stops by itself, draining as on SIGTERM.
 
-The parent also serves the admin listener (_admin) for all of them: the workers write
-their metrics to files in a folder of the parent's (_metrics.multiprocess_dir), and
+The parent also serves the admin listener (observe.admin) for all of them: the workers write
+their metrics to files in a folder of the parent's (observe.metrics.multiprocess_dir), and
 each sets its state (starting, serving, draining) in a byte of shared memory, which
 /healthz/ready reads.
 """
@@ -33,12 +33,12 @@ from types import FrameType
 
 import structlog
 
-from . import _metrics
-from ._admin import STARTING, AdminError, AdminServer, States, WorkerReadiness, WorkerStates
-from ._config import Config
-from ._logging import original_stderr
-from ._refresh import log_warnings, read_again, vault_read_again
-from ._serve import ListenError, reloaded
+from ..config.model import Config
+from ..observe import metrics as _metrics
+from ..observe.admin import STARTING, AdminError, AdminServer, States, WorkerReadiness, WorkerStates
+from ..observe.log import original_stderr
+from .refresh import log_warnings, read_again, vault_read_again
+from .serve import ListenError, reloaded
 
 log = structlog.get_logger("sdksign")
 
@@ -149,7 +149,7 @@ def serve_workers(config: Config, listen: str, workers: int, admin_listen: str) 
 
 
 def _metrics_folder(stack: contextlib.ExitStack) -> Path:
-    """The workers' metrics folder (_metrics.multiprocess_dir), deleted with `stack` when it
+    """The workers' metrics folder (observe.metrics.multiprocess_dir), deleted with `stack` when it
     is this process's own."""
     try:
         folder, own = _metrics.multiprocess_dir()
@@ -332,8 +332,8 @@ def _worker_main(
     A replacement reads its configuration again first (replacement_config): the
     other workers may have reloaded it, or read rotated Vault secrets, since the start.
     """
-    from ._logging import configure_logging
-    from ._serve import run
+    from ..observe.log import configure_logging
+    from .serve import run
 
     configure_logging(config.log_level, worker=index, native_stderr=True)
     _stop_with_parent(os.getppid())

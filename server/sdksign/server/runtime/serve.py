@@ -17,12 +17,13 @@ from sdksign.client._limits import MAX_MESSAGE_BYTES
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import zoom_sample_pb2 as zs
 
-from . import _metricfiles, _metrics, _tracing
-from ._admin import DRAINING, SERVING, Readiness
-from ._config import Config, ConfigError, Tls, exposure_problems
-from ._refresh import Refresher, log_warnings
-from ._rpc import RequestDeadlines, add_service
-from ._service import SignatureService, ZoomSampleService
+from ..config.model import Config, ConfigError, Tls, exposure_problems
+from ..observe import metricfiles, tracing
+from ..observe import metrics as _metrics
+from ..observe.admin import DRAINING, SERVING, Readiness
+from .refresh import Refresher, log_warnings
+from .rpc import RequestDeadlines, add_service
+from .service import SignatureService, ZoomSampleService
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SignatureService"].full_name
 SAMPLE_SERVICE_NAME = zs.DESCRIPTOR.services_by_name["ZoomSampleService"].full_name
@@ -30,7 +31,7 @@ SAMPLE_SERVICE_NAME = zs.DESCRIPTOR.services_by_name["ZoomSampleService"].full_n
 REFLECTED = (SERVICE_NAME, SAMPLE_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
 
 # How connections are kept honest: nothing a client opens (and leaves) holds memory for long.
-# Streams that never bring their request are ended by _rpc.REQUEST_READ_TIMEOUT.
+# Streams that never bring their request are ended by runtime.rpc.REQUEST_READ_TIMEOUT.
 CONNECTION_OPTIONS: list[tuple[str, int]] = [
     # Requests are small (a token is at most 8 KiB): gRPC refuses any over MAX_MESSAGE_BYTES.
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -128,8 +129,8 @@ async def serve(
     `admin` hears of the state (serving, then draining from the first signal on), for
     the admin listener's /healthz/ready.
     """
-    _metricfiles.report()  # a metrics file gone to memory before the log was set up
-    _tracing.configure(config)  # here, in the process that serves: each worker its exporters
+    metricfiles.report()  # a metrics file gone to memory before the log was set up
+    tracing.configure(config)  # here, in the process that serves: each worker its exporters
     service = SignatureService(config)
     server, health_servicer = build_server(config, reuse_port, service)
     port = add_port(server, listen, config.tls)
@@ -157,7 +158,7 @@ async def serve(
     refresher = Refresher(service, functools.partial(reload, service, listen))
     loop.add_signal_handler(signal.SIGHUP, refresher.sighup)
     refresher.start()
-    # A worker starts with SIGHUP blocked (_workers): one that came meanwhile is handled now.
+    # A worker starts with SIGHUP blocked (runtime.workers): one that came meanwhile is handled now.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     first = await signals.get()
     await refresher.stop()  # no reload or refresh from now on; none is waited for
@@ -167,7 +168,7 @@ async def serve(
     log.info("shutting down", grace_seconds=grace)
     await server.stop(grace)
     await service.aclose()
-    _tracing.shutdown()  # the last spans sent
+    tracing.shutdown()  # the last spans sent
     log.info("stopped")
 
 
@@ -236,7 +237,7 @@ START_ONLY = (
 def reload(service: SignatureService, listen: str, read: Config | ConfigError) -> None:
     """SIGHUP: serve what was read again, only if all of it is valid.
 
-    `read` is what was read (by _refresh, in a thread, since it may wait on Vault; this
+    `read` is what was read (by runtime.refresh, in a thread, since it may wait on Vault; this
     reads nothing, so that the loop never waits on Vault), or why it could not be.
     Calls in flight keep the configuration they started with.
     """

@@ -1,4 +1,4 @@
-"""One OpenTelemetry SERVER span per unary RPC (imported only when traces are on: _tracing).
+"""One OpenTelemetry SERVER span per unary RPC (imported only when traces are on: observe.tracing).
 
 A span is named after the gRPC method ("sdksign.v1.SignatureService/Sign") and continues
 the W3C trace context (traceparent, tracestate) that came in the call's metadata, or
@@ -13,7 +13,7 @@ server failed (SERVER_ERRORS), with the code's name as its description (never th
 message: it may echo the request); a caller's own mistake or refusal (INVALID_ARGUMENT,
 PERMISSION_DENIED...) leaves it unset, its code in rpc.grpc.status_code. The call's log
 line gets trace_id and span_id, and the SDK's own warnings (an export that failed) are
-JSON log lines too, without the OTLP headers' values (_otlp_headers).
+JSON log lines too, without the OTLP headers' values (observe.otlp_headers).
 """
 
 from __future__ import annotations
@@ -34,15 +34,15 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from ._logging import bind, call_fields, redact_and_bound
-from ._metrics import package_version
-from ._otlp_headers import HIDDEN, hidden
+from .log import bind, call_fields, redact_and_bound
+from .metrics import package_version
+from .otlp_headers import HIDDEN, hidden
 
 # The call's log fields that spans carry, as sdksign.<field>: names from the config and the
 # API's enums, and booleans. "meeting" is added only when the config allows it.
 FIELDS = ("app", "kind", "role", "caller", "rule", "valid", "problems")
 MEETING_FIELD = "meeting"
-# rpc.grpc.status_code: the number of each gRPC status code, by the name _rpc logs.
+# rpc.grpc.status_code: the number of each gRPC status code, by the name runtime.rpc logs.
 _CODE_NUMBERS = {code.name: code.value[0] for code in grpc.StatusCode}
 _UNKNOWN = grpc.StatusCode.UNKNOWN.value[0]
 # The codes whose SERVER span has status ERROR (OpenTelemetry's semantic conventions for

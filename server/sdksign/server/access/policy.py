@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple, NoReturn, Protocol, TypeVar
 
-from ._errors import PermissionDenied, Unauthenticated
-from ._zoom import ROLES
+from ..errors import PermissionDenied, Unauthenticated
+from ..zoom.rules import ROLES
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
-from . import _metrics
+from ..observe import metrics
 
 if TYPE_CHECKING:
     import hvac
@@ -204,10 +204,10 @@ class KvReader:
             newest, *earlier = numbers
             return self._read(ref, newest, earlier, versions)
         except VaultError:
-            _metrics.vault_error("other")
+            metrics.vault_error("other")
             raise
         except Exception as exc:  # hvac's and requests' errors, in this module's words
-            _metrics.vault_error(error_kind(exc))
+            metrics.vault_error(error_kind(exc))
             raise VaultError(problem(exc, self._settings, ref)) from None
 
     def _read(

@@ -8,7 +8,7 @@ blocks first (posix_fallocate), so that a full filesystem is an OSError instead,
 goes on in the process's own memory: the worker keeps serving, its values from then on
 are not shown on /metrics, and the log says so once (report).
 
-_metrics installs it in prometheus-client (values.MmapedDict) before any value is made.
+observe.metrics installs it in prometheus-client (values.MmapedDict) before any value is made.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def _reserve(filename: str, size: int) -> None:
         os.close(descriptor)
 
 
-# The files gone to memory, not yet logged: those of metrics made as _metrics is imported,
+# The files gone to memory, not yet logged: those of metrics made as observe.metrics is imported,
 # before the process's log is set up (a worker's: serve() calls report; the workers' parent,
 # whose own values nobody reads, never does).
 _said: list[dict[str, str]] = []

@@ -32,8 +32,8 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from . import _metrics
-from ._config import Tls
+from ..config.model import Tls
+from . import metrics as _metrics
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry

@@ -1,6 +1,6 @@
 """Zoom's token rules, in one place: claim names, types and bounds, roles, regions, flags.
 
-Minting (_claims) and diagnosis (_diagnose) both read these; neither imports the
+Minting (tokens.mint) and diagnosis (tokens.diagnose) both read these; neither imports the
 other. docs/zoom-sdk-jwt.md explains each rule and the ways real code breaks it.
 
 Adding an optional claim means a line in MEETING_OPTIONAL or VIDEO_OPTIONAL (its
