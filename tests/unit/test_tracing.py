@@ -11,6 +11,7 @@ import logging
 import re
 import sys
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -56,9 +57,16 @@ def exporter() -> Iterator[InMemorySpanExporter]:
         _tracing.shutdown()
 
 
-def spans(exporter: InMemorySpanExporter) -> list[ReadableSpan]:
-    _tracing.flush()
-    return list(exporter.get_finished_spans())
+def spans(exporter: InMemorySpanExporter, count: int = 1) -> list[ReadableSpan]:
+    """The finished spans, once there are `count` of them or 5 s have passed: the server
+    ends a call's span after the client has its answer."""
+    deadline = time.monotonic() + 5
+    while True:
+        _tracing.flush()
+        found = list(exporter.get_finished_spans())
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -134,7 +142,7 @@ async def test_without_a_traceparent_each_call_starts_a_trace(
 ) -> None:
     await stub.Sign(sign_request())
     await stub.Sign(sign_request(), metadata=(("traceparent", "00-not-a-trace-01"),))
-    first, second = spans(exporter)
+    first, second = spans(exporter, count=2)
     assert first.parent is None and second.parent is None  # a malformed one is no parent
     assert first.context is not None and second.context is not None
     assert first.context.trace_id != second.context.trace_id
@@ -157,7 +165,7 @@ async def test_verify_spans_say_whether_the_token_was_valid(
 ) -> None:
     token = (await stub.Sign(sign_request(role=pb.ROLE_PARTICIPANT))).token
     await stub.Verify(pb.VerifyRequest(token=token, expected_meeting_number="111"))
-    attributes = dict(spans(exporter)[1].attributes or {})
+    attributes = dict(spans(exporter, count=2)[1].attributes or {})
     assert attributes["rpc.method"] == "Verify" and attributes["rpc.grpc.status_code"] == 0
     assert attributes["sdksign.valid"] is False
     assert list(attributes["sdksign.problems"]) == ["MEETING_MISMATCH"]
@@ -181,7 +189,7 @@ async def test_refused_and_invalid_calls_leave_the_status_unset_with_their_code(
         grpc.StatusCode.PERMISSION_DENIED,
         grpc.StatusCode.UNAUTHENTICATED,
     ]
-    found = spans(exporter)
+    found = spans(exporter, count=3)
     # The caller's to fix, not the server's failure: no ERROR, the code in its attribute.
     assert [s.status.status_code for s in found] == [StatusCode.UNSET] * 3
     assert [s.status.description for s in found] == [None] * 3
@@ -278,7 +286,7 @@ async def test_no_token_secret_bearer_meeting_or_session_on_any_span(
     bearer = (("authorization", f"Bearer {BEARER}"),)
     await refused(stub.Sign(sign_request(app=token), metadata=bearer))  # a token as the app
     await refused(stub.Verify(pb.VerifyRequest(token=token, app=token)))  # no such app
-    found = spans(exporter)
+    found = spans(exporter, count=6)
     assert len(found) == 6
     text = everything_said(found)
     for secret in (meeting_secret, video_secret, BEARER, MEETING, SESSION, "ada@example"):
@@ -303,7 +311,7 @@ async def test_meeting_numbers_only_when_the_config_allows_them(
         await stub.Sign(sign_request())
         video = pb.VideoClaims(session_name=SESSION, role=pb.ROLE_HOST)
         await stub.Sign(pb.SignRequest(video=video))
-        meeting, session = spans(memory)
+        meeting, session = spans(memory, count=2)
     finally:
         _tracing.shutdown()
     assert (meeting.attributes or {})["sdksign.meeting"] == MEETING
@@ -359,7 +367,7 @@ async def test_spans_the_sampler_drops_leave_no_ids_on_the_log_line(
     _tracing.start([memory])
     try:
         await stub.Sign(sign_request())
-        assert spans(memory) == []
+        assert spans(memory, count=0) == []
     finally:
         _tracing.shutdown()
     [line] = rpc_lines(log_stream)
