@@ -11,8 +11,8 @@ import pytest
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
+from sdksign.server.access.buckets import TokenBuckets
 from sdksign.server.access.policy import Caller, Rule
-from sdksign.server.access.ratelimit import TokenBuckets
 from sdksign.server.access.ratestore import MAX_BATCH, RETRY_INTERVAL, SharedLimiter, bucket_key
 from sdksign.server.config.model import RateLimitStore
 from sdksign.server.errors import ResourceExhausted

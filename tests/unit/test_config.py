@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sdksign.server import Config, ConfigError, load_config
-from sdksign.server.access.ratelimit import TokenBuckets
+from sdksign.server.access.buckets import TokenBuckets
 from sdksign.server.config.model import (
     MAX_CONFIG_BYTES,
     MAX_SECRET_BYTES,

@@ -13,7 +13,7 @@ import jwt
 import pytest
 
 from sdksign.server import App, diagnose, encode, fingerprint
-from sdksign.server.tokens.diagnose import SignatureCheck
+from sdksign.server.tokens.signature import SignatureCheck
 from tests.conftest import MEETING_KEY, VIDEO_KEY
 from tests.helpers import HS256, b64url, meeting_claims, raw_token, video_claims
 from tests.unit.diagnose_helpers import NOW, OAUTH_SECRET, assert_no_secret, codes, only

@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sdksign.server import App, diagnose, encode
-from sdksign.server.tokens.diagnose import ProblemCode, SignatureCheck
+from sdksign.server.tokens.diagnose.problems import ProblemCode
+from sdksign.server.tokens.signature import SignatureCheck
 from sdksign.server.tokens.wrapped import AS_SENT
 from tests.conftest import MEETING_KEY
 from tests.helpers import HS256, b64url, meeting_claims, raw_token

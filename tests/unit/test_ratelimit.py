@@ -20,8 +20,9 @@ from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
 from sdksign.server import Config
+from sdksign.server.access.buckets import TokenBuckets
 from sdksign.server.access.policy import Caller, Rule
-from sdksign.server.access.ratelimit import LocalLimiter, TokenBuckets, limiter_for
+from sdksign.server.access.ratelimit import LocalLimiter, limiter_for
 from sdksign.server.access.ratestore import (
     MAX_BATCH,
     RETRY_INTERVAL,

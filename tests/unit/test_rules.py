@@ -15,14 +15,14 @@ from google.protobuf.descriptor import FieldDescriptor
 
 from sdksign.server import Config, InvalidArgument, diagnose, mint
 from sdksign.server.access.policy import Caller, Rule
-from sdksign.server.tokens.diagnose import (
+from sdksign.server.tokens.diagnose.problems import (
     PROBLEM_CODES,
     SIGNATURE_CHECKS,
     TOKEN_KINDS,
     ProblemCode,
-    SignatureCheck,
     TokenKind,
 )
+from sdksign.server.tokens.signature import SignatureCheck
 from sdksign.server.zoom.rules import (
     MEETING_CLAIMS,
     MEETING_OPTIONAL,

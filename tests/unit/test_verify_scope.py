@@ -10,7 +10,8 @@ import pytest
 from sdksign.server import App, Config, ConfigError, load_config
 from sdksign.server.access.policy import ANONYMOUS, Caller, Rule
 from sdksign.server.errors import InvalidArgument
-from sdksign.server.tokens.diagnose import Diagnosis, ProblemCode, check
+from sdksign.server.tokens.diagnose import check
+from sdksign.server.tokens.diagnose.problems import Diagnosis, ProblemCode
 from sdksign.v1 import signature_service_pb2 as pb
 from tests.conftest import MEETING_KEY, VIDEO_KEY
 from tests.helpers import HS256, meeting_claims, raw_token, video_claims

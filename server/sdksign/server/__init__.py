@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .config.model import App, Config, ConfigError, load_config
     from .errors import FailedPrecondition, FieldViolation, InvalidArgument, RequestError
-    from .tokens.diagnose import Diagnosis, Problem, ProblemCode, TokenKind, diagnose
+    from .tokens.diagnose import diagnose
+    from .tokens.diagnose.problems import Diagnosis, Problem, ProblemCode, TokenKind
     from .tokens.mint import Minted, mint
     from .zoom.jwt import encode, fingerprint
 
@@ -26,8 +27,9 @@ _HOMES = {
     **dict.fromkeys(("Minted", "mint"), "tokens.mint"),
     **dict.fromkeys(("App", "Config", "ConfigError", "load_config"), "config.model"),
     **dict.fromkeys(
-        ("Diagnosis", "Problem", "ProblemCode", "TokenKind", "diagnose"), "tokens.diagnose"
+        ("Diagnosis", "Problem", "ProblemCode", "TokenKind"), "tokens.diagnose.problems"
     ),
+    "diagnose": "tokens.diagnose",
     **dict.fromkeys(
         ("FailedPrecondition", "FieldViolation", "InvalidArgument", "RequestError"), "errors"
     ),

@@ -1,8 +1,7 @@
 """Who may mint what: callers, their rules, and the check of a Sign request against them.
 
 Pure: identification takes the call's metadata and its TLS peer properties as
-plain values, and the rule check takes what mint() has validated. The servicer
-only passes them in.
+plain values, and the rule check takes a request already validated (a Grant).
 """
 
 from __future__ import annotations
@@ -138,7 +137,8 @@ class Grant(NamedTuple):
 def authorize(caller: Caller, grant: Grant) -> None:
     """Raise PermissionDenied (Unauthenticated for anonymous callers) naming the rule broken."""
     rule = caller.rule
-    # Sign picks its app among the rule's (in_scope), so there this check always passes.
+    # Always passes for an app picked within in_scope(rule.apps); kept so that every rule
+    # is checked here.
     if rule.apps is not None and grant.app not in rule.apps:
         allowed = ", ".join(sorted(rule.apps)) or "none"
         _deny(caller, f"may not use app {grant.app!r} (allowed: {allowed})", "app")

@@ -13,8 +13,8 @@ answers with an error), the limiter says so once in the log, stops asking it for
 second at a time (one call per RETRY_INTERVAL tries again), and meanwhile either falls
 back to this worker's own buckets (on_store_error = "local") or refuses the calls of
 rate-limited callers ("refuse") with RESOURCE_EXHAUSTED, retry in RETRY_INTERVAL (not
-UNAVAILABLE, which Envoy and the project's client would retry at once, several times); it
-logs once when the store is back.
+UNAVAILABLE, which clients and proxies retry at once); it logs once when the store is
+back.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import structlog
 from redis.asyncio import Redis
@@ -33,11 +33,13 @@ from redis.exceptions import AuthenticationError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from ..config.model import RateLimitStore
 from ..errors import ResourceExhausted
 from ..observe import metrics
-from .policy import Caller
-from .ratelimit import TokenBuckets, over_limit
+from .buckets import TokenBuckets, over_limit
+
+if TYPE_CHECKING:
+    from ..config.model import RateLimitStore
+    from .policy import Caller
 
 log = structlog.get_logger("sdksign")
 

@@ -21,7 +21,8 @@ from ..access.ratelimit import Limiter, limiter_for
 from ..config.model import MAX_STORE_TIMEOUT, Config
 from ..errors import FieldViolation, InvalidArgument, RequestError
 from ..observe.log import bind
-from ..tokens.diagnose import PROBLEM_CODES, SIGNATURE_CHECKS, TOKEN_KINDS, Diagnosis, check
+from ..tokens.diagnose import check
+from ..tokens.diagnose.problems import PROBLEM_CODES, SIGNATURE_CHECKS, TOKEN_KINDS, Diagnosis
 from ..tokens.mint import mint
 from ..zoom.jwt import fingerprint, payload_json
 from ..zoom.rules import (

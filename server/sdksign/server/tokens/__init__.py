@@ -2,8 +2,8 @@
 the clock to a token, or to the diagnosis of one.
 
 mint: a SignRequest to a signed token; diagnose: a VerifyRequest to every problem of a
-token; signature: which secret, if any, signed it; wrapped: tokens pasted inside JSON,
-headers or URLs.
+token (a package, a module for each step: its docstring gives the order); signature:
+which secret, if any, signed it; wrapped: tokens pasted inside JSON, headers or URLs.
 
 Knows nothing of gRPC (it reads the request messages, not the transport). May import
 zoom, errors, access and config.

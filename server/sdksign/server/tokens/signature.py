@@ -4,7 +4,7 @@ the signer most likely got the secret wrong.
 Pure. matching_secret() tries the secrets of the token's own app: a valid token costs
 that, one HMAC. find_signer() runs only when it fails, and tries the rest: the other
 apps' secrets, their SDK keys, and the secret turned into bytes the wrong ways C#, Java
-and PHP code does. Those readings go through hmac.digest, never into zoom.jwt' cache of
+and PHP code does. Those readings go through hmac.digest, never into zoom.jwt's cache of
 keyed HMACs, so a flood of bad signatures cannot push the real secrets out of it.
 """
 
