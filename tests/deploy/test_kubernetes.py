@@ -16,7 +16,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from sdksign.server.config.model import ConfigError, exposure_problems, load_config
+from sdksign.server.config import ConfigError, exposure_problems, load_config
 from sdksign.server.observe.tracing import SHUTDOWN_SECONDS
 from sdksign.server.runtime.serve import SERVICE_NAME
 from tests.conftest import ROOT

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from sdksign.server import Config, ConfigError, load_config
-from sdksign.server.config.model import config_warnings, vault_refreshed
+from sdksign.server.config import config_warnings, vault_refreshed
 from tests.openbao import OpenBao, start_openbao
 
 APP = '[[apps]]\nname = "meeting"\nkind = "meeting"\nsdk_key = "k"\nsecret_vault = "{ref}"\n'

@@ -10,18 +10,10 @@ import pytest
 
 from sdksign.server import Config, ConfigError, load_config
 from sdksign.server.access.buckets import TokenBuckets
-from sdksign.server.config.model import (
-    MAX_CONFIG_BYTES,
-    MAX_SECRET_BYTES,
-    App,
-    Tls,
-    _create_dev_apps,
-    config_warnings,
-    dev_apps,
-    dev_apps_file,
-    exposure_problems,
-    parse_duration,
-)
+from sdksign.server.config import App, Tls, config_warnings, exposure_problems
+from sdksign.server.config.devapps import _create_dev_apps, dev_apps, dev_apps_file
+from sdksign.server.config.files import MAX_CONFIG_BYTES, MAX_SECRET_BYTES
+from sdksign.server.config.schema import parse_duration
 from sdksign.server.errors import ResourceExhausted
 from sdksign.server.runtime.rpc import _retry_details
 

@@ -23,7 +23,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sdksign.server import Config, ConfigError, load_config
-from sdksign.server.config.model import _TABLES, MAX_SECRET_BYTES, _keys
+from sdksign.server.config.files import MAX_SECRET_BYTES
+from sdksign.server.config.schema import TABLES as _TABLES
+from sdksign.server.config.schema import keys as _keys
 
 SECRET = "fuzz-secret-that-must-never-be-shown-0123456789"
 # A secret file in Latin-1, not UTF-8; nothing of it may reach a message either.

@@ -1,6 +1,6 @@
 """Durations as people write them: "30s", "90m", "2h", "1h30m", "2d".
 
-One reader for the configuration file (the server's config.model) and the command's flags.
+One reader for the configuration file (the server's config.schema) and the command's flags.
 """
 
 from __future__ import annotations

@@ -15,8 +15,14 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .config.model import App, Config, ConfigError, load_config
-    from .errors import FailedPrecondition, FieldViolation, InvalidArgument, RequestError
+    from .config import App, Config, load_config
+    from .errors import (
+        ConfigError,
+        FailedPrecondition,
+        FieldViolation,
+        InvalidArgument,
+        RequestError,
+    )
     from .tokens.diagnose import diagnose
     from .tokens.diagnose.problems import Diagnosis, Problem, ProblemCode, TokenKind
     from .tokens.mint import Minted, mint
@@ -25,13 +31,14 @@ if TYPE_CHECKING:
 # Where each of the package's names lives.
 _HOMES = {
     **dict.fromkeys(("Minted", "mint"), "tokens.mint"),
-    **dict.fromkeys(("App", "Config", "ConfigError", "load_config"), "config.model"),
+    **dict.fromkeys(("App", "Config", "load_config"), "config"),
     **dict.fromkeys(
         ("Diagnosis", "Problem", "ProblemCode", "TokenKind"), "tokens.diagnose.problems"
     ),
     "diagnose": "tokens.diagnose",
     **dict.fromkeys(
-        ("FailedPrecondition", "FieldViolation", "InvalidArgument", "RequestError"), "errors"
+        ("ConfigError", "FailedPrecondition", "FieldViolation", "InvalidArgument", "RequestError"),
+        "errors",
     ),
     **dict.fromkeys(("encode", "fingerprint"), "zoom.jwt"),
 }

@@ -1,9 +1,14 @@
-"""Errors the pure logic raises for a request it refuses; the server maps them to gRPC."""
+"""The error types: ConfigError for a configuration that cannot be used, and the errors the
+pure logic raises for a request it refuses, which the server maps to gRPC statuses."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message is one line naming the problem."""
 
 
 @dataclass(frozen=True)

@@ -30,9 +30,6 @@ from ..observe import metrics
 if TYPE_CHECKING:
     import hvac
 
-# previous_versions is at most this (a KV v2 mount keeps 10 versions unless told otherwise).
-MAX_PREVIOUS_VERSIONS = 10
-
 
 class VaultError(Exception):
     """Vault did not give the secrets; the message is one line, with no token or secret."""
@@ -273,7 +270,7 @@ def problem(exc: Exception, settings: VaultSettings, ref: KvRef) -> str:
     at = f"Vault at {settings.address}"
     match exc:
         case hvac_errors.Forbidden() | hvac_errors.Unauthorized():
-            # Short: a log field keeps 256 characters, and the paths to check come last.
+            # Short, so that a log line's field holds it whole; the paths to check come last.
             return (
                 f"{at}: permission denied (the token is unknown or expired, or cannot read "
                 f"{ref.mount}/data/{ref.path} and {ref.mount}/metadata/{ref.path})"

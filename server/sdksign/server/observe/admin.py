@@ -32,11 +32,12 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from ..config.model import Tls
 from . import metrics as _metrics
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+
+    from ..config.model import Tls
 
 log = structlog.get_logger("sdksign")
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from ..config.model import ConfigError
+from ..errors import ConfigError
 from .otlp_headers import control_character, hidden
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from dataclasses import replace
 from sdksign.client._exits import Exit
 from sdksign.client._flags import ADMIN_PORT, GRPC_PORT, listen_problem
 
-from ..config.model import (
+from ..config import (
     DEFAULT_ADMIN_LISTEN,
     Config,
     ConfigError,

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import structlog
 
-from ..config.model import Config, ConfigError, config_warnings, load_config, vault_refreshed
+from ..config import Config, ConfigError, config_warnings, load_config, vault_refreshed
 from ..observe import metrics
 from .service import SignatureService
 

@@ -17,7 +17,7 @@ from sdksign.client._limits import MAX_MESSAGE_BYTES
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import zoom_sample_pb2 as zs
 
-from ..config.model import Config, ConfigError, Tls, exposure_problems
+from ..config import Config, ConfigError, Tls, exposure_problems
 from ..observe import metricfiles, tracing
 from ..observe import metrics as _metrics
 from ..observe.admin import DRAINING, SERVING, Readiness

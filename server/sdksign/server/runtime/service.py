@@ -18,7 +18,7 @@ from sdksign.v1 import zoom_sample_pb2_grpc as zs_grpc
 
 from ..access.policy import Caller, authorize_verify
 from ..access.ratelimit import Limiter, limiter_for
-from ..config.model import MAX_STORE_TIMEOUT, Config
+from ..config import MAX_STORE_TIMEOUT, Config
 from ..errors import FieldViolation, InvalidArgument, RequestError
 from ..observe.log import bind
 from ..tokens.diagnose import check

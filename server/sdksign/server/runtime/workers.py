@@ -33,7 +33,7 @@ from types import FrameType
 
 import structlog
 
-from ..config.model import Config
+from ..config import Config
 from ..observe import metrics as _metrics
 from ..observe.admin import STARTING, AdminError, AdminServer, States, WorkerReadiness, WorkerStates
 from ..observe.log import original_stderr

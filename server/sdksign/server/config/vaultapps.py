@@ -1,0 +1,130 @@
+"""The apps whose secrets are in Vault: [vault] checked, secret_vault read.
+
+config.load checks [vault] and each secret_vault with the rest of the file, and reads Vault
+last (vault_refreshed), once all the rest is known to be valid: the only check over the
+network. The server reads it again while serving, by the same function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+
+from ..errors import ConfigError
+from .credentials import file_text, one_of, secret_from_env
+from .files import certificates, reason
+from .model import MAX_VAULT_REFRESH, MAX_VAULT_TIMEOUT, App, Config
+from .schema import AppTable, VaultTable, parse_duration
+from .urls import vault_address
+from .vault import KvReader, VaultError, VaultSettings, parse_reference
+from .wording import NOT_SHOWN, named, show
+
+_VAULT = "[vault]"
+
+
+def vault_app(table: AppTable, reference: str, where: str) -> App:
+    """An app whose secrets are the versions of a KV v2 field, read once the file is checked."""
+    if table.previous_secret_envs or table.previous_secret_files:
+        raise ConfigError(
+            f"{where}: previous_secret_envs and previous_secret_files go with secret_env or "
+            f"secret_file; with secret_vault, earlier KV versions verify ({_VAULT} previous_versions)"
+        )
+    ref = parse_reference(reference)
+    if ref is None:
+        shown = show(reference) if "/" in reference else f"({NOT_SHOWN})"
+        raise ConfigError(
+            f"{where}: secret_vault {shown} is not a KV version 2 field: write "
+            "'<mount>/data/<path>#<field>', e.g. 'secret/data/zoom/meeting#secret'"
+        )
+    return App(name=table.name, kind=table.kind, sdk_key=table.sdk_key, secret=b"", vault=ref)
+
+
+def vault_settings(
+    table: VaultTable | None, folder: Path, environ: Mapping[str, str]
+) -> VaultSettings | None:
+    """[vault]: its address and durations checked, the token's variable read (its file is read
+    on every pass)."""
+    if table is None:
+        return None
+    address = vault_address(table.address)
+    one_of(_VAULT, {"token_file": table.token_file, "token_env": table.token_env})
+    token = None
+    if table.token_env is not None:
+        token = secret_from_env(table.token_env, environ, _VAULT).decode()
+    ca_file = None
+    if table.tls_ca_file is not None:
+        if not address.startswith("https://"):
+            raise ConfigError(f"{_VAULT} tls_ca_file needs an https:// address")
+        ca_file = folder / table.tls_ca_file
+        certificates(ca_file, "tls_ca_file", _VAULT)
+    timeout = parse_duration(table.request_timeout, f"{_VAULT} request_timeout")
+    if not 1 <= timeout <= MAX_VAULT_TIMEOUT:
+        raise ConfigError(f"{_VAULT} request_timeout: from 1 s to {MAX_VAULT_TIMEOUT} s")
+    refresh = parse_duration(table.refresh, f"{_VAULT} refresh")
+    if refresh > MAX_VAULT_REFRESH:
+        raise ConfigError(f"{_VAULT} refresh: at most {MAX_VAULT_REFRESH} s (0: only on SIGHUP)")
+    return VaultSettings(
+        address=address,
+        token_file=None if table.token_file is None else folder / table.token_file,
+        token_file_shown=_token_file_shown(table.token_file),
+        token=token,
+        ca_file=ca_file,
+        timeout=timeout,
+        refresh=refresh,
+        previous_versions=table.previous_versions,
+    )
+
+
+def _token_file_shown(name: str | None) -> str:
+    """How a message names token_file: as written when it has a folder (a token has none)."""
+    if name is None or "/" in name:
+        return show(name)
+    return f"(the file named there; {NOT_SHOWN})"
+
+
+def _vault_token(vault: VaultSettings) -> str:
+    """The token: token_env's, read at load, or token_file's, read now."""
+    if vault.token is not None:
+        return vault.token
+    assert vault.token_file is not None
+    shown = f"{_VAULT} token_file {vault.token_file_shown}"
+    try:
+        return file_text(vault.token_file, shown, "token")
+    except OSError as exc:
+        raise ConfigError(f"{shown}: {reason(exc)}") from None
+
+
+def vault_refreshed(config: Config) -> Config:
+    """`config` with the secrets of its apps with secret_vault read again from Vault: the
+    newest live version signs, up to previous_versions before it verify."""
+    wanted = [(i, app, app.vault) for i, app in enumerate(config.apps) if app.vault is not None]
+    if not wanted:
+        return config
+    vault = config.vault
+    if vault is None:
+        index, app, _ = wanted[0]
+        raise ConfigError(
+            f"{named('apps', index, app.name)}: secret_vault needs a {_VAULT} table "
+            "(address, and token_file or token_env)"
+        )
+    try:
+        reader = KvReader(vault, _vault_token(vault))
+    except VaultError as exc:
+        raise ConfigError(f"{_VAULT}: {exc}") from None
+    apps = list(config.apps)
+    with reader:
+        for index, app, ref in wanted:
+            try:
+                read = reader.versions(ref)
+            except VaultError as exc:
+                where = named("apps", index, app.name)
+                raise ConfigError(f"{where}: secret_vault {ref}: {exc}") from None
+            apps[index] = replace(
+                app,
+                secret=read.newest,
+                previous_secrets=read.previous,
+                vault_skipped=read.skipped,
+                secrets_created=read.created,
+            )
+    return replace(config, apps=tuple(apps))
