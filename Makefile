@@ -153,7 +153,7 @@ $(H2LOAD):
 	$(call APT_INSTALL,nghttp2-client)
 
 bench: $(VENV)/.installed $(H2LOAD) ## h2load on a real server: Health/Check, Sign, Verify (and Zoom's sample with ZOOM_SAMPLE_DIR)
-	$(PY) bench/bench.py $(BENCH_ARGS)
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 # Reliability scenarios, not part of `make test`: a steady soak, drain, worker and parent kills,
 # replica kill and drain behind Envoy, SIGHUP, fuzzing, malformed HTTP/2 frames, half-open

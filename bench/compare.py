@@ -13,22 +13,26 @@ request, the steadier figure of the two.
 
 measures what the shared rate limit store costs: every call of both sides spends a
 token, the before side's from each worker, the after side's from a redis-server
-started here (bench/_store.py).
+started here (bench/store.py).
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if not __package__:  # run as `python bench/compare.py`: the checkout is where imports start
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse
 import contextlib
 import os
 import secrets
-import sys
 import tempfile
-from pathlib import Path
 
-import _store
-
-import bench
+from bench import store
+from bench.h2load import Row, Sample, h2load_grpc
+from bench.run import request_bodies, sdksign_server, worker_pids
 
 
 def main() -> int:
@@ -56,30 +60,31 @@ def main() -> int:
         "Sign": ("/sdksign.v1.SignatureService/Sign", "sign"),
         "Verify": ("/sdksign.v1.SignatureService/Verify", "verify"),
     }
-    samples: dict[tuple[str, int], list[bench.Sample]] = {
+    samples: dict[tuple[str, int], list[Sample]] = {
         (name, side): [] for name in rpcs for side in (0, 1)
     }
     with contextlib.ExitStack() as stack:
         folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="sdksign-compare-"))
-        store = stack.enter_context(_store.redis_server(Path(folder))) if args.store else None
+        redis = stack.enter_context(store.redis_server(Path(folder))) if args.store else None
         servers = []
         for side, checkout in enumerate(checkouts):
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="sdksign-compare-")))
             config = None
             if args.store:
-                config = _store.rate_limited_config(tmp, store if side == 1 else None)
-            address, log, pids = stack.enter_context(
-                bench.sdksign_server(tmp, secrets.token_urlsafe(32), args.workers, checkout, config)
+                config = store.rate_limited_config(tmp, redis if side == 1 else None)
+            server = stack.enter_context(
+                sdksign_server(tmp, secrets.token_urlsafe(32), args.workers, checkout, config)
             )
-            servers.append((address, log, pids, tmp, bench.request_bodies(address, tmp)))
+            address, log, pids = server.target, server.log_path, worker_pids(server)
+            servers.append((address, log, pids, tmp, request_bodies(address, tmp)))
         for round_ in range(args.rounds):
             for name, (path, body) in rpcs.items():
                 for side in (0, 1) if round_ % 2 == 0 else (1, 0):
                     address, log, pids, tmp, bodies = servers[side]
                     samples[name, side].append(
-                        bench.h2load_grpc(address, path, bodies[body], tmp, args, log, pids)
+                        h2load_grpc(address, path, bodies[body], tmp, args, log, pids)
                     )
-        lost = _store.times_lost(servers[1][1]) if args.store else 0
+        lost = store.times_lost(servers[1][1]) if args.store else 0
     print(f"before: {checkouts[0]}\nafter:  {checkouts[1]}")
     print(f"{args.rounds} alternating rounds of {args.warmup} s warm-up + {args.duration} s\n")
     print(
@@ -87,14 +92,14 @@ def main() -> int:
     )
     print("| --- | ---: | ---: | ---: | ---: |")
     for name in rpcs:
-        before, after = (bench.Row(name, samples[name, side]) for side in (0, 1))
+        before, after = (Row(name, samples[name, side]) for side in (0, 1))
         print(
             f"| {name} | {before.rps:,.0f} | {after.rps:,.0f} | {before.cpu_us:.0f} "
             f"| {after.cpu_us:.0f} |"
         )
     failed = sum(sample.failed for runs in samples.values() for sample in runs)
     if args.store:
-        print(f"\nafter: rate limits in {store} ({_store.TIMEOUT:g} s timeout), lost {lost} times")
+        print(f"\nafter: rate limits in {redis} ({store.TIMEOUT:g} s timeout), lost {lost} times")
     if failed:
         print(f"\n{failed} requests failed")
         return 1
@@ -105,7 +110,7 @@ def main() -> int:
     return 0
 
 
-def _rounds(samples: dict[tuple[str, int], list[bench.Sample]]) -> str:
+def _rounds(samples: dict[tuple[str, int], list[Sample]]) -> str:
     return "; ".join(
         f"{name} {('before', 'after')[side]} " + ", ".join(f"{sample.rps:,.0f}" for sample in runs)
         for (name, side), runs in samples.items()

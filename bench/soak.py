@@ -12,7 +12,7 @@ answer by a generous deadline, transport errors), and checks its target:
 - worker kill: SIGKILL one of 2 workers under AsyncClient load: 0 failed, the worker respawned.
 - parent kill: SIGKILL the parent of 2 workers under load: 0 failed, the workers exit by
   themselves within drain + grace, a new server then starts on the same port.
-- replica kill: 2 replicas behind Envoy (bench/fleet.py), JSON `POST /` paced by h2load, one
+- replica kill: 2 replicas behind Envoy (harness/fleet.py), JSON `POST /` paced by h2load, one
   replica SIGKILLed on a fresh gateway and on a warm one: 0 failed (by HTTP status).
 - replica drain: the same on a warm gateway with SIGTERM instead, the load going on past the
   replica's drain period: 0 failed.
@@ -27,9 +27,16 @@ answer by a generous deadline, transport errors), and checks its target:
 
 Prints the command, the machine and one Markdown table; exit status 1 if a target is missed.
 Every scenario is bounded in time and kills whatever it started, however it ends.
+The scenarios are in bench/reliability/, one module per kind.
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if not __package__:  # run as `python bench/soak.py`: the checkout is where imports start
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 import argparse
 import asyncio
@@ -40,27 +47,26 @@ import random
 import shlex
 import shutil
 import signal
-import sys
 import tempfile
 import time
 import traceback
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import grpc
-from _soak_common import Row, Settings, Soak, table
-from _soak_frames import malformed_frames
-from _soak_fuzz import fuzz
-from _soak_gateway import replica_drain, replica_kill_fresh, replica_kill_warm
-from _soak_halfopen import half_open
-from _soak_logscan import scan_logs
-from _soak_process import drain, parent_kill, worker_kill
-from _soak_reload import sighup
-from _soak_server import ROOT, new_secrets
-from _soak_steady import steady
-from fleet import ServerError
 
-from bench import cpu_model, h2load_version
+from bench.h2load import cpu_model, h2load_version
+from bench.reliability.common import Row, Settings, Soak, table
+from bench.reliability.frames import malformed_frames
+from bench.reliability.fuzz import fuzz
+from bench.reliability.gateway import replica_drain, replica_kill_fresh, replica_kill_warm
+from bench.reliability.halfopen import half_open
+from bench.reliability.logscan import scan_logs
+from bench.reliability.process import drain, parent_kill, worker_kill
+from bench.reliability.reload import sighup
+from bench.reliability.server import new_secrets
+from bench.reliability.steady import steady
+from harness import ROOT
+from harness.server import ServerError
 from sdksign.server.runtime.workers import default_workers
 
 Scenario = Callable[[Soak, Row], Awaitable[None]]

@@ -4,22 +4,29 @@ test's ports."""
 from __future__ import annotations
 
 import http.client
-import socket
 import ssl
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from harness import ROOT
+from harness.envoy import (
+    DESCRIPTORS,
+    GATEWAY_CONFIG,
+    envoy_binary,
+    start_envoy,
+    stop_envoy,
+    wait_ready,
+)
+from harness.process import free_port
+from harness.server import ServerProcess
 from tests.certs import Authority
-from tests.conftest import BIN, ROOT, ServerProcess, start_server_process
+from tests.conftest import start_server_process
 
-ENVOY = BIN / "envoy"
-DESCRIPTORS = ROOT / "gateway" / "sdksign.pb"
-CONFIGS = [ROOT / "gateway" / "envoy.yaml", ROOT / "examples" / "envoy-production.yaml"]
+CONFIGS = [GATEWAY_CONFIG, ROOT / "examples" / "envoy-production.yaml"]
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +44,7 @@ def envoy_validates(config: Path) -> str:
     """`envoy --mode validate` on the file `config` (the files it names must exist): its
     output, once Envoy has said the configuration is OK."""
     result = subprocess.run(
-        [str(ENVOY), "--mode", "validate", "-c", str(config), "--disable-hot-restart"],
+        [str(envoy_binary()), "--mode", "validate", "-c", str(config), "--disable-hot-restart"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -47,12 +54,6 @@ def envoy_validates(config: Path) -> str:
     assert result.returncode == 0, output
     assert "OK" in output, output
     return output
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
@@ -129,28 +130,10 @@ def render(
     return rendered
 
 
-def start_envoy(config: Path, tmp_path: Path) -> subprocess.Popen[bytes]:
-    log = (tmp_path / "envoy.log").open("wb")
-    return subprocess.Popen(
-        [str(ENVOY), "-c", str(config), "--disable-hot-restart", "-l", "warning"],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-
-
-def wait_until_ready(gateway: Gateway, tmp_path: Path, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, (tmp_path / "envoy.log").read_text()
-        try:
-            status, _, _ = gateway.request("POST", "/", b"{}", {"content-type": "application/json"})
-            if status in (200, 400):  # the server answered through Envoy
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError((tmp_path / "envoy.log").read_text())
+def answers(gateway: Gateway) -> bool:
+    """Whether the server answers through Envoy (the page's JSON route, an empty request)."""
+    status, _, _ = gateway.request("POST", "/", b"{}", {"content-type": "application/json"})
+    return status in (200, 400)
 
 
 def serve_gateway(
@@ -169,17 +152,15 @@ def serve_gateway(
         files = production_files(tmp_path, production)
         tls = ssl.create_default_context(cadata=production.pem.decode())
     config = CONFIGS[0] if production is None else CONFIGS[1]
-    envoy = start_envoy(render(config, tmp_path, gateway_port, server_port, files), tmp_path)
+    log_path = tmp_path / "envoy.log"
+    envoy = start_envoy(render(config, tmp_path, gateway_port, server_port, files), log_path)
     gateway = Gateway(gateway_port, server, tls, envoy)
     try:
-        wait_until_ready(gateway, tmp_path, envoy)
+        wait_ready(envoy, log_path, lambda: answers(gateway))
         yield gateway
     finally:
-        envoy.terminate()
-        envoy.wait(timeout=15)
-        if server.process.poll() is None:
-            server.process.terminate()
-            server.process.wait(timeout=15)
+        stopped = {"Envoy": stop_envoy(envoy, 15), "the server": server.stop(timeout=15)}
+        assert None not in stopped.values(), f"not stopped within 15 s: {stopped}"
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import secrets
 import signal
 import socket
 import ssl
-import subprocess
 import time
 from collections.abc import Iterator
 from datetime import datetime
@@ -78,13 +77,7 @@ def at_end() -> Iterator[contextlib.ExitStack]:
 
 def stop(server: ServerProcess) -> None:
     """SIGTERM (the metrics folder is removed), and SIGKILL if it does not stop."""
-    if server.process.poll() is None:
-        server.process.terminate()
-        try:
-            server.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(timeout=30)
+    server.stop(timeout=30)
 
 
 def admin_address(server: ServerProcess) -> str:

@@ -42,8 +42,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     try:
         yield started
     finally:
-        started.process.terminate()
-        started.process.wait(timeout=15)
+        assert started.stop(timeout=15) is not None, "the server did not stop within 15 s"
 
 
 def free_port() -> int:

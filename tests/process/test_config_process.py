@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +11,8 @@ import pytest
 
 from sdksign.client import Client, Role
 from sdksign.server import ConfigError, load_config
-from tests.conftest import ADMIN, ROOT, log_lines, start_server_process
+from tests.conftest import log_lines, start_server_process
+from tests.process.test_process import serve_until_exit
 from tests.unit.test_config import APP, LATIN1, SECRET, write
 
 # --- the same messages from a real process: at start, and on SIGHUP --------------------------
@@ -29,19 +27,7 @@ def expected_refusal(path: Path, env: dict[str, str]) -> str:
 def test_a_bad_config_at_start_is_one_line_and_exit_status_2(tmp_path: Path) -> None:
     config = write(tmp_path, APP + "[anonymous]\nrate = nan\n")
     env = {"S": SECRET}
-    done = subprocess.run(
-        [sys.executable, "-m", "sdksign.server", "serve", "--config", str(config), *ADMIN],
-        cwd=tmp_path,
-        env={
-            "PATH": os.environ["PATH"],
-            "PYTHONPATH": f"{ROOT / 'client'}:{ROOT / 'server'}",
-            **env,
-        },
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = serve_until_exit(tmp_path, env, ["--config", str(config)])
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         f"sdksign: configuration error: {expected_refusal(config, env)}"

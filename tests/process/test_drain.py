@@ -22,8 +22,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from sdksign.client import AsyncClient, Role, SdkSignError
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
-from tests.conftest import ADMIN, ServerProcess, log_lines, start_server_process
-from tests.process.test_workers import ENV, SIGN, events, wait_for
+from tests.conftest import ADMIN, ENV, ServerProcess, log_lines, start_server_process
+from tests.process.test_workers import SIGN, events, wait_for
 
 
 async def load(target: str, until: Callable[[], bool], tasks: int = 16) -> Counter[str]:
@@ -183,7 +183,8 @@ def test_workers_serve_and_stop_with_their_parent_when_stderr_has_no_reader(
     tmp_path: Path, server_env: dict[str, str]
 ) -> None:
     """`sdksign serve ... 2>&1 | cat` whose `cat` is gone: log lines cannot be written
-    (EPIPE), and calls are still served, and the workers still stop with their parent."""
+    (EPIPE), and calls are still served, and the workers still stop with their parent. Its
+    stderr is a pipe, read here: not harness.server's, whose stderr is a file."""
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "sdksign.server", "serve", "--listen", "127.0.0.1:0"),

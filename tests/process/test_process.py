@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import stat
@@ -19,6 +18,7 @@ from sdksign.server import fingerprint
 from tests.conftest import (
     ADMIN,
     BIN,
+    ENV,
     MEETING_KEY,
     ROOT,
     ServerProcess,
@@ -27,8 +27,6 @@ from tests.conftest import (
     start_server_process,
 )
 from tests.helpers import raw_token
-
-ENV = {"PATH": os.environ["PATH"], "PYTHONPATH": f"{ROOT / 'client'}:{ROOT / 'server'}"}
 
 
 def grpcurl(

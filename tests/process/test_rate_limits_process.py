@@ -95,10 +95,8 @@ def servers() -> Iterator[list[ServerProcess]]:
     """The servers a test starts (appended to this list), stopped at its end."""
     started: list[ServerProcess] = []
     yield started
-    for server in started:
-        if server.process.poll() is None:
-            server.process.terminate()
-            server.process.wait(timeout=30)
+    stopped = [server.stop(timeout=30) for server in started]
+    assert None not in stopped, f"not all stopped within 30 s: {stopped}"
 
 
 @dataclass

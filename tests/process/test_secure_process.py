@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import signal
 import subprocess
@@ -13,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ADMIN, ROOT, ServerProcess, log_lines, start_server_process
+from tests.conftest import ENV, ServerProcess, log_lines, start_server_process
+from tests.process.test_process import serve_until_exit
 
-ENV = {"PATH": os.environ["PATH"], "PYTHONPATH": f"{ROOT / 'client'}:{ROOT / 'server'}"}
 SECRET = secrets.token_urlsafe(32)
 TOKEN_A = secrets.token_urlsafe(24)
 TOKEN_B = secrets.token_urlsafe(24)
@@ -49,19 +48,11 @@ def sdksign(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 def test_beyond_loopback_unprotected_refuses_to_start(
     tmp_path: Path, config: str | None, says: str
 ) -> None:
-    args = ["serve", "--listen", "0.0.0.0:0", *ADMIN]
+    args = []
     if config is not None:
         (tmp_path / "sdksign.toml").write_text(config)
-        args += ["--config", str(tmp_path / "sdksign.toml")]
-    result = subprocess.run(
-        [sys.executable, "-m", "sdksign.server", *args],
-        cwd=tmp_path,
-        env={**ENV, "S": SECRET},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+        args = ["--config", str(tmp_path / "sdksign.toml")]
+    result = serve_until_exit(tmp_path, {"S": SECRET}, args, listen="0.0.0.0:0")
     assert result.returncode == 2
     assert "refusing to serve on 0.0.0.0:0" in result.stderr and says in result.stderr
     assert "--insecure" in result.stderr

@@ -6,7 +6,6 @@ import hashlib
 import os
 import secrets
 import signal
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -18,9 +17,9 @@ import pytest
 
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
-from tests.conftest import ADMIN, ROOT, ServerProcess, log_lines, run, start_server_process
+from tests.conftest import ENV, ServerProcess, log_lines, run, start_server_process
+from tests.process.test_process import serve_until_exit
 
-ENV = {"PATH": os.environ["PATH"], "PYTHONPATH": f"{ROOT / 'client'}:{ROOT / 'server'}"}
 SIGN = pb.SignRequest(meeting=pb.MeetingClaims(meeting_number="123456789", role=1))
 
 
@@ -31,9 +30,7 @@ def two_workers(tmp_path: Path, server_env: dict[str, str]) -> Iterator[ServerPr
     try:
         yield server
     finally:
-        if server.process.poll() is None:
-            server.process.terminate()
-            server.process.wait(timeout=30)
+        assert server.stop(timeout=30) is not None, "the server did not stop within 30 s"
 
 
 def events(server: ServerProcess, event: str) -> list[dict[str, object]]:
@@ -89,15 +86,8 @@ def test_a_sighup_while_workers_start_reloads_them_once_they_serve(
     tmp_path: Path, server_env: dict[str, str]
 ) -> None:
     """A SIGHUP that reaches a worker before its handler exists waits for it, not kills it."""
-    stderr = tmp_path / "server.stderr"
-    command = [sys.executable, "-m", "sdksign.server", "serve", "--listen", "127.0.0.1:0"]
-    process = subprocess.Popen(
-        [*command, "--workers", "2", "--drain", "0", *ADMIN],
-        env={**ENV, **server_env},
-        stdout=subprocess.DEVNULL,
-        stderr=stderr.open("w"),
-    )
-    server = ServerProcess(process, "", stderr)
+    server = start_server_process(tmp_path, server_env, ["--workers", "2"], listening=0)
+    process = server.process
     try:
         wait_for(lambda: events(server, "starting workers"), server)
         process.send_signal(signal.SIGHUP)  # the workers are being spawned, or importing
@@ -127,25 +117,7 @@ def test_a_second_server_cannot_share_the_port(
 ) -> None:
     # The workers share their port on purpose (SO_REUSEPORT); an unrelated server must not.
     for workers in ("1", "2"):
-        second = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "sdksign.server",
-                "serve",
-                "--listen",
-                two_workers.target,
-                "--workers",
-                workers,
-                *ADMIN,
-            ],
-            cwd=tmp_path,
-            env={**ENV, **server_env},
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        second = serve_until_exit(tmp_path, server_env, ["--workers", workers], two_workers.target)
         assert second.returncode == 2
         assert "address in use" in second.stderr
 

@@ -10,9 +10,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from _soak_common import Row, Soak
-
 from sdksign.server import fingerprint
+
+from .common import Row, Soak
 
 # Base64url segments joined by dots, three or more.
 _DOTTED = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*){2,}")

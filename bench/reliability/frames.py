@@ -13,8 +13,9 @@ import grpc
 import h2.config
 import h2.connection
 import h2.events
-from _soak_common import HEALTH, HUNG, SIGN, VERIFY, Row, Soak
-from _soak_server import scenario_config, serving
+
+from .common import HEALTH, HUNG, SIGN, VERIFY, Row, Soak
+from .server import scenario_config, serving
 
 ANSWER_TIMEOUT = 5.0
 # What was sent after the request headers: None is END_STREAM on the headers themselves.
@@ -36,7 +37,7 @@ _CODES = {code.value[0]: str(code.name) for code in grpc.StatusCode}
 async def malformed_frames(soak: Soak, row: Row) -> None:
     config = scenario_config(soak, "frames")
     async with serving(soak, "frames", config, soak.settings.workers) as server:
-        host, port = server.address.rsplit(":", 1)
+        host, port = server.target.rsplit(":", 1)
         sends = [
             _timed(kind, host, int(port), method, body)
             for method in (SIGN, VERIFY, HEALTH)

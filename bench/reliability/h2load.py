@@ -6,9 +6,9 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from _soak_common import HUNG, TRANSPORT, Outcomes
+from bench.h2load import read_h2load
 
-from bench import read_h2load
+from .common import HUNG, TRANSPORT, Outcomes
 
 H2LOAD_MARGIN = 60.0  # seconds past its planned length before h2load is killed
 

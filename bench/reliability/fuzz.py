@@ -11,12 +11,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
-from _soak_cases import METHODS, Cases, Token, resigned, token_from
-from _soak_common import HUNG, MEETING, OK, TRANSPORT, Outcomes, Row, Soak
-from _soak_load import outcome_of
-from _soak_server import scenario_config, serving
 
 from sdksign.client import AsyncClient, Role
+
+from .cases import METHODS, Cases, Token, resigned, token_from
+from .common import HUNG, MEETING, OK, TRANSPORT, Outcomes, Row, Soak
+from .load import outcome_of
+from .server import scenario_config, serving
 
 CHANNELS = 4
 # Answers a fuzzed request must never get; a worker must never die of one either.
@@ -30,16 +31,16 @@ async def fuzz(soak: Soak, row: Row) -> None:
     settings = soak.settings
     config = scenario_config(soak, "fuzz")
     async with serving(soak, "fuzz", config, settings.workers) as server:
-        tokens = await _valid_tokens(server.address, soak)
+        tokens = await _valid_tokens(server.target, soak)
         # A seeded generator on purpose: the same seed sends the same cases again.
         cases = Cases(random.Random(settings.seed), tokens)  # noqa: S311
         bad: Counter[str] = Counter()
         examples = soak.directory("fuzz") / "never-answers.txt"
         started = time.monotonic()
-        await _send_all(server.address, cases, soak, row.outcomes, bad, examples)
+        await _send_all(server.target, cases, soak, row.outcomes, bad, examples)
         elapsed = time.monotonic() - started
         restarted = len(server.events("worker exited"))
-        after = await _still_signs(server.address, settings.deadline)
+        after = await _still_signs(server.target, settings.deadline)
     row.note(
         f"{settings.fuzz_count:,} cases in {elapsed:.0f} s, {settings.fuzz_concurrency} "
         f"concurrent, seed {settings.seed}"

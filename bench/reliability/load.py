@@ -11,9 +11,10 @@ from types import TracebackType
 from typing import Self
 
 import grpc
-from _soak_common import HUNG, MEETING, OK, TRANSPORT, Outcomes
 
 from sdksign.client import AsyncClient, Role, SdkSignError
+
+from .common import HUNG, MEETING, OK, TRANSPORT, Outcomes
 
 # How much longer than a call's own deadline the harness waits before it calls the call hung.
 DEADLINE_MARGIN = 5.0

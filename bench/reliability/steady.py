@@ -7,12 +7,14 @@ import asyncio
 import time
 from pathlib import Path
 
-from _soak_common import MEETING, Outcomes, Row, Soak
-from _soak_h2load import H2load, run_h2load
-from _soak_server import Server, scenario_config, serving
-
-from bench import grpc_frame, grpc_load, rss_kib, shown_mib
+from bench.framing import grpc_frame
+from bench.h2load import grpc_load, rss_kib, shown_mib
+from harness.server import ServerProcess
 from sdksign.v1 import signature_service_pb2 as pb
+
+from .common import MEETING, Outcomes, Row, Soak
+from .h2load import H2load, run_h2load
+from .server import scenario_config, serving
 
 CONNECTIONS = 4
 STREAMS = 16
@@ -33,7 +35,7 @@ async def steady(soak: Soak, row: Row) -> None:
     directory = soak.directory("steady")
     config = scenario_config(soak, "steady")
     async with serving(soak, "steady", config, settings.workers) as server:
-        url = f"http://{server.address}/sdksign.v1.SignatureService/Sign"
+        url = f"http://{server.target}/sdksign.v1.SignatureService/Sign"
         body = sign_body(directory)
         rss_before = {index: rss_kib(pid) for index, pid in server.workers().items()}
         seconds = settings.measure_seconds
@@ -58,7 +60,13 @@ async def steady(soak: Soak, row: Row) -> None:
 
 
 async def _soak(
-    server: Server, body: Path, url: str, rate: float, directory: Path, row: Row, seconds: int
+    server: ServerProcess,
+    body: Path,
+    url: str,
+    rate: float,
+    directory: Path,
+    row: Row,
+    seconds: int,
 ) -> None:
     await asyncio.sleep(SETTLE)  # calls cut short at the end of the measuring run are logged
     logged_before = sum(server.rpc_codes().values())
@@ -77,7 +85,7 @@ async def _soak(
         row.miss(f"{row.outcomes.failed:,} calls failed")
 
 
-def _outcomes(server: Server, logged_before: int, result: H2load) -> Outcomes:
+def _outcomes(server: ServerProcess, logged_before: int, result: H2load) -> Outcomes:
     """Codes from the server's rpc lines (gRPC answers HTTP 200 whatever the code); the calls
     h2load sent beyond those, hung or transport errors."""
     outcomes = Outcomes(latencies_ms=result.latencies_ms)

@@ -1,4 +1,4 @@
-"""A replica killed or drained behind the real Envoy (bench/fleet.py's Fleet): Zoom's sample
+"""A replica killed or drained behind the real Envoy (harness/fleet.py's Fleet): Zoom's sample
 JSON `POST /` through the gateway, paced by h2load over HTTP/1.1, outcomes by HTTP status. On
 a fresh gateway the kill comes right after the first requests; on a warm one, after seconds of
 traffic. The drain (SIGTERM) comes on a warm gateway, and the load goes on past the drain's
@@ -11,12 +11,12 @@ import json
 import time
 from pathlib import Path
 
-import fleet
-from _soak_common import MEETING, OK, Outcomes, Row, Settings, Soak
-from _soak_h2load import H2load, run_h2load
-from _soak_server import scenario_config
-
+from harness.fleet import Fleet
 from sdksign.server.config.model import DEFAULT_DRAIN
+
+from .common import MEETING, OK, Outcomes, Row, Settings, Soak
+from .h2load import H2load, run_h2load
+from .server import scenario_config
 
 CONNECTIONS = 8
 FRESH_LEAD = 0.5  # seconds of load before the kill, fresh gateway
@@ -42,7 +42,7 @@ async def _replica_loss(soak: Soak, row: Row, lead: float, name: str, drain: boo
     directory = soak.directory(name)
     config = scenario_config(soak, name)
     # Fleet's calls block; they bound their own waits (start, stop) in time.
-    with fleet.Fleet(
+    with Fleet(
         settings.replicas, REPLICA_WORKERS, config=config, env=soak.secrets, workdir=directory
     ) as gateway:
         soak.logs += [replica.log_path for replica in gateway.replicas]

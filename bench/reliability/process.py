@@ -10,24 +10,23 @@ import time
 from pathlib import Path
 
 import grpc
-from _soak_common import SIGN, Row, Soak
-from _soak_load import Load
-from _soak_server import (
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from harness.server import ServerError, ServerProcess
+from sdksign.server.runtime.serve import SERVICE_NAME
+
+from .common import SIGN, Row, Soak
+from .load import Load
+from .server import (
     STOP_MARGIN,
-    Server,
     alive,
     drain_option,
-    kill_group,
     scenario_config,
     serving,
     start_server,
     stop,
     wait_exit,
 )
-from fleet import ServerError
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-from sdksign.server.runtime.serve import SERVICE_NAME
 
 DRAIN = 3  # seconds: the drain scenario's --drain
 DRAIN_GRACE = 5
@@ -57,19 +56,19 @@ async def drain(soak: Soak, row: Row) -> None:
     try:
         await _drain_under_load(soak, server, row)
     finally:
-        kill_group(server)
+        server.kill()
 
 
-async def _drain_under_load(soak: Soak, server: Server, row: Row) -> None:
+async def _drain_under_load(soak: Soak, server: ServerProcess, row: Row) -> None:
     settings = soak.settings
-    async with Load(server.address, settings.load_rate, settings.deadline) as load:
+    async with Load(server.target, settings.load_rate, settings.deadline) as load:
         load.start()
         await asyncio.sleep(WARM_UP)
         signalled = time.monotonic()
         server.process.send_signal(signal.SIGTERM)
         stop_at = signalled + DRAIN - STOP_SENDING_BEFORE_DRAIN_ENDS
         by = signalled + NOT_SERVING_WITHIN
-        health = asyncio.create_task(_not_serving_after(server.address, signalled, by))
+        health = asyncio.create_task(_not_serving_after(server.target, signalled, by))
         await asyncio.sleep(max(0.0, stop_at - time.monotonic()))
         await load.finish()
     left = signalled + DRAIN + DRAIN_GRACE + STOP_MARGIN - time.monotonic()
@@ -113,7 +112,7 @@ def _check_exit(row: Row, status: int | None) -> None:
             row.miss(f"exit status {status}")
 
 
-def _check_one_line_per_call(row: Row, server: Server, calls: int) -> None:
+def _check_one_line_per_call(row: Row, server: ServerProcess, calls: int) -> None:
     logged = sum(server.rpc_codes(SIGN).values())
     row.note(f"{logged:,} rpc lines logged for {calls:,} calls")
     if logged != calls:
@@ -137,7 +136,7 @@ async def worker_kill(soak: Soak, row: Row) -> None:
     config = scenario_config(soak, "worker-kill")
     async with serving(soak, "worker-kill", config, WORKERS) as server:
         index, victim = min(server.workers().items())
-        async with Load(server.address, settings.load_rate, settings.deadline) as load:
+        async with Load(server.target, settings.load_rate, settings.deadline) as load:
             load.start()
             await asyncio.sleep(WORKER_KILL_WARM_UP)
             killed = time.monotonic()
@@ -153,7 +152,7 @@ async def worker_kill(soak: Soak, row: Row) -> None:
         row.note(f"{len(server.events('worker exited'))} `worker exited` line(s)")
 
 
-async def _respawned(server: Server, index: int, victim: int, since: float) -> float | None:
+async def _respawned(server: ServerProcess, index: int, victim: int, since: float) -> float | None:
     """Seconds from `since` until worker `index` listens again with a new pid (None: never)."""
     while time.monotonic() < since + RESPAWN_TIMEOUT:
         pid = server.workers().get(index)
@@ -183,14 +182,14 @@ async def parent_kill(soak: Soak, row: Row) -> None:
         await _parent_kill_under_load(soak, server, row)
         await _restart_on_same_port(soak, server, row, config, extra)
     finally:
-        kill_group(server)
+        server.kill()
 
 
-async def _parent_kill_under_load(soak: Soak, server: Server, row: Row) -> None:
+async def _parent_kill_under_load(soak: Soak, server: ServerProcess, row: Row) -> None:
     settings = soak.settings
     workers = list(server.workers().values())
     sending = PARENT_DRAIN - STOP_SENDING_BEFORE_DRAIN_ENDS
-    async with Load(server.address, settings.load_rate, settings.deadline) as load:
+    async with Load(server.target, settings.load_rate, settings.deadline) as load:
         load.start()
         await asyncio.sleep(WARM_UP)
         killed = time.monotonic()
@@ -220,12 +219,12 @@ async def _all_gone(pids: list[int], deadline: float) -> float | None:
 
 
 async def _restart_on_same_port(
-    soak: Soak, old: Server, row: Row, config: Path, extra: list[str]
+    soak: Soak, old: ServerProcess, row: Row, config: Path, extra: list[str]
 ) -> None:
     try:
-        new = await start_server(soak, "parent-kill", config, WORKERS, extra, listen=old.address)
+        new = await start_server(soak, "parent-kill", config, WORKERS, extra, listen=old.target)
     except ServerError as exc:
-        row.miss(f"a new server on {old.address} did not start ({exc})")
+        row.miss(f"a new server on {old.target} did not start ({exc})")
         return
     row.note("a new server started on the same port")
     await stop(new, PARENT_DRAIN + PARENT_GRACE + STOP_MARGIN)

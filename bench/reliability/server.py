@@ -3,22 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
 import signal
 import subprocess
-import sys
-from collections import Counter
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager, suppress
-from dataclasses import dataclass
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
-from _soak_common import Soak
-from fleet import server_env, signal_group, spawn, wait_listening
+from harness.server import ServerProcess
+from harness.server import start_server as start
 
-ROOT = Path(__file__).resolve().parent.parent
+from .common import Soak
+
 MEETING_KEY = "SoakMeetingKey0123456"
 MEETING_B_KEY = "SoakMeetingKeyB012345"
 VIDEO_KEY = "SoakVideoKey012345678"
@@ -76,39 +72,6 @@ def write_config(path: Path, text: str) -> None:
     partial.replace(path)
 
 
-@dataclass
-class Server:
-    """A running `sdksign serve`: the parent process and its log file."""
-
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    address: str = ""
-
-    def lines(self) -> list[dict[str, Any]]:
-        """The complete JSON lines logged so far."""
-        text = self.log_path.read_text(errors="replace")
-        found = []
-        for line in text.splitlines(keepends=True):
-            if line.startswith("{") and line.endswith("\n"):
-                try:
-                    found.append(json.loads(line))
-                except ValueError:
-                    continue
-        return found
-
-    def events(self, event: str) -> list[dict[str, Any]]:
-        return [line for line in self.lines() if line.get("event") == event]
-
-    def workers(self) -> dict[int, int]:
-        """Each worker's index and pid, from its latest `listening` line."""
-        return {int(line.get("worker", 0)): int(line["pid"]) for line in self.events("listening")}
-
-    def rpc_codes(self, method: str | None = None, after: int = 0) -> Counter[str]:
-        """The codes of the RPCs logged (of `method`, from the `after`th rpc line on)."""
-        lines = [line for line in self.events("rpc") if method in (None, line.get("method"))]
-        return Counter(str(line.get("code")) for line in lines[after:])
-
-
 async def start_server(
     soak: Soak,
     name: str,
@@ -116,20 +79,18 @@ async def start_server(
     workers: int,
     extra: Sequence[str] = (),
     listen: str = "127.0.0.1:0",
-) -> Server:
-    """Start `sdksign serve` in a process group of its own; return once every worker listens."""
+) -> ServerProcess:
+    """Start `sdksign serve` in a process group of its own; return once every worker listens.
+    Started from this (the main) thread, waited for in another."""
     log_path = soak.directory(name) / f"server-{len(soak.logs)}.log"
     soak.logs.append(log_path)
-    command = [sys.executable, "-m", "sdksign.server", "serve", "--listen", listen]
-    command += ["--workers", str(workers), "--config", str(config), *extra]
-    command += ["--admin-listen", "127.0.0.1:0"]  # 9464 may be taken (another server)
-    server = Server(spawn(command, log_path, server_env(soak.secrets), config.parent), log_path)
+    args = ["--workers", str(workers), "--config", str(config), *extra]
+    server = start(config.parent, args, soak.secrets, workers=0, listen=listen, log_path=log_path)
     try:
-        await asyncio.to_thread(wait_listening, server.process, log_path, workers)
+        await asyncio.to_thread(server.wait_listening, workers)
     except BaseException:
-        kill_group(server)
+        server.kill()
         raise
-    server.address = str(server.events("listening")[-1]["address"])
     return server
 
 
@@ -141,36 +102,22 @@ async def wait_exit(process: subprocess.Popen[bytes], seconds: float) -> int | N
         return None
 
 
-async def stop(server: Server, seconds: float) -> int | None:
+async def stop(server: ServerProcess, seconds: float) -> int | None:
     """SIGTERM to the parent alone, as an orchestrator sends it; its exit status, or None if it
     had not stopped within `seconds` (then its whole process group is killed)."""
-    if server.process.poll() is None:
-        server.process.send_signal(signal.SIGTERM)
-    status = await wait_exit(server.process, seconds)
-    kill_group(server)
-    return status
-
-
-def kill_group(server: Server) -> None:
-    """SIGKILL whatever is left of the server's process group (workers whose parent is gone too)."""
-    signal_group(server.process, signal.SIGKILL)
-    with suppress(subprocess.TimeoutExpired):
-        server.process.wait(10)
+    return await asyncio.to_thread(server.stop, signal.SIGTERM, seconds)
 
 
 @asynccontextmanager
 async def serving(
     soak: Soak, name: str, config: Path, workers: int, extra: Sequence[str] = ()
-) -> AsyncIterator[Server]:
+) -> AsyncIterator[ServerProcess]:
     """A server for the length of the block; stopped (and its group killed) however it ends."""
     server = await start_server(soak, name, config, workers, [*drain_option(), *extra])
     try:
         yield server
     finally:
-        try:
-            await stop(server, SHORT_DRAIN + GRACE + STOP_MARGIN)
-        finally:
-            kill_group(server)
+        await stop(server, SHORT_DRAIN + GRACE + STOP_MARGIN)
 
 
 def alive(pid: int) -> bool:

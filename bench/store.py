@@ -9,16 +9,13 @@ is the store's cost alone.
 
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
-import bench
+from bench.run import SDK_KEY
+from harness.redis import RedisError, running_redis
 
 # The store's timeout here: long enough that a loaded machine never makes a call go without
 # the store (each such call would be counted in the after column at the local cost).
@@ -27,47 +24,22 @@ TIMEOUT = 1.0
 
 @contextmanager
 def redis_server(folder: Path) -> Iterator[str]:
-    """Debian's redis-server on a free loopback port; its URL. Stopped at the end."""
-    binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not Path(binary).exists():
-        sys.exit("compare: --store needs Debian's redis-server (apt-get install redis-server)")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    options = ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    process = subprocess.Popen(
-        [binary, *options, "--dir", str(folder)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        _wait_for_pong(port, process)
-        yield f"redis://127.0.0.1:{port}/0"
-    finally:
-        process.terminate()
-        process.wait(10)
-
-
-def _wait_for_pong(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 10
-    while True:
+    """Debian's redis-server on a free loopback port, no password; its URL. Stopped at the end."""
+    with ExitStack() as stack:
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as connection:
-                connection.sendall(b"PING\r\n")
-                if connection.recv(16).startswith(b"+PONG"):
-                    return
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            sys.exit("compare: redis-server did not start")
-        time.sleep(0.05)
+            redis = stack.enter_context(running_redis(folder))
+        except RedisError as exc:
+            sys.exit(
+                f"compare: --store needs Debian's redis-server (apt-get install redis-server): {exc}"
+            )
+        yield redis.url
 
 
 def rate_limited_config(folder: Path, store: str | None) -> Path:
     """A configuration file in `folder`: the bench's app, anonymous callers with a rate no run
     reaches, and with `store` their buckets in it."""
     text = (
-        f'[[apps]]\nname = "meeting"\nkind = "meeting"\nsdk_key = "{bench.SDK_KEY}"\n'
+        f'[[apps]]\nname = "meeting"\nkind = "meeting"\nsdk_key = "{SDK_KEY}"\n'
         'secret_env = "ZOOM_MEETING_SDK_SECRET"\n'
         '[anonymous]\nroles = ["participant"]\nrate = 1e9\nburst = 1_000_000_000\n'
     )

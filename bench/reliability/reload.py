@@ -7,11 +7,12 @@ import asyncio
 import signal
 import time
 
-from _soak_common import MEETING, Outcomes, Row, Soak
-from _soak_load import Load, outcome_of
-from _soak_server import Server, config_text, serving, write_config
-
+from harness.server import ServerProcess
 from sdksign.client import AsyncClient, Role
+
+from .common import MEETING, Outcomes, Row, Soak
+from .load import Load, outcome_of
+from .server import config_text, serving, write_config
 
 WORKERS = 2
 RELOAD_TIMEOUT = 10.0
@@ -28,17 +29,17 @@ async def sighup(soak: Soak, row: Row) -> None:
     probes = Outcomes()
     async with (
         serving(soak, "sighup", config, WORKERS) as server,
-        Load(server.address, settings.load_rate, settings.deadline) as load,
+        Load(server.target, settings.load_rate, settings.deadline) as load,
     ):
         load.start()
         await asyncio.sleep(BETWEEN)
         write_config(config, config_text(meeting_b=True, clock_skew=20))
         await _reload(server, row, "configuration reloaded", "valid change")
-        await _probe(server.address, settings.deadline, probes, row, "after the reload")
+        await _probe(server.target, settings.deadline, probes, row, "after the reload")
         await asyncio.sleep(BETWEEN)
         write_config(config, config_text(meeting_b=True, clock_skew=20) + _INVALID)
         await _reload(server, row, "reload refused", "invalid change")
-        await _probe(server.address, settings.deadline, probes, row, "after the refusal")
+        await _probe(server.target, settings.deadline, probes, row, "after the refusal")
         await asyncio.sleep(BETWEEN)
         await load.finish()
     row.outcomes = load.outcomes()
@@ -58,7 +59,7 @@ secret_env = "SOAK_UNSET_SECRET_VARIABLE"
 """
 
 
-async def _reload(server: Server, row: Row, event: str, what: str) -> None:
+async def _reload(server: ServerProcess, row: Row, event: str, what: str) -> None:
     """SIGHUP the parent; wait until every worker logs a line starting with `event`."""
     before = _workers_logging(server, event)
     server.process.send_signal(signal.SIGHUP)
@@ -74,7 +75,7 @@ async def _reload(server: Server, row: Row, event: str, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-def _workers_logging(server: Server, event: str) -> set[tuple[int, str]]:
+def _workers_logging(server: ServerProcess, event: str) -> set[tuple[int, str]]:
     """(worker, timestamp) of every line whose event starts with `event`."""
     return {
         (int(line.get("worker", 0)), str(line.get("timestamp")))

@@ -12,7 +12,6 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from _soak_common import HEALTH, MEETING, SIGN, VERIFY, ZOOM_SAMPLE
 from google.protobuf import duration_pb2, struct_pb2
 from grpc_health.v1 import health_pb2
 
@@ -20,6 +19,8 @@ from sdksign.client._limits import MAX_TOKEN_LENGTH
 from sdksign.server.zoom.jwt import b64decode_lenient, b64url, hs256
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import zoom_sample_pb2 as zs
+
+from .common import HEALTH, MEETING, SIGN, VERIFY, ZOOM_SAMPLE
 
 METHODS = (SIGN, VERIFY, HEALTH, ZOOM_SAMPLE)
 

@@ -19,11 +19,12 @@ import h2.config
 import h2.connection
 import h2.events
 import h2.settings
-from _soak_common import HUNG, SIGN, Row, Soak
-from _soak_frames import grpc_status, request_headers
-from _soak_server import scenario_config, serving
 
-from bench import rss_kib, shown_mib
+from bench.h2load import rss_kib, shown_mib
+
+from .common import HUNG, SIGN, Row, Soak
+from .frames import grpc_status, request_headers
+from .server import scenario_config, serving
 
 CONNECTIONS = 10
 # The server takes at most 1,000 calls at once on one connection.
@@ -41,7 +42,7 @@ async def half_open(soak: Soak, row: Row) -> None:
         before = rss_kib(pid)
         opened = _Opened()
         answered_ms: list[float] = []
-        host, port = server.address.rsplit(":", 1)
+        host, port = server.target.rsplit(":", 1)
         tasks = [
             asyncio.create_task(_connection(host, int(port), opened, answered_ms))
             for _ in range(CONNECTIONS)
