@@ -16,7 +16,7 @@ import requests
 from tests.conftest import BIN
 
 BAO = BIN / "bao"
-# What sdksign's token may do, as the README writes it: read the data and the metadata.
+# What sdksign's token may do, as docs/configuration.md writes it: read the data and the metadata.
 READER_POLICY = """
 path "secret/data/*" { capabilities = ["read"] }
 path "secret/metadata/*" { capabilities = ["read"] }

@@ -302,7 +302,7 @@ def test_the_image_is_the_one_the_containerfile_builds() -> None:
     labels = " ".join(rest for keyword, rest in instructions if keyword == "LABEL")
     assert f'org.opencontainers.image.ref.name="{image}"' in labels
     assert f'org.opencontainers.image.version="{version}"' in labels
-    for shown in ("Containerfile", "README.md"):  # the build command each shows
+    for shown in ("Containerfile", "docs/operations.md"):  # the build command each shows
         assert f"-t {image} " in (ROOT / shown).read_text(), shown
     (user,) = [rest for keyword, rest in instructions if keyword == "USER"]
     context = pod_spec("sdksign")["securityContext"]

@@ -122,11 +122,11 @@ def test_what_the_runbooks_quote_is_a_dashboard_panel_or_a_log_line_of_the_serve
             assert re.search(logged, source), (alert, words)
 
 
-def test_the_readme_s_table_lists_each_alert_with_its_severity_and_for() -> None:
-    """README's "Alerts and a dashboard" table names every alert, the critical ones marked,
-    each with its `for:` ("at once" for 0m): a rule changed here changes there too."""
+def test_the_docs_table_lists_each_alert_with_its_severity_and_for() -> None:
+    """docs/operations.md's "Alerts and a dashboard" table names every alert, the critical ones
+    marked, each with its `for:` ("at once" for 0m): a rule changed here changes there too."""
     table = {}
-    for row in (ROOT / "README.md").read_text().splitlines():
+    for row in (ROOT / "docs" / "operations.md").read_text().splitlines():
         if row.startswith("| `Sdksign"):
             first, *_, last = (cell.strip() for cell in row.strip("|").split("|"))
             names, waits = re.findall(r"`(Sdksign\w+)`", first), last.split(", ")

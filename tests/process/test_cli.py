@@ -1,6 +1,6 @@
 """The `sdksign` command as its own process: flag values and their bounds, exit statuses,
 messages that name flags, hints for a failed connection, the version and help; and the
-README's certificates serving examples/production-mtls.toml."""
+certificates docs/security.md makes, serving examples/production-mtls.toml."""
 
 from __future__ import annotations
 
@@ -210,19 +210,19 @@ def test_a_token_or_request_over_the_limit_is_told_plainly(server: ServerProcess
     )
 
 
-# --- TLS: the README's certificates, and what a mismatch says ---------------------------------
+# --- TLS: the certificates of docs/security.md, and what a mismatch says ----------------------
 
 
 def readme_block(containing: str) -> str:
-    """The README's sh block holding `containing`."""
-    text = (ROOT / "README.md").read_text()
+    """The sh block of docs/security.md holding `containing`."""
+    text = (ROOT / "docs" / "security.md").read_text()
     (body,) = [b for b in re.findall(r"^```sh\n(.*?)^```$", text, re.S | re.M) if containing in b]
     return str(body)
 
 
 @pytest.fixture(scope="module")
 def mtls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, Path]]:
-    """examples/production-mtls.toml with the README's certificates, made as it says."""
+    """examples/production-mtls.toml with docs/security.md's certificates, made as it says."""
     home = tmp_path_factory.mktemp("home")
     made = bash(readme_block("openssl req -x509"), home)
     assert made.returncode == 0, made.stderr
