@@ -48,9 +48,9 @@ def _histogram(name: str) -> str:
 def defined_metrics() -> set[str]:
     """The names /metrics shows, as sdksign.server.observe.metrics defines them: a counter's with
     `_total`, a histogram's without its suffixes."""
-    from sdksign.server.observe import metrics as _metrics
+    from sdksign.server.observe import exposition
 
-    shown = _metrics.registry(_metrics.ServerState(lambda: None))
+    shown = exposition.registry(exposition.ServerState(lambda: None))
     names = set()
     for family in shown.collect():
         names.add(f"{family.name}_total" if family.type == "counter" else family.name)

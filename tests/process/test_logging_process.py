@@ -23,7 +23,8 @@ from tests.conftest import MEETING_KEY, ROOT, start_server_process
 CAPTURING = """
 import os, subprocess, sys
 import structlog
-from sdksign.server.observe.log import configure_logging, original_stderr
+from sdksign.server.observe.log import configure_logging
+from sdksign.server.observe.stderr import original_stderr
 
 configure_logging("info", worker=3, native_stderr=True)
 token = sys.argv[1]

@@ -21,7 +21,7 @@ from structlog.testing import capture_logs
 from sdksign.client._cli import main
 from sdksign.server import ConfigError, load_config
 from sdksign.server.config.model import Tls
-from sdksign.server.observe import metrics as _metrics
+from sdksign.server.observe import exposition
 from sdksign.server.observe.admin import (
     DRAINING,
     SERVING,
@@ -144,7 +144,7 @@ def workers_files(folder: Path, *files: tuple[str, bytes]) -> CollectorRegistry:
     """What the workers' parent shows, `folder` holding the workers' `files` (name, bytes)."""
     for name, data in files:
         (folder / name).write_bytes(data)
-    return _metrics.registry(_metrics.ServerState(lambda: None), folder)
+    return exposition.registry(exposition.ServerState(lambda: None), folder)
 
 
 def counted(used: int, *entries: tuple[str, float]) -> bytes:
@@ -218,7 +218,7 @@ def test_ipv6_loopback_is_shown_in_brackets() -> None:
 
 
 def _registry() -> CollectorRegistry:
-    return _metrics.registry(_metrics.ServerState(lambda: None))
+    return exposition.registry(exposition.ServerState(lambda: None))
 
 
 def test_with_tls_it_serves_the_server_s_certificate() -> None:

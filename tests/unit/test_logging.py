@@ -16,15 +16,10 @@ import structlog
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sdksign.server.observe.log import (
-    ATOMIC_WRITE,
-    LineWriter,
-    UtcTimestamp,
-    bind,
-    configure_logging,
-    redact_and_bound,
-    start_call,
-)
+from sdksign.server.observe.context import bind, start_call
+from sdksign.server.observe.log import ATOMIC_WRITE, LineWriter, configure_logging
+from sdksign.server.observe.redact import redact_and_bound
+from sdksign.server.observe.timestamp import UtcTimestamp
 from sdksign.server.zoom.jwt import encode, fingerprint
 
 

@@ -36,8 +36,9 @@ from sdksign.server.access.ratestore import error_kind as store_error_kind
 from sdksign.server.config.model import RateLimitStore
 from sdksign.server.config.vault import error_kind as vault_error_kind
 from sdksign.server.errors import ResourceExhausted
+from sdksign.server.observe import exposition, metricdir
 from sdksign.server.observe import metrics as _metrics
-from sdksign.server.observe.log import bind, start_call
+from sdksign.server.observe.context import bind, start_call
 from sdksign.server.runtime import service as _service
 from sdksign.server.runtime.serve import add_port, build_server
 from tests.helpers import HS256, meeting_claims, raw_token
@@ -286,6 +287,7 @@ def test_store_errors_by_kind() -> None:
 
 
 def test_every_error_kind_and_reload_result_is_shown_from_the_start() -> None:
+    _metrics.setup()  # the start of a process that serves
     for kind in _metrics.ERROR_KINDS:
         assert REGISTRY.get_sample_value("sdksign_vault_errors_total", {"error": kind}) is not None
         store = REGISTRY.get_sample_value("sdksign_rate_limit_store_errors_total", {"error": kind})
@@ -299,14 +301,14 @@ def test_every_error_kind_and_reload_result_is_shown_from_the_start() -> None:
 
 def test_the_serving_process_s_own_metrics() -> None:
     reason: list[str | None] = ["starting: not serving yet"]
-    state = _metrics.ServerState(lambda: reason[0])
-    shown = _metrics.registry(state)
+    state = exposition.ServerState(lambda: reason[0])
+    shown = exposition.registry(state)
     assert shown.get_sample_value("sdksign_ready") == 0
     reason[0] = None
     state.worker_restarts = 2
     assert shown.get_sample_value("sdksign_ready") == 1
     assert shown.get_sample_value("sdksign_worker_restarts_total") == 2
-    version, python, grpcio = _metrics.build_labels()
+    version, python, grpcio = exposition.build_labels()
     labels = {"version": version, "python": python, "grpcio": grpcio}
     assert shown.get_sample_value("sdksign_build_info", labels) == 1
     # The process's own registry is shown as well, once.
@@ -323,7 +325,7 @@ def test_the_zeros_of_secrets_no_longer_served_are_left_out() -> None:
             other = GaugeMetricFamily("sdksign_ready_elsewhere", "", value=0)
             return [info, other]
 
-    shown = list(_metrics._ZerosLeftOut(Files()).collect())
+    shown = list(exposition._ZerosLeftOut(Files()).collect())
     assert [s.labels for s in shown[0].samples] == [{"fingerprint": "new"}]
     assert [s.value for s in shown[1].samples] == [0]  # other families keep their zeros
 
@@ -331,26 +333,26 @@ def test_the_zeros_of_secrets_no_longer_served_are_left_out() -> None:
 def test_the_workers_folder_is_a_new_one_or_the_operator_s_emptied(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(_metrics.MULTIPROC_ENV, "")  # as if unset; put back as it was, after
-    folder, own = _metrics.multiprocess_dir()
+    monkeypatch.setenv(metricdir.MULTIPROC_ENV, "")  # as if unset; put back as it was, after
+    folder, own = metricdir.multiprocess_dir()
     try:
-        assert own and folder.is_dir() and os.environ[_metrics.MULTIPROC_ENV] == str(folder)
+        assert own and folder.is_dir() and os.environ[metricdir.MULTIPROC_ENV] == str(folder)
     finally:
-        _metrics.remove_dir(folder)
+        metricdir.remove_dir(folder)
     assert not folder.exists()
 
     given = tmp_path / "metrics"
     given.mkdir()
     (given / "counter_123.db").write_bytes(b"stale")
     (given / "notes.txt").write_text("kept")
-    monkeypatch.setenv(_metrics.MULTIPROC_ENV, str(given))
-    assert _metrics.multiprocess_dir() == (given, False)
+    monkeypatch.setenv(metricdir.MULTIPROC_ENV, str(given))
+    assert metricdir.multiprocess_dir() == (given, False)
     # Its *.db files gone, and its lock (held while this process lives) made.
     assert sorted(p.name for p in given.iterdir()) == [".sdksign.lock", "notes.txt"]
     (given / "file").write_text("")
-    monkeypatch.setenv(_metrics.MULTIPROC_ENV, str(given / "file" / "metrics"))
-    with pytest.raises(_metrics.FolderError) as caught:
-        _metrics.multiprocess_dir()
+    monkeypatch.setenv(metricdir.MULTIPROC_ENV, str(given / "file" / "metrics"))
+    with pytest.raises(metricdir.FolderError) as caught:
+        metricdir.multiprocess_dir()
     assert str(caught.value) == (
         f"cannot keep the workers' metrics in PROMETHEUS_MULTIPROC_DIR "
         f"'{given / 'file' / 'metrics'}': Not a directory (set PROMETHEUS_MULTIPROC_DIR to a "
@@ -392,7 +394,7 @@ def test_folders_of_servers_killed_before_their_end_are_removed(tmp_path: Path) 
     for folder in (orphan, alive, other):
         folder.mkdir()
         (folder / "counter_1.db").write_bytes(b"")
-    _metrics._remove_orphans(tmp_path)
+    metricdir._remove_orphans(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([alive.name, other.name])
 
 
@@ -408,8 +410,9 @@ async def test_a_metric_that_cannot_be_written_never_fails_the_call(
     monkeypatch.setattr(_metrics, "_failures_logged", set())
     monkeypatch.setattr(_metrics, "_started", {})
     monkeypatch.setattr(_metrics, "_calls", {})
-    monkeypatch.setattr(_metrics.STARTED, "labels", full)
-    monkeypatch.setattr(_metrics.HANDLED, "labels", full)
+    made = _metrics.setup()
+    monkeypatch.setattr(made.started, "labels", full)
+    monkeypatch.setattr(made.handled, "labels", full)
     async with AsyncClient(target) as client:
         for _ in range(2):
             assert (await client.sign_meeting("94843468909", Role.HOST)).token
@@ -430,13 +433,13 @@ def test_a_folder_named_with_this_process_s_own_pid_is_an_earlier_run_s_and_remo
     is named with this run's pid, and goes at start; this run's own is made after."""
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
-    monkeypatch.setenv(_metrics.MULTIPROC_ENV, "")
+    monkeypatch.setenv(metricdir.MULTIPROC_ENV, "")
     earlier = tmp_path / f"sdksign-metrics-{os.getpid()}-e4r1"
     earlier.mkdir()
     (earlier / "counter_7.db").write_bytes(b"counts of the run before")
-    folder, own = _metrics.multiprocess_dir()
+    folder, own = metricdir.multiprocess_dir()
     try:
         assert own and folder.parent == tmp_path
         assert [p.name for p in tmp_path.iterdir()] == [folder.name]
     finally:
-        _metrics.remove_dir(folder)
+        metricdir.remove_dir(folder)

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from sdksign.server import Config
-from sdksign.server.observe import metrics
 from sdksign.server.observe.admin import SERVING, WorkerStates
+from sdksign.server.observe.exposition import ServerState
 from sdksign.server.runtime.workers import _Supervisor, _Watch
 
 
@@ -70,7 +70,7 @@ def forwarding() -> Iterator[Callable[[Context, Config], _Supervisor]]:
 
     def make(context: Context, config: Config) -> _Supervisor:
         states = WorkerStates([SERVING])
-        watch = _Watch(states, metrics.ServerState(states.not_ready), Path("/nonexistent"))
+        watch = _Watch(states, ServerState(states.not_ready), Path("/nonexistent"))
         supervisor = _Supervisor(config, "127.0.0.1:0", context, watch)  # type: ignore[arg-type]
         signal.signal(signal.SIGTERM, supervisor.forward)
         return supervisor

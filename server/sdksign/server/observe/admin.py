@@ -32,7 +32,7 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from . import metrics as _metrics
+from . import exposition
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -177,8 +177,8 @@ def alone(listen: str, tls: Tls | None) -> Iterator[LocalReadiness]:
     through the drain); what the server says of its state goes to the readiness yielded.
     AdminError when it cannot listen."""
     readiness = LocalReadiness()
-    state = _metrics.ServerState(readiness.not_ready)
-    with AdminServer(listen, _metrics.registry(state), readiness.not_ready, tls) as admin:
+    state = exposition.ServerState(readiness.not_ready)
+    with AdminServer(listen, exposition.registry(state), readiness.not_ready, tls) as admin:
         readiness.address = admin.address
         admin.start()
         yield readiness
@@ -302,7 +302,7 @@ class _Handler(BaseHTTPRequestHandler):
         """GET /metrics; a 500 that says so when they cannot be gathered (a worker's file
         damaged), rather than a connection closed without an answer."""
         try:
-            body, content_type = _metrics.exposition(
+            body, content_type = exposition.exposition(
                 self.server.registry, self.headers.get("Accept", "")
             )
         except Exception:

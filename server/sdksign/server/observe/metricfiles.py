@@ -8,7 +8,7 @@ blocks first (posix_fallocate), so that a full filesystem is an OSError instead,
 goes on in the process's own memory: the worker keeps serving, its values from then on
 are not shown on /metrics, and the log says so once (report).
 
-observe.metrics installs it in prometheus-client (values.MmapedDict) before any value is made.
+set_mode puts it in prometheus-client (values.MmapedDict), before any value is made.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import os
 import struct
 
 import structlog
+from prometheus_client import values as prometheus_values
 from prometheus_client.mmap_dict import MmapedDict
 
 log = structlog.get_logger("sdksign")
@@ -42,9 +43,26 @@ def _reserve(filename: str, size: int) -> None:
         os.close(descriptor)
 
 
-# The files gone to memory, not yet logged: those of metrics made as observe.metrics is imported,
-# before the process's log is set up (a worker's: serve() calls report; the workers' parent,
-# whose own values nobody reads, never does).
+def set_mode(in_files: bool) -> None:
+    """prometheus-client's mode for this process, set before its first value is made:
+    `in_files`, each value written to this process's files (ReservedFile), with the process
+    id read once; else kept in memory. prometheus-client chose from the environment as it
+    was imported, which may have changed since.
+
+    The file-backed value asks for the process id before every write, to notice a fork: a
+    system call each time. With `in_files`, call it in a process that will not fork (a
+    spawned worker): its id read now stays its id.
+    """
+    if in_files:
+        pid = os.getpid()
+        prometheus_values.ValueClass = prometheus_values.MultiProcessValue(lambda: pid)  # type: ignore[no-untyped-call]
+        prometheus_values.MmapedDict = ReservedFile  # type: ignore[attr-defined]
+    elif getattr(prometheus_values.ValueClass, "_multiprocess", False):
+        prometheus_values.ValueClass = prometheus_values.MutexValue
+
+
+# The files gone to memory, not yet logged: those made before the log is set up, until the
+# process calls report (a process whose values nobody reads need never call it).
 _said: list[dict[str, str]] = []
 _reporting = False
 

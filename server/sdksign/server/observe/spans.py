@@ -34,9 +34,10 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExport
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from .log import bind, call_fields, redact_and_bound
-from .metrics import package_version
+from .context import bind, call_fields
+from .exposition import package_version
 from .otlp_headers import HIDDEN, hidden
+from .redact import redact_and_bound
 
 # The call's log fields that spans carry, as sdksign.<field>: names from the config and the
 # API's enums, and booleans. "meeting" is added only when the config allows it.

@@ -176,7 +176,7 @@ def _begin_tracing(tracing: Tracing) -> None:
 
 def shutdown() -> None:
     """Send the spans still batched, at most SHUTDOWN_SECONDS, and stop tracing (nothing
-    when off). serve() calls it once the server has stopped."""
+    when off): call it once the server has stopped."""
     global _active
     active, _active = _active, None
     if active is None:

@@ -22,6 +22,7 @@ from ..config import (
     exposure_problems,
     load_config,
 )
+from ..observe import metrics
 from ..observe.admin import AdminError, alone
 from ..observe.log import configure_logging
 from ..observe.tracing import problem as tracing_problem
@@ -35,6 +36,9 @@ def serve_command(args: argparse.Namespace) -> int:
     `args` are sdksign.client._cli's, --listen, --admin-listen, --drain and --workers read and
     bounded there.
     """
+    # This process's metrics, in memory: made before serve_workers sets PROMETHEUS_MULTIPROC_DIR
+    # for the workers, and before the configuration's read counts a Vault error.
+    metrics.setup()
     try:
         config = load_config(args.config)
     except ConfigError as exc:

@@ -8,7 +8,7 @@ servicer raises RequestError (or returns); the wrapper aborts with the right cod
 and a google.rpc.Status with details (BadRequest, ErrorInfo, RetryInfo,
 PreconditionFailure), maps anything unexpected to INTERNAL (never UNKNOWN), and
 writes one log line, the audit event, with the method, the peer, the status code,
-the duration and whatever the servicer bound with observe.log.bind (caller, app,
+the duration and whatever the servicer bound with observe.context.bind (caller, app,
 role, meeting, ttl, token fingerprint, and a refusal's reason and rule).
 """
 
@@ -43,7 +43,7 @@ from ..errors import (
     shorten,
 )
 from ..observe import tracing
-from ..observe.log import bind, start_call
+from ..observe.context import bind, start_call
 from ..observe.metrics import call_started, method_served, record_call
 
 log = structlog.get_logger("sdksign.rpc")

@@ -20,7 +20,7 @@ from ..access.policy import Caller, authorize_verify
 from ..access.ratelimit import Limiter, limiter_for
 from ..config import MAX_STORE_TIMEOUT, Config
 from ..errors import FieldViolation, InvalidArgument, RequestError
-from ..observe.log import bind
+from ..observe.context import bind
 from ..tokens.diagnose import check
 from ..tokens.diagnose.problems import PROBLEM_CODES, SIGNATURE_CHECKS, TOKEN_KINDS, Diagnosis
 from ..tokens.mint import mint

@@ -9,7 +9,7 @@ configuration again, as a SIGHUP would, before it serves. A worker whose parent 
 stops by itself, draining as on SIGTERM.
 
 The parent also serves the admin listener (observe.admin) for all of them: the workers write
-their metrics to files in a folder of the parent's (observe.metrics.multiprocess_dir), and
+their metrics to files in a folder of the parent's (observe.metricdir.multiprocess_dir), and
 each sets its state (starting, serving, draining) in a byte of shared memory, which
 /healthz/ready reads.
 """
@@ -34,9 +34,10 @@ from types import FrameType
 import structlog
 
 from ..config import Config
-from ..observe import metrics as _metrics
+from ..observe import metricdir, metrics
 from ..observe.admin import STARTING, AdminError, AdminServer, States, WorkerReadiness, WorkerStates
-from ..observe.log import original_stderr
+from ..observe.exposition import ServerState, registry
+from ..observe.stderr import original_stderr
 from .refresh import log_warnings, read_again, vault_read_again
 from .serve import ListenError, reloaded
 
@@ -122,14 +123,12 @@ def serve_workers(config: Config, listen: str, workers: int, admin_listen: str) 
         folder = _metrics_folder(stack)  # before any worker starts: they write there
         context = multiprocessing.get_context("spawn")
         states = WorkerStates(context.Array("b", workers, lock=False))
-        state = _metrics.ServerState(states.not_ready)
+        state = ServerState(states.not_ready)
         supervisor = _Supervisor(config, address, context, _Watch(states, state, folder))
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, supervisor.forward)
         admin = stack.enter_context(
-            AdminServer(
-                admin_listen, _metrics.registry(state, folder), states.not_ready, config.tls
-            )
+            AdminServer(admin_listen, registry(state, folder), states.not_ready, config.tls)
         )
         admin.start()
         log.info(
@@ -149,14 +148,14 @@ def serve_workers(config: Config, listen: str, workers: int, admin_listen: str) 
 
 
 def _metrics_folder(stack: contextlib.ExitStack) -> Path:
-    """The workers' metrics folder (observe.metrics.multiprocess_dir), deleted with `stack` when it
+    """The workers' metrics folder (metricdir.multiprocess_dir), deleted with `stack` when it
     is this process's own."""
     try:
-        folder, own = _metrics.multiprocess_dir()
-    except _metrics.FolderError as exc:
+        folder, own = metricdir.multiprocess_dir()
+    except metricdir.FolderError as exc:
         raise AdminError(str(exc)) from None
     if own:
-        stack.callback(_metrics.remove_dir, folder)
+        stack.callback(metricdir.remove_dir, folder)
     return folder
 
 
@@ -164,7 +163,7 @@ class _Watch:
     """What the admin listener shows of the workers: their states, the parent's own metrics
     (restarts), and the folder of their metrics' files."""
 
-    def __init__(self, states: WorkerStates, state: _metrics.ServerState, folder: Path) -> None:
+    def __init__(self, states: WorkerStates, state: ServerState, folder: Path) -> None:
         self.states = states
         self.state = state
         self.folder = folder
@@ -172,7 +171,7 @@ class _Watch:
     def gone(self, process: BaseProcess) -> None:
         """`process` has stopped: its live gauges go (its counts stay)."""
         if process.pid is not None:
-            _metrics.worker_gone(self.folder, process.pid)
+            metricdir.worker_gone(self.folder, process.pid)
 
 
 class _Supervisor:
@@ -326,8 +325,9 @@ def _worker_main(
     states: States,
     admin_address: str,
 ) -> None:
-    """A worker process: logging that names the worker, then the ordinary server, which
-    sets its state in its byte of `states` (the parent's WorkerStates).
+    """A worker process: its metrics, in files in the parent's folder; logging that names
+    the worker; then the ordinary server, which sets its state in its byte of `states` (the
+    parent's WorkerStates).
 
     A replacement reads its configuration again first (replacement_config): the
     other workers may have reloaded it, or read rotated Vault secrets, since the start.
@@ -335,6 +335,7 @@ def _worker_main(
     from ..observe.log import configure_logging
     from .serve import run
 
+    metrics.setup()  # before anything is counted: PROMETHEUS_MULTIPROC_DIR is the parent's folder
     configure_logging(config.log_level, worker=index, native_stderr=True)
     _stop_with_parent(os.getppid())
     if replacement:
@@ -366,7 +367,7 @@ def replacement_config(given: Config, address: str) -> Config:
     """
     new = reloaded(given, read_again(given), address, then=_STARTED_WITH)
     if new is None:
-        _metrics.reload_done(None)
+        metrics.reload_done(None)
         return vault_read_again(given)
     log.info("configuration read again before serving")
     log_warnings(new)
