@@ -1,16 +1,18 @@
-"""The README runs as written: each of its shell and Python examples, against a real server
-(development apps, as `make run` serves) behind the real Envoy (as `make gateway` runs it).
+"""The README and the pages under docs/ run as written: each of their shell, Python and
+JavaScript examples, against a real server (development apps, as `make run` serves) behind the
+real Envoy (as `make gateway` runs it).
 
-The examples are README.md's fenced code blocks. Each `sh`, `python` and `js` block runs,
+The examples are the pages' fenced code blocks. Each `sh`, `python` and `js` block runs,
 unless an HTML comment just above it says why not: `<!-- readme: not run: REASON -->` (the
 set-up commands that CI runs anyway, servers that run until Ctrl-C, minutes-long benchmarks).
 `sh` blocks run in bash (-e, -o pipefail) from the checkout's root, `python` blocks with the
 checkout's Python, `js` blocks as ES modules in Node.js from examples/node-backend (where the
 Node client is installed, as in a backend that uses it); a block without a language is
-output, shown and never run, and a `toml` block must be valid TOML. The one change made to a block: the ports 50051, 9464 (the admin
-listener) and 8080 become this test's (and $SDKSIGN_TARGET, the CLI's default server, points at the same port). A `sh`
-block must end in the folder it started in: pasted in order, the next block runs where the
-last one left the shell.
+output, shown and never run, and a `toml` block must be valid TOML. The one change made to a
+block: the ports 50051, 9464 (the admin listener) and 8080 become this test's (and
+$SDKSIGN_TARGET, the CLI's default server, points at the same port). A `sh` block must end in
+the folder it started in: pasted in order, the next block runs where the last one left the
+shell.
 """
 
 from __future__ import annotations
@@ -27,10 +29,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, log_lines
+from harness import ROOT
+from tests.conftest import log_lines
 from tests.gateway.conftest import Gateway, serve_gateway
 
+pytestmark = pytest.mark.usefixtures("gateway_files")  # Envoy's descriptor set and the page
+
 README = ROOT / "README.md"
+# The pages whose blocks run: the README, then every page under docs/.
+PAGES = (README, *sorted((ROOT / "docs").glob("*.md")))
 RUN = ("sh", "python", "js")
 SHOWN = ("", "toml", "text", "json")
 # Run after each sh block: a `cd` left at its end would move the reader's shell.
@@ -47,10 +54,15 @@ _BLOCK = re.compile(
 
 @dataclass(frozen=True)
 class Block:
+    page: str  # the page's path in the checkout, e.g. docs/gateway.md
     line: int
     lang: str
     body: str
     directive: str | None
+
+    @property
+    def where(self) -> str:
+        return f"{self.page}:{self.line}"
 
     @property
     def skipped(self) -> str | None:
@@ -59,34 +71,37 @@ class Block:
             return None
         reason = self.directive.removeprefix("not run:").strip()
         assert self.directive.startswith("not run:") and reason, (
-            f"README.md:{self.line}: write <!-- readme: not run: REASON -->, not {self.directive!r}"
+            f"{self.where}: write <!-- readme: not run: REASON -->, not {self.directive!r}"
         )
         return reason
 
 
-def blocks(text: str) -> list[Block]:
+def blocks(page: Path) -> list[Block]:
+    text = page.read_text()
+    name = page.relative_to(ROOT).as_posix()
     return [
-        Block(text.count("\n", 0, m.start("body")), m["lang"], m["body"], m["directive"])
+        Block(name, text.count("\n", 0, m.start("body")), m["lang"], m["body"], m["directive"])
         for m in _BLOCK.finditer(text)
     ]
 
 
-BLOCKS = blocks(README.read_text())
+BLOCKS = [block for page in PAGES for block in blocks(page)]
+RUNS = [b for b in BLOCKS if b.lang in RUN and b.directive is None]
 
 
 def test_every_block_is_run_shown_or_says_why_not() -> None:
-    assert BLOCKS, "no code blocks found in README.md"
+    assert len(PAGES) > 1, "no pages found under docs/"
     for block in BLOCKS:
-        assert block.lang in RUN + SHOWN, f"README.md:{block.line}: unknown language {block.lang}"
+        assert block.lang in RUN + SHOWN, f"{block.where}: unknown language {block.lang}"
         if block.directive is not None:
-            assert block.lang in RUN, f"README.md:{block.line}: only sh, python and js blocks run"
+            assert block.lang in RUN, f"{block.where}: only sh, python and js blocks run"
             assert block.skipped  # the reason is written
-    ran = [b for b in BLOCKS if b.lang in RUN and b.directive is None]
-    assert len(ran) >= 5, "most of the README's examples run"
+    assert len([b for b in RUNS if b.page == "README.md"]) >= 5, "most of the README's examples run"
+    assert {b.page for b in RUNS} > {"README.md"}, "the pages under docs/ run too"
 
 
 @pytest.mark.parametrize(
-    "block", [b for b in BLOCKS if b.lang == "toml"], ids=lambda b: f"line{b.line}"
+    "block", [b for b in BLOCKS if b.lang == "toml"], ids=lambda b: f"{b.page}-line{b.line}"
 )
 def test_toml_blocks_are_valid_toml(block: Block) -> None:
     tomllib.loads(block.body)
@@ -112,11 +127,7 @@ def on_ports(body: str, gateway: Gateway) -> str:
     )
 
 
-@pytest.mark.parametrize(
-    "block",
-    [b for b in BLOCKS if b.lang in RUN and b.directive is None],
-    ids=lambda b: f"line{b.line}-{b.lang}",
-)
+@pytest.mark.parametrize("block", RUNS, ids=lambda b: f"{b.page}-line{b.line}-{b.lang}")
 def test_example_runs_as_written(block: Block, gateway: Gateway, tmp_path: Path) -> None:
     body = on_ports(block.body, gateway)
     env = {
@@ -141,7 +152,7 @@ def test_example_runs_as_written(block: Block, gateway: Gateway, tmp_path: Path)
         command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, (
-        f"README.md:{block.line} ({block.lang}) exited {done.returncode}\n"
+        f"{block.where} ({block.lang}) exited {done.returncode}\n"
         f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
     )
 
