@@ -85,6 +85,23 @@ def main() -> int:
                         h2load_grpc(address, path, bodies[body], tmp, args, log, pids)
                     )
         lost = store.times_lost(servers[1][1]) if args.store else 0
+    failed = _report(checkouts, args, rpcs, samples, redis, lost)
+    if failed:
+        return 1
+    print(f"\nrounds, requests/s: {_rounds(samples)}")
+    return 0
+
+
+def _report(
+    checkouts: list[Path],
+    args: argparse.Namespace,
+    rpcs: dict[str, tuple[str, str]],
+    samples: dict[tuple[str, int], list[Sample]],
+    redis: object,
+    lost: int,
+) -> bool:
+    """Prints the table; True when a request failed or the store was lost (the figures then
+    do not compare like with like)."""
     print(f"before: {checkouts[0]}\nafter:  {checkouts[1]}")
     print(f"{args.rounds} alternating rounds of {args.warmup} s warm-up + {args.duration} s\n")
     print(
@@ -102,12 +119,11 @@ def main() -> int:
         print(f"\nafter: rate limits in {redis} ({store.TIMEOUT:g} s timeout), lost {lost} times")
     if failed:
         print(f"\n{failed} requests failed")
-        return 1
+        return True
     if lost:
         print("\nthe store was lost during the run: some calls went without it")
-        return 1
-    print(f"\nrounds, requests/s: {_rounds(samples)}")
-    return 0
+        return True
+    return False
 
 
 def _rounds(samples: dict[tuple[str, int], list[Sample]]) -> str:

@@ -106,7 +106,7 @@ def test_what_the_runbooks_quote_is_a_dashboard_panel_or_a_log_line_of_the_serve
     its event's first words: each must exist, or the operator looks for nothing."""
     titles = {panel["title"] for panel in dashboard_panels()}
     server = ROOT / "server" / "sdksign" / "server"
-    source = "\n".join(path.read_text() for path in server.glob("*.py"))
+    source = "\n".join(path.read_text() for path in sorted(server.rglob("*.py")))
     quoted = [
         (rule["alert"], words)
         for rule in rules()

@@ -54,15 +54,7 @@ def serve_command(args: argparse.Namespace) -> int:
         return _fail(f"sdksign: configuration error: {why}")
     # grpc core's own lines come out as JSON lines too (each worker captures its own).
     configure_logging(config.log_level, native_stderr=True)
-    if config.development:
-        _warn_development(config)
-    if problems:
-        config = replace(config, insecure=True)
-        _warn_insecure(listen, problems)
-    if admin_exposure_problems(config, admin_listen):
-        _warn_insecure_admin(admin_listen)
-    for warning in config_warnings(config):
-        print(f"sdksign: WARNING: {warning}", file=sys.stderr, flush=True)
+    config = _warned(config, listen, admin_listen, problems)
     workers = args.workers or default_workers()
     try:
         if workers == 1:
@@ -72,6 +64,22 @@ def serve_command(args: argparse.Namespace) -> int:
         return serve_workers(config, listen, workers, admin_listen)
     except (ListenError, AdminError) as exc:
         return _fail(f"sdksign: {exc}")
+
+
+def _warned(config: Config, listen: str, admin_listen: str, problems: list[str]) -> Config:
+    """Says, on stderr, what the operator should know before serving: development apps, a
+    listener beyond loopback without TLS or a policy (then served as --insecure asked), an
+    exposed admin listener, and the configuration's own warnings."""
+    if config.development:
+        _warn_development(config)
+    if problems:
+        config = replace(config, insecure=True)
+        _warn_insecure(listen, problems)
+    if admin_exposure_problems(config, admin_listen):
+        _warn_insecure_admin(admin_listen)
+    for warning in config_warnings(config):
+        print(f"sdksign: WARNING: {warning}", file=sys.stderr, flush=True)
+    return config
 
 
 def _refusal(

@@ -165,13 +165,7 @@ def _diagnose(
         if key is not None and sdk is not None:
             d.app = find_app(key, sdk, apps, only_app, d)
     if signature is not None:  # checked even when the payload is unreadable or its key unknown
-        signing_input = f"{segments[0]}.{segments[1]}".encode()
-        matched = matching_secret(d.app, signing_input, signature) if d.app else None
-        if matched is not None:
-            d.signature, d.secret_fingerprint = SignatureCheck.MATCHED, matched
-        else:
-            pool = apps if only_app is None else (only_app,)
-            check_signature(d, find_signer(signing_input, signature, d.app, pool))
+        _signed(d, f"{segments[0]}.{segments[1]}".encode(), signature, apps, only_app)
     if d.claims is None:
         return
     if sdk is not None:
@@ -182,3 +176,15 @@ def _diagnose(
             f"expected a token for meeting {expected_meeting_number}; this is not a Meeting SDK token",
             MEETING_NUMBER,
         )
+
+
+def _signed(
+    d: Diagnosis, signing_input: bytes, signature: bytes, apps: Sequence[App], only_app: App | None
+) -> None:
+    """Which secret signed the token: its app's first, then any app's (or only `only_app`)."""
+    matched = matching_secret(d.app, signing_input, signature) if d.app else None
+    if matched is not None:
+        d.signature, d.secret_fingerprint = SignatureCheck.MATCHED, matched
+    else:
+        pool = apps if only_app is None else (only_app,)
+        check_signature(d, find_signer(signing_input, signature, d.app, pool))
