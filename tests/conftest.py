@@ -11,6 +11,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -18,7 +19,8 @@ import structlog
 from harness import ROOT
 from harness.redis import RedisServer, RedisTLS
 from harness.redis import running_redis as harness_redis
-from harness.server import ADMIN_ANY_PORT, ServerError, ServerProcess, server_env, start_server
+from harness.server import ADMIN_ANY_PORT, ServerError, ServerProcess, start_server
+from harness.server import server_env as harness_env
 from sdksign.server import App, Config
 from sdksign.server.observe.log import configure_logging
 from sdksign.server.runtime.serve import add_port, build_server
@@ -30,7 +32,7 @@ BIN = Path(sys.executable).parent
 ADMIN = ADMIN_ANY_PORT
 # The environment of a `sdksign` command the tests run to its end: PATH, and this checkout's
 # code on PYTHONPATH.
-ENV = server_env(inherit=False)
+ENV = harness_env(inherit=False)
 
 # The markers (listed in pyproject.toml) each folder gives its tests, and those below it.
 # tests/unit has none: `-m "not process"` selects the same tests as `make test-unit`.
@@ -170,7 +172,7 @@ def run(
     )
 
 
-def log_lines(text: str) -> list[dict[str, object]]:
+def log_lines(text: str) -> list[dict[str, Any]]:
     """The JSON log lines of a server's stderr (other lines, such as warnings, skipped)."""
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
@@ -194,6 +196,12 @@ def running_redis(
         files.ca_file.write_bytes(tls.pem)
     with harness_redis(folder, password or secrets.token_urlsafe(24), files) as server:
         yield server
+
+
+def redis_password(redis: RedisServer) -> str:
+    """The password of a Redis of running_redis: it always has one."""
+    assert redis.password is not None
+    return redis.password
 
 
 @pytest.fixture

@@ -70,7 +70,7 @@ def dashboard() -> dict[str, Any]:
 
 def dashboard_panels() -> list[dict[str, Any]]:
     """The dashboard's panels, those inside collapsed rows too (rows themselves left out)."""
-    found = []
+    found: list[dict[str, Any]] = []
     for panel in dashboard()["panels"]:
         found += panel.get("panels", []) if panel["type"] == "row" else [panel]
     return found

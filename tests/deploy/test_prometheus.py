@@ -98,7 +98,7 @@ def call(target: str, method: str, request: Any) -> Any:
         return getattr(stub, method)(request, metadata=METADATA, timeout=10)
 
 
-def sign_request(role: int) -> pb.SignRequest:
+def sign_request(role: pb.Role) -> pb.SignRequest:
     return pb.SignRequest(meeting=pb.MeetingClaims(meeting_number="123456789", role=role))
 
 
@@ -166,7 +166,7 @@ def _grafana(expr: str) -> str:
 def test_every_alerting_rule_evaluates_on_the_real_series(scraped: Scraped) -> None:
     prometheus = scraped.prometheus
 
-    def evaluated() -> list[dict[str, object]]:
+    def evaluated() -> list[dict[str, Any]]:
         groups = prometheus.api("rules", type="alert")["groups"]
         found = [rule for group in groups for rule in group["rules"]]
         # Not yet evaluated: Go's zero time, year 1.

@@ -90,7 +90,7 @@ def test_every_alert_is_unit_tested_firing_and_quiet() -> None:
 def test_each_alert_says_how_bad_what_and_what_to_do(rule: dict[str, object]) -> None:
     assert set(rule) == {"alert", "expr", "for", "labels", "annotations"}
     assert rule["labels"] == {"severity": rule["labels"]["severity"]}  # type: ignore[index]
-    assert rule["labels"]["severity"] in {"critical", "warning"}  # type: ignore[index]
+    assert rule["labels"]["severity"] in {"critical", "warning"}
     annotations = rule["annotations"]
     assert isinstance(annotations, dict)
     assert set(annotations) == {"summary", "description", "runbook"}

@@ -7,6 +7,7 @@ import hashlib
 import json
 import struct
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -124,7 +125,7 @@ def test_sign_and_verify_over_grpc_web(gateway: Gateway, text: bool) -> None:
 
 
 def test_grpc_web_errors_carry_the_grpc_status(gateway: Gateway) -> None:
-    bad = pb.SignRequest(meeting=pb.MeetingClaims(meeting_number="12-34", role=1))
+    bad = pb.SignRequest(meeting=pb.MeetingClaims(meeting_number="12-34", role=pb.ROLE_PARTICIPANT))
     messages, trailers = grpc_web(gateway, "Sign", bad.SerializeToString())
     assert messages == []
     assert trailers["grpc-status"] == "3"  # INVALID_ARGUMENT
@@ -184,7 +185,7 @@ def test_the_zoom_sample_request_gets_the_zoom_sample_answer(gateway: Gateway) -
     assert set(answer) == {"signature", "sdkKey"}
     verified = verify_over_grpc_web(gateway, str(answer["signature"]))
     assert verified.valid
-    claims = dict(verified.claims)
+    claims: dict[str, Any] = dict(verified.claims)  # a Struct: each value any JSON value
     assert (claims["mn"], claims["role"], claims["video_webrtc_mode"]) == ("123456789", 0, 1)
     assert claims["exp"] - claims["iat"] == 7200
     assert answer["sdkKey"] == claims["sdkKey"]

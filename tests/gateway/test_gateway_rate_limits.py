@@ -14,7 +14,7 @@ import pytest
 
 from sdksign.server.access.ratestore import RETRY_INTERVAL, STORE_UNAVAILABLE
 from sdksign.v1 import signature_service_pb2 as pb
-from tests.conftest import RedisServer, ServerProcess, log_lines
+from tests.conftest import RedisServer, ServerProcess, log_lines, redis_password
 from tests.gateway.conftest import serve_gateway
 from tests.gateway.test_routes import GRPC_WEB, SIGN_JSON, frame
 
@@ -46,7 +46,7 @@ def test_a_call_refused_without_the_store_reaches_the_server_once(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
     (tmp_path / "sdksign.toml").write_text(refusing_config(redis_server))
-    env = {"S": SECRET, "REDIS_PASSWORD": redis_server.password}
+    env = {"S": SECRET, "REDIS_PASSWORD": redis_password(redis_server)}
     redis_server.kill()
     args = ["--config", str(tmp_path / "sdksign.toml")]
     for gateway in serve_gateway(tmp_path, env, args):
@@ -83,4 +83,4 @@ def test_a_call_refused_without_the_store_reaches_the_server_once(
             ("/sdksign.v1.ZoomSampleService/Sign", "RESOURCE_EXHAUSTED"): 3,
             ("/sdksign.v1.SignatureService/Sign", "RESOURCE_EXHAUSTED"): 1,
         }
-        assert redis_server.password not in gateway.server.logs()
+        assert redis_password(redis_server) not in gateway.server.logs()

@@ -42,7 +42,7 @@ def span_of_trace(tmp_path: Path, trace_id: str) -> dict[str, Any]:
         found = [json.loads(line) for line in lines if f'"0x{trace_id}"' in line]
         if found:
             [span] = found
-            return span  # type: ignore[no-any-return]
+            return span
         time.sleep(0.05)
     raise AssertionError(f"no span of {trace_id}: {(tmp_path / 'server.stdout').read_text()}")
 

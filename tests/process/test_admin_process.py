@@ -134,8 +134,10 @@ def sign(channel: grpc.Channel, request: pb.SignRequest, token: str | None = Non
 
 
 TOKENS: list[str] = []
-PARTICIPANT = pb.SignRequest(meeting=pb.MeetingClaims(meeting_number=MEETING, role=1))
-HOST = pb.SignRequest(meeting=pb.MeetingClaims(meeting_number=MEETING, role=2))
+PARTICIPANT = pb.SignRequest(
+    meeting=pb.MeetingClaims(meeting_number=MEETING, role=pb.ROLE_PARTICIPANT)
+)
+HOST = pb.SignRequest(meeting=pb.MeetingClaims(meeting_number=MEETING, role=pb.ROLE_HOST))
 
 
 def make_calls(target: str) -> dict[str, int]:
@@ -157,7 +159,9 @@ def make_calls(target: str) -> dict[str, int]:
             count(sign(channel, HOST))  # anonymous callers may not mint host tokens
         for _ in range(3):
             count(sign(channel, PARTICIPANT, WRONG_TOKEN))
-        bad = pb.SignRequest(meeting=pb.MeetingClaims(meeting_number=BAD_NUMBER, role=1))
+        bad = pb.SignRequest(
+            meeting=pb.MeetingClaims(meeting_number=BAD_NUMBER, role=pb.ROLE_PARTICIPANT)
+        )
         for _ in range(5):
             count(sign(channel, bad))
         count(sign(channel, pb.SignRequest(app=SENT_APP, meeting=PARTICIPANT.meeting)))

@@ -16,6 +16,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -196,7 +197,7 @@ def test_workers_serve_and_stop_with_their_parent_when_stderr_has_no_reader(
         stderr=subprocess.PIPE,
     )
     assert process.stderr is not None
-    listening = []
+    listening: list[dict[str, Any]] = []
     while len(listening) < 2:
         line = process.stderr.readline()
         assert line, "the server stopped before its workers listened"

@@ -33,7 +33,9 @@ def sign(target: str) -> str:
     with grpc.insecure_channel(target, options=options) as channel:
         try:
             pb_grpc.SignatureServiceStub(channel).Sign(
-                pb.SignRequest(meeting=pb.MeetingClaims(meeting_number="94843468909", role=1)),
+                pb.SignRequest(
+                    meeting=pb.MeetingClaims(meeting_number="94843468909", role=pb.ROLE_PARTICIPANT)
+                ),
                 timeout=10,
             )
         except grpc.RpcError as error:

@@ -61,7 +61,7 @@ def test_wheel_holds_only_the_sdksign_package(wheel: Path) -> None:
     assert {p.split("/")[2] for p in packages if p.count("/") == 2} == rooms
     base = sorted(
         r.split(">")[0].split("<")[0]
-        for r in metadata.get_all("Requires-Dist")
+        for r in metadata.get_all("Requires-Dist", [])
         if "extra ==" not in r
     )
     assert base == ["googleapis-common-protos", "grpcio", "protobuf"]

@@ -16,7 +16,7 @@ import secrets
 import signal
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,6 +32,7 @@ from tests.conftest import (
     RedisServer,
     ServerProcess,
     log_lines,
+    redis_password,
     running_redis,
     start_server_process,
 )
@@ -112,7 +113,7 @@ async def drive(
     targets: list[str],
     calls: int,
     per_second: float,
-    meanwhile: Callable[[], Awaitable[None]] | None = None,
+    meanwhile: Callable[[], Coroutine[object, object, None]] | None = None,
 ) -> Outcomes:
     """`calls` Sign calls of `limited`, one every 1/per_second s, over CONNECTIONS connections
     to each target, while `meanwhile` runs; each call has a 10 s deadline."""
@@ -161,27 +162,27 @@ def served_by(server: ServerProcess) -> set[object]:
 async def test_two_workers_share_one_rate(
     tmp_path: Path, redis_server: RedisServer, servers: list[ServerProcess]
 ) -> None:
-    text = config_text(redis_server.url, redis_server.password)
-    servers.append(start(tmp_path / "server", text, redis_server.password, workers=2))
+    text = config_text(redis_server.url, redis_password(redis_server))
+    servers.append(start(tmp_path / "server", text, redis_password(redis_server), workers=2))
     calls = 750  # 3 s at 250/s: five times the rate
     outcomes = await drive([servers[0].target], calls, per_second=250)
     assert_near_the_rate(outcomes, calls)
     assert served_by(servers[0]) == {0, 1}  # both workers took calls
-    assert redis_server.password not in servers[0].logs()
+    assert redis_password(redis_server) not in servers[0].logs()
 
 
 async def test_two_servers_share_one_rate(
     tmp_path: Path, redis_server: RedisServer, servers: list[ServerProcess]
 ) -> None:
-    text = config_text(redis_server.url, redis_server.password)
+    text = config_text(redis_server.url, redis_password(redis_server))
     for name in ("one", "two"):
-        servers.append(start(tmp_path / name, text, redis_server.password, workers=1))
+        servers.append(start(tmp_path / name, text, redis_password(redis_server), workers=1))
     calls = 750
     outcomes = await drive([server.target for server in servers], calls, per_second=250)
     assert_near_the_rate(outcomes, calls)
     for server in servers:
         assert Counter(line["code"] for line in events(server, "rpc"))["OK"] > 0
-        assert redis_server.password not in server.logs()
+        assert redis_password(redis_server) not in server.logs()
 
 
 async def kill_and_restart(redis: RedisServer) -> None:
@@ -206,7 +207,7 @@ def assert_lost_then_back(server: ServerProcess, redis: RedisServer) -> None:
     assert server.process.poll() is None
     assert "worker exited" not in logs and "Traceback" not in logs
     assert not {"INTERNAL", "UNKNOWN"} & {line["code"] for line in events(server, "rpc")}
-    assert redis.password not in logs
+    assert redis_password(redis) not in logs
     assert f"redis://127.0.0.1:{redis.port}/0" in logs  # the store is named, without credentials
 
 
@@ -214,8 +215,8 @@ def assert_lost_then_back(server: ServerProcess, redis: RedisServer) -> None:
 async def test_redis_killed_and_restarted_under_load(
     tmp_path: Path, redis_server: RedisServer, servers: list[ServerProcess], on_store_error: str
 ) -> None:
-    text = config_text(redis_server.url, redis_server.password, on_store_error)
-    servers.append(start(tmp_path / "server", text, redis_server.password, workers=2))
+    text = config_text(redis_server.url, redis_password(redis_server), on_store_error)
+    servers.append(start(tmp_path / "server", text, redis_password(redis_server), workers=2))
     calls = 400  # 4 s at 100/s: twice the rate
     outcomes = await drive(
         [servers[0].target], calls, per_second=100, meanwhile=lambda: kill_and_restart(redis_server)
@@ -232,8 +233,8 @@ async def test_redis_killed_and_restarted_under_load(
 async def test_refused_without_the_store_the_client_does_not_retry(
     tmp_path: Path, redis_server: RedisServer, servers: list[ServerProcess]
 ) -> None:
-    text = config_text(redis_server.url, redis_server.password, "refuse")
-    server = start(tmp_path / "server", text, redis_server.password, workers=1)
+    text = config_text(redis_server.url, redis_password(redis_server), "refuse")
+    server = start(tmp_path / "server", text, redis_password(redis_server), workers=1)
     servers.append(server)
     redis_server.kill()
     async with AsyncClient(server.target, bearer_token=TOKEN) as client:  # retries=3
@@ -288,7 +289,7 @@ async def test_a_wrong_store_password_is_said_and_tried_again_once_a_second(
     assert wrong not in server.logs()
 
 
-def bucket_keys(redis: RedisServer) -> list[bytes]:
+def bucket_keys(redis: RedisServer) -> list[bytes | str]:
     return list(redis.client().keys("sdksign:rate:*"))
 
 
@@ -302,13 +303,15 @@ async def test_a_reload_to_another_store_takes_a_new_client(
 ) -> None:
     # One password for both stores: REDIS_PASSWORD is the server's, set at its start.
     with running_redis(tmp_path / "redis-b", redis_server.password) as other:
-        text = config_text(redis_server.url, redis_server.password)
-        server = start(tmp_path / "server", text, redis_server.password, workers=2)
+        text = config_text(redis_server.url, redis_password(redis_server))
+        server = start(tmp_path / "server", text, redis_password(redis_server), workers=2)
         servers.append(server)
         outcomes = await drive([server.target], 20, per_second=100)
         assert outcomes.codes["OK"] > 0 and bucket_keys(redis_server) and not bucket_keys(other)
 
-        (tmp_path / "server" / "sdksign.toml").write_text(config_text(other.url, other.password))
+        (tmp_path / "server" / "sdksign.toml").write_text(
+            config_text(other.url, redis_password(other))
+        )
         server.process.send_signal(signal.SIGHUP)
         wait_for_events(server, "configuration reloaded", 2)
         reloaded = events(server, "configuration reloaded")
@@ -348,7 +351,12 @@ def start_with_tls_store(
     password_file.write_text(f"{redis.password}\n")
     access = f'password_file = "{password_file}"\ntls_ca_file = "{ca_file}"'
     text = config_text(
-        redis.url, redis.password, on_store_error, rate=TLS_RATE, burst=TLS_RATE, access=access
+        redis.url,
+        redis_password(redis),
+        on_store_error,
+        rate=TLS_RATE,
+        burst=TLS_RATE,
+        access=access,
     )
     return start(folder, text, "not-the-password", workers=2)
 
@@ -364,7 +372,7 @@ def assert_nothing_leaked_or_crashed(server: ServerProcess, redis: RedisServer) 
     logs = server.logs()
     assert server.process.poll() is None
     assert "Traceback" not in logs and "worker exited" not in logs
-    assert redis.password not in logs
+    assert redis_password(redis) not in logs
 
 
 async def test_a_tls_store_holds_one_bucket_for_the_fleet(

@@ -17,7 +17,7 @@ from sdksign.server.access.ratestore import MAX_BATCH, RETRY_INTERVAL, SharedLim
 from sdksign.server.config.model import RateLimitStore
 from sdksign.server.errors import ResourceExhausted
 from sdksign.server.observe.metrics import ERROR_KINDS
-from tests.conftest import RedisServer
+from tests.conftest import RedisServer, redis_password
 
 Limiters = Callable[[], SharedLimiter]
 
@@ -31,7 +31,7 @@ async def limiters(redis_server: RedisServer) -> AsyncIterator[Limiters]:
         store = RateLimitStore(
             host="127.0.0.1",
             port=redis_server.port,
-            password=redis_server.password.encode(),
+            password=redis_password(redis_server).encode(),
             timeout=1.0,  # generous: these tests are about the bucket, not a slow machine
         )
         made.append(SharedLimiter(store))
@@ -153,7 +153,7 @@ async def test_a_restarted_redis_is_used_again_once_it_is_back(
         assert await outcomes(limiter, caller, 3) == [True, True, False]  # a new, full bucket
     assert redis_server.client().exists(bucket_key(caller)) == 1
     assert [line["event"] for line in logs] == ["rate limit store lost", "rate limit store back"]
-    assert redis_server.password not in str(logs)
+    assert redis_password(redis_server) not in str(logs)
 
 
 async def test_concurrent_calls_share_runs_of_the_script_and_the_burst_exactly(

@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import grpc
 import jwt
@@ -24,7 +25,9 @@ from tests.conftest import ServerProcess, log_lines, start_server_process
 from tests.openbao import OpenBao
 from tests.process.test_process import serve_until_exit
 
-SIGN = pb.SignRequest(meeting=pb.MeetingClaims(meeting_number="123456789", role=1))
+SIGN = pb.SignRequest(
+    meeting=pb.MeetingClaims(meeting_number="123456789", role=pb.ROLE_PARTICIPANT)
+)
 SDK_KEY = "VaultMeetingKey012345678"
 
 
@@ -61,7 +64,7 @@ class Served:
                 pb.VerifyRequest(token=token), timeout=10
             )
 
-    def events(self, event: str) -> list[dict[str, object]]:
+    def events(self, event: str) -> list[dict[str, Any]]:
         return [line for line in log_lines(self.server.logs()) if line["event"] == event]
 
     def wait_for(self, event: str, count: int = 1, timeout: float = 20.0) -> None:

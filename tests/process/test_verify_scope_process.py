@@ -56,9 +56,9 @@ def test_verify_checks_only_the_apps_of_the_caller_s_rule(tmp_path: Path) -> Non
         server.process.wait(timeout=15)
     assert (scoped.valid, scoped.codes, scoped.app) == (False, ["UNKNOWN_SDK_KEY"], "")
     # Naming the video app is answered as naming one nobody configured: nothing says it exists.
-    for name, refused in refusals.items():
-        assert refused.code == grpc.StatusCode.INVALID_ARGUMENT
-        assert refused.message == (
+    for name, error in refusals.items():
+        assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert error.message == (
             f"invalid request: app: {name!r} is not an app this caller may use (allowed: meeting)"
         )
     assert (audited.valid, audited.app) == (True, "video")

@@ -11,6 +11,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -20,7 +21,9 @@ from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from tests.conftest import ENV, ServerProcess, log_lines, run, start_server_process
 from tests.process.test_process import serve_until_exit
 
-SIGN = pb.SignRequest(meeting=pb.MeetingClaims(meeting_number="123456789", role=1))
+SIGN = pb.SignRequest(
+    meeting=pb.MeetingClaims(meeting_number="123456789", role=pb.ROLE_PARTICIPANT)
+)
 
 
 @pytest.fixture
@@ -33,7 +36,7 @@ def two_workers(tmp_path: Path, server_env: dict[str, str]) -> Iterator[ServerPr
         assert server.stop(timeout=30) is not None, "the server did not stop within 30 s"
 
 
-def events(server: ServerProcess, event: str) -> list[dict[str, object]]:
+def events(server: ServerProcess, event: str) -> list[dict[str, Any]]:
     return [line for line in log_lines(server.logs()) if event in str(line["event"])]
 
 

@@ -13,17 +13,19 @@ from sdksign.server.access.policy import ANONYMOUS, Caller, Rule
 from sdksign.server.config.model import App
 from sdksign.server.errors import PermissionDenied, RequestError, Unauthenticated
 from sdksign.server.tokens.diagnose import check
+from sdksign.server.zoom.rules import Sdk
 from sdksign.v1 import signature_service_pb2 as pb
 
 NOW = 1_790_000_000
+APPS: tuple[tuple[str, Sdk], ...] = (
+    ("meeting", "meeting"),
+    ("meeting2", "meeting"),
+    ("secret-video-project", "video"),
+)
 CONFIG = Config(
     apps=tuple(
         App(name=name, kind=kind, sdk_key=f"{name}-key", secret=secrets.token_bytes(32))
-        for name, kind in (
-            ("meeting", "meeting"),
-            ("meeting2", "meeting"),
-            ("secret-video-project", "video"),
-        )
+        for name, kind in APPS
     ),
     source="tests",
 )

@@ -114,7 +114,7 @@ def test_ttl_outside_bounds_names_the_field_and_range(
         ),
         (pb.MeetingClaims(meeting_number="9484-3468", role=pb.ROLE_HOST), "meeting.meeting_number"),
         (pb.MeetingClaims(meeting_number="1" * 21, role=pb.ROLE_HOST), "meeting.meeting_number"),
-        (pb.MeetingClaims(meeting_number="123", role=7), "meeting.role"),  # type: ignore[arg-type]
+        (pb.MeetingClaims(meeting_number="123", role=7), "meeting.role"),  # type: ignore[arg-type]  # proto3 enums are open; the stub takes only Role
     ],
 )
 def test_meeting_rules(config: Config, claims: pb.MeetingClaims, field: str) -> None:
@@ -274,11 +274,14 @@ def test_any_request_is_signed_or_refused_with_named_fields(
     if video:
         request.video.CopyFrom(
             pb.VideoClaims(
-                session_name=session, role=role, user_identity=identity, geo_regions=regions
-            )  # type: ignore[arg-type]
+                session_name=session,
+                role=role,  # type: ignore[arg-type]  # proto3 enums are open; the stub takes only Role
+                user_identity=identity,
+                geo_regions=regions,
+            )
         )
     else:
-        request.meeting.CopyFrom(pb.MeetingClaims(meeting_number=number, role=role))  # type: ignore[arg-type]
+        request.meeting.CopyFrom(pb.MeetingClaims(meeting_number=number, role=role))  # type: ignore[arg-type]  # proto3 enums are open; the stub takes only Role
     try:
         minted = mint(request, config, NOW, ANYONE)
     except InvalidArgument as refused:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from google.protobuf.message import Message
 
 from sdksign.client import AsyncClient, Client, Role, _types
 from sdksign.v1 import signature_service_pb2 as pb
@@ -15,7 +16,7 @@ from sdksign.v1 import signature_service_pb2 as pb
 # Each pair does the same thing: only the protocol's name differs.
 CONTEXT_MANAGERS = {"__enter__": "__aenter__", "__exit__": "__aexit__"}
 # The method that builds its request with each builder, and so takes the builder's parameters.
-BUILDERS = {
+BUILDERS: dict[str, Callable[..., Any]] = {
     "sign_meeting": _types.meeting_request,
     "sign_video": _types.video_request,
     "verify": _types.verify_request,
@@ -72,7 +73,7 @@ def test_methods_take_their_request_builders_parameters(name: str) -> None:
 
 
 # The proto message each method's parameters come from, beside SignRequest's app and ttl.
-MESSAGES = {
+MESSAGES: dict[str, tuple[type[Message], set[str]]] = {
     "sign_meeting": (pb.MeetingClaims, {"app", "ttl"}),
     "sign_video": (pb.VideoClaims, {"app", "ttl"}),
     "verify": (pb.VerifyRequest, set()),

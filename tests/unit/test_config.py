@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
+from typing import cast
 
 import pytest
+from google.rpc import error_details_pb2
 
 from sdksign.server import Config, ConfigError, load_config
 from sdksign.server.access.buckets import TokenBuckets
@@ -189,7 +191,7 @@ def test_callers_and_anonymous_rule(tmp_path: Path) -> None:
         bytes.fromhex(HASH),
         None,
     )
-    assert sched.rule.apps == {"m"} and sched.rule.roles == {"host"}
+    assert sched.rule.apps == frozenset({"m"}) and sched.rule.roles == frozenset({"host"})
     assert (sched.rule.max_ttl, sched.rule.meetings, sched.rule.rate, sched.rule.burst) == (
         3600,
         ("94*",),
@@ -354,7 +356,7 @@ def test_the_smallest_rate_refuses_with_a_retry_info_of_a_day_at_most(tmp_path: 
         buckets.take(caller, now=0.0)
     assert 86000 < refused.value.retry_after <= 86400
     (retry, _quota) = _retry_details(refused.value)
-    assert retry.retry_delay.seconds <= 86400
+    assert cast(error_details_pb2.RetryInfo, retry).retry_delay.seconds <= 86400
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ import copy
 import datetime
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -104,7 +104,7 @@ def toml_value(value: object) -> str:
     return "{" + ", ".join(f"{toml_string(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
 
 
-def toml_document(tables: dict[str, object]) -> str:
+def toml_document(tables: Mapping[str, object]) -> str:
     return "".join(f"{toml_string(key)} = {toml_value(value)}\n" for key, value in tables.items())
 
 
@@ -226,7 +226,7 @@ values = st.recursive(
 
 
 @st.composite
-def known_or_not(draw: st.DrawFn, keys: set[str]) -> str:
+def known_or_not(draw: st.DrawFn, keys: Collection[str]) -> str:
     """One of `keys`, or now and then any other key."""
     key = draw(st.sampled_from([*sorted(keys), ""]))
     return key or draw(texts)

@@ -41,6 +41,7 @@ from sdksign.server.observe import metrics as _metrics
 from sdksign.server.observe.context import bind, start_call
 from sdksign.server.runtime import service as _service
 from sdksign.server.runtime.serve import add_port, build_server
+from sdksign.v1 import signature_service_pb2 as pb
 from tests.helpers import HS256, meeting_claims, raw_token
 
 SIGN = {"grpc_service": "sdksign.v1.SignatureService", "grpc_method": "Sign", "grpc_type": "unary"}
@@ -368,7 +369,11 @@ async def test_a_call_is_started_before_it_is_handled(
     seen: list[tuple[float, float]] = []
     sign = _service.SignatureService.Sign
 
-    async def watched(self: _service.SignatureService, request: object, context: object) -> object:
+    async def watched(
+        self: _service.SignatureService,
+        request: pb.SignRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> pb.SignResponse:
         seen.append((started(), handled()))  # while the call runs
         return await sign(self, request, context)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import pytest
 
@@ -43,7 +44,7 @@ def no_peer() -> dict[str, list[bytes]]:
     return {}
 
 
-def peer(**properties: list[bytes]) -> object:
+def peer(**properties: list[bytes]) -> Callable[[], dict[str, list[bytes]]]:
     return lambda: properties
 
 

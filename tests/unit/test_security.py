@@ -128,7 +128,7 @@ async def mtls(tmp_path: Path) -> AsyncIterator[Deployment]:
 
 
 def sign_meeting(
-    number: str = SCHEDULER_MEETING, role: int = pb.ROLE_HOST, ttl: int = 0
+    number: str = SCHEDULER_MEETING, role: pb.Role = pb.ROLE_HOST, ttl: int = 0
 ) -> pb.SignRequest:
     request = pb.SignRequest(meeting=pb.MeetingClaims(meeting_number=number, role=role))
     if ttl:
@@ -150,7 +150,7 @@ async def refused(
         with pytest.raises(grpc.aio.AioRpcError) as raised:
             await getattr(stub, method)(request, metadata=metadata, timeout=10)
     error = raised.value
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
+    status = rpc_status.from_call(error)
     info: dict[str, str] = {}
     for detail in status.details if status is not None else ():
         unpacked = error_details_pb2.ErrorInfo()
@@ -250,7 +250,7 @@ async def test_rate_limit_answers_resource_exhausted_with_retry_info(tmp_path: P
                 )
             ).token
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    status = rpc_status.from_call(raised.value)  # type: ignore[arg-type]
+    status = rpc_status.from_call(raised.value)
     assert status is not None
     retry = error_details_pb2.RetryInfo()
     assert any(detail.Unpack(retry) for detail in status.details)

@@ -175,7 +175,7 @@ async def test_sync_client(target: str, meeting_app: App) -> None:
     assert await asyncio.to_thread(calls) == (meeting_app.sdk_key, True)
 
 
-class Flaky(pb_grpc.SignatureServiceServicer):  # type: ignore[misc]
+class Flaky(pb_grpc.SignatureServiceServicer):
     """A stand-in servicer (a unit seam) that fails the first `failures` calls with `code`."""
 
     def __init__(self, failures: int, code: grpc.StatusCode) -> None:

@@ -75,12 +75,13 @@ def _same(a: object, b: object) -> bool:
     """Equal, with the same types throughout (1 and 1.0 and True differ); NaN equals NaN."""
     if type(a) is not type(b):
         return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)  # type: ignore[index]
-    if isinstance(a, list):
-        return len(a) == len(b) and all(map(_same, a, b))  # type: ignore[arg-type]
-    if isinstance(a, float):
-        return a == b or (a != a and b != b)  # type: ignore[comparator-overlap]
+    # b is of a's type: each isinstance of b below holds whenever that of a does.
+    if isinstance(a, dict) and isinstance(b, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (a != a and b != b)
     return a == b
 
 

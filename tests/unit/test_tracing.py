@@ -12,7 +12,7 @@ import re
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -99,7 +99,7 @@ def stub(channel: grpc.aio.Channel) -> pb_grpc.SignatureServiceStub:
     return pb_grpc.SignatureServiceStub(channel)
 
 
-def sign_request(role: int = pb.ROLE_HOST, meeting: str = MEETING, app: str = "") -> Any:
+def sign_request(role: pb.Role = pb.ROLE_HOST, meeting: str = MEETING, app: str = "") -> Any:
     return pb.SignRequest(app=app, meeting=pb.MeetingClaims(meeting_number=meeting, role=role))
 
 
@@ -168,7 +168,7 @@ async def test_verify_spans_say_whether_the_token_was_valid(
     attributes = dict(spans(exporter, count=2)[1].attributes or {})
     assert attributes["rpc.method"] == "Verify" and attributes["rpc.grpc.status_code"] == 0
     assert attributes["sdksign.valid"] is False
-    assert list(attributes["sdksign.problems"]) == ["MEETING_MISMATCH"]
+    assert list(cast(Sequence[str], attributes["sdksign.problems"])) == ["MEETING_MISMATCH"]
     assert attributes["sdksign.role"] == "participant" and attributes["sdksign.app"] == "meeting"
 
 
@@ -600,7 +600,7 @@ def test_a_missing_extra_names_what_to_install(monkeypatch: pytest.MonkeyPatch) 
 # --- real OTLP receivers on loopback: the exporters the environment names ---------------------
 
 
-class Receiver(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+class Receiver(trace_service_pb2_grpc.TraceServiceServicer):
     """An OTLP/gRPC trace receiver: keeps what it is sent."""
 
     def __init__(self) -> None:

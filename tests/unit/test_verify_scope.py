@@ -40,9 +40,9 @@ def verify(config: Config, caller: Caller, token: str, app: str | None = None) -
 
 def test_verify_apps_default_to_the_rule_s_apps() -> None:
     assert Rule().verified_apps is None
-    assert Rule(apps=frozenset({"meeting"})).verified_apps == {"meeting"}
+    assert Rule(apps=frozenset({"meeting"})).verified_apps == frozenset({"meeting"})
     wider = Rule(apps=frozenset({"meeting"}), verify_apps=frozenset({"meeting", "video"}))
-    assert wider.verified_apps == {"meeting", "video"}
+    assert wider.verified_apps == frozenset({"meeting", "video"})
     assert Rule(verify_apps=frozenset()).verified_apps == frozenset()
 
 
@@ -130,9 +130,9 @@ def anonymous_rule(tmp_path: Path, lines: str) -> Rule | None:
 
 def test_the_configuration_key(tmp_path: Path) -> None:
     rule = anonymous_rule(tmp_path, 'apps = ["meeting"]\n')
-    assert rule is not None and rule.verified_apps == {"meeting"}
+    assert rule is not None and rule.verified_apps == frozenset({"meeting"})
     rule = anonymous_rule(tmp_path, 'apps = ["meeting"]\nverify_apps = ["meeting", "video"]\n')
-    assert rule is not None and rule.verified_apps == {"meeting", "video"}
+    assert rule is not None and rule.verified_apps == frozenset({"meeting", "video"})
     for lines, says in [
         ('verify_apps = ["nope"]', "[anonymous]: verify_apps: 'nope' is not a configured app"),
         ("verify_apps = 'video'", "[anonymous]: verify_apps must be a list of non-empty strings"),

@@ -17,8 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from sdksign.client._limits import MAX_TOKEN_LENGTH
-from sdksign.server.runtime.serve import MAX_MESSAGE_BYTES
+from sdksign.client._limits import MAX_MESSAGE_BYTES, MAX_TOKEN_LENGTH
 from sdksign.server.zoom.rules import GEO_REGIONS, MEETING_NUMBER_RULE
 from tests.conftest import MEETING_KEY, ROOT, VIDEO_KEY
 from tests.gateway.conftest import Gateway, serve_gateway
