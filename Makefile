@@ -134,9 +134,10 @@ test: $(VENV)/.installed $(NODE_DEPS) $(DESCRIPTORS) $(WEB) $(NODE_CLIENT) $(NOD
 test-unit: $(VENV)/.installed ## pure logic and in-process servers, seconds
 	$(PY) -m pytest tests/unit $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed $(NODE_DEPS) ## ruff (lint, format check) and buf lint on the protos
+lint: $(VENV)/.installed $(NODE_DEPS) ## ruff (lint, format check), commit subjects, buf lint on the protos
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) .ci/commit_subjects.py
 	@mkdir -p .build/protodeps/google/api && \
 	  site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
 	  cp $$site/google/api/annotations.proto $$site/google/api/http.proto .build/protodeps/google/api/
