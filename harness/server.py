@@ -33,7 +33,7 @@ from harness.process import stop as stop_process
 # server's drain and grace periods, plus a margin).
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 25.0
-# Any free port for the admin listener (its default, 9464, is taken by the first server).
+# Any free port for the admin listener (its default port is taken by the first server).
 ADMIN_ANY_PORT = ("--admin-listen", "127.0.0.1:0")
 
 

@@ -33,7 +33,7 @@ REFLECTED = (SERVICE_NAME, SAMPLE_SERVICE_NAME, health.SERVICE_NAME, reflection.
 # How connections are kept honest: nothing a client opens (and leaves) holds memory for long.
 # Streams that never bring their request are ended by runtime.rpc.REQUEST_READ_TIMEOUT.
 CONNECTION_OPTIONS: list[tuple[str, int]] = [
-    # Requests are small (a token is at most 8 KiB): gRPC refuses any over MAX_MESSAGE_BYTES.
+    # Requests are small (a token's length is bounded): gRPC refuses any over MAX_MESSAGE_BYTES.
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     # A connection that has not finished its TLS and HTTP/2 handshake in 10 s is closed.
