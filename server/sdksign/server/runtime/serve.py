@@ -18,8 +18,7 @@ from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import zoom_sample_pb2 as zs
 
 from ..config import Config, ConfigError, Tls, exposure_problems
-from ..observe import metricfiles, tracing
-from ..observe import metrics as _metrics
+from ..observe import metricfiles, metrics, tracing
 from ..observe.admin import DRAINING, SERVING, Readiness
 from .refresh import Refresher, log_warnings
 from .rpc import RequestDeadlines, add_service
@@ -138,7 +137,7 @@ async def serve(
     await server.start()
     for name in ("", SERVICE_NAME, SAMPLE_SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    _metrics.config_served(config)
+    metrics.config_served(config)
     if admin is not None:
         admin.set(SERVING)
     host = listen.rsplit(":", 1)[0]
@@ -242,7 +241,7 @@ def reload(service: SignatureService, listen: str, read: Config | ConfigError) -
     Calls in flight keep the configuration they started with.
     """
     new = reloaded(service.config, read, listen)
-    _metrics.reload_done(new)
+    metrics.reload_done(new)
     if new is None:
         return
     service.config = new
