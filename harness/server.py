@@ -105,6 +105,18 @@ class ServerProcess:
         listening = (int(line["pid"]) for line in self.events("listening"))
         return list(dict.fromkeys([self.process.pid, *listening]))
 
+    def wait_for_events(self, event: str, count: int = 1, timeout: float = 30.0) -> None:
+        """Until the log holds `count` lines of `event` (a worker's `listening` after a
+        restart, a reload's line). AssertionError with the log if the server exits first or
+        it does not come within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while len(self.events(event)) < count:
+            # Once the server has exited its log is whole: waiting longer cannot help.
+            exited = self.process.poll() is not None and len(self.events(event)) < count
+            late = time.monotonic() > deadline
+            assert not (exited or late), f"{count} x {event!r} not logged:\n{self.logs()}"
+            time.sleep(0.05)
+
     def wait_listening(self, workers: int = 1, timeout: float = START_TIMEOUT) -> None:
         """Until `workers` `listening` lines are logged (the first: the port takes
         connections); `target` is then their address. ServerError if the server exits
