@@ -172,7 +172,7 @@ def make_calls(target: str) -> dict[str, int]:
     return codes
 
 
-# long: the issue's "done when", in order: counts, no secret, a worker killed, then a drain
+# Long on purpose: the issue's "done when", in order: counts, no secret, a worker killed, then a drain
 def test_two_workers_show_one_endpoint_through_a_worker_s_death_and_a_drain(
     tmp_path: Path, at_end: contextlib.ExitStack
 ) -> None:
@@ -385,7 +385,7 @@ def made(openbao: OpenBao) -> dict[str, float]:
     return {number: datetime.fromisoformat(v["created_time"]).timestamp() for number, v in versions}
 
 
-# long: three Vault versions and a lost Vault, each step read back from two workers' metrics
+# Long on purpose: three Vault versions and a lost Vault, each step read back from two workers' metrics
 def test_secrets_and_reloads_of_two_workers_from_openbao(
     tmp_path: Path, openbao: OpenBao, at_end: contextlib.ExitStack
 ) -> None:
