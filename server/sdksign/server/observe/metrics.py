@@ -136,6 +136,13 @@ class Metrics:
             ("error",),
         )
 
+        # --- the process itself -------------------------------------------------------------
+        self.native_log_overflows = Counter(
+            "sdksign_native_log_overflows_total",
+            "Times the pipe that carries gRPC core's own log lines (GRPC_TRACE) was found full: "
+            "lines written meanwhile were dropped, never waited for.",
+        )
+
         # Every series that can be known in advance exists from the start, at 0: a rate()
         # over it needs no first event, and an alert on it no `or vector(0)`.
         for kind in ERROR_KINDS:
@@ -358,3 +365,8 @@ def store_error(kind: str) -> None:
 def vault_error(kind: str) -> None:
     """One failed read from Vault (`kind`: one of ERROR_KINDS)."""
     (_made or setup()).vault_errors.labels(kind).inc()
+
+
+def native_log_overflow() -> None:
+    """The pipe of gRPC core's log lines was found full (observe.stderr): lines were dropped."""
+    (_made or setup()).native_log_overflows.inc()
