@@ -36,8 +36,7 @@ PARENT_GRACE = 2
 PARENT_MARGIN = 3.0
 WORKERS = 2
 WARM_UP = 1.5  # seconds of load before the signal or the kill
-# A worker that dies within 2 s of its start stops the whole server (MIN_WORKER_LIFETIME):
-# the victim must have lived longer than that, or the kill tests that rule instead.
+# Load before the kill: the client has connections to both workers by then.
 WORKER_KILL_WARM_UP = 3.5
 STOP_SENDING_BEFORE_DRAIN_ENDS = 0.5
 # How soon after SIGTERM health must answer NOT_SERVING ("at once", with room for a busy machine).

@@ -120,15 +120,6 @@ async def serving(
         await stop(server, SHORT_DRAIN + GRACE + STOP_MARGIN)
 
 
-def alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie, dead and not yet reaped, does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def scenario_config(soak: Soak, name: str, grace: int = GRACE) -> Path:
     """The config file of scenario `name`."""
     path = soak.directory(name) / "sdksign.toml"

@@ -39,6 +39,11 @@ ZEROS_LEFT_OUT = frozenset(
     {"sdksign_app_secret_info", "sdksign_app_secret_created_timestamp_seconds"}
 )
 
+# The parent's own counters (exposition.ServerState: counted once, in the process that serves
+# /metrics), without their _total.
+WORKER_RESTARTS = "sdksign_worker_restarts"
+WATCHDOG_KILLS = "sdksign_worker_watchdog_kills"
+
 # The buckets of a call's duration, in seconds: from half a millisecond, for calls answered
 # from memory, to ten seconds, for calls that wait on Vault or a rate limit store.
 _DURATIONS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)

@@ -20,7 +20,7 @@ from sdksign.v1 import zoom_sample_pb2 as zs
 from ..config import Config, ConfigError, Tls, exposure_problems
 from ..observe import metricfiles, tracing
 from ..observe import metrics as _metrics
-from ..observe.admin import DRAINING, SERVING, Readiness
+from ..observe.admin import DRAINING, HEARTBEAT_INTERVAL, SERVING, Readiness
 from .refresh import Refresher, log_warnings
 from .rpc import RequestDeadlines, add_service
 from .service import SignatureService, ZoomSampleService
@@ -139,8 +139,10 @@ async def serve(
     for name in ("", SERVICE_NAME, SAMPLE_SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     _metrics.config_served(config)
+    heartbeat = None
     if admin is not None:
         admin.set(SERVING)
+        heartbeat = asyncio.create_task(beat(admin), name="sdksign-heartbeat")
     host = listen.rsplit(":", 1)[0]
     log.info(
         "listening",
@@ -168,8 +170,19 @@ async def serve(
     log.info("shutting down", grace_seconds=grace)
     await server.stop(grace)
     await service.aclose()
+    if heartbeat is not None:
+        heartbeat.cancel()
     tracing.shutdown()  # the last spans sent
     log.info("stopped")
+
+
+async def beat(admin: Readiness) -> None:
+    """Prove to the admin listener (and a worker's parent) that the event loop runs: a beat
+    every HEARTBEAT_INTERVAL. A loop that stops beating is taken out of readiness, and a
+    worker's parent kills it (observe.admin, runtime.restarts)."""
+    while True:
+        admin.beat()
+        await asyncio.sleep(HEARTBEAT_INTERVAL)
 
 
 def _stopping(
