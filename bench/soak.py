@@ -23,6 +23,9 @@ answer by a generous deadline, transport errors), and checks its target:
 - frames: malformed gRPC frames over raw HTTP/2, each answered or reset within 5 s.
 - half-open: 10,000 streams that start a request and never finish it, on one worker: each
   answered (DEADLINE_EXCEEDED), and the worker's memory back down once they are.
+- slow readers: 30 connections of receive window 0 each send 1,000 whole Sign requests and
+  never read an answer, for 15 s, then close: the worker grows by at most 200 MiB, gives
+  at least half of it back, and logs no call OK whose answer never left.
 - Then every log line of every server and gateway: no whole token, no configured secret.
 
 Prints the command, the machine and one Markdown table; exit status 1 if a target is missed.
@@ -64,6 +67,7 @@ from bench.reliability.logscan import scan_logs
 from bench.reliability.process import drain, parent_kill, worker_kill
 from bench.reliability.reload import sighup
 from bench.reliability.server import new_secrets
+from bench.reliability.slowreaders import slow_readers
 from bench.reliability.steady import steady
 from harness import ROOT
 from harness.server import ServerError
@@ -81,6 +85,7 @@ NAMES = (
     "fuzz",
     "frames",
     "half-open",
+    "slow-readers",
 )
 
 
@@ -110,6 +115,7 @@ def scenarios(settings: Settings) -> list[tuple[str, str, Scenario, float]]:
         ),
         ("frames", "malformed gRPC frames (raw HTTP/2)", malformed_frames, 180),
         ("half-open", "half-open: 10,000 streams never finished", half_open, 120),
+        ("slow-readers", "slow readers: 30,000 Sign streams never read", slow_readers, 180),
     ]
 
 

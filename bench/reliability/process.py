@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness.process import alive
 from harness.server import ServerError, ServerProcess
 from sdksign.server.runtime.serve import SERVICE_NAME
 
@@ -19,7 +20,6 @@ from .common import SIGN, Row, Soak
 from .load import Load
 from .server import (
     STOP_MARGIN,
-    alive,
     drain_option,
     scenario_config,
     serving,
