@@ -26,6 +26,12 @@ answer by a generous deadline, transport errors), and checks its target:
 - slow readers: 30 connections of receive window 0 each send 1,000 whole Sign requests and
   never read an answer, for 15 s, then close: the worker grows by at most 200 MiB, gives
   at least half of it back, and logs no call OK whose answer never left.
+- trace: GRPC_TRACE=all and GRPC_VERBOSITY=debug on `--workers 2` under load: 0 failed, then
+  SIGTERM: the server exits; the core's lines counted, and how often their pipe was full.
+- sigstop: SIGSTOP 1 of 2 workers under load: out of readiness within 3 s, killed and
+  listening again within 10 s, ready again, 0 failed.
+- rapid kills: SIGKILL the youngest living worker 5 times, 2 s apart, under load: the
+  server stays up, at most 1 % of calls fail.
 - Then every log line of every server and gateway: no whole token, no configured secret.
 
 Prints the command, the machine and one Markdown table; exit status 1 if a target is missed.
@@ -69,6 +75,7 @@ from bench.reliability.reload import sighup
 from bench.reliability.server import new_secrets
 from bench.reliability.slowreaders import slow_readers
 from bench.reliability.steady import steady
+from bench.reliability.watchdog import rapid_kills, stopped_worker, traced
 from harness import ROOT
 from harness.server import ServerError
 from sdksign.server.runtime.workers import default_workers
@@ -86,6 +93,9 @@ NAMES = (
     "frames",
     "half-open",
     "slow-readers",
+    "trace",
+    "sigstop",
+    "rapid-kills",
 )
 
 
@@ -116,6 +126,9 @@ def scenarios(settings: Settings) -> list[tuple[str, str, Scenario, float]]:
         ("frames", "malformed gRPC frames (raw HTTP/2)", malformed_frames, 180),
         ("half-open", "half-open: 10,000 streams never finished", half_open, 120),
         ("slow-readers", "slow readers: 30,000 Sign streams never read", slow_readers, 180),
+        ("trace", "GRPC_TRACE=all under load, then SIGTERM", traced, 120),
+        ("sigstop", "SIGSTOP 1 of 2 workers under load", stopped_worker, 120),
+        ("rapid-kills", "SIGKILL the youngest worker 5 times in 10 s", rapid_kills, 120),
     ]
 
 

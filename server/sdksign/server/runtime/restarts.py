@@ -4,7 +4,8 @@ with times by runtime.workers.
 A worker that dies is started again after a delay that grows with its deaths in the last
 CRASH_WINDOW seconds: at once for the first, then BACKOFF_FIRST seconds, doubled at each
 death up to BACKOFF_MAX. It is started at once, whatever its deaths, when no other worker
-serves: a delay would then leave the port without a server. The parent gives up (stops
+serves, and so are the workers still waiting for their delay: a delay would then leave the
+port without a server. The parent gives up (stops
 every worker, exit status 1) only when the workers together have died CRASH_LIMIT times
 within CRASH_WINDOW seconds: a crash loop that restarts do not cure (a configuration that
 fails every worker at its start gets there in seconds). A worker whose event loop has been

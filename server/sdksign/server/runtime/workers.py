@@ -319,7 +319,8 @@ class _Supervisor:
             if process.exitcode is None or index in waiting:
                 continue
             self._watch.gone(process)
-            delay = self._restarts.died(index, now, self._others_serving(index))
+            serving = self._others_serving(index)
+            delay = self._restarts.died(index, now, serving)
             log.error(
                 "worker exited",
                 worker=index,
@@ -335,6 +336,9 @@ class _Supervisor:
                     limit=CRASH_LIMIT,
                 )
                 return False
+            if not serving:  # the port has no server: no one waits for a delay
+                for other in waiting:
+                    waiting[other] = min(waiting[other], now)
             waiting[index] = now + delay
         return True
 
