@@ -10,7 +10,7 @@ from pathlib import Path
 
 import grpc
 
-from bench.reliability.slowreaders import HELD, window_zero_streams
+from bench.reliability.slowreaders import DROPPED, HELD, window_zero_streams
 from sdksign.server.runtime.serve import MAX_CONCURRENT_CALLS
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from tests.conftest import start_server_process
@@ -54,10 +54,14 @@ def test_slow_readers_hold_no_more_than_the_limit_and_the_worker_recovers(
 
         asyncio.run(asyncio.wait_for(run(), 60))
         assert sum(outcomes.values()) == CONNECTIONS * STREAMS
-        assert outcomes[HELD] == MAX_CONCURRENT_CALLS, outcomes
+        assert set(outcomes) <= {HELD, "RESOURCE_EXHAUSTED", "CANCELLED", DROPPED}, outcomes
         assert outcomes["RESOURCE_EXHAUSTED"] >= 1, outcomes
-        assert set(outcomes) <= {HELD, "RESOURCE_EXHAUSTED", "CANCELLED"}, outcomes
-        assert during == ["RESOURCE_EXHAUSTED"]
+        # gRPC's core sometimes closes such a connection itself, its calls with it (freeing
+        # their places); else exactly the limit is held, and a new call is refused.
+        if not outcomes[DROPPED]:
+            assert outcomes[HELD] == MAX_CONCURRENT_CALLS, outcomes
+            assert during == ["RESOURCE_EXHAUSTED"]
+        assert outcomes[HELD] <= MAX_CONCURRENT_CALLS
         deadline_calls = [sign(server.target) for _ in range(3)]  # the slots are free again
         assert deadline_calls == ["OK"] * 3
     finally:
