@@ -9,6 +9,7 @@ import http.client
 import os
 import signal
 import time
+from collections import Counter
 
 from harness.process import alive
 from harness.server import ServerProcess
@@ -81,14 +82,20 @@ async def stopped_worker(soak: Soak, row: Row) -> None:
     config = scenario_config(soak, "sigstop")
     async with serving(soak, "sigstop", config, WORKERS) as server:
         admin = _admin(server)
-        victim = server.workers()[1]
         async with Load(server.target, settings.load_rate, settings.deadline) as load:
             load.start()
             await asyncio.sleep(WARM_UP)
+            # The worker that serves the load (its clients share one connection): stopped, its
+            # calls wait for the watchdog, then go elsewhere.
+            busiest = Counter(int(line.get("worker", 0)) for line in server.events("rpc"))
+            index = busiest.most_common(1)[0][0]
+            victim = server.workers()[index]
             stopped = time.monotonic()
             os.kill(victim, signal.SIGSTOP)
             not_ready = await _until(lambda: _ready(admin)[0] == 503, stopped, REPLACED_WITHIN)
-            replaced = await _until(lambda: server.workers()[1] != victim, stopped, REPLACED_WITHIN)
+            replaced = await _until(
+                lambda: server.workers()[index] != victim, stopped, REPLACED_WITHIN
+            )
             ready = await _until(lambda: _ready(admin)[0] == 200, stopped, 2 * REPLACED_WITHIN)
             await asyncio.sleep(settings.kill_window)
             await load.finish()
@@ -96,7 +103,9 @@ async def stopped_worker(soak: Soak, row: Row) -> None:
             os.kill(victim, signal.SIGKILL)
     row.outcomes = load.outcomes()
     around = load.outcomes(since=stopped - 0.5, until=stopped + REPLACED_WITHIN)
-    row.note(f"max latency around the stop {around.max_ms() or 0:.0f} ms")
+    row.note(
+        f"worker {index}, serving the load, stopped; max latency around it {around.max_ms() or 0:.0f} ms"
+    )
     _judged(row, "not ready", not_ready, NOT_READY_WITHIN)
     _judged(row, "killed and listening again", replaced, REPLACED_WITHIN)
     _judged(row, "ready again", ready, 2 * REPLACED_WITHIN)
