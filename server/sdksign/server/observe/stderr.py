@@ -83,7 +83,8 @@ def capture_native_stderr(level: str = "info", worker: int | None = None) -> Bin
 
     Native lines written just before the process dies (an abort) can be lost with the
     thread; at a normal exit the pipe is read to its end first. A process started while
-    fd 2 is the pipe inherits it: start it inside original_stderr().
+    fd 2 is the pipe inherits it, non-blocking (a write to a full pipe fails): start it
+    inside original_stderr().
     """
     global _native
     if _native is not None:

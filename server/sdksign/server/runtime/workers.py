@@ -298,7 +298,10 @@ class _Supervisor:
         exit status: 1 when the workers are in a crash loop, which stops them all."""
         while not self._stopping:
             alive = [p.sentinel for p, _ in self._processes.values() if p.exitcode is None]
-            wait(alive, timeout=WATCH_INTERVAL) if alive else time.sleep(WATCH_INTERVAL)
+            if alive:
+                wait(alive, timeout=WATCH_INTERVAL)
+            else:  # all dead, waiting for their delay
+                time.sleep(WATCH_INTERVAL)
             if self._stopping:
                 break
             now = time.monotonic()
