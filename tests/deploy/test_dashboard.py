@@ -69,7 +69,7 @@ def test_it_has_the_panels_an_operator_looks_for() -> None:
         "Configuration reloads by result",
         "Since the last successful reload",
         "Age of the secrets that sign",
-        "Worker restarts and watchdog kills",
+        "Worker restarts",
         "Ready by replica",
     }
     assert wanted - titles == set()
