@@ -33,7 +33,7 @@ from harness.process import stop as stop_process
 # server's drain and grace periods, plus a margin).
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 25.0
-# Any free port for the admin listener (its default, 9464, is taken by the first server).
+# Any free port for the admin listener (its default port is taken by the first server).
 ADMIN_ANY_PORT = ("--admin-listen", "127.0.0.1:0")
 
 
@@ -104,6 +104,18 @@ class ServerProcess:
         """The parent, then every process that has logged `listening` (once each)."""
         listening = (int(line["pid"]) for line in self.events("listening"))
         return list(dict.fromkeys([self.process.pid, *listening]))
+
+    def wait_for_events(self, event: str, count: int = 1, timeout: float = 30.0) -> None:
+        """Until the log holds `count` lines of `event` (a worker's `listening` after a
+        restart, a reload's line). AssertionError with the log if the server exits first or
+        it does not come within `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while len(self.events(event)) < count:
+            # Once the server has exited its log is whole: waiting longer cannot help.
+            exited = self.process.poll() is not None and len(self.events(event)) < count
+            late = time.monotonic() > deadline
+            assert not (exited or late), f"{count} x {event!r} not logged:\n{self.logs()}"
+            time.sleep(0.05)
 
     def wait_listening(self, workers: int = 1, timeout: float = START_TIMEOUT) -> None:
         """Until `workers` `listening` lines are logged (the first: the port takes

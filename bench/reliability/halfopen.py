@@ -27,11 +27,11 @@ from .frames import grpc_status, request_headers
 from .server import scenario_config, serving
 
 CONNECTIONS = 10
-# The server takes at most 1,000 calls at once on one connection.
+# Calls opened on each connection: fewer when the server's SETTINGS allow fewer at once.
 STREAMS_PER_CONNECTION = 1000
 # A length prefix of 100 bytes, and 10 of them: a message that never ends.
 CUT_SHORT = struct.pack(">BI", 0, 100) + b"\x0a" * 10
-# The server ends them after 10 s (and sweeps each second); this is what we wait at most.
+# What we wait at most: well past the server's runtime.rpc.REQUEST_READ_TIMEOUT and sweep.
 ANSWER_WITHIN = 30.0
 
 
@@ -61,7 +61,8 @@ async def half_open(soak: Soak, row: Row) -> None:
             row.miss(f"a connection failed ({result!r}): its streams were not counted")
             continue
         row.outcomes.counts.update(result)
-    # Latency here is how long after they were sent the answers came (10 s by design).
+    # Latency here is how long after they were sent the answers came: the server's request
+    # read timeout, by design.
     row.outcomes.latencies_ms.extend(answered_ms)
     row.note(f"{CONNECTIONS} connections x {STREAMS_PER_CONNECTION} streams, never finished")
     row.note(

@@ -76,19 +76,8 @@ def start(folder: Path, text: str, password: str, workers: int) -> ServerProcess
     env = {"S": SECRET, "REDIS_PASSWORD": password}
     args = ["--config", str(folder / "sdksign.toml"), "--workers", str(workers)]
     server = start_server_process(folder, env, args)
-    wait_for_events(server, "listening", workers)
+    server.wait_for_events("listening", workers)
     return server
-
-
-def events(server: ServerProcess, event: str) -> list[dict[str, object]]:
-    return [line for line in log_lines(server.logs()) if line["event"] == event]
-
-
-def wait_for_events(server: ServerProcess, event: str, count: int) -> None:
-    deadline = time.monotonic() + 30
-    while len(events(server, event)) < count:
-        assert time.monotonic() < deadline, server.logs()
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -156,7 +145,7 @@ def assert_near_the_rate(outcomes: Outcomes, calls: int) -> None:
 
 
 def served_by(server: ServerProcess) -> set[object]:
-    return {line.get("worker") for line in events(server, "rpc")}
+    return {line.get("worker") for line in server.events("rpc")}
 
 
 async def test_two_workers_share_one_rate(
@@ -181,7 +170,7 @@ async def test_two_servers_share_one_rate(
     outcomes = await drive([server.target for server in servers], calls, per_second=250)
     assert_near_the_rate(outcomes, calls)
     for server in servers:
-        assert Counter(line["code"] for line in events(server, "rpc"))["OK"] > 0
+        assert Counter(line["code"] for line in server.events("rpc"))["OK"] > 0
         assert redis_password(redis_server) not in server.logs()
 
 
@@ -206,7 +195,7 @@ def assert_lost_then_back(server: ServerProcess, redis: RedisServer) -> None:
     logs = server.logs()
     assert server.process.poll() is None
     assert "worker exited" not in logs and "Traceback" not in logs
-    assert not {"INTERNAL", "UNKNOWN"} & {line["code"] for line in events(server, "rpc")}
+    assert not {"INTERNAL", "UNKNOWN"} & {line["code"] for line in server.events("rpc")}
     assert redis_password(redis) not in logs
     assert f"redis://127.0.0.1:{redis.port}/0" in logs  # the store is named, without credentials
 
@@ -247,10 +236,10 @@ async def test_refused_without_the_store_the_client_does_not_retry(
             with pytest.raises(SdkSignError):
                 await anonymous.sign_meeting("123456789", Role.HOST)
     deadline = time.monotonic() + 10  # its line comes after those of every attempt before
-    while "UNAUTHENTICATED" not in {line["code"] for line in events(server, "rpc")}:
+    while "UNAUTHENTICATED" not in {line["code"] for line in server.events("rpc")}:
         assert time.monotonic() < deadline, server.logs()
         await asyncio.sleep(0.05)
-    codes = Counter(line["code"] for line in events(server, "rpc"))
+    codes = Counter(line["code"] for line in server.events("rpc"))
     assert codes == {"RESOURCE_EXHAUSTED": 3, "UNAUTHENTICATED": 1}  # three calls, three tries
 
 
@@ -267,8 +256,8 @@ async def test_a_wrong_store_password_is_said_and_tried_again_once_a_second(
     started = time.monotonic()
     server = start(tmp_path / "server", config_text(redis_server.url, wrong), wrong, workers=2)
     servers.append(server)
-    wait_for_events(server, "rate limit store lost", 2)  # each worker, at its start
-    for line in events(server, "rate limit store lost"):
+    server.wait_for_events("rate limit store lost", 2)  # each worker, at its start
+    for line in server.events("rate limit store lost"):
         assert str(line["error"]).startswith("AuthenticationError: "), line
         assert "username, password_env or password_file" in str(line["hint"]), line
     # 2 s at 200/s, each worker on its own buckets meanwhile: together they allow about
@@ -284,8 +273,8 @@ async def test_a_wrong_store_password_is_said_and_tried_again_once_a_second(
     redis_server.client().config_set("requirepass", wrong)
     redis_server.password = wrong
     await drive([server.target], calls, per_second=200)
-    wait_for_events(server, "rate limit store back", 2)
-    assert len(events(server, "rate limit store lost")) == 2  # said once per worker
+    server.wait_for_events("rate limit store back", 2)
+    assert len(server.events("rate limit store lost")) == 2  # said once per worker
     assert wrong not in server.logs()
 
 
@@ -313,8 +302,8 @@ async def test_a_reload_to_another_store_takes_a_new_client(
             config_text(other.url, redis_password(other))
         )
         server.process.send_signal(signal.SIGHUP)
-        wait_for_events(server, "configuration reloaded", 2)
-        reloaded = events(server, "configuration reloaded")
+        server.wait_for_events("configuration reloaded", 2)
+        reloaded = server.events("configuration reloaded")
         assert all(other.url in str(line["rate_limits"]) for line in reloaded)
         redis_server.client().flushall()
         outcomes = await drive([server.target], 20, per_second=100)
@@ -325,7 +314,7 @@ async def test_a_reload_to_another_store_takes_a_new_client(
         while store_clients(redis_server):
             assert time.monotonic() < deadline, "the old store's client was never closed"
             await asyncio.sleep(0.2)
-        assert not events(server, "rate limit store lost")
+        assert not server.events("rate limit store lost")
 
 
 # --- rediss:// : Redis on its TLS port only, the password in password_file ------------------
@@ -389,7 +378,7 @@ async def test_a_tls_store_holds_one_bucket_for_the_fleet(
     assert TLS_RATE <= outcomes.codes["OK"] <= TLS_RATE + TLS_RATE * seconds, (outcomes, seconds)
     assert served_by(server) == {0, 1}
     assert bucket_keys(tls_redis)  # the bucket is in the TLS store
-    assert not events(server, "rate limit store lost")
+    assert not server.events("rate limit store lost")
     assert_nothing_leaked_or_crashed(server, tls_redis)
 
 
@@ -401,8 +390,8 @@ async def test_a_tls_store_signed_by_another_ca_is_said_lost_and_calls_are_answe
     other_ca.write_bytes(Authority("a CA that signed nothing of Redis").pem)
     server = start_with_tls_store(tmp_path / "server", tls_redis, other_ca, on_store_error)
     servers.append(server)
-    wait_for_events(server, "rate limit store lost", 2)  # each worker, at its start
-    for line in events(server, "rate limit store lost"):
+    server.wait_for_events("rate limit store lost", 2)  # each worker, at its start
+    for line in server.events("rate limit store lost"):
         assert line["store"] == tls_redis.url, line
         assert "CERTIFICATE_VERIFY_FAILED" in str(line["error"]), line
         assert line["on_store_error"] == on_store_error, line
@@ -414,7 +403,7 @@ async def test_a_tls_store_signed_by_another_ca_is_said_lost_and_calls_are_answe
         assert set(outcomes.codes) == {"OK", "RESOURCE_EXHAUSTED"}, outcomes.texts
         assert f"RESOURCE_EXHAUSTED: {STORE_UNAVAILABLE}" not in outcomes.texts
         assert TLS_RATE <= outcomes.codes["OK"] <= 2 * TLS_RATE * (1 + seconds), outcomes
-    assert len(events(server, "rate limit store lost")) == 2  # said once per worker
-    assert not events(server, "rate limit store back")
+    assert len(server.events("rate limit store lost")) == 2  # said once per worker
+    assert not server.events("rate limit store back")
     assert not bucket_keys(tls_redis)
     assert_nothing_leaked_or_crashed(server, tls_redis)

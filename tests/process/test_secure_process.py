@@ -7,12 +7,11 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ENV, ServerProcess, log_lines, start_server_process
+from tests.conftest import ENV, log_lines, start_server_process
 from tests.process.test_process import serve_until_exit
 
 SECRET = secrets.token_urlsafe(32)
@@ -59,20 +58,13 @@ def test_beyond_loopback_unprotected_refuses_to_start(
     assert SECRET not in result.stderr
 
 
-def wait_for_lines(server: ServerProcess, event: str, count: int) -> None:
-    deadline = time.monotonic() + 20
-    while sum(line["event"] == event for line in log_lines(server.logs())) < count:
-        assert time.monotonic() < deadline, server.logs()
-        time.sleep(0.05)
-
-
 def test_sighup_reloads_a_valid_config_and_refuses_a_broken_one(tmp_path: Path) -> None:
     config = tmp_path / "sdksign.toml"
     closed = "[anonymous]\nroles = []\nverify = false\n"
     config.write_text(APP + caller("a", TOKEN_A, '"participant"') + closed)
     server = start_server_process(tmp_path, {"S": SECRET}, ["--config", str(config)])
     try:
-        wait_for_lines(server, "listening", 2)  # both workers
+        server.wait_for_events("listening", 2)  # both workers
 
         def sign(token: str | None, role: str = "host") -> subprocess.CompletedProcess[str]:
             args = ["sign", "--target", server.target, "--meeting-number", "123456789"]
@@ -88,7 +80,7 @@ def test_sighup_reloads_a_valid_config_and_refuses_a_broken_one(tmp_path: Path) 
         both = caller("a", TOKEN_A, '"participant", "host"') + caller("b", TOKEN_B, '"host"')
         config.write_text(APP + both + closed)
         server.process.send_signal(signal.SIGHUP)
-        wait_for_lines(server, "configuration reloaded", 2)
+        server.wait_for_events("configuration reloaded", 2)
         for token in (TOKEN_A, TOKEN_B):
             for _ in range(4):  # new connections, whichever worker takes them
                 assert sign(token).returncode == 0
@@ -96,7 +88,7 @@ def test_sighup_reloads_a_valid_config_and_refuses_a_broken_one(tmp_path: Path) 
         # A broken file is refused, and the last good one keeps serving.
         config.write_text(APP + both + closed + "[[callers]]\nname = 'c'\n")
         server.process.send_signal(signal.SIGHUP)
-        wait_for_lines(server, "reload refused: still serving the previous configuration", 2)
+        server.wait_for_events("reload refused: still serving the previous configuration", 2)
         assert sign(TOKEN_B).returncode == 0
         assert server.process.poll() is None
     finally:

@@ -65,15 +65,12 @@ class Served:
             )
 
     def events(self, event: str) -> list[dict[str, Any]]:
-        return [line for line in log_lines(self.server.logs()) if line["event"] == event]
+        return self.server.events(event)
 
     def wait_for(self, event: str, count: int = 1, timeout: float = 20.0) -> None:
-        """Until the log holds `count` lines of `event`."""
-        deadline = time.monotonic() + timeout
-        while len(self.events(event)) < count:
-            assert time.monotonic() < deadline, f"timed out; server log:\n{self.server.logs()}"
-            assert self.server.process.poll() is None, self.server.logs()
-            time.sleep(0.05)
+        """Until the log holds `count` lines of `event`, the server still running."""
+        self.server.wait_for_events(event, count, timeout)
+        assert self.server.process.poll() is None, self.server.logs()
 
     def assert_nothing_secret_logged(self, *values: str) -> None:
         logs = self.server.logs()

@@ -1,8 +1,8 @@
 """sdksign.server: the SignatureService server and the pure logic behind it.
 
 A Sign call goes proto -> runtime.service.SignatureService.Sign -> tokens.mint.mint ->
-zoom.jwt.encode; a Verify call goes runtime.service -> tokens.diagnose.diagnose. Zoom's token
-rules, which both read, are in zoom.rules.
+zoom.jwt.encode; a Verify call goes runtime.service -> tokens.diagnose.check, which runs
+tokens.diagnose.diagnose. Zoom's token rules, which both read, are in zoom.rules.
 
 `python -m sdksign.server` runs the `sdksign` command (__main__), which a client-only
 install (no server extra: no msgspec, structlog...) runs too: so the names below are

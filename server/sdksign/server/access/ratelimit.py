@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from .buckets import TokenBuckets
 
 if TYPE_CHECKING:
-    from ..config.model import RateLimitStore
+    from ..config import RateLimitStore
     from .policy import Caller
 
 

@@ -38,7 +38,7 @@ from ..observe import metrics
 from .buckets import TokenBuckets, over_limit
 
 if TYPE_CHECKING:
-    from ..config.model import RateLimitStore
+    from ..config import RateLimitStore
     from .policy import Caller
 
 log = structlog.get_logger("sdksign")

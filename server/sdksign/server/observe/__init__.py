@@ -7,7 +7,8 @@ time; stderr: what native code writes to file descriptor 2, as JSON lines.
 metrics: every metric name, made once per process (setup); metricdir:
 PROMETHEUS_MULTIPROC_DIR and the workers' folder; metricfiles: the workers' files, their
 disk space reserved; exposition: what /metrics shows. tracing and spans: OpenTelemetry,
-off unless asked for; admin: /metrics and the health endpoints.
+off unless asked for; otlp_headers: the exporter's header values, kept out of every line
+and error; admin: /metrics and the health endpoints.
 
 Importing a module here only defines things: what changes the process (configure_logging,
 metrics.setup, tracing.configure) is an explicit call, made once at its start.

@@ -38,7 +38,7 @@ from . import exposition
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-    from ..config.model import Tls
+    from ..config import Tls
 
 log = structlog.get_logger("sdksign")
 

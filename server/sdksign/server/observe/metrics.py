@@ -28,7 +28,7 @@ from .metricdir import in_files
 from .metricfiles import set_mode
 
 if TYPE_CHECKING:
-    from ..config.model import Config
+    from ..config import Config
 
 log = structlog.get_logger("sdksign")
 

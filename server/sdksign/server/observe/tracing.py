@@ -35,7 +35,7 @@ from .otlp_headers import control_character, hidden
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace.export import SpanExporter
 
-    from ..config.model import Config
+    from ..config import Config
     from .spans import Tracing
 
 # OTEL_TRACES_EXPORTER's names this server knows (besides "none").

@@ -185,8 +185,8 @@ class RequestDeadlines:
     """Ends the calls whose request has not arrived REQUEST_READ_TIMEOUT after they started.
 
     A sweep every second looks over the calls still reading and cancels those past
-    the limit, instead of a timer per call: asyncio.timeout() around every read cost
-    Sign and Health/Check about 40 µs of CPU each (bench/compare.py). The sweeper runs
+    the limit, instead of a timer per call: asyncio.timeout() around every read made
+    every call dearer, Health/Check too (BENCHMARKS.md has the figures). The sweeper runs
     while calls are reading and stops by itself when none is.
     """
 

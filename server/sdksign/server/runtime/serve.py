@@ -18,8 +18,7 @@ from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import zoom_sample_pb2 as zs
 
 from ..config import Config, ConfigError, Tls, exposure_problems
-from ..observe import metricfiles, tracing
-from ..observe import metrics as _metrics
+from ..observe import metricfiles, metrics, tracing
 from ..observe.admin import DRAINING, HEARTBEAT_INTERVAL, SERVING, Readiness
 from .memory import give_back_memory
 from .refresh import Refresher, log_warnings
@@ -41,7 +40,7 @@ MAX_CONNECTIONS = 1_000
 # How connections are kept honest: nothing a client opens (and leaves) holds memory for long.
 # Streams that never bring their request are ended by runtime.rpc.REQUEST_READ_TIMEOUT.
 CONNECTION_OPTIONS: list[tuple[str, int]] = [
-    # Requests are small (a token is at most 8 KiB): gRPC refuses any over MAX_MESSAGE_BYTES.
+    # Requests are small (a token's length is bounded): gRPC refuses any over MAX_MESSAGE_BYTES.
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     # A connection that has not finished its TLS and HTTP/2 handshake in 10 s is closed.
@@ -151,7 +150,7 @@ async def serve(
     await server.start()
     for name in ("", SERVICE_NAME, SAMPLE_SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    _metrics.config_served(config)
+    metrics.config_served(config)
     keeping = [asyncio.create_task(give_back_memory(), name="sdksign-memory")]
     if admin is not None:
         admin.set(SERVING)
@@ -268,7 +267,7 @@ def reload(service: SignatureService, listen: str, read: Config | ConfigError) -
     Calls in flight keep the configuration they started with.
     """
     new = reloaded(service.config, read, listen)
-    _metrics.reload_done(new)
+    metrics.reload_done(new)
     if new is None:
         return
     service.config = new

@@ -180,7 +180,7 @@ def verify_response(diagnosis: Diagnosis) -> pb.VerifyResponse:
         kind=TOKEN_KINDS[diagnosis.kind],
         secret_fingerprint=diagnosis.secret_fingerprint,
         signature=SIGNATURE_CHECKS[diagnosis.signature],
-        tried_secret_fingerprints=diagnosis.tried_fingerprints or None,  # (): 0.3 µs to set
+        tried_secret_fingerprints=diagnosis.tried_fingerprints or None,  # None skips setting ()
         header_json=_json_text(diagnosis.header),
         claims_json=_json_text(diagnosis.claims),
     )
@@ -197,7 +197,7 @@ def _json_text(value: dict[str, Any] | None) -> str:
         return ""
     text = payload_json(value)
     # A bracket past the first byte: a nested value (or one in a string). Looking for it is
-    # ten times cheaper than looking at each value's type, as a flat payload is the rule.
+    # far cheaper than looking at each value's type, and a flat payload is the rule.
     nested = text.find(b"{", 1) != -1 or text.find(b"[") != -1
     if nested and any(isinstance(item, dict | list) for item in value.values()):
         text = payload_json({key: _cut(item, MAX_JSON_DEPTH - 1) for key, item in value.items()})

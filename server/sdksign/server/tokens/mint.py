@@ -14,7 +14,7 @@ from typing import NamedTuple, NoReturn
 from sdksign.v1 import signature_service_pb2 as pb
 
 from ..access.policy import Caller, Grant, authorize, in_scope, refuse_kind
-from ..config.model import App, Config, app_named
+from ..config import App, Config, app_named
 from ..errors import FailedPrecondition, FieldViolation, InvalidArgument, unknown_app
 from ..zoom.jwt import encode
 from ..zoom.rules import (

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
-from ..config.model import App
+from ..config import App
 from ..zoom.jwt import b64decode_lenient, hs256
 
 

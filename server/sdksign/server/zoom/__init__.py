@@ -3,5 +3,6 @@
 rules: the claims each SDK takes, their types and limits (the one home of Zoom's rules);
 jwt: base64url, HS256 and the exact bytes of an encoded token.
 
-Imports nothing of sdksign: everything else builds on it.
+Imports no other room (only the protos, sdksign.v1, and the client's limits,
+sdksign.client._limits): everything else builds on it.
 """

@@ -48,8 +48,8 @@ def _keyed(secret: bytes) -> hmac.HMAC:
     """An HMAC-SHA256 already keyed with `secret`, to copy for each token.
 
     Copying it skips what hmac.digest() does on every call (with OpenSSL 3, looking
-    up the algorithm and setting up the key), about a third of a token's signing
-    time here. Only the apps' secrets come here (Verify's wrong readings of them, when
+    up the algorithm and setting up the key), a large part of a token's signing
+    time. Only the apps' secrets come here (Verify's wrong readings of them, when
     it explains a bad signature, go through hmac.digest instead, so that a flood of bad
     signatures never pushes a secret out), so a few entries are enough.
     """
@@ -64,7 +64,7 @@ _HEADER_SEGMENT = b64url(json.dumps(HEADER, separators=(",", ":"), sort_keys=Tru
 def payload_json(payload: Mapping[str, object]) -> bytes:
     """The payload as PyJWT writes it.
 
-    orjson writes the same compact JSON ten times faster, but it leaves non-ASCII
+    orjson writes the same compact JSON much faster, but it leaves non-ASCII
     characters and DEL (0x7f) unescaped, where the json module writes \\u escapes,
     and refuses integers beyond 64 bits: such a payload goes through the json module.
     """
@@ -90,7 +90,7 @@ _EXACT = frozenset([str, int, bool, type(None)])
 
 
 def parse_json(data: bytes) -> Any:
-    """json.loads(data), ten times faster for what a token's segments usually hold.
+    """json.loads(data), much faster for what a token's segments usually hold.
 
     orjson reads a flat object of strings, integers, booleans and nulls exactly
     as the json module does; anything else (floats, nested values, whatever

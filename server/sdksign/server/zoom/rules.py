@@ -89,7 +89,7 @@ class Form(Enum):
 
 
 # The forms as plain names: Sign tests them for each claim of each call, and a plain
-# name is read three times faster than an Enum's attribute.
+# name is read faster than an Enum's attribute.
 TEXT, FLAG, REGIONS = Form.TEXT, Form.FLAG, Form.REGIONS
 
 

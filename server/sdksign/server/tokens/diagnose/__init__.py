@@ -25,7 +25,7 @@ from sdksign.client._limits import MAX_TOKEN_LENGTH
 from sdksign.v1 import signature_service_pb2 as pb
 
 from ...access.policy import Caller, in_scope
-from ...config.model import App, Config, app_named
+from ...config import App, Config, app_named
 from ...errors import FieldViolation, InvalidArgument, unknown_app
 from ...zoom.rules import MEETING_NUMBER, MEETING_NUMBER_RULE, is_meeting_number
 from ..signature import SignatureCheck, find_signer, matching_secret

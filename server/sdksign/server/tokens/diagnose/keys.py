@@ -8,7 +8,7 @@ import hmac
 from collections.abc import Sequence
 from typing import Any
 
-from ...config.model import App
+from ...config import App
 from ...zoom.rules import (
     MEETING_KEY,
     MEETING_MARKERS,

@@ -9,7 +9,7 @@ from typing import Any, cast
 
 from sdksign.v1 import signature_service_pb2 as pb
 
-from ...config.model import App
+from ...config import App
 from ..signature import SignatureCheck
 
 
