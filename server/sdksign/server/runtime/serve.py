@@ -22,7 +22,7 @@ from ..observe import metricfiles, tracing
 from ..observe import metrics as _metrics
 from ..observe.admin import DRAINING, SERVING, Readiness
 from .refresh import Refresher, log_warnings
-from .rpc import RequestDeadlines, add_service
+from .rpc import RequestDeadlines, UnknownMethods, add_service
 from .service import SignatureService, ZoomSampleService
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SignatureService"].full_name
@@ -83,6 +83,7 @@ def build_server(
         ),
     ):
         add_service(server, servicer, descriptor, deadlines)
+    server.add_generic_rpc_handlers((UnknownMethods(),))  # last: only what no service has
     return server, health_servicer
 
 
