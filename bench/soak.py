@@ -23,6 +23,9 @@ answer by a generous deadline, transport errors), and checks its target:
 - frames: malformed gRPC frames over raw HTTP/2, each answered or reset within 5 s.
 - half-open: 10,000 streams that start a request and never finish it, on one worker: each
   answered (DEADLINE_EXCEEDED), and the worker's memory back down once they are.
+- hostile input: 2 replicas behind Envoy, anonymous bad headers (grpc-timeout, grpc-*, -bin),
+  queries on POST /, compressed, oversized and garbage bodies, unknown paths, with good
+  calls among them: no 5xx, no INTERNAL, UNKNOWN or UNAVAILABLE, no ejection, good calls OK.
 - Then every log line of every server and gateway: no whole token, no configured secret.
 
 Prints the command, the machine and one Markdown table; exit status 1 if a target is missed.
@@ -60,6 +63,7 @@ from bench.reliability.frames import malformed_frames
 from bench.reliability.fuzz import fuzz
 from bench.reliability.gateway import replica_drain, replica_kill_fresh, replica_kill_warm
 from bench.reliability.halfopen import half_open
+from bench.reliability.hostile import REQUESTS, hostile_input
 from bench.reliability.logscan import scan_logs
 from bench.reliability.process import drain, parent_kill, worker_kill
 from bench.reliability.reload import sighup
@@ -81,6 +85,7 @@ NAMES = (
     "fuzz",
     "frames",
     "half-open",
+    "hostile-input",
 )
 
 
@@ -88,6 +93,7 @@ def scenarios(settings: Settings) -> list[tuple[str, str, Scenario, float]]:
     """(name for --only, the row's title, the scenario, its time limit in seconds)."""
     steady_limit = settings.measure_seconds + 2 * settings.steady_seconds + 120
     fraction = f"{settings.steady_fraction:.0%}"
+    hostile = REQUESTS // 10 if settings.fuzz_count < 100_000 else REQUESTS
     return [
         (
             "steady",
@@ -110,6 +116,12 @@ def scenarios(settings: Settings) -> list[tuple[str, str, Scenario, float]]:
         ),
         ("frames", "malformed gRPC frames (raw HTTP/2)", malformed_frames, 180),
         ("half-open", "half-open: 10,000 streams never finished", half_open, 120),
+        (
+            "hostile-input",
+            f"hostile input through Envoy: {hostile:,} anonymous requests",
+            hostile_input,
+            180,
+        ),
     ]
 
 
