@@ -143,7 +143,7 @@ _CERTIFICATE_KEYS = ("x509_pem_cert", "x509_subject", "x509_common_name", "peer_
 def certificate_names(peer: Mapping[str, Sequence[bytes]]) -> CertificateNames | None:
     """The names of the TLS peer's certificate, from gRPC's auth context (`peer_uri`,
     `peer_dns`, `x509_common_name`); None without a certificate."""
-    if not any(peer.get(key) for key in _CERTIFICATE_KEYS):
+    if not peer or not any(peer.get(key) for key in _CERTIFICATE_KEYS):  # plaintext: {}
         return None
     common = peer.get("x509_common_name") or ()
     return CertificateNames(
