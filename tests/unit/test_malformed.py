@@ -292,3 +292,23 @@ async def test_what_never_reaches_our_code_is_reset_and_not_logged(
         line for line in log_lines(log_stream.getvalue().decode()) if line.get("event") == "rpc"
     ]
     assert [line["code"] for line in lines] == ["OK"]
+
+
+async def test_a_stream_the_core_ended_is_counted_cancelled(target: str) -> None:
+    labels = {"grpc_service": "grpc.health.v1.Health", "grpc_method": "Watch"}
+    cancelled = counted(
+        "grpc_server_handled_total", grpc_code="CANCELLED", grpc_type="server_stream", **labels
+    )
+    unknown = counted(
+        "grpc_server_handled_total", grpc_code="UNKNOWN", grpc_type="server_stream", **labels
+    )
+    message = health_pb2.HealthCheckRequest(service="").SerializeToString()
+    body = b"\x01" + len(message).to_bytes(4, "big") + message  # flagged compressed
+    path = replaced(":path", "/grpc.health.v1.Health/Watch")
+    answer = await asyncio.to_thread(h2_call, target, body, True, path)
+    assert answer.get("grpc-status") == "13"
+    deadline = time.monotonic() + 5
+    while cancelled() < 1:
+        assert time.monotonic() < deadline and unknown() == 0
+        await asyncio.sleep(0.02)
+    assert (cancelled(), unknown()) == (1, 0)

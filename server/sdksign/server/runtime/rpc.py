@@ -421,6 +421,8 @@ def _streaming(
         except (asyncio.CancelledError, GeneratorExit):
             code = "CANCELLED"
             raise
+        except EndedByCore:
+            code = "CANCELLED"  # as in _unary: the core answered, with a code of its own
         except Exception:
             code = "UNKNOWN"  # what gRPC answers for a handler's exception
             raise
