@@ -410,10 +410,7 @@ def _streaming(
                 async for response in behavior(requests(context), context):
                     yield response
                 return
-            try:
-                request = await read_request(context, request_type, deadlines)
-            except RequestError as error:
-                await context.abort_with_status(status_for(error))
+            request = await _request_or_abort(context, request_type, deadlines)
             await behavior(request, context)  # server streaming: it writes with context.write
         except grpc.aio.AbortError:
             code = context.code().name if context.code() else "UNKNOWN"
@@ -430,6 +427,15 @@ def _streaming(
             record_call(full_method, code, time.perf_counter() - start)
 
     return streaming
+
+
+async def _request_or_abort(
+    context: grpc.aio.ServicerContext, request_type: type[Message], deadlines: RequestDeadlines
+) -> Any:
+    try:
+        return await read_request(context, request_type, deadlines)
+    except RequestError as error:
+        await context.abort_with_status(status_for(error))
 
 
 async def _parsed_or_abort(
