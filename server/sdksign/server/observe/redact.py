@@ -1,5 +1,6 @@
-"""What a log line may carry: every whole token replaced by its fingerprint, and no field
-longer than MAX_FIELD_CHARS (redact_and_bound, a structlog processor).
+"""What a log line may carry: every token, with whatever is glued to it, replaced by its
+fingerprint, and no field longer than MAX_FIELD_CHARS (redact_and_bound, a structlog
+processor).
 
 Request fields (app, meeting, a refusal's reason) are logged as they were sent: this
 keeps a line short and free of tokens whatever was sent.
@@ -31,7 +32,10 @@ def redact_and_bound(
     A token is three runs of base64 characters (url-safe or standard, padded or not)
     joined by dots, whose first run decodes to text that starts like a JSON object
     (JSON white space, "{", then '"', white space or "}"), whatever its first characters
-    are: `eyJ` for `{"`, `eyAi` for `{ "alg"`, `IHsi` for ` {"`.
+    are: `eyJ` for `{"`, `eyAi` for `{ "alg"`, `IHsi` for ` {"`. Its replacement runs to
+    the end of its dotted run, so a token glued after it or put inside it goes too. A run
+    followed by a dot and a signature's worth of url-safe characters is replaced the same
+    way: a payload and signature whose header was cut off (every header is alike).
 
     One pass over the line, as cheap as can be: a string without a dot, as most are,
     costs one `in` and one len(); a dotted one seen before without a token, one set lookup.
