@@ -91,11 +91,12 @@ _JWT_SHAPE = re.compile(rf"(?<!{_B64})({_B64}++)=*+\.{_B64}*+=*+\.{_B64}*+=*+")
 # other base64 characters ("Bearer" + token, "/verify/" + token): the first few of these
 # near the start of the run are tried.
 _HEADER_START = re.compile(r"[ICD]|e[wy3]")
-# A run (url-safe), a dot and at least a signature's worth of url-safe characters (an
-# HS256 signature is 43): what is left of a token whose header was cut off, or whose
-# header sits too deep in what was glued before it to be tried.
+# A run (url-safe, maybe empty), a dot and at least a signature's worth of url-safe
+# characters (an HS256 signature is 43): what is left of a token whose header was cut off,
+# whose header sits too deep in what was glued before it to be tried, or whose signature
+# was put apart from the rest (h.p, then other text, then .s).
 _SIGNATURE = 43
-_SIGNED = re.compile(rf"(?<![A-Za-z0-9_\-])([A-Za-z0-9_\-]++=*+\.)[A-Za-z0-9_\-]{{{_SIGNATURE}}}")
+_SIGNED = re.compile(rf"(?<![A-Za-z0-9_\-])([A-Za-z0-9_\-]*+=*+\.)[A-Za-z0-9_\-]{{{_SIGNATURE}}}")
 # The rest of a dotted run of base64 characters, from a token's start.
 _RUN = re.compile(r"[A-Za-z0-9_\-+/=.]*+")
 _HEADER_TRIES = 4
