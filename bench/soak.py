@@ -32,6 +32,9 @@ answer by a generous deadline, transport errors), and checks its target:
   listening again within 10 s, ready again, 0 failed.
 - rapid kills: SIGKILL the youngest living worker 5 times, 2 s apart, under load: the
   server stays up, at most 1 % of calls fail.
+- hostile input: 2 replicas behind Envoy, anonymous bad headers (grpc-timeout, grpc-*, -bin),
+  queries on POST /, compressed, oversized and garbage bodies, unknown paths, with good
+  calls among them: no 5xx, no INTERNAL, UNKNOWN or UNAVAILABLE, no ejection, good calls OK.
 - Then every log line of every server and gateway: no whole token, no configured secret.
 
 Prints the command, the machine and one Markdown table; exit status 1 if a target is missed.
@@ -69,6 +72,7 @@ from bench.reliability.frames import malformed_frames
 from bench.reliability.fuzz import fuzz
 from bench.reliability.gateway import replica_drain, replica_kill_fresh, replica_kill_warm
 from bench.reliability.halfopen import half_open
+from bench.reliability.hostile import REQUESTS, hostile_input
 from bench.reliability.logscan import scan_logs
 from bench.reliability.process import drain, parent_kill, worker_kill
 from bench.reliability.reload import sighup
@@ -96,6 +100,7 @@ NAMES = (
     "trace",
     "sigstop",
     "rapid-kills",
+    "hostile-input",
 )
 
 
@@ -103,6 +108,7 @@ def scenarios(settings: Settings) -> list[tuple[str, str, Scenario, float]]:
     """(name for --only, the row's title, the scenario, its time limit in seconds)."""
     steady_limit = settings.measure_seconds + 2 * settings.steady_seconds + 120
     fraction = f"{settings.steady_fraction:.0%}"
+    hostile = REQUESTS // 10 if settings.fuzz_count < 100_000 else REQUESTS
     return [
         (
             "steady",
@@ -129,6 +135,12 @@ def scenarios(settings: Settings) -> list[tuple[str, str, Scenario, float]]:
         ("trace", "GRPC_TRACE=all under load, then SIGTERM", traced, 120),
         ("sigstop", "SIGSTOP 1 of 2 workers under load", stopped_worker, 120),
         ("rapid-kills", "SIGKILL the youngest worker 5 times in 10 s", rapid_kills, 120),
+        (
+            "hostile-input",
+            f"hostile input through Envoy: {hostile:,} anonymous requests",
+            hostile_input,
+            180,
+        ),
     ]
 
 

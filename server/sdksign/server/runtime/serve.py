@@ -22,7 +22,7 @@ from ..observe import metricfiles, metrics, tracing
 from ..observe.admin import DRAINING, HEARTBEAT_INTERVAL, SERVING, Readiness
 from .memory import give_back_memory
 from .refresh import Refresher, log_warnings
-from .rpc import RequestDeadlines, add_service
+from .rpc import RequestDeadlines, UnknownMethods, add_service
 from .service import SignatureService, ZoomSampleService
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SignatureService"].full_name
@@ -95,6 +95,7 @@ def build_server(
         ),
     ):
         add_service(server, servicer, descriptor, deadlines)
+    server.add_generic_rpc_handlers((UnknownMethods(),))  # last: only what no service has
     return server, health_servicer
 
 
