@@ -158,7 +158,8 @@ bench: $(VENV)/.installed $(H2LOAD) ## h2load on a real server: Health/Check, Si
 
 # Reliability scenarios, not part of `make test`: a steady soak, drain, worker and parent kills,
 # replica kill and drain behind Envoy, SIGHUP, fuzzing, malformed HTTP/2 frames, half-open
-# streams, then a scan of every log line; one table, exit status 1 on a miss.
+# streams, hostile input through Envoy, then a scan of every log line; one table, exit
+# status 1 on a miss.
 # SOAK_ARGS: --quick (short runs), --only drain,fuzz,..., --fuzz-count N; see bench/soak.py --help.
 SOAK_ARGS ?=
 soak: $(VENV)/.installed $(H2LOAD) $(DESCRIPTORS) $(WEB) ## reliability scenarios on real servers, Envoy and the client

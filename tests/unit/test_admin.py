@@ -129,9 +129,9 @@ def test_the_server_header_names_no_versions(readiness: LocalReadiness) -> None:
 def test_workers_are_ready_when_all_serve_and_no_drain_began() -> None:
     states = WorkerStates(bytearray([STARTING, STARTING]))
     assert states.not_ready() == "starting: worker 0 is not serving yet"
-    WorkerReadiness(states.states, 0, "").set(SERVING)
+    WorkerReadiness(states.states, states.heartbeats, 0, "").set(SERVING)
     assert states.not_ready() == "starting: worker 1 is not serving yet"
-    WorkerReadiness(states.states, 1, "").set(SERVING)
+    WorkerReadiness(states.states, states.heartbeats, 1, "").set(SERVING)
     assert states.not_ready() is None
     states.states[1] = DRAINING  # a worker told to stop by someone else
     assert states.not_ready() == "draining: worker 1 is stopping"

@@ -64,7 +64,7 @@ ALLOWED: dict[str, str] = {
     "burst": f"{{where}}: burst must be a whole number of requests from {{least}} to {MAX_BURST}",
     "token_sha256": "{where}: token_sha256 must be 64 hex digits (sha256sum of the token, "
     'e.g. printf %s "$TOKEN" | sha256sum)',
-    "cert_identity": "{where}: cert_identity must be a URI SAN (spiffe://...) or a CN",
+    "cert_identity": "{where}: cert_identity must be a URI SAN (spiffe://...), a DNS SAN or a CN",
     "store": "{where}: store must be " + STORE_URL,
     "username": _STRING,
     "password_env": _STRING,

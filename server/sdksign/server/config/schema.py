@@ -111,7 +111,7 @@ class CallerTable(RuleTable, forbid_unknown_fields=True, frozen=True, kw_only=Tr
 
     name: NonBlank  # unique, and not ANONYMOUS
     token_sha256: Annotated[str, Meta(pattern=r"\A[0-9a-fA-F]{64}\Z")] | None = None  # unique
-    cert_identity: NonBlank | None = None  # a URI SAN or a CN; unique
+    cert_identity: NonBlank | None = None  # a URI SAN, a DNS SAN or a CN; unique
 
 
 class RateLimitsTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):

@@ -18,7 +18,7 @@ from .model import MAX_VAULT_REFRESH, MAX_VAULT_TIMEOUT, App, Config
 from .schema import AppTable, VaultTable, parse_duration
 from .urls import vault_address
 from .vault import KvReader, VaultError, VaultSettings, parse_reference
-from .wording import NOT_SHOWN, named, show
+from .wording import NOT_SHOWN, may_be_secret, named, show
 
 _VAULT = "[vault]"
 
@@ -32,7 +32,11 @@ def vault_app(table: AppTable, reference: str, where: str) -> App:
         )
     ref = parse_reference(reference)
     if ref is None:
-        shown = show(reference) if "/" in reference else f"({NOT_SHOWN})"
+        shown = (
+            f"({NOT_SHOWN})"
+            if "/" not in reference or may_be_secret(reference)
+            else show(reference)
+        )
         raise ConfigError(
             f"{where}: secret_vault {shown} is not a KV version 2 field: write "
             "'<mount>/data/<path>#<field>', e.g. 'secret/data/zoom/meeting#secret'"
@@ -77,8 +81,9 @@ def vault_settings(
 
 
 def _token_file_shown(name: str | None) -> str:
-    """How a message names token_file: as written when it has a folder (a token has none)."""
-    if name is None or "/" in name:
+    """How a message names token_file: as written when it has a folder (a token has none)
+    and no piece of it looks like a secret."""
+    if name is None or ("/" in name and not may_be_secret(name)):
         return show(name)
     return f"(the file named there; {NOT_SHOWN})"
 

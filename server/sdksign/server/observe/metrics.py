@@ -39,6 +39,11 @@ ZEROS_LEFT_OUT = frozenset(
     {"sdksign_app_secret_info", "sdksign_app_secret_created_timestamp_seconds"}
 )
 
+# The parent's own counters (exposition.ServerState: counted once, in the process that serves
+# /metrics), without their _total.
+WORKER_RESTARTS = "sdksign_worker_restarts"
+WATCHDOG_KILLS = "sdksign_worker_watchdog_kills"
+
 # The buckets of a call's duration, in seconds: from half a millisecond, for calls answered
 # from memory, to ten seconds, for calls that wait on Vault or a rate limit store.
 _DURATIONS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -134,6 +139,13 @@ class Metrics:
             "sdksign_vault_errors_total",
             "Failed reads from Vault, by kind: timeout, connection, auth, other.",
             ("error",),
+        )
+
+        # --- the process itself -------------------------------------------------------------
+        self.native_log_overflows = Counter(
+            "sdksign_native_log_overflows_total",
+            "Times the pipe that carries gRPC core's own log lines (GRPC_TRACE) was found full: "
+            "lines written meanwhile were dropped, never waited for.",
         )
 
         # Every series that can be known in advance exists from the start, at 0: a rate()
@@ -358,3 +370,8 @@ def store_error(kind: str) -> None:
 def vault_error(kind: str) -> None:
     """One failed read from Vault (`kind`: one of ERROR_KINDS)."""
     (_made or setup()).vault_errors.labels(kind).inc()
+
+
+def native_log_overflow() -> None:
+    """The pipe of gRPC core's log lines was found full (observe.stderr): lines were dropped."""
+    (_made or setup()).native_log_overflows.inc()
