@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import secrets
 from collections import Counter
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ from grpc_status import rpc_status
 
 from harness.process import free_port
 from harness.zoomapi import ZoomApi, running_zoom_api
+from sdksign.client import Client, Role
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from tests.conftest import BIN, ENV, ServerProcess, run, start_server_process
@@ -287,3 +289,39 @@ def test_an_http_api_url_beyond_loopback_is_refused_in_one_line(tmp_path: Path, 
     assert lines[0].startswith("sdksign: configuration error: ")
     assert "[zoom] api_url: http:// only to loopback" in lines[0]
     assert "not-shown-anywhere" not in done.stderr
+
+
+def test_the_cli_the_python_client_and_grpcurl_start_as(
+    server: ServerProcess, zoom: ZoomApi
+) -> None:
+    env = {**ENV, "SDKSIGN_BEARER_TOKEN": TOKEN}
+    sign = [BIN / "sdksign", "sign", "--target", server.target, "--meeting-number", MEETING]
+    plain = run([*sign, "--role", "host", "--start-as", "alice@example.com"], env=env)
+    assert plain.returncode == 0, plain.stderr
+    token, zak = plain.stdout.splitlines()
+    assert token.count(".") == 2 and zak in zoom.issued["u-alice"]
+    as_json = run([*sign, "--role", "host", "--start-as", "bob@example.com", "--json"], env=env)
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout)["zak"] in zoom.issued["u-bob"]
+    refused = run([*sign, "--role", "participant", "--start-as", "u-bob"], env=env)
+    assert refused.returncode == 3 and "--start-as: is allowed only with" in refused.stderr
+    with Client(server.target, bearer_token=TOKEN) as client:
+        signed = client.sign_meeting(MEETING, Role.HOST, start_as="u-carol")
+    assert signed.zak in zoom.issued["u-carol"]
+    assert signed.zak not in repr(signed) and signed.token not in repr(signed)
+    request = {"meeting": {"meetingNumber": MEETING, "role": "ROLE_HOST"}, "startAs": "u-carol"}
+    by_reflection = run(
+        [
+            BIN / "grpcurl",
+            "-plaintext",
+            "-H",
+            f"authorization: Bearer {TOKEN}",
+            "-d",
+            json.dumps(request),
+            server.target,
+            "sdksign.v1.SignatureService/Sign",
+        ],
+        env=ENV,
+    )
+    assert by_reflection.returncode == 0, by_reflection.stderr
+    assert json.loads(by_reflection.stdout)["zak"] in zoom.issued["u-carol"]

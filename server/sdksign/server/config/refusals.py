@@ -130,7 +130,7 @@ def _refusal(document: dict[str, Any], steps: list[str | int]) -> str:
     match steps:
         case ["server" | "anonymous" | "rate_limits" | "vault" | "zoom" as name, *rest]:
             return _table_refusal(name, f"[{name}]", document[name], rest)
-        case ["apps", int(index), "s2s", str(), *_] if isinstance(
+        case ["apps", int(index), "s2s", *_] if isinstance(
             document["apps"][index].get("s2s"), dict
         ):
             entry = document["apps"][index]
