@@ -295,7 +295,14 @@ def test_the_cli_the_python_client_and_grpcurl_start_as(
     server: ServerProcess, zoom: ZoomApi
 ) -> None:
     env = {**ENV, "SDKSIGN_BEARER_TOKEN": TOKEN}
-    sign = [BIN / "sdksign", "sign", "--target", server.target, "--meeting-number", MEETING]
+    sign: list[str | Path] = [
+        BIN / "sdksign",
+        "sign",
+        "--target",
+        server.target,
+        "--meeting-number",
+        MEETING,
+    ]
     plain = run([*sign, "--role", "host", "--start-as", "alice@example.com"], env=env)
     assert plain.returncode == 0, plain.stderr
     token, zak = plain.stdout.splitlines()

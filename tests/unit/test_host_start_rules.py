@@ -153,7 +153,7 @@ S2S = S2s("acc", "cid", CLIENT_SECRET.encode())
 BACKEND = Caller(name="backend", rule=Rule(start_as=("*@example.com",)))
 
 
-def host(user: str, role: int = pb.ROLE_HOST, number: str = "123456789") -> pb.SignRequest:
+def host(user: str, role: pb.Role = pb.ROLE_HOST, number: str = "123456789") -> pb.SignRequest:
     return pb.SignRequest(meeting=pb.MeetingClaims(meeting_number=number, role=role), start_as=user)
 
 

@@ -114,15 +114,17 @@ async def test_an_expired_token_is_replaced_once_and_unseen(zoom: ZoomApi) -> No
 async def test_each_failure_is_its_own_error_and_says_no_secret(zoom: ZoomApi) -> None:
     source = source_for(zoom, timeout=0.5)
     found: list[BaseException] = []
+    faults: list[tuple[dict[str, object], str]] = [
+        ({}, "nobody@example.com"),
+        ({"fail_429": 1.0}, "u-alice"),
+        ({"fail_429": 0.0, "fail_500": 1.0}, "u-alice"),
+        ({"fail_500": 0.0, "hang": True}, "u-bob"),
+        ({"hang": False, "scopes": ()}, "u-carol"),
+    ]
     try:
-        for setup, user in (
-            (lambda: None, "nobody@example.com"),
-            (lambda: setattr(zoom, "fail_429", 1.0), "u-alice"),
-            (lambda: (setattr(zoom, "fail_429", 0.0), setattr(zoom, "fail_500", 1.0)), "u-alice"),
-            (lambda: (setattr(zoom, "fail_500", 0.0), setattr(zoom, "hang", True)), "u-bob"),
-            (lambda: (setattr(zoom, "hang", False), setattr(zoom, "scopes", ())), "u-carol"),
-        ):
-            setup()
+        for fault, user in faults:
+            for name, value in fault.items():
+                setattr(zoom, name, value)
             with pytest.raises(Exception) as caught:
                 await source.zak("web", s2s_of(zoom), user, 1800)
             found.append(caught.value)
