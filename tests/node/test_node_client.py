@@ -46,9 +46,9 @@ def config(zoom: ZoomApi, tls: str = "", more_callers: str = "") -> str:
         f'secret_env = "M"\n[apps.s2s]\naccount_id = "{zoom.account_id}"\n'
         f'client_id = "{zoom.client_id}"\nclient_secret_env = "S2S"\n',
     )
-    callers = caller(
-        "backend", BACKEND_TOKEN, '"participant", "host"', '"*@example.com"'
-    ) + caller("kiosk", KIOSK_TOKEN, '"participant"')
+    callers = caller("backend", BACKEND_TOKEN, '"participant", "host"', '"*@example.com"') + caller(
+        "kiosk", KIOSK_TOKEN, '"participant"'
+    )
     urls = f'[zoom]\noauth_url = "{zoom.url}"\napi_url = "{zoom.url}"\n'
     return f"{tls}{apps}{callers}{more_callers}[anonymous]\nroles = []\nverify = false\n{urls}"
 

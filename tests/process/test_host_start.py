@@ -14,6 +14,7 @@ import asyncio
 import hashlib
 import json
 import secrets
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,7 @@ from harness.zoomapi import ZoomApi, running_zoom_api
 from sdksign.client import Client, Role
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
-from tests.conftest import BIN, ENV, ServerProcess, run, start_server_process
+from tests.conftest import BIN, ENV, ROOT, ServerProcess, run, start_server_process
 
 WORKERS = 2
 SECRET = secrets.token_urlsafe(32)
@@ -332,3 +333,15 @@ def test_the_cli_the_python_client_and_grpcurl_start_as(
     )
     assert by_reflection.returncode == 0, by_reflection.stderr
     assert json.loads(by_reflection.stdout)["zak"] in zoom.issued["u-carol"]
+
+
+def test_make_try_host_start_prints_a_token_and_a_zak() -> None:
+    """What docs/join.md's five-minute try runs (make try-host-start)."""
+    done = run(
+        [sys.executable, "-m", "harness.try_host_start"], env={**ENV, "PYTHONPATH": str(ROOT)}
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    token, zak = lines[1], lines[2]
+    assert token.count(".") == 2 and zak.startswith("standin-zak-")
+    assert "not by Zoom" in done.stdout
