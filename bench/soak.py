@@ -23,6 +23,10 @@ answer by a generous deadline, transport errors), and checks its target:
 - frames: malformed gRPC frames over raw HTTP/2, each answered or reset within 5 s.
 - half-open: 10,000 streams that start a request and never finish it, on one worker: each
   answered (DEADLINE_EXCEEDED), and the worker's memory back down once they are.
+- zoom: host starts (start_as) beside plain Signs, 2 workers, against the stand-in of Zoom's
+  API answering 429 and 500 at random, then hanging, then down: each host start OK,
+  RESOURCE_EXHAUSTED or UNAVAILABLE as its fault calls for, within its deadline; every
+  plain Sign OK; the same workers throughout.
 - Then every log line of every server and gateway: no whole token, no configured secret.
 
 Prints the command, the machine and one Markdown table; exit status 1 if a target is missed.
@@ -60,6 +64,7 @@ from bench.reliability.frames import malformed_frames
 from bench.reliability.fuzz import fuzz
 from bench.reliability.gateway import replica_drain, replica_kill_fresh, replica_kill_warm
 from bench.reliability.halfopen import half_open
+from bench.reliability.hosts import zoom_down, zoom_faults, zoom_hangs
 from bench.reliability.logscan import scan_logs
 from bench.reliability.process import drain, parent_kill, worker_kill
 from bench.reliability.reload import sighup
@@ -81,6 +86,7 @@ NAMES = (
     "fuzz",
     "frames",
     "half-open",
+    "zoom",
 )
 
 
@@ -110,6 +116,9 @@ def scenarios(settings: Settings) -> list[tuple[str, str, Scenario, float]]:
         ),
         ("frames", "malformed gRPC frames (raw HTTP/2)", malformed_frames, 180),
         ("half-open", "half-open: 10,000 streams never finished", half_open, 120),
+        ("zoom", "host starts while Zoom answers 20% 429, 20% 500", zoom_faults, 120),
+        ("zoom", "host starts while Zoom hangs ([zoom] timeout 1 s)", zoom_hangs, 120),
+        ("zoom", "host starts while Zoom is down", zoom_down, 120),
     ]
 
 

@@ -43,6 +43,7 @@ import json
 import random
 import re
 import secrets
+import sys
 import threading
 import time
 from collections import Counter
@@ -238,6 +239,12 @@ class _Handler(BaseHTTPRequestHandler):
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     api: ZoomApi
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Quiet for a client that gave up (a hanging answer written to a closed connection);
+        anything else is printed, as the base class does."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 @contextmanager
