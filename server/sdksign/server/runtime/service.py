@@ -36,7 +36,7 @@ from ..zoom.rules import (
 )
 
 if TYPE_CHECKING:
-    from ..config.model import ZoomSettings
+    from ..config import ZoomSettings
     from ..zoomapi.client import ZakSource
 
 

@@ -34,7 +34,7 @@ from ..zoom.rules import ZAK_MAX_TTL, ZAK_REUSE
 from .answers import AccessToken, Failure, access_token, is_expired_token, unreachable, user_token
 
 if TYPE_CHECKING:
-    from ..config.model import S2s, ZoomSettings
+    from ..config import S2s, ZoomSettings
 
 # An access token is used until this many seconds before Zoom says it expires (Zoom's live an
 # hour); one that lives less than twice this is used for half its life.
