@@ -3,6 +3,9 @@ caller's start_as patterns, and SignRequest.start_as's checks in tokens.mint."""
 
 from __future__ import annotations
 
+import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from sdksign.server.errors import (
 )
 from sdksign.server.tokens.mint import mint
 from sdksign.v1 import signature_service_pb2 as pb
+from tests.conftest import ENV
 
 SECRET = "app-secret-never-shown-0123456789abcdef"
 CLIENT_SECRET = "s2s-client-secret-never-shown-0123456789"
@@ -200,3 +204,27 @@ def test_a_host_start_mints_the_token_as_a_plain_sign_does() -> None:
     with_user = mint(host("alice@example.com"), config_with(S2S), 1.8e9, BACKEND)
     without = mint(host(""), config_with(S2S), 1.8e9, BACKEND)
     assert with_user.token == without.token
+
+
+# --- the zoom extra ---------------------------------------------------------------------------
+
+
+def test_s2s_without_the_zoom_extra_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "httpx" else real(name, *a)
+    )
+    message = refusal(tmp_path, APP + 'client_secret_env = "C"\n')
+    assert "needs the zoom extra, not installed: pip install 'sdksign[zoom]'" in message
+    # Without [apps.s2s], httpx is not needed at all.
+    load(tmp_path, APP.split("[apps.s2s]")[0])
+
+
+def test_serving_imports_no_http_client_until_a_host_start() -> None:
+    probe = "import sys, sdksign.server.runtime.serve; print('httpx' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], env=ENV, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "False"
