@@ -14,9 +14,11 @@ import asyncio
 import hashlib
 import json
 import secrets
+import signal
 import sys
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -345,3 +347,43 @@ def test_make_try_host_start_prints_a_token_and_a_zak() -> None:
     token, zak = lines[1], lines[2]
     assert token.count(".") == 2 and zak.startswith("standin-zak-")
     assert "not by Zoom" in done.stdout
+
+
+async def test_a_client_secret_rotated_on_sighup_takes_a_new_access_token(
+    tmp_path: Path, zoom: ZoomApi
+) -> None:
+    folder = tmp_path / "server"
+    folder.mkdir()
+    (folder / "s2s.secret").write_text(zoom.client_secret)
+    text = config_text(zoom.url).replace(
+        'client_secret_env = "S2S_SECRET"', 'client_secret_file = "s2s.secret"'
+    )
+    (folder / "sdksign.toml").write_text(text)
+    args = ["--config", str(folder / "sdksign.toml"), "--workers", str(WORKERS)]
+    server = start_server_process(folder, {"S": SECRET}, args, listening=WORKERS)
+    try:
+        async with grpc.aio.insecure_channel(server.target) as channel:
+            before = await call(channel, host_start("alice@example.com"))
+            zoom.client_secret = "rotated-" + secrets.token_urlsafe(24)  # Zoom's side first
+            (folder / "s2s.secret").write_text(zoom.client_secret)
+            server.process.send_signal(signal.SIGHUP)
+            await asyncio.to_thread(
+                wait_for, lambda: len(server.events("configuration reloaded")) >= WORKERS
+            )
+            tokens = zoom.token_requests
+            after = await asyncio.gather(
+                *(call(channel, host_start("bob@example.com")) for _ in range(8))
+            )
+    finally:
+        assert server.stop(timeout=15) is not None
+        assert_no_secret_logged(server, zoom)
+    assert isinstance(before, pb.SignResponse)
+    assert codes(after) == {"OK": 8}
+    assert tokens < zoom.token_requests <= tokens + WORKERS
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "not within 15 s"
+        time.sleep(0.05)
