@@ -13,7 +13,7 @@ GEN_DIR := client
 PYTEST_ARGS ?=
 NODE_DEPS := tests/js/node_modules/.package-lock.json
 
-.PHONY: install protos check-protos run gateway web node-client test test-unit lint typecheck bench clean fleet soak
+.PHONY: install protos check-protos run gateway web node-client test test-unit lint typecheck bench clean fleet soak try-host-start
 BENCH_ARGS ?=
 # Debian packages (h2load for make bench) are installed with apt-get, through sudo unless root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -164,6 +164,9 @@ bench: $(VENV)/.installed $(H2LOAD) ## h2load on a real server: Health/Check, Si
 SOAK_ARGS ?=
 soak: $(VENV)/.installed $(H2LOAD) $(DESCRIPTORS) $(WEB) ## reliability scenarios on real servers, Envoy and the client
 	$(PY) bench/soak.py $(SOAK_ARGS)
+
+try-host-start: $(VENV)/.installed ## a host start (token and ZAK) against a local stand-in of Zoom's API, in one command
+	$(PY) -m harness.try_host_start
 
 clean:
 	rm -rf $(VENV) tests/js/node_modules web/node_modules web/dist web/src/gen gateway/sdksign.pb \

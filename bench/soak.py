@@ -35,6 +35,10 @@ answer by a generous deadline, transport errors), and checks its target:
 - hostile input: 2 replicas behind Envoy, anonymous bad headers (grpc-timeout, grpc-*, -bin),
   queries on POST /, compressed, oversized and garbage bodies, unknown paths, with good
   calls among them: no 5xx, no INTERNAL, UNKNOWN or UNAVAILABLE, no ejection, good calls OK.
+- zoom: host starts (start_as) beside plain Signs, 2 workers, against the stand-in of Zoom's
+  API answering 429 and 500 at random, then hanging, then down: each host start OK,
+  RESOURCE_EXHAUSTED or UNAVAILABLE as its fault calls for, within its deadline; every
+  plain Sign OK; the same workers throughout.
 - Then every log line of every server and gateway: no whole token, no configured secret.
 
 Prints the command, the machine and one Markdown table; exit status 1 if a target is missed.
@@ -73,6 +77,7 @@ from bench.reliability.fuzz import fuzz
 from bench.reliability.gateway import replica_drain, replica_kill_fresh, replica_kill_warm
 from bench.reliability.halfopen import half_open
 from bench.reliability.hostile import REQUESTS, hostile_input
+from bench.reliability.hosts import zoom_down, zoom_faults, zoom_hangs
 from bench.reliability.logscan import scan_logs
 from bench.reliability.process import drain, parent_kill, worker_kill
 from bench.reliability.reload import sighup
@@ -101,6 +106,7 @@ NAMES = (
     "sigstop",
     "rapid-kills",
     "hostile-input",
+    "zoom",
 )
 
 
@@ -141,6 +147,9 @@ def scenarios(settings: Settings) -> list[tuple[str, str, Scenario, float]]:
             hostile_input,
             180,
         ),
+        ("zoom", "host starts while Zoom answers 20% 429, 20% 500", zoom_faults, 120),
+        ("zoom", "host starts while Zoom hangs ([zoom] timeout 1 s)", zoom_hangs, 120),
+        ("zoom", "host starts while Zoom is down", zoom_down, 120),
     ]
 
 

@@ -54,6 +54,18 @@ for (const [name, transport] of Object.entries(TRANSPORTS)) {
   });
 }
 
+test("a host start: startAs gives the host's ZAK beside the token; a participant cannot", async () => {
+  const client = createSdkSignClient({ ...TRANSPORTS.plaintext, bearerToken: env.BACKEND_TOKEN });
+  const signed = await client.sign({ ...meeting("94843468909", Role.HOST), startAs: "alice@example.com" });
+  assert.match(signed.zak, /^standin-zak-/);
+  assert.notEqual(signed.zak, signed.token);
+  const plain = await client.sign(meeting("94843468909", Role.HOST));
+  assert.equal(plain.zak, "");
+  const error = await failure(client.sign({ ...meeting("94843468909", Role.PARTICIPANT), startAs: "alice@example.com" }));
+  assert.equal(error.code, Code.InvalidArgument);
+  assert.deepEqual(statusOf(error).violations.map((v) => v.field), ["start_as"]);
+});
+
 test("Sign a Video SDK token with a ttl, and Verify names another meeting's token", async () => {
   const client = createSdkSignClient({ ...TRANSPORTS.TLS, bearerToken: env.BACKEND_TOKEN });
   const video = await client.sign({

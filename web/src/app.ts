@@ -42,6 +42,7 @@ const FIELD_INPUTS: Record<string, string> = {
   "meeting.meeting_number": "meeting-number",
   "meeting.role": "role",
   "meeting.video_webrtc_mode": "meeting-video-webrtc",
+  start_as: "start-as",
   "video.session_name": "session-name",
   "video.role": "role",
   "video.user_identity": "user-identity",
@@ -299,6 +300,8 @@ function signRequest(): SignInit {
   };
   const ttl = value("ttl");
   if (ttl !== "") request.ttl = lifetime(Number(ttl));
+  // A host start: the server asks Zoom for this user's ZAK (a meeting host token only).
+  if (!video) request.startAs = value("start-as");
   return request;
 }
 
@@ -335,6 +338,8 @@ function showSigned(signed: SignResponse): void {
   show("signed-app", signed.app);
   show("issued-at", timestamp(signed.issuedAt));
   show("expires-at", timestamp(signed.expiresAt));
+  show("zak", signed.zak);
+  element("zak-block").hidden = signed.zak === "";
   show("header", pretty(decodeSegment(signed.token, 0)));
   show("claims", pretty(decodeSegment(signed.token, 1)));
   element<HTMLTextAreaElement>("pasted").value = signed.token;

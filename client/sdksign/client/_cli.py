@@ -172,6 +172,13 @@ def _sign_options(sign: argparse.ArgumentParser) -> None:
         type=_flags.ttl,
         help="lifetime: seconds or a duration, e.g. 7200, 30m, 2h, 1h30m (30m to 48h; default 2h)",
     )
+    sign.add_argument(
+        "--start-as",
+        default="",
+        metavar="USER",
+        help="with --role host: the Zoom user (email or user ID) to start the meeting as; "
+        "the host's ZAK is printed on a second line (with --json: as zak)",
+    )
     sign.add_argument("--json", action="store_true", help="print token, sdk key and times as JSON")
     _connection_options(sign)
 
@@ -311,21 +318,22 @@ def _sign_command(args: argparse.Namespace) -> int:
         if args.session is not None and role is not None:
             signed = client.sign_video(args.session, role, app=args.app, ttl=args.ttl)
         else:
-            signed = client.sign_meeting(args.meeting_number, role, app=args.app, ttl=args.ttl)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "token": signed.token,
-                    "sdk_key": signed.sdk_key,
-                    "app": signed.app,
-                    "issued_at": signed.issued_at.isoformat(),
-                    "expires_at": signed.expires_at.isoformat(),
-                }
+            signed = client.sign_meeting(
+                args.meeting_number, role, app=args.app, ttl=args.ttl, start_as=args.start_as
             )
-        )
+    if args.json:
+        answer = {
+            "token": signed.token,
+            "sdk_key": signed.sdk_key,
+            "app": signed.app,
+            "issued_at": signed.issued_at.isoformat(),
+            "expires_at": signed.expires_at.isoformat(),
+        }
+        print(json.dumps(answer | ({"zak": signed.zak} if signed.zak else {})))
     else:
         print(signed.token)
+        if signed.zak:
+            print(signed.zak)
     return Exit.OK
 
 

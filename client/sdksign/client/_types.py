@@ -34,6 +34,9 @@ class SignedToken:
     issued_at: datetime
     expires_at: datetime
     app: str
+    # The ZAK of the user a host start named (start_as), for the web SDK's join call as
+    # `zak`; "" when none was asked for.
+    zak: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,7 @@ def meeting_request(
     app: str = "",
     ttl: timedelta | int | None = None,
     video_webrtc_mode: bool | None = None,
+    start_as: str = "",
 ) -> pb.SignRequest:
     """The SignRequest for a Meeting SDK token (what both clients' sign_meeting send)."""
     claims = pb.MeetingClaims(
@@ -130,7 +134,7 @@ def meeting_request(
         role=role.value if role else pb.ROLE_UNSPECIFIED,
         video_webrtc_mode=video_webrtc_mode,
     )
-    return pb.SignRequest(app=app, meeting=claims, ttl=duration(ttl))
+    return pb.SignRequest(app=app, meeting=claims, ttl=duration(ttl), start_as=start_as)
 
 
 def video_request(
@@ -201,6 +205,7 @@ def signed_token(response: pb.SignResponse) -> SignedToken:
         issued_at=datetime.fromtimestamp(response.issued_at.seconds, UTC),
         expires_at=datetime.fromtimestamp(response.expires_at.seconds, UTC),
         app=response.app,
+        zak=response.zak,
     )
 
 

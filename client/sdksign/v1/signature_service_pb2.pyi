@@ -91,16 +91,18 @@ PROBLEM_CODE_TOKEN_WRAPPED: ProblemCode
 PROBLEM_CODE_SECRET_ENCODING: ProblemCode
 
 class SignRequest(_message.Message):
-    __slots__ = ("app", "meeting", "video", "ttl")
+    __slots__ = ("app", "meeting", "video", "ttl", "start_as")
     APP_FIELD_NUMBER: _ClassVar[int]
     MEETING_FIELD_NUMBER: _ClassVar[int]
     VIDEO_FIELD_NUMBER: _ClassVar[int]
     TTL_FIELD_NUMBER: _ClassVar[int]
+    START_AS_FIELD_NUMBER: _ClassVar[int]
     app: str
     meeting: MeetingClaims
     video: VideoClaims
     ttl: _duration_pb2.Duration
-    def __init__(self, app: _Optional[str] = ..., meeting: _Optional[_Union[MeetingClaims, _Mapping]] = ..., video: _Optional[_Union[VideoClaims, _Mapping]] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    start_as: str
+    def __init__(self, app: _Optional[str] = ..., meeting: _Optional[_Union[MeetingClaims, _Mapping]] = ..., video: _Optional[_Union[VideoClaims, _Mapping]] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., start_as: _Optional[str] = ...) -> None: ...
 
 class MeetingClaims(_message.Message):
     __slots__ = ("meeting_number", "role", "video_webrtc_mode")
@@ -137,18 +139,20 @@ class VideoClaims(_message.Message):
     def __init__(self, session_name: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., user_identity: _Optional[str] = ..., session_key: _Optional[str] = ..., geo_regions: _Optional[_Iterable[str]] = ..., cloud_recording_option: _Optional[bool] = ..., cloud_recording_election: _Optional[bool] = ..., video_webrtc_mode: _Optional[bool] = ..., audio_webrtc_mode: _Optional[bool] = ..., telemetry_tracking_id: _Optional[str] = ...) -> None: ...
 
 class SignResponse(_message.Message):
-    __slots__ = ("token", "sdk_key", "issued_at", "expires_at", "app")
+    __slots__ = ("token", "sdk_key", "issued_at", "expires_at", "app", "zak")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     SDK_KEY_FIELD_NUMBER: _ClassVar[int]
     ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     APP_FIELD_NUMBER: _ClassVar[int]
+    ZAK_FIELD_NUMBER: _ClassVar[int]
     token: str
     sdk_key: str
     issued_at: _timestamp_pb2.Timestamp
     expires_at: _timestamp_pb2.Timestamp
     app: str
-    def __init__(self, token: _Optional[str] = ..., sdk_key: _Optional[str] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., app: _Optional[str] = ...) -> None: ...
+    zak: str
+    def __init__(self, token: _Optional[str] = ..., sdk_key: _Optional[str] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., app: _Optional[str] = ..., zak: _Optional[str] = ...) -> None: ...
 
 class VerifyRequest(_message.Message):
     __slots__ = ("token", "app", "expected_meeting_number")

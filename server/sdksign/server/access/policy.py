@@ -32,6 +32,8 @@ class Rule:
     verify_apps: frozenset[str] | None = None
     rate: float | None = None  # requests per second; None: no limit
     burst: int = 0
+    # The Zoom users (emails or user IDs, patterns) whose meetings these callers may start.
+    start_as: tuple[str, ...] = ()
 
     @property
     def verified_apps(self) -> frozenset[str] | None:
@@ -162,6 +164,7 @@ class Grant(NamedTuple):
     ttl: int
     meeting_number: str = ""
     session_name: str = ""
+    start_as: str = ""  # the Zoom user a host start names; "": no host start
 
 
 def authorize(caller: Caller, grant: Grant) -> None:
@@ -201,6 +204,24 @@ def authorize(caller: Caller, grant: Grant) -> None:
             f"may not mint tokens for this session name (allowed: {', '.join(sessions) or 'none'})",
             "session",
         )
+    if grant.start_as and not may_start_as(rule, grant.start_as):
+        _deny(
+            caller,
+            f"may not start meetings as {grant.start_as!r} "
+            f"(allowed: {', '.join(rule.start_as) or 'none'})",
+            "start_as",
+        )
+
+
+def may_start_as(rule: Rule, user: str) -> bool:
+    """Whether `rule`'s start_as patterns name the Zoom user `user` (an email or a user ID).
+
+    Email addresses are matched without regard to case, as Zoom treats them; user IDs
+    exactly, since two IDs that differ in case are two users.
+    """
+    if "@" not in user:
+        return _matches(user, rule.start_as)
+    return _matches(user.lower(), [pattern.lower() for pattern in rule.start_as])
 
 
 def authorize_verify(caller: Caller) -> None:

@@ -35,10 +35,12 @@ from ..errors import (
     DeadlineExceeded,
     FieldViolation,
     InvalidArgument,
+    NotFound,
     PermissionDenied,
     RequestError,
     ResourceExhausted,
     Unauthenticated,
+    Unavailable,
     bounded,
     shorten,
 )
@@ -86,6 +88,14 @@ def _details(error: RequestError) -> list[Message]:
         return _retry_details(error)
     if isinstance(error, DeadlineExceeded):
         return [error_details_pb2.ErrorInfo(reason="REQUEST_INCOMPLETE", domain=ERROR_DOMAIN)]
+    if isinstance(error, NotFound):
+        return [
+            error_details_pb2.ErrorInfo(
+                reason=error.reason, domain=ERROR_DOMAIN, metadata={"subject": error.subject}
+            )
+        ]
+    if isinstance(error, Unavailable):
+        return [error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)]
     return [
         error_details_pb2.PreconditionFailure(
             violations=[
@@ -105,7 +115,9 @@ def _retry_details(error: ResourceExhausted) -> list[Message]:
     delay.FromNanoseconds(int(min(error.retry_after, 86400.0) * 1e9))
     if error.reason:
         why: Message = error_details_pb2.ErrorInfo(
-            reason=error.reason, domain=ERROR_DOMAIN, metadata={"caller": error.subject}
+            reason=error.reason,
+            domain=ERROR_DOMAIN,
+            metadata={"caller": error.subject} if error.subject else {},
         )
     else:
         violation = error_details_pb2.QuotaFailure.Violation(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf import struct_pb2
@@ -19,11 +19,11 @@ from sdksign.v1 import zoom_sample_pb2_grpc as zs_grpc
 from ..access.policy import Caller, authorize_verify
 from ..access.ratelimit import Limiter, limiter_for
 from ..config import MAX_STORE_TIMEOUT, Config
-from ..errors import FieldViolation, InvalidArgument, RequestError
+from ..errors import FieldViolation, InvalidArgument, RequestError, Unavailable
 from ..observe.context import bind
 from ..tokens.diagnose import check
 from ..tokens.diagnose.problems import PROBLEM_CODES, SIGNATURE_CHECKS, TOKEN_KINDS, Diagnosis
-from ..tokens.mint import mint
+from ..tokens.mint import Minted, mint
 from ..zoom.jwt import fingerprint, payload_json
 from ..zoom.rules import (
     DEFAULT_TTL,
@@ -31,12 +31,22 @@ from ..zoom.rules import (
     ROLE_NAME_OF_CLAIM,
     ROLE_NAMES,
     ROLE_OF_CLAIM,
+    START_AS_LENGTH,
     is_meeting_number,
 )
+
+if TYPE_CHECKING:
+    from ..config import ZoomSettings
+    from ..zoomapi.client import ZakSource
 
 
 def _no_peer() -> dict[str, list[bytes]]:
     return {}
+
+
+# A host start answers UNAVAILABLE this long before the call's deadline when Zoom has not
+# answered by then, so that the caller hears why rather than DEADLINE_EXCEEDED.
+DEADLINE_MARGIN = 0.05
 
 
 class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,unused-ignore]
@@ -54,6 +64,8 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         # and the tasks that start and close limiters.
         self._retired: list[Limiter] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        # Zoom's API for host starts: made on the first one (runtime needs httpx only then).
+        self._zak_source: ZakSource | None = None
 
     @property
     def config(self) -> Config:
@@ -68,6 +80,10 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
             self._in_background(self._limiter.start())
             self._in_background(self._close_later(old))
         self._config = config
+        source = self._zak_source
+        if source is not None and source.settings != config.zoom:
+            self._zak_source = None  # the next host start makes one for the new [zoom]
+            self._in_background(_close_later(source))
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -95,6 +111,39 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         for limiter in (*self._retired, self._limiter):
             await limiter.aclose()
         self._retired.clear()
+        if self._zak_source is not None:
+            await self._zak_source.aclose()
+            self._zak_source = None
+
+    def _zaks(self, settings: ZoomSettings) -> ZakSource:
+        """This worker's client of Zoom's API, made on the first host start."""
+        if self._zak_source is None:
+            from ..zoomapi.client import ZakSource  # httpx: the zoom extra, there when needed
+
+            self._zak_source = ZakSource(settings)
+        return self._zak_source
+
+    async def _host_zak(
+        self, config: Config, minted: Minted, user: str, context: grpc.aio.ServicerContext
+    ) -> str:
+        """The ZAK of `user` for the host token `minted`, within the call's deadline;
+        Unavailable when Zoom has not answered just before it."""
+        s2s = minted.app.s2s
+        assert s2s is not None  # tokens.mint refuses a host start of an app without one
+        remaining = context.time_remaining()
+        budget = None if remaining is None else remaining - DEADLINE_MARGIN
+        try:
+            if budget is not None and budget <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(budget):
+                return await self._zaks(config.zoom).zak(
+                    minted.app.name, s2s, user, minted.expires_at - minted.issued_at
+                )
+        except TimeoutError:
+            raise Unavailable(
+                f"Zoom's API did not give the ZAK of {user!r} within the call's deadline",
+                "ZOOM_TIMEOUT",
+            ) from None
 
     async def _admit(self, config: Config, context: grpc.aio.ServicerContext) -> Caller:
         """Identify the caller (raises Unauthenticated), name it on the call's log line and
@@ -115,6 +164,12 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         try:
             caller = await self._admit(config, context)
             minted = mint(request, config, self._clock(), caller)
+            # A host start: the user's ZAK from Zoom, only once every check has passed.
+            zak = (
+                await self._host_zak(config, minted, request.start_as, context)
+                if (request.start_as)
+                else ""
+            )
         except RequestError:
             bind(**_request_fields(request))  # a refusal is logged with what was asked for
             raise
@@ -126,8 +181,11 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
             ttl=minted.expires_at - minted.issued_at,
             token_fp=fingerprint(minted.token),
         )
+        if zak:
+            # The user as the caller named it: the audit line says whose meeting started.
+            bind(start_as=request.start_as, zak_fp=fingerprint(zak))
         response = pb.SignResponse(
-            token=minted.token, sdk_key=minted.app.sdk_key, app=minted.app.name
+            token=minted.token, sdk_key=minted.app.sdk_key, app=minted.app.name, zak=zak
         )
         response.issued_at.seconds = minted.issued_at
         response.expires_at.seconds = minted.expires_at
@@ -155,13 +213,22 @@ def _request_fields(request: pb.SignRequest) -> dict[str, object]:
     """The log fields of what a Sign request asked for, before any of it was checked."""
     claims = request.WhichOneof("claims")
     role = request.meeting.role if claims == "meeting" else request.video.role
-    return {
+    fields = {
         "app": request.app,
         "kind": claims or "",
         "role": ROLE_NAMES.get(role, ""),
         "meeting": request.meeting.meeting_number,
         "ttl": request.ttl.seconds if request.HasField("ttl") else DEFAULT_TTL,
     }
+    if request.start_as:
+        fields["start_as"] = request.start_as[:START_AS_LENGTH]  # as sent: cut short
+    return fields
+
+
+async def _close_later(source: ZakSource) -> None:
+    """Close a replaced client of Zoom's API once the calls that took it are done with it."""
+    await asyncio.sleep(source.settings.timeout * 4)
+    await source.aclose()
 
 
 def verify_response(diagnosis: Diagnosis) -> pb.VerifyResponse:
