@@ -140,7 +140,8 @@ lint: $(VENV)/.installed $(NODE_DEPS) ## ruff (lint, format check), commit subje
 	$(PY) .ci/commit_subjects.py
 	@mkdir -p .build/protodeps/google/api && \
 	  site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
-	  cp $$site/google/api/annotations.proto $$site/google/api/http.proto .build/protodeps/google/api/
+	  cp $$site/google/api/annotations.proto $$site/google/api/http.proto \
+	    $$site/google/api/httpbody.proto .build/protodeps/google/api/
 	tests/js/node_modules/.bin/buf lint
 
 typecheck: $(VENV)/.installed $(WEB_GEN) $(NODE_CLIENT_GEN) ## mypy on our own code (not the generated code), tsc on the page and the Node client

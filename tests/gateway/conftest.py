@@ -131,9 +131,10 @@ def render(
 
 
 def answers(gateway: Gateway) -> bool:
-    """Whether the server answers through Envoy (the page's JSON route, an empty request)."""
-    status, _, _ = gateway.request("POST", "/", b"{}", {"content-type": "application/json"})
-    return status in (200, 400)
+    """Whether the server answers through Envoy: the JSON route, a body it refuses (400, so
+    that no token is minted)."""
+    status, _, _ = gateway.request("POST", "/", b"[]", {"content-type": "application/json"})
+    return status == 400
 
 
 def serve_gateway(

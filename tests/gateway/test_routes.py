@@ -125,8 +125,12 @@ def test_the_json_endpoint_takes_only_json(gateway: Gateway) -> None:
     for headers in [{"content-type": "text/plain"}, {}, {"content-type": "application/jsonp"}]:
         status, answer_headers, body = gateway.request("POST", "/", SIGN_JSON, headers)
         assert status == 415, headers
-        assert body == b"POST / takes a JSON body: send Content-Type: application/json\n"
-        assert answer_headers["content-type"] == "text/plain; charset=utf-8"
+        assert json.loads(body) == {
+            "errors": [
+                {"property": "$body", "reason": "must be sent as Content-Type: application/json"}
+            ]
+        }
+        assert answer_headers["content-type"] == "application/json"
     for content_type in ("application/json", "application/json; charset=utf-8", "Application/JSON"):
         status, _, body = gateway.request("POST", "/", SIGN_JSON, {"content-type": content_type})
         assert status == 200 and b'"signature"' in body, content_type
@@ -164,7 +168,9 @@ def test_the_production_pair_gives_anonymous_callers_participant_tokens_only(
         host = json.dumps({"meetingNumber": "123456789", "role": 1}).encode()
         status, _, body = gateway.request("POST", "/", host, headers)
         assert status == 401
-        assert "anonymous callers may not mint host tokens" in json.loads(body)["message"]
+        [error] = json.loads(body)["errors"]
+        assert error["property"] == "role"
+        assert error["reason"].startswith("anonymous callers may not mint host tokens")
         sign_host = pb.SignRequest(meeting=pb.MeetingClaims(meeting_number="1", role=pb.ROLE_HOST))
         _, answer, _ = gateway.request(
             "POST",
