@@ -57,7 +57,7 @@ WEB_GEN := web/src/gen/google/rpc/error_details_pb.ts
 WEB := web/dist/index.html web/dist/app.js
 
 $(WEB_DEPS): web/package.json web/package-lock.json
-	npm install --prefix web --no-audit --no-fund --loglevel=error
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
 
 $(WEB_GEN): protos/sdksign/v1/signature_service.proto $(WEB_DEPS) $(VENV)/.installed
 	@mkdir -p web/src/gen
@@ -83,7 +83,7 @@ NODE_CLIENT := client/node/dist/index.js
 NODE_EXAMPLE_DEPS := examples/node-backend/node_modules/.package-lock.json
 
 $(NODE_CLIENT_DEPS): client/node/package.json client/node/package-lock.json
-	npm install --prefix client/node --no-audit --no-fund --loglevel=error
+	npm ci --prefix client/node --no-audit --no-fund --loglevel=error
 
 $(NODE_CLIENT_GEN): protos/sdksign/v1/signature_service.proto $(NODE_CLIENT_DEPS) $(VENV)/.installed
 	@mkdir -p client/node/src/gen
@@ -95,7 +95,7 @@ $(NODE_CLIENT): client/node/src/index.ts client/node/tsconfig.json $(NODE_CLIENT
 	client/node/node_modules/.bin/tsc -p client/node
 
 $(NODE_EXAMPLE_DEPS): examples/node-backend/package.json examples/node-backend/package-lock.json $(NODE_CLIENT_DEPS)
-	npm install --prefix examples/node-backend --no-audit --no-fund --loglevel=error
+	npm ci --prefix examples/node-backend --no-audit --no-fund --loglevel=error
 
 node-client: $(NODE_CLIENT) $(NODE_EXAMPLE_DEPS) ## build the Node.js client into client/node/dist
 
@@ -113,7 +113,7 @@ fleet: $(VENV)/.installed $(DESCRIPTORS) $(WEB) ## REPLICAS servers on 127.0.0.1
 	$(PY) bench/fleet.py $(if $(REPLICAS),--replicas $(REPLICAS)) $(if $(WORKERS),--workers $(WORKERS)) $(FLEET_ARGS)
 
 $(NODE_DEPS): tests/js/package.json tests/js/package-lock.json
-	npm install --prefix tests/js --no-audit --no-fund --loglevel=error
+	npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 
 # Debian's Redis, for the shared rate-limit tests (each test starts its own on a loopback port).
 REDIS := /usr/bin/redis-server
