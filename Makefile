@@ -104,8 +104,11 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	$(call APT_INSTALL,chromium)
 
+# CORS_ORIGIN (one origin, e.g. https://dev.example.com:8443) may call it besides localhost's.
+GATEWAY_CONFIG := $(if $(CORS_ORIGIN),.build/envoy-gateway.yaml,gateway/envoy.yaml)
 gateway: $(VENV)/.installed $(DESCRIPTORS) $(WEB) ## Envoy on 127.0.0.1:8080: gRPC-web and Zoom's sample JSON in front of `make run`
-	$(VENV)/bin/envoy -c gateway/envoy.yaml --disable-hot-restart -l warning
+	$(if $(CORS_ORIGIN),@mkdir -p .build && $(PY) gateway/origin.py '$(CORS_ORIGIN)' > $(GATEWAY_CONFIG))
+	$(VENV)/bin/envoy -c $(GATEWAY_CONFIG) --disable-hot-restart -l warning
 
 # REPLICAS (default 2) and WORKERS (per replica, default 1); FLEET_ARGS for the rest
 # (--port, --base-port, --admin-port, --config): see bench/fleet.py --help.

@@ -142,9 +142,11 @@ def serve_gateway(
     env: dict[str, str],
     args: list[str] | None = None,
     production: Authority | None = None,
+    config: Path | None = None,
 ) -> Iterator[Gateway]:
-    """A server with `args`, behind gateway/envoy.yaml; or behind the production example,
-    with TLS both ways from the `production` authority (the server's TLS is in `args`)."""
+    """A server with `args`, behind gateway/envoy.yaml (or `config`, made from it); or behind
+    the production example, with TLS both ways from the `production` authority (the
+    server's TLS is in `args`)."""
     server = start_server_process(tmp_path, env, ["--workers", "1", *(args or [])])
     server_port = int(server.target.rsplit(":", 1)[1])
     gateway_port = free_port()
@@ -152,7 +154,7 @@ def serve_gateway(
     if production is not None:
         files = production_files(tmp_path, production)
         tls = ssl.create_default_context(cadata=production.pem.decode())
-    config = CONFIGS[0] if production is None else CONFIGS[1]
+    config = config or (CONFIGS[0] if production is None else CONFIGS[1])
     log_path = tmp_path / "envoy.log"
     envoy = start_envoy(render(config, tmp_path, gateway_port, server_port, files), log_path)
     gateway = Gateway(gateway_port, server, tls, envoy)

@@ -23,7 +23,7 @@ from tests.gateway.conftest import (
     serve_gateway,
 )
 
-ALLOWED_ORIGIN = "http://localhost:3000"
+ALLOWED_ORIGIN = "http://localhost:3000"  # any port of localhost (gateway/envoy.yaml)
 
 
 pytestmark = pytest.mark.usefixtures("gateway_files")
