@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Iterator
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 
 from sdksign.v1 import signature_service_pb2 as pb
 
@@ -21,7 +21,7 @@ from sdksign.v1 import signature_service_pb2 as pb
 REQUIRED = frozenset({"meeting_number", "session_name", "role"})
 Sdk = Literal["meeting", "video"]
 Form = Literal["flag", "text", "list"]
-MESSAGES: tuple[tuple[Sdk, Descriptor], ...] = (
+MESSAGES: tuple[tuple[Sdk, Any], ...] = (  # Any: upb's Descriptor and protobuf's differ
     ("meeting", pb.MeetingClaims.DESCRIPTOR),
     ("video", pb.VideoClaims.DESCRIPTOR),
 )

@@ -23,7 +23,13 @@ from ..errors import RequestError
 from ..observe.context import bind
 from ..tokens import sample
 from ..tokens.diagnose import check
-from ..tokens.diagnose.problems import PROBLEM_CODES, SIGNATURE_CHECKS, TOKEN_KINDS, Diagnosis
+from ..tokens.diagnose.problems import (
+    PROBLEM_CODES,
+    SEVERITIES,
+    SIGNATURE_CHECKS,
+    TOKEN_KINDS,
+    Diagnosis,
+)
 from ..tokens.mint import mint
 from ..zoom.jwt import fingerprint, payload_json
 from ..zoom.rules import (
@@ -171,6 +177,7 @@ def verify_response(diagnosis: Diagnosis) -> pb.VerifyResponse:
                 code=PROBLEM_CODES[p.code],
                 message=_utf8(p.message),
                 claim=_utf8(p.claim),
+                severity=SEVERITIES[p.severity],
             )
             for p in diagnosis.problems
         ],
