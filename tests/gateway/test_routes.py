@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import struct
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,7 +66,20 @@ def wait_until_minted(server: ServerProcess, count: int) -> None:
 
 def test_make_gateway_listens_on_loopback_only() -> None:
     # The development server hands host tokens to whoever reaches the gateway.
-    assert "$(VENV)/bin/envoy -c gateway/envoy.yaml" in (ROOT / "Makefile").read_text()
+    for extra, config in (
+        ([], "gateway/envoy.yaml"),
+        (["CORS_ORIGIN=https://dev.example"], ".build/envoy-gateway.yaml"),
+    ):
+        planned = subprocess.run(
+            ["make", "-n", "gateway", *extra],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        assert f"bin/envoy -c {config} " in planned
+    # CORS_ORIGIN's configuration is this one with one origin more (tests/gateway/test_cors.py).
     text = CONFIGS[0].read_text()
     listeners = text.split("\n  listeners:\n")[1].split("\n  clusters:\n")[0]
     assert re.findall(r"\baddress: ([^,\s}]+)", listeners) == ["127.0.0.1"]

@@ -148,6 +148,32 @@ def test_another_content_type_answers_415_in_the_sample_s_shape(gateway: Gateway
     assert gateway.server.rpc_codes(METHOD, after=before) == {}
 
 
+def test_a_query_string_is_ignored_as_the_sample_ignores_it(gateway: Gateway) -> None:
+    status, headers, data = gateway.request(
+        "POST", "/?userName=ann&lang=en", b'{"role":0}', {"content-type": "application/json"}
+    )
+    assert (status, headers["content-type"]) == (400, "application/json")
+    assert json.loads(data)["errors"][0]["property"] == "$schema"
+    status, _, data = gateway.request(
+        "POST", "/?userName=ann", b"{}", {"content-type": "application/json"}
+    )
+    assert status == 200 and set(json.loads(data)) == {"signature", "sdkKey"}
+
+
+@pytest.mark.parametrize("size", [65_001, 2_000_000])
+def test_a_body_over_the_limit_answers_413_in_the_sample_s_shape(
+    gateway: Gateway, size: int
+) -> None:
+    body = b'{"meetingNumber":"1","role":0,"pad":"' + b"a" * size + b'"}'
+    status, headers, data = gateway.request("POST", "/", body, {"content-type": "application/json"})
+    assert (status, headers["content-type"]) == (413, "application/json")
+    [error] = json.loads(data)["errors"]
+    assert error["property"] == "$body" and error["reason"]
+    # The limit lets through what the server takes: 64,000 bytes sign.
+    fits = b'{"meetingNumber":"1","role":0,"pad":"' + b"a" * 64_000 + b'"}'
+    assert gateway.request("POST", "/", fits, {"content-type": "application/json"})[0] == 200
+
+
 @pytest.mark.parametrize(
     ("rule", "body", "status", "field"),
     [

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import gc
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import Context
@@ -316,6 +317,9 @@ def _unary(
             bind(reason=error.message, rule=getattr(error, "rule", ""))
             status = status_for(error)
             if answer_error is not None:
+                if isinstance(error, ResourceExhausted):  # an HTTP answer: say when, as HTTP does
+                    wait = str(math.ceil(error.retry_after))
+                    await context.send_initial_metadata((("retry-after", wait),))
                 context.set_code(status.code)
                 context.set_details(status.details)
                 context.set_trailing_metadata(status.trailing_metadata)
