@@ -8,44 +8,16 @@ two agree wherever the table gives no reason why they differ.
 
 from __future__ import annotations
 
-import base64
 import http.client
 import json
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from harness import ROOT
+from harness.sample_table import Case, answer_of, cases, expected_claims, seen_claims
 from tests.gateway.conftest import Gateway, serve_gateway
 
-TABLE = ROOT / "docs" / "gateway.md"
-MARKER = "<!-- zoom-sample-cases"
 METHOD = "/sdksign.v1.ZoomSampleService/Sign"
-
-
-@dataclass(frozen=True)
-class Case:
-    body: str
-    sample: str  # "200", "400 $schema, role", or "400" (a body that is no JSON object)
-    ours: str
-    token: str  # "mn 123, role 0, 7200 s[, video_webrtc_mode 1]" or "native, 3600 s"
-    why: str
-
-
-def cases() -> list[Case]:
-    """The rows of the table after MARKER, until the first line that is not one."""
-    lines = TABLE.read_text().split(MARKER, 1)[1].splitlines()[1:]
-    rows = []
-    for line in lines[2:]:
-        if not line.startswith("|"):
-            break
-        body, sample, ours, token, why = (cell.strip() for cell in line.strip()[1:-1].split("|"))
-        rows.append(Case(body.strip("`"), sample, ours, token, why))
-    return rows
-
-
 CASES = cases()
 
 
@@ -60,27 +32,6 @@ def test_the_table_is_read_and_covers_each_rule() -> None:
         assert (case.sample == case.ours) != bool(case.why), case
 
 
-def claims_of(token: str) -> dict[str, Any]:
-    payload = token.split(".")[1]
-    decoded: dict[str, Any] = json.loads(
-        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-    )
-    return decoded
-
-
-def expected_claims(token: str) -> dict[str, Any]:
-    """The table's Token cell as the claims it means: "mn 123, role 0, 7200 s" (and
-    "video_webrtc_mode 1"), or "native, 3600 s" (neither mn nor role)."""
-    claims: dict[str, Any] = {"mn": None, "role": None, "video_webrtc_mode": None}
-    for part in token.split(", "):
-        if part.endswith(" s"):
-            claims["lifetime"] = int(part.removesuffix(" s"))
-        elif part != "native":
-            name, value = part.split(" ")
-            claims[name] = value if name == "mn" else int(value)
-    return claims
-
-
 def answered(case: Case, status: int, headers: dict[str, str], data: bytes) -> list[str]:
     """What is wrong with one answer (nothing: [])."""
     wrong = []
@@ -90,23 +41,14 @@ def answered(case: Case, status: int, headers: dict[str, str], data: bytes) -> l
         wrong.append("connection closed")
     answer = json.loads(data)
     if status == 200:
-        got = "200"
         if set(answer) != {"signature", "sdkKey"}:
             wrong.append(f"answer keys {sorted(answer)}")
-        claims = claims_of(answer["signature"])
-        seen = {
-            "mn": claims.get("mn"),
-            "role": claims.get("role"),
-            "lifetime": claims["exp"] - claims["iat"],
-            "video_webrtc_mode": claims.get("video_webrtc_mode"),
-        }
-        if seen != expected_claims(case.token):
+        if (seen := seen_claims(answer["signature"])) != expected_claims(case.token):
             wrong.append(f"claims {seen}")
     else:
         errors = answer["errors"]
         assert all(set(error) == {"property", "reason"} and error["reason"] for error in errors)
-        got = f"{status} " + ", ".join(error["property"] for error in errors)
-    if got != case.ours:
+    if (got := answer_of(status, data)) != case.ours:
         wrong.append(f"answered {got}")
     return wrong
 
