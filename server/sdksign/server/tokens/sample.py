@@ -185,7 +185,7 @@ def _json_type(value: object) -> str:
         return "an array"
     if isinstance(value, dict):
         return "an object"
-    return "a number"
+    return "a number too large"  # finite numbers are answered before: only 1e400 and such
 
 
 def answer(signature: str, sdk_key: str) -> bytes:
