@@ -149,9 +149,10 @@ def render(
 
 
 def answers(gateway: Gateway) -> bool:
-    """Whether the server answers through Envoy (the page's JSON route, an empty request)."""
-    status, _, _ = gateway.request("POST", "/", b"{}", {"content-type": "application/json"})
-    return status in (200, 400)
+    """Whether the server answers through Envoy: the JSON route, a body it refuses (400, so
+    that no token is minted)."""
+    status, _, _ = gateway.request("POST", "/", b"[]", {"content-type": "application/json"})
+    return status == 400
 
 
 def serve_gateway(
@@ -159,9 +160,11 @@ def serve_gateway(
     env: dict[str, str],
     args: list[str] | None = None,
     production: Authority | None = None,
+    config: Path | None = None,
 ) -> Iterator[Gateway]:
-    """A server with `args`, behind gateway/envoy.yaml; or behind the production example,
-    with TLS both ways from the `production` authority (the server's TLS is in `args`)."""
+    """A server with `args`, behind gateway/envoy.yaml (or `config`, made from it); or behind
+    the production example, with TLS both ways from the `production` authority (the
+    server's TLS is in `args`)."""
     server = start_server_process(tmp_path, env, ["--workers", "1", *(args or [])])
     server_port = int(server.target.rsplit(":", 1)[1])
     gateway_port = free_port()
@@ -169,7 +172,7 @@ def serve_gateway(
     if production is not None:
         files = production_files(tmp_path, production)
         tls = ssl.create_default_context(cadata=production.pem.decode())
-    config = CONFIGS[0] if production is None else CONFIGS[1]
+    config = config or (CONFIGS[0] if production is None else CONFIGS[1])
     log_path = tmp_path / "envoy.log"
     admin = free_port()
     rendered = render(config, tmp_path, gateway_port, server_port, files, admin)

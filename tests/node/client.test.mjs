@@ -8,6 +8,7 @@ import {
   ConnectError,
   ProblemCode,
   Role,
+  Severity,
   TokenKind,
   createSdkSignClient,
   statusOf,
@@ -205,4 +206,16 @@ test("TLS on one side only: the message says which scheme to use, not OpenSSL's 
         "plaintext, use http:// (ERR_SSL_WRONG_VERSION_NUMBER)",
     ],
   );
+});
+
+test("a deprecated claim is a warning: the token stays valid, the replacement is named", async () => {
+  const client = createSdkSignClient({ ...TRANSPORTS.plaintext, bearerToken: env.BACKEND_TOKEN });
+  const result = await client.verify({ token: env.DEPRECATED_TOKEN });
+  assert.equal(result.valid, true, JSON.stringify(result.problems));
+  assert.equal(result.problems.length, 1);
+  const [problem] = result.problems;
+  assert.equal(problem.code, ProblemCode.DEPRECATED_CLAIM);
+  assert.equal(problem.severity, Severity.WARNING);
+  assert.equal(problem.claim, "audio_compatible_mode");
+  assert.match(problem.message, /audio_webrtc_mode/);
 });

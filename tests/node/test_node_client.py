@@ -8,6 +8,7 @@ import re
 import secrets
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -15,8 +16,10 @@ from pathlib import Path
 import pytest
 
 from harness.zoomapi import ZoomApi, running_zoom_api
+from sdksign.server import encode
 from tests.certs import Authority
 from tests.conftest import MEETING_KEY, ROOT, VIDEO_KEY, ServerProcess, start_server_process
+from tests.helpers import video_claims
 
 HERE = Path(__file__).parent
 CLIENT = ROOT / "client" / "node"
@@ -105,6 +108,11 @@ def node_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
             "MEETING_KEY": MEETING_KEY,
             "VIDEO_KEY": VIDEO_KEY,
             "MEETING_SECRET": meeting_secret,
+            # A Video SDK token with the deprecated audio_compatible_mode claim.
+            "DEPRECATED_TOKEN": encode(
+                video_claims(VIDEO_KEY, int(time.time()), audio_compatible_mode=1),
+                env["V"].encode(),
+            ),
         }
     finally:
         for server in servers:

@@ -41,11 +41,14 @@ class SignedToken:
 
 @dataclass(frozen=True)
 class Problem:
-    """One problem Verify found: its code (e.g. "EXPIRED"), how to fix it, the claim concerned."""
+    """One problem Verify found: its code (e.g. "EXPIRED"), how to fix it, the claim concerned,
+    and its severity: "ERROR" (the token is invalid) or "WARNING" (valid, but worth changing,
+    e.g. a deprecated claim)."""
 
     code: str
     message: str
     claim: str
+    severity: str = "ERROR"
 
 
 @dataclass(frozen=True)
@@ -79,11 +82,12 @@ class Verification:
         if self.valid:
             lines = [f"valid: a {kind} token for app {self.app!r}"]
         else:
-            count = len(self.problems)
+            count = sum(p.severity != "WARNING" for p in self.problems)
             lines = [f"INVALID: {count} problem{'s' if count != 1 else ''} ({kind} token)"]
-            for p in self.problems:
-                where = f" [{p.claim}]" if p.claim else ""
-                lines.append(f"  - {p.code}{where}: {p.message}")
+        for p in self.problems:
+            where = f" [{p.claim}]" if p.claim else ""
+            warning = "warning: " if p.severity == "WARNING" else ""
+            lines.append(f"  - {warning}{p.code}{where}: {p.message}")
         said = self._signature_line()
         if said:
             lines.append(said)
@@ -238,6 +242,8 @@ def verification(response: pb.VerifyResponse) -> Verification:
                 code=pb.ProblemCode.Name(p.code).removeprefix("PROBLEM_CODE_"),
                 message=p.message,
                 claim=p.claim,
+                # A server from before severities sends none: its problems are errors.
+                severity="WARNING" if p.severity == pb.SEVERITY_WARNING else "ERROR",
             )
             for p in response.problems
         ],

@@ -19,9 +19,11 @@ import pytest
 
 from harness.zoomapi import ZoomApi, running_zoom_api
 from sdksign.client._limits import MAX_MESSAGE_BYTES, MAX_TOKEN_LENGTH
+from sdksign.server import encode
 from sdksign.server.zoom.rules import GEO_REGIONS, MEETING_NUMBER_RULE
 from tests.conftest import MEETING_KEY, ROOT, VIDEO_KEY
 from tests.gateway.conftest import Gateway, serve_gateway
+from tests.helpers import video_claims
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, ConsoleMessage, Page, Request
@@ -230,6 +232,27 @@ def test_a_video_token_with_its_optional_claims(page: tuple[Page, Calls]) -> Non
     expect(tab.locator("#verdict")).to_have_text("Valid: Zoom should accept it (app video).")
     expect(tab.locator("#verified-kind")).to_have_text("Video SDK")
     assert json_of(tab, "#verified-claims")["tpc"] == "team standup"
+
+
+def test_a_deprecated_claim_is_a_warning_beside_a_valid_verdict(
+    page: tuple[Page, Calls], video_secret: str
+) -> None:
+    from playwright.sync_api import expect
+
+    tab, _ = page
+    now = int(time.time())
+    token = encode(video_claims(VIDEO_KEY, now, audio_compatible_mode=1), video_secret.encode())
+    tab.fill("#pasted", token)
+    tab.click("#verify")
+    expect(tab.locator("#verdict")).to_have_text(
+        "Valid: Zoom should accept it (app video). 1 warning below."
+    )
+    row = tab.locator("#problems tbody tr")
+    expect(row).to_have_class("warning")
+    cells = row.locator("td")
+    expect(cells.nth(0)).to_have_text("DEPRECATED_CLAIM (warning)")
+    expect(cells.nth(1)).to_have_text("audio_compatible_mode")
+    expect(cells.nth(2)).to_contain_text("in favour of audio_webrtc_mode")
 
 
 def test_a_failed_sign_after_a_good_one_shows_the_error_alone(page: tuple[Page, Calls]) -> None:

@@ -32,6 +32,7 @@ from .credentials import modified, one_of, secret_from_env, secret_from_file, ut
 from .devapps import dev_apps, dev_apps_file
 from .files import certificates, pem, read_document
 from .model import (
+    DEFAULT_ADMIN_LISTEN,
     MAX_CLOCK_SKEW,
     MAX_SHUTDOWN_GRACE,
     App,
@@ -125,7 +126,8 @@ def _config(path: Path, file: ConfigFile, environ: Mapping[str, str]) -> Config:
         policy_configured=bool(callers) or file.anonymous is not None,
         tls=_tls(server, path.parent),
         listen=server.listen,
-        admin_listen=server.admin_listen,
+        admin_listen=server.admin_listen or DEFAULT_ADMIN_LISTEN,
+        admin_listen_set=server.admin_listen is not None,
         clock_skew=_server_duration(server.clock_skew, "clock_skew", MAX_CLOCK_SKEW),
         drain=_server_duration(server.drain, "drain", MAX_SHUTDOWN_GRACE),
         shutdown_grace=_server_duration(

@@ -166,6 +166,8 @@ class Config:
     source: str
     listen: str = DEFAULT_LISTEN
     admin_listen: str = DEFAULT_ADMIN_LISTEN
+    # Whether the file set admin_listen: only the default gives way to a free port when taken.
+    admin_listen_set: bool = False
     clock_skew: int = 30
     # SIGTERM: health reports NOT_SERVING at once, and calls are still served this long, so
     # that load balancers and Kubernetes stop sending before the listener closes.

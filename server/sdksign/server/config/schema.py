@@ -21,7 +21,6 @@ from sdksign.client._durations import duration_seconds
 from ..errors import ConfigError
 from ..zoom.rules import ROLES, Sdk
 from .model import (
-    DEFAULT_ADMIN_LISTEN,
     DEFAULT_DRAIN,
     DEFAULT_LISTEN,
     DEFAULT_STORE_TIMEOUT,
@@ -65,7 +64,9 @@ class ServerTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     """[server]: the listener and its timings."""
 
     listen: NonEmpty = DEFAULT_LISTEN  # HOST:PORT
-    admin_listen: NonEmpty = DEFAULT_ADMIN_LISTEN  # HOST:PORT: metrics and health over HTTP
+    # HOST:PORT: metrics and health over HTTP. None: not set here (DEFAULT_ADMIN_LISTEN, or
+    # a free port when another server has that one).
+    admin_listen: NonEmpty | None = None
     clock_skew: Duration = 30  # at most MAX_CLOCK_SKEW
     drain: Duration = DEFAULT_DRAIN  # at most MAX_SHUTDOWN_GRACE
     shutdown_grace: Duration = 10  # at most MAX_SHUTDOWN_GRACE

@@ -69,6 +69,7 @@ class Readiness(Protocol):
     "listening" line."""
 
     address: str
+    taken: str  # the default admin address, when another server had it (AdminServer)
 
     def set(self, state: int) -> None: ...
 
@@ -91,6 +92,7 @@ class LocalReadiness:
         self.state = STARTING
         self.address = ""
         self.last_beat = 0.0
+        self.taken = ""
 
     def set(self, state: int) -> None:
         self.beat()
@@ -111,11 +113,14 @@ class WorkerReadiness:
     """A worker's side of WorkerStates: its serve() writes its state to its byte, and its
     heartbeat to its double."""
 
-    def __init__(self, states: States, heartbeats: States, index: int, address: str) -> None:
+    def __init__(
+        self, states: States, heartbeats: States, index: int, address: str, taken: str = ""
+    ) -> None:
         self._states = states
         self._heartbeats = heartbeats
         self._index = index
         self.address = address  # the parent's admin listener, for the "listening" line
+        self.taken = taken
 
     def set(self, state: int) -> None:
         self.beat()  # first: a worker just serving is not taken for a silent one
@@ -165,7 +170,12 @@ class WorkerStates:
 
 class AdminServer:
     """The admin listener, bound at once (AdminError when it cannot be); serving from
-    start() to close(). `address` is where it listens (port 0: the port chosen)."""
+    start() to close(). `address` is where it listens (port 0: the port chosen).
+
+    With `give_way` (the address is the default, which nobody asked for), a port in use
+    means another server on this host (`make run`): it listens on a free port of the same
+    host instead, and `taken` names the address it could not have.
+    """
 
     def __init__(
         self,
@@ -173,16 +183,22 @@ class AdminServer:
         registry: CollectorRegistry,
         not_ready: Callable[[], str | None],
         tls: Tls | None = None,
+        give_way: bool = False,
     ) -> None:
         family, address = _address(listen)
+        self.taken = ""
         try:
             server = _Server(address, _Handler, family)
         except OSError as exc:
-            reason = "address in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-            raise AdminError(
-                f"cannot serve the admin listener on {listen!r}: {reason} "
-                "(--admin-listen HOST:PORT: another port; port 0: any free one)"
-            ) from None
+            in_use = exc.errno == errno.EADDRINUSE
+            if not (in_use and give_way):
+                raise AdminError(
+                    f"cannot serve the admin listener on {listen!r}: "
+                    f"{'address in use' if in_use else exc.strerror} "
+                    "(--admin-listen HOST:PORT: another port; port 0: any free one)"
+                ) from None
+            self.taken = listen
+            server = _Server((address[0], 0, *address[2:]), _Handler, family)
         if tls is not None:
             # The handshake happens in each connection's own thread (_Handler.setup), so
             # that a slow client does not hold up the others.
@@ -220,14 +236,15 @@ class AdminServer:
 
 
 @contextlib.contextmanager
-def alone(listen: str, tls: Tls | None) -> Iterator[LocalReadiness]:
+def alone(listen: str, tls: Tls | None, give_way: bool = False) -> Iterator[LocalReadiness]:
     """The admin listener of a server of one process on `listen`, serving while inside (and
     through the drain); what the server says of its state goes to the readiness yielded.
-    AdminError when it cannot listen."""
+    AdminError when it cannot listen (`give_way`: as AdminServer)."""
     readiness = LocalReadiness()
     state = exposition.ServerState(readiness.not_ready)
-    with AdminServer(listen, exposition.registry(state), readiness.not_ready, tls) as admin:
-        readiness.address = admin.address
+    registry = exposition.registry(state)
+    with AdminServer(listen, registry, readiness.not_ready, tls, give_way) as admin:
+        readiness.address, readiness.taken = admin.address, admin.taken
         admin.start()
         yield readiness
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import gc
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import Context
@@ -164,10 +165,19 @@ def add_service(
         request_type = message_factory.GetMessageClass(method.input_type)
         serialize = message_factory.GetMessageClass(method.output_type).SerializeToString
         behavior = getattr(servicer, method.name)
+        # A servicer that answers errors with a message of its own (Zoom's sample, JSON).
+        answer_error = getattr(servicer, "answer_error", None)
         method_served(full_method, method.client_streaming, method.server_streaming)
         if method.client_streaming or method.server_streaming:
             handlers[method.name] = grpc.stream_stream_rpc_method_handler(
                 _streaming(full_method, method, behavior, request_type, deadlines),
+                response_serializer=serialize,
+            )
+        elif answer_error is not None:
+            # Registered as streaming, though unary in the proto (the wire is the same): a
+            # unary handler of grpc.aio drops its answer when the status is not OK.
+            handlers[method.name] = grpc.stream_stream_rpc_method_handler(
+                _written(_unary(full_method, behavior, request_type, deadlines, answer_error)),
                 response_serializer=serialize,
             )
         else:
@@ -303,10 +313,16 @@ def _unary(
     behavior: Callable[[Any, Any], Awaitable[Any]],
     request_type: type[Message],
     deadlines: RequestDeadlines,
+    answer_error: Callable[[RequestError], Message] | None = None,
 ) -> Callable[[Any, Any], Awaitable[Any]]:
     """A unary method (`full_method`: "/package.Service/Method", as logged): the request read
     and parsed, errors turned into statuses, the call's metrics (observe.metrics), its span
-    (observe.tracing) and its log line."""
+    (observe.tracing) and its log line.
+
+    With `answer_error`, a refusal is answered with the message it makes of the error as
+    well as the error's status (and details): gRPC clients see the status alone; Envoy's
+    JSON transcoder sends that message as the body of the HTTP error it maps the status to.
+    """
     quiet = full_method.startswith(QUIET_PREFIX)
     write = log.debug if quiet else log.info
 
@@ -322,7 +338,16 @@ def _unary(
         except RequestError as error:
             code = error.status
             bind(reason=error.message, rule=getattr(error, "rule", ""))
-            await context.abort_with_status(status_for(error))
+            status = status_for(error)
+            if answer_error is not None:
+                if isinstance(error, ResourceExhausted):  # an HTTP answer: say when, as HTTP does
+                    wait = str(math.ceil(error.retry_after))
+                    await context.send_initial_metadata((("retry-after", wait),))
+                context.set_code(status.code)
+                context.set_details(status.details)
+                context.set_trailing_metadata(status.trailing_metadata)
+                return answer_error(error)
+            await context.abort_with_status(status)
         except grpc.aio.AbortError:
             code = context.code().name if context.code() else "UNKNOWN"
             raise
@@ -397,6 +422,18 @@ _NO_SUCH_METHOD = (
     "no such method: this server has sdksign.v1.SignatureService (Sign, Verify), "
     "sdksign.v1.ZoomSampleService, grpc.health.v1.Health and reflection"
 )
+
+
+def _written(
+    unary: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]],
+) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]:
+    """`unary` as a streaming handler that writes its one answer, then ends with the status
+    the call has: the answer reaches the client whatever that status is."""
+
+    async def written(requests: Any, context: grpc.aio.ServicerContext) -> None:
+        await context.write(await unary(requests, context))
+
+    return written
 
 
 def _streaming(

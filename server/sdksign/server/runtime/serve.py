@@ -163,6 +163,8 @@ async def serve(
         pid=os.getpid(),
         tls="mutual" if config.tls and config.tls.client_ca else "on" if config.tls else "off",
         **({} if admin is None else {"admin_address": admin.address}),
+        # The default admin address was another server's: this one's is on a free port.
+        **({"admin_default_in_use": admin.taken} if admin is not None and admin.taken else {}),
         **describe(config),
     )
 

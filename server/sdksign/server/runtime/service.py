@@ -8,31 +8,35 @@ from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import grpc
+from google.api import httpbody_pb2
 from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
-from sdksign.v1 import zoom_sample_pb2 as zs
 from sdksign.v1 import zoom_sample_pb2_grpc as zs_grpc
 
 from ..access.policy import Caller, authorize_verify
 from ..access.ratelimit import Limiter, limiter_for
 from ..config import MAX_STORE_TIMEOUT, Config
-from ..errors import FieldViolation, InvalidArgument, RequestError, Unavailable
+from ..errors import RequestError, Unavailable
 from ..observe.context import bind
+from ..tokens import sample
 from ..tokens.diagnose import check
-from ..tokens.diagnose.problems import PROBLEM_CODES, SIGNATURE_CHECKS, TOKEN_KINDS, Diagnosis
+from ..tokens.diagnose.problems import (
+    PROBLEM_CODES,
+    SEVERITIES,
+    SIGNATURE_CHECKS,
+    TOKEN_KINDS,
+    Diagnosis,
+)
 from ..tokens.mint import Minted, mint
 from ..zoom.jwt import fingerprint, payload_json
 from ..zoom.rules import (
     DEFAULT_TTL,
-    MEETING_NUMBER_RULE,
     ROLE_NAME_OF_CLAIM,
     ROLE_NAMES,
-    ROLE_OF_CLAIM,
     START_AS_LENGTH,
-    is_meeting_number,
 )
 
 if TYPE_CHECKING:
@@ -240,6 +244,7 @@ def verify_response(diagnosis: Diagnosis) -> pb.VerifyResponse:
                 code=PROBLEM_CODES[p.code],
                 message=_utf8(p.message),
                 claim=_utf8(p.claim),
+                severity=SEVERITIES[p.severity],
             )
             for p in diagnosis.problems
         ],
@@ -342,79 +347,30 @@ def _role_claim(claims: dict[str, Any]) -> str:
     return ROLE_NAME_OF_CLAIM.get(value, "") if type(value) is int else ""
 
 
-# Sign's request fields -> the names Zoom's sample (and its JSON) uses for them.
-_SAMPLE_FIELDS = {
-    "meeting.meeting_number": "meetingNumber",
-    "meeting.role": "role",
-    "meeting.video_webrtc_mode": "videoWebRtcMode",
-    "ttl": "expirationSeconds",
-}
-
-
 class ZoomSampleService(zs_grpc.ZoomSampleServiceServicer):  # type: ignore[misc,unused-ignore]
     """Zoom's sample endpoint in its own shape, on top of SignatureService.Sign.
 
-    The request becomes a SignRequest and goes through Sign itself: the same
-    checks, caller rules and audit line. Errors name the sample's JSON fields.
+    The JSON body (an HttpBody, as the gateway passed it on) becomes a SignRequest by the
+    sample's rules (tokens.sample) and goes through Sign itself: the same checks, caller
+    rules and audit line. Every answer is JSON: errors too, by answer_error.
     """
 
     def __init__(self, signatures: SignatureService) -> None:
         self._signatures = signatures
 
     async def Sign(
-        self, request: zs.ZoomSampleServiceSignRequest, context: grpc.aio.ServicerContext
-    ) -> zs.ZoomSampleServiceSignResponse:
-        violations: list[FieldViolation] = []
-        number = _sample_meeting_number(request, violations)
-        role = ROLE_OF_CLAIM.get(request.role)
-        if role is None:
-            violations.append(
-                FieldViolation("role", f"{request.role} is not 0 (participant) or 1 (host)")
-            )
-        mode = request.video_web_rtc_mode
-        if request.HasField("video_web_rtc_mode") and mode not in (0, 1):
-            violations.append(FieldViolation("videoWebRtcMode", f"{mode} is not 0 or 1"))
-        if violations:
-            raise InvalidArgument(violations)
-        sign = pb.SignRequest(
-            app=request.app, meeting=pb.MeetingClaims(meeting_number=number, role=role)
-        )
-        if request.HasField("video_web_rtc_mode"):
-            sign.meeting.video_webrtc_mode = bool(mode)
-        if request.expiration_seconds:
-            sign.ttl.seconds = request.expiration_seconds
-        try:
-            signed = await self._signatures.Sign(sign, context)
-        except InvalidArgument as error:
-            raise InvalidArgument(
-                [
-                    FieldViolation(_SAMPLE_FIELDS.get(v.field, v.field), v.description)
-                    for v in error.violations
-                ]
-            ) from None
-        return zs.ZoomSampleServiceSignResponse(signature=signed.token, sdk_key=signed.sdk_key)
+        self, request: httpbody_pb2.HttpBody, context: grpc.aio.ServicerContext
+    ) -> httpbody_pb2.HttpBody:
+        sign = sample.sign_request(request.content_type, request.data)
+        signed = await self._signatures.Sign(sign, context)
+        return _json_body(sample.answer(signed.token, signed.sdk_key))
+
+    @staticmethod
+    def answer_error(error: RequestError) -> httpbody_pb2.HttpBody:
+        """The answer to a refused call, in the sample's error shape (runtime.rpc sends it
+        with the error's status, which the gateway makes the HTTP status)."""
+        return _json_body(sample.errors(error))
 
 
-def _sample_meeting_number(
-    request: zs.ZoomSampleServiceSignRequest, violations: list[FieldViolation]
-) -> str:
-    """meetingNumber as the sample takes it: a JSON number or a string of digits."""
-    value = request.meeting_number
-    kind = value.WhichOneof("kind") if request.HasField("meeting_number") else None
-    if kind == "string_value":
-        number = value.string_value.strip()
-        if not is_meeting_number(number):
-            violations.append(FieldViolation("meetingNumber", f"must be {MEETING_NUMBER_RULE}"))
-        return number
-    if kind == "number_value" and value.number_value.is_integer() and value.number_value > 0:
-        if value.number_value >= 2**53:  # a JSON number this large has lost digits already
-            violations.append(
-                FieldViolation(
-                    "meetingNumber", "is too large for a JSON number: send it as a string"
-                )
-            )
-        return str(int(value.number_value))
-    violations.append(
-        FieldViolation("meetingNumber", "is required: the meeting number, digits only")
-    )
-    return ""
+def _json_body(data: bytes) -> httpbody_pb2.HttpBody:
+    return httpbody_pb2.HttpBody(content_type=sample.JSON_TYPE, data=data)

@@ -128,9 +128,12 @@ def reserve_port(listen: str) -> tuple[socket.socket, str]:
     return held, f"{bound_host}:{address[1]}"
 
 
-def serve_workers(config: Config, listen: str, workers: int, admin_listen: str) -> int:
+def serve_workers(
+    config: Config, listen: str, workers: int, admin_listen: str, give_way: bool = False
+) -> int:
     """Run `workers` worker processes until SIGTERM or SIGINT, and the admin listener on
-    `admin_listen` for all of them until they have stopped; return the exit status."""
+    `admin_listen` for all of them until they have stopped (`give_way`: as AdminServer);
+    return the exit status."""
     with contextlib.ExitStack() as stack:  # closed in reverse: the admin listener first
         held, address = reserve_port(listen)
         stack.callback(held.close)
@@ -144,7 +147,9 @@ def serve_workers(config: Config, listen: str, workers: int, admin_listen: str) 
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, supervisor.forward)
         admin = stack.enter_context(
-            AdminServer(admin_listen, registry(state, folder), states.not_ready, config.tls)
+            AdminServer(
+                admin_listen, registry(state, folder), states.not_ready, config.tls, give_way
+            )
         )
         admin.start()
         log.info(
@@ -152,6 +157,8 @@ def serve_workers(config: Config, listen: str, workers: int, admin_listen: str) 
             workers=workers,
             address=address,
             admin_address=admin.address,
+            # The default admin address was another server's: this one's is on a free port.
+            **({"admin_default_in_use": admin.taken} if admin.taken else {}),
             metrics_folder=str(folder),
         )
         supervisor.start_all(workers, admin.address)

@@ -115,6 +115,13 @@ VIDEO_OPTIONAL = (
     OptionalClaim("audio_webrtc_mode", FLAG),
 )
 
+# Claims Zoom has deprecated (still taken, to be replaced), by SDK: each -> its replacement.
+# Video SDK: audio_compatible_mode gave way to audio_webrtc_mode (0 or 1, as before).
+DEPRECATED_CLAIMS: dict[Sdk, dict[str, str]] = {
+    "meeting": {},
+    "video": {"audio_compatible_mode": "audio_webrtc_mode"},
+}
+
 # Every claim of each SDK, in the order Sign writes them.
 MEETING_CLAIMS = (
     MEETING_OLD_KEY,
