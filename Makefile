@@ -13,7 +13,7 @@ GEN_DIR := client
 PYTEST_ARGS ?=
 NODE_DEPS := tests/js/node_modules/.package-lock.json
 
-.PHONY: install protos check-protos run gateway web node-client test test-unit lint typecheck bench clean fleet soak
+.PHONY: install protos check-protos run gateway web node-client test test-unit lint typecheck bench clean fleet soak try-host-start
 BENCH_ARGS ?=
 # Debian packages (h2load for make bench) are installed with apt-get, through sudo unless root.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -57,7 +57,7 @@ WEB_GEN := web/src/gen/google/rpc/error_details_pb.ts
 WEB := web/dist/index.html web/dist/app.js
 
 $(WEB_DEPS): web/package.json web/package-lock.json
-	npm install --prefix web --no-audit --no-fund --loglevel=error
+	npm ci --prefix web --no-audit --no-fund --loglevel=error
 
 $(WEB_GEN): protos/sdksign/v1/signature_service.proto $(WEB_DEPS) $(VENV)/.installed
 	@mkdir -p web/src/gen
@@ -83,7 +83,7 @@ NODE_CLIENT := client/node/dist/index.js
 NODE_EXAMPLE_DEPS := examples/node-backend/node_modules/.package-lock.json
 
 $(NODE_CLIENT_DEPS): client/node/package.json client/node/package-lock.json
-	npm install --prefix client/node --no-audit --no-fund --loglevel=error
+	npm ci --prefix client/node --no-audit --no-fund --loglevel=error
 
 $(NODE_CLIENT_GEN): protos/sdksign/v1/signature_service.proto $(NODE_CLIENT_DEPS) $(VENV)/.installed
 	@mkdir -p client/node/src/gen
@@ -95,7 +95,7 @@ $(NODE_CLIENT): client/node/src/index.ts client/node/tsconfig.json $(NODE_CLIENT
 	client/node/node_modules/.bin/tsc -p client/node
 
 $(NODE_EXAMPLE_DEPS): examples/node-backend/package.json examples/node-backend/package-lock.json $(NODE_CLIENT_DEPS)
-	npm install --prefix examples/node-backend --no-audit --no-fund --loglevel=error
+	npm ci --prefix examples/node-backend --no-audit --no-fund --loglevel=error
 
 node-client: $(NODE_CLIENT) $(NODE_EXAMPLE_DEPS) ## build the Node.js client into client/node/dist
 
@@ -104,8 +104,11 @@ CHROMIUM := /usr/bin/chromium
 $(CHROMIUM):
 	$(call APT_INSTALL,chromium)
 
+# CORS_ORIGIN (one origin, e.g. https://dev.example.com:8443) may call it besides localhost's.
+GATEWAY_CONFIG := $(if $(CORS_ORIGIN),.build/envoy-gateway.yaml,gateway/envoy.yaml)
 gateway: $(VENV)/.installed $(DESCRIPTORS) $(WEB) ## Envoy on 127.0.0.1:8080: gRPC-web and Zoom's sample JSON in front of `make run`
-	$(VENV)/bin/envoy -c gateway/envoy.yaml --disable-hot-restart -l warning
+	$(if $(CORS_ORIGIN),@mkdir -p .build && $(PY) gateway/origin.py '$(CORS_ORIGIN)' > $(GATEWAY_CONFIG))
+	$(VENV)/bin/envoy -c $(GATEWAY_CONFIG) --disable-hot-restart -l warning
 
 # REPLICAS (default 2) and WORKERS (per replica, default 1); FLEET_ARGS for the rest
 # (--port, --base-port, --admin-port, --config): see bench/fleet.py --help.
@@ -113,7 +116,7 @@ fleet: $(VENV)/.installed $(DESCRIPTORS) $(WEB) ## REPLICAS servers on 127.0.0.1
 	$(PY) bench/fleet.py $(if $(REPLICAS),--replicas $(REPLICAS)) $(if $(WORKERS),--workers $(WORKERS)) $(FLEET_ARGS)
 
 $(NODE_DEPS): tests/js/package.json tests/js/package-lock.json
-	npm install --prefix tests/js --no-audit --no-fund --loglevel=error
+	npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 
 # Debian's Redis, for the shared rate-limit tests (each test starts its own on a loopback port).
 REDIS := /usr/bin/redis-server
@@ -140,7 +143,8 @@ lint: $(VENV)/.installed $(NODE_DEPS) ## ruff (lint, format check), commit subje
 	$(PY) .ci/commit_subjects.py
 	@mkdir -p .build/protodeps/google/api && \
 	  site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
-	  cp $$site/google/api/annotations.proto $$site/google/api/http.proto .build/protodeps/google/api/
+	  cp $$site/google/api/annotations.proto $$site/google/api/http.proto \
+	    $$site/google/api/httpbody.proto .build/protodeps/google/api/
 	tests/js/node_modules/.bin/buf lint
 
 typecheck: $(VENV)/.installed $(WEB_GEN) $(NODE_CLIENT_GEN) ## mypy on our own code (not the generated code), tsc on the page and the Node client
@@ -158,11 +162,15 @@ bench: $(VENV)/.installed $(H2LOAD) ## h2load on a real server: Health/Check, Si
 
 # Reliability scenarios, not part of `make test`: a steady soak, drain, worker and parent kills,
 # replica kill and drain behind Envoy, SIGHUP, fuzzing, malformed HTTP/2 frames, half-open
-# streams, then a scan of every log line; one table, exit status 1 on a miss.
+# streams, hostile input through Envoy, then a scan of every log line; one table, exit
+# status 1 on a miss.
 # SOAK_ARGS: --quick (short runs), --only drain,fuzz,..., --fuzz-count N; see bench/soak.py --help.
 SOAK_ARGS ?=
 soak: $(VENV)/.installed $(H2LOAD) $(DESCRIPTORS) $(WEB) ## reliability scenarios on real servers, Envoy and the client
 	$(PY) bench/soak.py $(SOAK_ARGS)
+
+try-host-start: $(VENV)/.installed ## a host start (token and ZAK) against a local stand-in of Zoom's API, in one command
+	$(PY) -m harness.try_host_start
 
 clean:
 	rm -rf $(VENV) tests/js/node_modules web/node_modules web/dist web/src/gen gateway/sdksign.pb \

@@ -23,6 +23,22 @@ answer by a generous deadline, transport errors), and checks its target:
 - frames: malformed gRPC frames over raw HTTP/2, each answered or reset within 5 s.
 - half-open: 10,000 streams that start a request and never finish it, on one worker: each
   answered (DEADLINE_EXCEEDED), and the worker's memory back down once they are.
+- slow readers: 30 connections of receive window 0 each send 1,000 whole Sign requests and
+  never read an answer, for 15 s, then close: the worker grows by at most 200 MiB, gives
+  at least half of it back, and logs no call OK whose answer never left.
+- trace: GRPC_TRACE=all and GRPC_VERBOSITY=debug on `--workers 2` under load: 0 failed, then
+  SIGTERM: the server exits; the core's lines counted, and how often their pipe was full.
+- sigstop: SIGSTOP 1 of 2 workers under load: out of readiness within 3 s, killed and
+  listening again within 10 s, ready again, 0 failed.
+- rapid kills: SIGKILL the youngest living worker 5 times, 2 s apart, under load: the
+  server stays up, at most 1 % of calls fail.
+- hostile input: 2 replicas behind Envoy, anonymous bad headers (grpc-timeout, grpc-*, -bin),
+  queries on POST /, compressed, oversized and garbage bodies, unknown paths, with good
+  calls among them: no 5xx, no INTERNAL, UNKNOWN or UNAVAILABLE, no ejection, good calls OK.
+- zoom: host starts (start_as) beside plain Signs, 2 workers, against the stand-in of Zoom's
+  API answering 429 and 500 at random, then hanging, then down: each host start OK,
+  RESOURCE_EXHAUSTED or UNAVAILABLE as its fault calls for, within its deadline; every
+  plain Sign OK; the same workers throughout.
 - Then every log line of every server and gateway: no whole token, no configured secret.
 
 Prints the command, the machine and one Markdown table; exit status 1 if a target is missed.
@@ -60,11 +76,15 @@ from bench.reliability.frames import malformed_frames
 from bench.reliability.fuzz import fuzz
 from bench.reliability.gateway import replica_drain, replica_kill_fresh, replica_kill_warm
 from bench.reliability.halfopen import half_open
+from bench.reliability.hostile import REQUESTS, hostile_input
+from bench.reliability.hosts import zoom_down, zoom_faults, zoom_hangs
 from bench.reliability.logscan import scan_logs
 from bench.reliability.process import drain, parent_kill, worker_kill
 from bench.reliability.reload import sighup
 from bench.reliability.server import new_secrets
+from bench.reliability.slowreaders import slow_readers
 from bench.reliability.steady import steady
+from bench.reliability.watchdog import rapid_kills, stopped_worker, traced
 from harness import ROOT
 from harness.server import ServerError
 from sdksign.server.runtime.workers import default_workers
@@ -81,6 +101,12 @@ NAMES = (
     "fuzz",
     "frames",
     "half-open",
+    "slow-readers",
+    "trace",
+    "sigstop",
+    "rapid-kills",
+    "hostile-input",
+    "zoom",
 )
 
 
@@ -88,6 +114,7 @@ def scenarios(settings: Settings) -> list[tuple[str, str, Scenario, float]]:
     """(name for --only, the row's title, the scenario, its time limit in seconds)."""
     steady_limit = settings.measure_seconds + 2 * settings.steady_seconds + 120
     fraction = f"{settings.steady_fraction:.0%}"
+    hostile = REQUESTS // 10 if settings.fuzz_count < 100_000 else REQUESTS
     return [
         (
             "steady",
@@ -110,6 +137,19 @@ def scenarios(settings: Settings) -> list[tuple[str, str, Scenario, float]]:
         ),
         ("frames", "malformed gRPC frames (raw HTTP/2)", malformed_frames, 180),
         ("half-open", "half-open: 10,000 streams never finished", half_open, 120),
+        ("slow-readers", "slow readers: 30,000 Sign streams never read", slow_readers, 180),
+        ("trace", "GRPC_TRACE=all under load, then SIGTERM", traced, 120),
+        ("sigstop", "SIGSTOP 1 of 2 workers under load", stopped_worker, 120),
+        ("rapid-kills", "SIGKILL the youngest worker 5 times in 10 s", rapid_kills, 120),
+        (
+            "hostile-input",
+            f"hostile input through Envoy: {hostile:,} anonymous requests",
+            hostile_input,
+            180,
+        ),
+        ("zoom", "host starts while Zoom answers 20% 429, 20% 500", zoom_faults, 120),
+        ("zoom", "host starts while Zoom hangs ([zoom] timeout 1 s)", zoom_hangs, 120),
+        ("zoom", "host starts while Zoom is down", zoom_down, 120),
     ]
 
 

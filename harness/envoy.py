@@ -53,7 +53,7 @@ def render_config(
     absolute paths (Envoy may run from any directory) and an admin listener on loopback."""
     text = repeat_endpoint(template, replica_ports)
     for old, new in {
-        f":{CONFIG_GATEWAY_PORT}": f":{gateway_port}",  # the CORS origins of the page
+        f":{CONFIG_GATEWAY_PORT}": f":{gateway_port}",  # the comments' addresses
         f"port_value: {CONFIG_GATEWAY_PORT}": f"port_value: {gateway_port}",
         "proto_descriptor: gateway/sdksign.pb": f"proto_descriptor: {DESCRIPTORS}",
         "filename: web/dist/": f"filename: {WEB_DIST}/",

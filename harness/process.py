@@ -70,6 +70,15 @@ def spawn(
         )
 
 
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, dead and not yet reaped, does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 def signal_group(process: subprocess.Popen[bytes], signum: int) -> None:
     """`signum` to the process's whole group (its session leader's id is the group's)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):

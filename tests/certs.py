@@ -41,6 +41,7 @@ class Authority:
         uris: tuple[str, ...] = (),
         dns: tuple[str, ...] = (),
         ips: tuple[str, ...] = (),
+        emails: tuple[str, ...] = (),
         server: bool = False,
     ) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
@@ -48,6 +49,7 @@ class Authority:
         names: list[x509.GeneralName] = [x509.UniformResourceIdentifier(u) for u in uris]
         names += [x509.DNSName(d) for d in dns]
         names += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+        names += [x509.RFC822Name(e) for e in emails]
         builder = _builder(subject, self._name, key.public_key()).add_extension(
             x509.ExtendedKeyUsage(
                 [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]

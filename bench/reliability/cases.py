@@ -12,13 +12,13 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from google.protobuf import duration_pb2, struct_pb2
+from google.api import httpbody_pb2
+from google.protobuf import duration_pb2
 from grpc_health.v1 import health_pb2
 
 from sdksign.client._limits import MAX_TOKEN_LENGTH
 from sdksign.server.zoom.jwt import b64decode_lenient, b64url, hs256
 from sdksign.v1 import signature_service_pb2 as pb
-from sdksign.v1 import zoom_sample_pb2 as zs
 
 from .common import HEALTH, MEETING, SIGN, VERIFY, ZOOM_SAMPLE
 
@@ -131,10 +131,13 @@ def valid_messages() -> list[tuple[str, bytes]]:
     verify = pb.VerifyRequest(app="", expected_meeting_number="x")
     verify.token = "a.b.c"  # noqa: S105 (not a credential)
     health = health_pb2.HealthCheckRequest(service="sdksign.v1.SignatureService")
-    number = zs.ZoomSampleServiceSignRequest(
-        meeting_number=struct_pb2.Value(number_value=1e300), role=1, expiration_seconds=-5
+    number = httpbody_pb2.HttpBody(
+        content_type="application/json",
+        data=b'{"meetingNumber":1e300,"role":1,"expirationSeconds":-5}',
     )
-    text = zs.ZoomSampleServiceSignRequest(meeting_number=struct_pb2.Value(string_value=MEETING))
+    text = httpbody_pb2.HttpBody(
+        content_type="application/json", data=f'{{"meetingNumber":"{MEETING}"}}'.encode()
+    )
     messages += [(VERIFY, verify.SerializeToString()), (HEALTH, health.SerializeToString())]
     messages += [(ZOOM_SAMPLE, m.SerializeToString()) for m in (number, text)]
     return messages

@@ -12,6 +12,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from harness.process import alive
 from harness.server import ServerError, ServerProcess
 from sdksign.server.runtime.serve import SERVICE_NAME
 
@@ -19,7 +20,6 @@ from .common import SIGN, Row, Soak
 from .load import Load
 from .server import (
     STOP_MARGIN,
-    alive,
     drain_option,
     scenario_config,
     serving,
@@ -36,8 +36,7 @@ PARENT_GRACE = 2
 PARENT_MARGIN = 3.0
 WORKERS = 2
 WARM_UP = 1.5  # seconds of load before the signal or the kill
-# A worker that dies sooner than runtime.workers.MIN_WORKER_LIFETIME after its start stops
-# the whole server: the victim must have lived longer, or the kill tests that rule instead.
+# Load before the kill: the client has connections to both workers by then.
 WORKER_KILL_WARM_UP = 3.5
 STOP_SENDING_BEFORE_DRAIN_ENDS = 0.5
 # How soon after SIGTERM health must answer NOT_SERVING ("at once", with room for a busy machine).

@@ -6,7 +6,7 @@ import asyncio
 import secrets
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -79,13 +79,16 @@ async def start_server(
     workers: int,
     extra: Sequence[str] = (),
     listen: str = "127.0.0.1:0",
+    env: Mapping[str, str] = {},
 ) -> ServerProcess:
-    """Start `sdksign serve` in a process group of its own; return once every worker listens.
-    Started from this (the main) thread, waited for in another."""
+    """Start `sdksign serve` in a process group of its own, `env` added to its environment;
+    return once every worker listens. Started from this (the main) thread, waited for in
+    another."""
     log_path = soak.directory(name) / f"server-{len(soak.logs)}.log"
     soak.logs.append(log_path)
     args = ["--workers", str(workers), "--config", str(config), *extra]
-    server = start(config.parent, args, soak.secrets, workers=0, listen=listen, log_path=log_path)
+    environment = {**soak.secrets, **env}
+    server = start(config.parent, args, environment, workers=0, listen=listen, log_path=log_path)
     try:
         await asyncio.to_thread(server.wait_listening, workers)
     except BaseException:
@@ -110,23 +113,19 @@ async def stop(server: ServerProcess, seconds: float) -> int | None:
 
 @asynccontextmanager
 async def serving(
-    soak: Soak, name: str, config: Path, workers: int, extra: Sequence[str] = ()
+    soak: Soak,
+    name: str,
+    config: Path,
+    workers: int,
+    extra: Sequence[str] = (),
+    env: Mapping[str, str] = {},
 ) -> AsyncIterator[ServerProcess]:
     """A server for the length of the block; stopped (and its group killed) however it ends."""
-    server = await start_server(soak, name, config, workers, [*drain_option(), *extra])
+    server = await start_server(soak, name, config, workers, [*drain_option(), *extra], env=env)
     try:
         yield server
     finally:
         await stop(server, SHORT_DRAIN + GRACE + STOP_MARGIN)
-
-
-def alive(pid: int) -> bool:
-    """Whether `pid` runs (a zombie, dead and not yet reaped, does not)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def scenario_config(soak: Soak, name: str, grace: int = GRACE) -> Path:

@@ -4,6 +4,7 @@ test's ports."""
 from __future__ import annotations
 
 import http.client
+import re
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -62,6 +63,20 @@ class Gateway:
     server: ServerProcess
     tls: ssl.SSLContext | None = None  # HTTPS, trusting this context's CA
     envoy: subprocess.Popen[bytes] | None = None  # the gateway's process
+    admin: int | None = None  # Envoy's admin listener on loopback (its stats)
+
+    def stat(self, name: str) -> int:
+        """One of Envoy's counters or gauges (/stats), e.g. cluster.sdksign.upstream_rq_total."""
+        assert self.admin is not None
+        connection = http.client.HTTPConnection("127.0.0.1", self.admin, timeout=15)
+        try:
+            connection.request("GET", f"/stats?filter=^{re.escape(name)}$")
+            text = connection.getresponse().read().decode()
+        finally:
+            connection.close()
+        found = re.search(rf"^{re.escape(name)}: (\d+)$", text, re.M)
+        assert found is not None, text
+        return int(found[1])
 
     def request(
         self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
@@ -106,6 +121,7 @@ def render(
     gateway_port: int,
     server_port: int,
     files: dict[str, str] | None = None,
+    admin_port: int | None = None,
 ) -> Path:
     """An Envoy config on this test's ports: gateway/envoy.yaml with the descriptor set's and
     the page's absolute paths, or the production example on loopback with `files`."""
@@ -125,15 +141,18 @@ def render(
     for old, new in {**ports, "port_value: 50051": f"port_value: {server_port}"}.items():
         assert old in text, old
         text = text.replace(old, new)
+    if admin_port is not None:
+        text += f"admin:\n  address:\n    socket_address: {{ address: 127.0.0.1, port_value: {admin_port} }}\n"
     rendered = tmp_path / "envoy.yaml"
     rendered.write_text(text)
     return rendered
 
 
 def answers(gateway: Gateway) -> bool:
-    """Whether the server answers through Envoy (the page's JSON route, an empty request)."""
-    status, _, _ = gateway.request("POST", "/", b"{}", {"content-type": "application/json"})
-    return status in (200, 400)
+    """Whether the server answers through Envoy: the JSON route, a body it refuses (400, so
+    that no token is minted)."""
+    status, _, _ = gateway.request("POST", "/", b"[]", {"content-type": "application/json"})
+    return status == 400
 
 
 def serve_gateway(
@@ -141,9 +160,11 @@ def serve_gateway(
     env: dict[str, str],
     args: list[str] | None = None,
     production: Authority | None = None,
+    config: Path | None = None,
 ) -> Iterator[Gateway]:
-    """A server with `args`, behind gateway/envoy.yaml; or behind the production example,
-    with TLS both ways from the `production` authority (the server's TLS is in `args`)."""
+    """A server with `args`, behind gateway/envoy.yaml (or `config`, made from it); or behind
+    the production example, with TLS both ways from the `production` authority (the
+    server's TLS is in `args`)."""
     server = start_server_process(tmp_path, env, ["--workers", "1", *(args or [])])
     server_port = int(server.target.rsplit(":", 1)[1])
     gateway_port = free_port()
@@ -151,10 +172,12 @@ def serve_gateway(
     if production is not None:
         files = production_files(tmp_path, production)
         tls = ssl.create_default_context(cadata=production.pem.decode())
-    config = CONFIGS[0] if production is None else CONFIGS[1]
+    config = config or (CONFIGS[0] if production is None else CONFIGS[1])
     log_path = tmp_path / "envoy.log"
-    envoy = start_envoy(render(config, tmp_path, gateway_port, server_port, files), log_path)
-    gateway = Gateway(gateway_port, server, tls, envoy)
+    admin = free_port()
+    rendered = render(config, tmp_path, gateway_port, server_port, files, admin)
+    envoy = start_envoy(rendered, log_path)
+    gateway = Gateway(gateway_port, server, tls, envoy, admin)
     try:
         wait_ready(envoy, log_path, lambda: answers(gateway))
         yield gateway

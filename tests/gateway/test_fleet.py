@@ -52,7 +52,8 @@ def test_the_gateway_config_gets_one_endpoint_per_replica() -> None:
     assert "port_value: 50051" not in text
     assert ":8080" not in text
     assert "port_value: 18080" in text
-    assert "http://127.0.0.1:18080" in text  # the page's own origin
+    # The page's own origin, on any port, is among the development origins.
+    assert 'regex: "http://(localhost|127\\\\.0\\\\.0\\\\.1)(:[0-9]{1,5})?"' in text
     assert text.endswith("socket_address: { address: 127.0.0.1, port_value: 19901 }\n")
 
 

@@ -6,6 +6,7 @@ would count toward ejecting the replica."""
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import Counter
 from pathlib import Path
@@ -51,14 +52,15 @@ def test_a_call_refused_without_the_store_reaches_the_server_once(
     args = ["--config", str(tmp_path / "sdksign.toml")]
     for gateway in serve_gateway(tmp_path, env, args):
         for _ in range(3):
-            status, _, body = gateway.request(
+            status, headers, body = gateway.request(
                 "POST", "/", SIGN_JSON, {"content-type": "application/json"}
             )
-            answer = json.loads(body)
-            assert (status, answer["code"], answer["message"]) == (429, 8, STORE_UNAVAILABLE)
-            retry, info = answer["details"]
-            assert retry["retryDelay"] == f"{RETRY_INTERVAL:g}s"
-            assert info["reason"] == "RATE_LIMIT_STORE_UNAVAILABLE"
+            # Zoom's sample's error shape, and when to try again as HTTP says it.
+            assert (status, json.loads(body)) == (
+                429,
+                {"errors": [{"property": "$request", "reason": STORE_UNAVAILABLE}]},
+            )
+            assert headers["retry-after"] == str(math.ceil(RETRY_INTERVAL))
         sign = pb.SignRequest(
             meeting=pb.MeetingClaims(meeting_number="1", role=pb.ROLE_PARTICIPANT)
         )
@@ -73,7 +75,7 @@ def test_a_call_refused_without_the_store_reaches_the_server_once(
             gateway.request("POST", "/", sentinel, {"content-type": "application/json"})[0] == 400
         )
         deadline = time.monotonic() + 10
-        while "7 is not 0" not in gateway.server.logs():
+        while "got 7" not in gateway.server.logs():
             assert time.monotonic() < deadline, gateway.server.logs()
             time.sleep(0.05)
         calls = +Counter(

@@ -155,6 +155,9 @@ def test_example_runs_as_written(block: Block, gateway: Gateway, tmp_path: Path)
         f"{block.where} ({block.lang}) exited {done.returncode}\n"
         f"--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
     )
+    # Each block prints only what it means to: no tool complaining on the way (a grep of a
+    # log file its server has not created yet).
+    assert "No such file or directory" not in done.stderr, f"{block.where}: {done.stderr}"
 
 
 def test_the_vault_block_shows_why_bao_cannot_start(tmp_path: Path) -> None:

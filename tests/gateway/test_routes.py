@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import re
 import struct
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,7 +66,20 @@ def wait_until_minted(server: ServerProcess, count: int) -> None:
 
 def test_make_gateway_listens_on_loopback_only() -> None:
     # The development server hands host tokens to whoever reaches the gateway.
-    assert "$(VENV)/bin/envoy -c gateway/envoy.yaml" in (ROOT / "Makefile").read_text()
+    for extra, config in (
+        ([], "gateway/envoy.yaml"),
+        (["CORS_ORIGIN=https://dev.example"], ".build/envoy-gateway.yaml"),
+    ):
+        planned = subprocess.run(
+            ["make", "-n", "gateway", *extra],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+        assert f"bin/envoy -c {config} " in planned
+    # CORS_ORIGIN's configuration is this one with one origin more (tests/gateway/test_cors.py).
     text = CONFIGS[0].read_text()
     listeners = text.split("\n  listeners:\n")[1].split("\n  clusters:\n")[0]
     assert re.findall(r"\baddress: ([^,\s}]+)", listeners) == ["127.0.0.1"]
@@ -125,8 +139,12 @@ def test_the_json_endpoint_takes_only_json(gateway: Gateway) -> None:
     for headers in [{"content-type": "text/plain"}, {}, {"content-type": "application/jsonp"}]:
         status, answer_headers, body = gateway.request("POST", "/", SIGN_JSON, headers)
         assert status == 415, headers
-        assert body == b"POST / takes a JSON body: send Content-Type: application/json\n"
-        assert answer_headers["content-type"] == "text/plain; charset=utf-8"
+        assert json.loads(body) == {
+            "errors": [
+                {"property": "$body", "reason": "must be sent as Content-Type: application/json"}
+            ]
+        }
+        assert answer_headers["content-type"] == "application/json"
     for content_type in ("application/json", "application/json; charset=utf-8", "Application/JSON"):
         status, _, body = gateway.request("POST", "/", SIGN_JSON, {"content-type": content_type})
         assert status == 200 and b'"signature"' in body, content_type
@@ -164,7 +182,9 @@ def test_the_production_pair_gives_anonymous_callers_participant_tokens_only(
         host = json.dumps({"meetingNumber": "123456789", "role": 1}).encode()
         status, _, body = gateway.request("POST", "/", host, headers)
         assert status == 401
-        assert "anonymous callers may not mint host tokens" in json.loads(body)["message"]
+        [error] = json.loads(body)["errors"]
+        assert error["property"] == "role"
+        assert error["reason"].startswith("anonymous callers may not mint host tokens")
         sign_host = pb.SignRequest(meeting=pb.MeetingClaims(meeting_number="1", role=pb.ROLE_HOST))
         _, answer, _ = gateway.request(
             "POST",

@@ -8,6 +8,7 @@ import {
   ConnectError,
   ProblemCode,
   Role,
+  Severity,
   TokenKind,
   createSdkSignClient,
   statusOf,
@@ -53,6 +54,18 @@ for (const [name, transport] of Object.entries(TRANSPORTS)) {
     assert.deepEqual(result.header, { alg: "HS256", typ: "JWT" });
   });
 }
+
+test("a host start: startAs gives the host's ZAK beside the token; a participant cannot", async () => {
+  const client = createSdkSignClient({ ...TRANSPORTS.plaintext, bearerToken: env.BACKEND_TOKEN });
+  const signed = await client.sign({ ...meeting("94843468909", Role.HOST), startAs: "alice@example.com" });
+  assert.match(signed.zak, /^standin-zak-/);
+  assert.notEqual(signed.zak, signed.token);
+  const plain = await client.sign(meeting("94843468909", Role.HOST));
+  assert.equal(plain.zak, "");
+  const error = await failure(client.sign({ ...meeting("94843468909", Role.PARTICIPANT), startAs: "alice@example.com" }));
+  assert.equal(error.code, Code.InvalidArgument);
+  assert.deepEqual(statusOf(error).violations.map((v) => v.field), ["start_as"]);
+});
 
 test("Sign a Video SDK token with a ttl, and Verify names another meeting's token", async () => {
   const client = createSdkSignClient({ ...TRANSPORTS.TLS, bearerToken: env.BACKEND_TOKEN });
@@ -193,4 +206,16 @@ test("TLS on one side only: the message says which scheme to use, not OpenSSL's 
         "plaintext, use http:// (ERR_SSL_WRONG_VERSION_NUMBER)",
     ],
   );
+});
+
+test("a deprecated claim is a warning: the token stays valid, the replacement is named", async () => {
+  const client = createSdkSignClient({ ...TRANSPORTS.plaintext, bearerToken: env.BACKEND_TOKEN });
+  const result = await client.verify({ token: env.DEPRECATED_TOKEN });
+  assert.equal(result.valid, true, JSON.stringify(result.problems));
+  assert.equal(result.problems.length, 1);
+  const [problem] = result.problems;
+  assert.equal(problem.code, ProblemCode.DEPRECATED_CLAIM);
+  assert.equal(problem.severity, Severity.WARNING);
+  assert.equal(problem.claim, "audio_compatible_mode");
+  assert.match(problem.message, /audio_webrtc_mode/);
 });

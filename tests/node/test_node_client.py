@@ -8,13 +8,18 @@ import re
 import secrets
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 
+from harness.zoomapi import ZoomApi, running_zoom_api
+from sdksign.server import encode
 from tests.certs import Authority
 from tests.conftest import MEETING_KEY, ROOT, VIDEO_KEY, ServerProcess, start_server_process
+from tests.helpers import video_claims
 
 HERE = Path(__file__).parent
 CLIENT = ROOT / "client" / "node"
@@ -25,27 +30,37 @@ KIOSK_TOKEN = secrets.token_urlsafe(24)  # a caller that may mint participant to
 CERT_CALLER = '[[callers]]\nname = "scheduler"\ncert_identity = "spiffe://corp/scheduler"\n'
 
 
-def caller(name: str, token: str, roles: str) -> str:
+def caller(name: str, token: str, roles: str, start_as: str = "") -> str:
     digest = hashlib.sha256(token.encode()).hexdigest()
-    return f'[[callers]]\nname = "{name}"\ntoken_sha256 = "{digest}"\nroles = [{roles}]\n'
+    return (
+        f'[[callers]]\nname = "{name}"\ntoken_sha256 = "{digest}"\nroles = [{roles}]\n'
+        f"start_as = [{start_as}]\n"
+    )
 
 
-def config(tls: str = "", more_callers: str = "") -> str:
+def config(zoom: ZoomApi, tls: str = "", more_callers: str = "") -> str:
     apps = "".join(
         f'[[apps]]\nname = "{kind}"\nkind = "{kind}"\nsdk_key = "{key}"\nsecret_env = "{env}"\n'
         for kind, key, env in (("meeting", MEETING_KEY, "M"), ("video", VIDEO_KEY, "V"))
     )
-    callers = caller("backend", BACKEND_TOKEN, '"participant", "host"') + caller(
+    # The meeting app starts meetings through the stand-in of Zoom's API (the backend may).
+    apps = apps.replace(
+        'secret_env = "M"\n',
+        f'secret_env = "M"\n[apps.s2s]\naccount_id = "{zoom.account_id}"\n'
+        f'client_id = "{zoom.client_id}"\nclient_secret_env = "S2S"\n',
+    )
+    callers = caller("backend", BACKEND_TOKEN, '"participant", "host"', '"*@example.com"') + caller(
         "kiosk", KIOSK_TOKEN, '"participant"'
     )
-    return f"{tls}{apps}{callers}{more_callers}[anonymous]\nroles = []\nverify = false\n"
+    urls = f'[zoom]\noauth_url = "{zoom.url}"\napi_url = "{zoom.url}"\n'
+    return f"{tls}{apps}{callers}{more_callers}[anonymous]\nroles = []\nverify = false\n{urls}"
 
 
 def start(
-    folder: Path, env: dict[str, str], tls: str = "", more_callers: str = ""
+    folder: Path, env: dict[str, str], zoom: ZoomApi, tls: str = "", more_callers: str = ""
 ) -> ServerProcess:
     folder.mkdir()
-    (folder / "sdksign.toml").write_text(config(tls, more_callers))
+    (folder / "sdksign.toml").write_text(config(zoom, tls, more_callers))
     args = ["--config", str(folder / "sdksign.toml"), "--workers", "1"]
     return start_server_process(folder, env, args)
 
@@ -72,10 +87,13 @@ def node_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     (base / "ca.crt").write_bytes(authority.pem)
     tls = f'[server]\ntls_cert_file = "{base}/server.crt"\ntls_key_file = "{base}/server.key"\n'
     mtls = f'{tls}tls_client_ca_file = "{base}/ca.crt"\n'
+    stack = ExitStack()  # the stand-in of Zoom's API, stopped once the servers are
+    zoom = stack.enter_context(running_zoom_api())
+    env["S2S"] = zoom.client_secret
     servers = [
-        start(base / "plain", env),
-        start(base / "tls", env, tls),
-        start(base / "mtls", env, mtls, CERT_CALLER),
+        start(base / "plain", env, zoom),
+        start(base / "tls", env, zoom, tls),
+        start(base / "mtls", env, zoom, mtls, CERT_CALLER),
     ]
     try:
         yield {
@@ -90,15 +108,23 @@ def node_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
             "MEETING_KEY": MEETING_KEY,
             "VIDEO_KEY": VIDEO_KEY,
             "MEETING_SECRET": meeting_secret,
+            # A Video SDK token with the deprecated audio_compatible_mode claim.
+            "DEPRECATED_TOKEN": encode(
+                video_claims(VIDEO_KEY, int(time.time()), audio_compatible_mode=1),
+                env["V"].encode(),
+            ),
         }
     finally:
         for server in servers:
             server.process.terminate()
             server.process.wait(timeout=15)
+        stack.close()
+        zaks = [zak for issued in zoom.issued.values() for zak in issued]
         for server in servers:
             logs = server.logs()
             assert BACKEND_TOKEN not in logs and KIOSK_TOKEN not in logs
             assert meeting_secret not in logs
+            assert not [secret for secret in (*zaks, *zoom.access_tokens) if secret in logs]
 
 
 def node(args: list[str], env: dict[str, str], cwd: Path, stdin: str | None = None) -> str:

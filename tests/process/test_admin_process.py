@@ -22,7 +22,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from sdksign.server import fingerprint
-from sdksign.server.runtime.workers import MIN_WORKER_LIFETIME
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from tests.certs import Authority
@@ -219,10 +218,6 @@ def test_two_workers_show_one_endpoint_through_a_worker_s_death_and_a_drain(
 
     # A worker killed: its counts stay, the replacement's add to them.
     victim = events(server, "listening")[0]
-    # Past its start-up window (from before its "listening" line), a worker that dies is
-    # replaced rather than stopping the server: wait for what is left of it, if anything.
-    listened = datetime.fromisoformat(str(victim["timestamp"])).timestamp()
-    time.sleep(max(0.0, listened + MIN_WORKER_LIFETIME + 0.5 - time.time()))
     served = [line for line in events(server, "rpc") if line["worker"] == victim["worker"]]
     assert served  # it counted some of the calls above
     os.kill(int(str(victim["pid"])), signal.SIGKILL)
@@ -501,8 +496,6 @@ def test_a_replacement_worker_that_cannot_read_the_file_again_counts_a_failed_re
     config = tmp_path / "sdksign.toml"
     config.write_text(config.read_text() + "[[callers]]\nname = 'no token'\n")
     victim = events(server, "listening")[0]
-    listened = datetime.fromisoformat(str(victim["timestamp"])).timestamp()
-    time.sleep(max(0.0, listened + MIN_WORKER_LIFETIME + 0.5 - time.time()))  # then replaced
     os.kill(int(str(victim["pid"])), signal.SIGKILL)
     wait_for(lambda: events(server, "serves the last configuration the workers took"), server)
     wait_for(lambda: get(admin, "/healthz/ready")[0] == 200, server)

@@ -4,6 +4,7 @@ certificates docs/security.md makes, serving examples/production-mtls.toml."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -454,3 +455,40 @@ def test_a_missing_role_is_a_usage_error_for_both_kinds(server: ServerProcess) -
             2,
             f"sdksign sign: --role is required with {kind}: participant or host\n",
         )
+
+
+# --- the optional claims' flags ----------------------------------------------------------------
+
+
+def payload(token: str) -> dict[str, object]:
+    part = token.split(".")[1]
+    decoded: dict[str, object] = json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)))
+    return decoded
+
+
+def test_the_optional_claims_flags_write_their_claims(server: ServerProcess) -> None:
+    done = sdksign(
+        *("sign", "--target", server.target, "--session", "s", "--role", "participant"),
+        *("--audio-webrtc-mode", "1", "--user-identity", "ann", "--geo-regions", "US,DE"),
+        *("--cloud-recording-option", "0", "--telemetry-tracking-id", "t-1"),
+    )
+    assert done.returncode == 0, done.stderr
+    claims = payload(done.stdout.strip())
+    assert {k: claims.get(k) for k in ("audio_webrtc_mode", "user_identity", "geo_regions")} == {
+        "audio_webrtc_mode": 1,
+        "user_identity": "ann",
+        "geo_regions": "US,DE",
+    }
+    assert (claims["cloud_recording_option"], claims["telemetry_tracking_id"]) == (0, "t-1")
+    assert "session_key" not in claims and "video_webrtc_mode" not in claims
+    meeting = sdksign("sign", "--target", server.target, *MEETING, "--video-webrtc-mode", "1")
+    assert meeting.returncode == 0, meeting.stderr
+    assert payload(meeting.stdout.strip())["video_webrtc_mode"] == 1
+
+
+def test_a_claim_of_the_other_sdk_is_a_usage_error(server: ServerProcess) -> None:
+    done = sdksign("sign", "--target", server.target, *MEETING, "--user-identity", "ann")
+    assert done.returncode == 2
+    assert done.stderr.strip().endswith(
+        "--user-identity is for Video SDK tokens (--session), not Meeting SDK ones"
+    )

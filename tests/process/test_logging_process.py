@@ -80,6 +80,42 @@ def test_native_lines_on_fd_2_become_json_lines() -> None:
     assert python["detail"] == f"<token {fingerprint(token)}>" and python["worker"] == 3
 
 
+# Writes to fd 2 the way grpc's core does: from C, holding the GIL (PyDLL keeps it held), so
+# that the reading thread cannot turn lines into JSON meanwhile. Before the pipe was made
+# non-blocking, the second write waited for that thread for ever.
+HOLDING_THE_GIL = """
+import ctypes, sys, time
+from sdksign.server.observe import metrics
+from sdksign.server.observe.log import configure_logging
+
+configure_logging("info", native_stderr=True)
+libc = ctypes.PyDLL(None, use_errno=True)
+line = b"E1123 18:00:00.123456  1 x.cc:1] " + b"x" * 60 + b"\\n"
+burst = line * (4 * 1024 * 1024 // len(line))
+written = [libc.write(2, burst, len(burst)) for _ in range(3)]
+time.sleep(1.0)  # the reader gets the GIL, reads the full pipe
+print(written, metrics.setup().native_log_overflows._value.get(), flush=True)
+"""
+
+
+def test_a_full_native_stderr_pipe_drops_lines_instead_of_waiting() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", HOLDING_THE_GIL],
+        env={**os.environ, "PYTHONPATH": f"{ROOT / 'client'}:{ROOT / 'server'}"},
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    written, overflows = done.stdout.decode().rsplit("] ", 1)
+    sizes = [int(size) for size in written.strip("[").split(",")]
+    assert any(size < 4 * 1024 * 1024 - 100 for size in sizes)  # refused, not waited for
+    assert float(overflows) >= 1
+    events = [json.loads(line) for line in done.stderr.decode().splitlines()]
+    [dropped] = [e for e in events if e["event"] == "grpc core lines dropped: the pipe was full"]
+    assert dropped["level"] == "warning" and dropped["times_full"] >= 1
+    assert any(e["event"] == "grpc core" for e in events)
+
+
 def test_grpc_core_lines_of_a_real_server_are_json(
     tmp_path: Path, server_env: dict[str, str]
 ) -> None:

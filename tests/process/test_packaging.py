@@ -57,7 +57,7 @@ def test_wheel_holds_only_the_sdksign_package(wheel: Path) -> None:
         "sdksign/server",
         "sdksign/v1",
     }
-    rooms = {"access", "config", "observe", "runtime", "tokens", "zoom"}
+    rooms = {"access", "config", "observe", "runtime", "tokens", "zoom", "zoomapi"}
     assert {p.split("/")[2] for p in packages if p.count("/") == 2} == rooms
     base = sorted(
         r.split(">")[0].split("<")[0]

@@ -14,13 +14,14 @@ from typing import Any
 
 import pytest
 
-from sdksign.server import fingerprint
+from sdksign.server import encode, fingerprint
 from tests.conftest import (
     ADMIN,
     BIN,
     ENV,
     MEETING_KEY,
     ROOT,
+    VIDEO_KEY,
     ServerProcess,
     log_lines,
     run,
@@ -86,6 +87,33 @@ def test_grpcurl_by_reflection_and_the_cli(server_process: ServerProcess) -> Non
         target, "grpc.health.v1.Health/Check", data={"service": "sdksign.v1.SignatureService"}
     )
     assert json.loads(health.stdout) == {"status": "SERVING"}
+
+
+def test_a_deprecated_claim_is_a_warning_in_grpcurl_and_the_cli(
+    server_process: ServerProcess, video_secret: str
+) -> None:
+    # audio_compatible_mode, which Zoom replaced by audio_webrtc_mode: named, the token valid.
+    now = int(time.time())
+    claims = {"app_key": VIDEO_KEY, "tpc": "math-101", "role_type": 0, "version": 1}
+    claims |= {"iat": now, "exp": now + 7200, "audio_compatible_mode": 1}
+    token = encode(claims, video_secret.encode())
+    answer = grpcurl(server_process.target, VERIFY, data={"token": token})
+    assert answer.returncode == 0, answer.stderr
+    verified = json.loads(answer.stdout)
+    assert verified["valid"] is True
+    (problem,) = verified["problems"]
+    assert problem["code"] == "PROBLEM_CODE_DEPRECATED_CLAIM"
+    assert problem["severity"] == "SEVERITY_WARNING"
+    assert problem["claim"] == "audio_compatible_mode"
+    assert "audio_webrtc_mode" in problem["message"]
+    said = cli("verify", "--target", server_process.target, token)
+    assert said.returncode == 0, said.stdout + said.stderr
+    lines = said.stdout.splitlines()
+    assert lines[0].startswith("valid: a video token")
+    assert lines[1].startswith("  - warning: DEPRECATED_CLAIM [audio_compatible_mode]: ")
+    assert "in favour of audio_webrtc_mode" in lines[1]
+    as_json = cli("verify", "--target", server_process.target, "--json", token)
+    assert json.loads(as_json.stdout)["problems"][0]["severity"] == "WARNING"
 
 
 def test_grpcurl_shows_valid_false_and_the_tokens_header_order(

@@ -188,3 +188,34 @@ def test_an_unreadable_previous_version_is_skipped_and_an_unreadable_newest_refu
         f"app 'meeting': secret_vault {REF}: version 2 has no field 'secret': it neither signs "
         "nor verifies (delete it to let an older version verify in its place)"
     ]
+
+
+def test_an_s2s_client_secret_from_vault_is_its_newest_version_read_again(
+    tmp_path: Path, openbao: OpenBao
+) -> None:
+    app_secret, first, second = new_secrets(3)
+    openbao.write("zoom/meeting", app_secret)
+    openbao.write("zoom/s2s", first, field="client_secret")
+    path = write_config(tmp_path, openbao)
+    path.write_text(
+        path.read_text().replace(
+            "[vault]",
+            '[apps.s2s]\naccount_id = "acc"\nclient_id = "cid"\n'
+            'client_secret_vault = "secret/data/zoom/s2s#client_secret"\n[vault]',
+        )
+    )
+    config = load(path, openbao.reader_token)
+    (app,) = config.apps
+    assert app.s2s is not None and app.s2s.client_secret == first.encode()
+    assert first not in repr(app)
+    openbao.write("zoom/s2s", second, field="client_secret")  # a rotation
+    (rotated,) = vault_refreshed(config).apps
+    assert rotated.s2s is not None and rotated.s2s.client_secret == second.encode()
+    assert rotated.s2s.key != app.s2s.key  # a new access token follows
+    kv = openbao.client().secrets.kv.v2
+    kv.delete_secret_versions(path="zoom/s2s", versions=[1, 2])
+    message = refusal(path, openbao.reader_token, first, second)
+    assert message == (
+        "apps[0] ('meeting') s2s: client_secret_vault secret/data/zoom/s2s#client_secret: "
+        "every version is deleted or destroyed"
+    )

@@ -129,9 +129,9 @@ def test_the_server_header_names_no_versions(readiness: LocalReadiness) -> None:
 def test_workers_are_ready_when_all_serve_and_no_drain_began() -> None:
     states = WorkerStates(bytearray([STARTING, STARTING]))
     assert states.not_ready() == "starting: worker 0 is not serving yet"
-    WorkerReadiness(states.states, 0, "").set(SERVING)
+    WorkerReadiness(states.states, states.heartbeats, 0, "").set(SERVING)
     assert states.not_ready() == "starting: worker 1 is not serving yet"
-    WorkerReadiness(states.states, 1, "").set(SERVING)
+    WorkerReadiness(states.states, states.heartbeats, 1, "").set(SERVING)
     assert states.not_ready() is None
     states.states[1] = DRAINING  # a worker told to stop by someone else
     assert states.not_ready() == "draining: worker 1 is stopping"
@@ -329,3 +329,34 @@ def test_beyond_loopback_without_tls_is_refused(
     assert line.startswith("sdksign: refusing to serve metrics and health on 0.0.0.0:9464, ")
     line = refusal(tmp_path, capsys, "", admin_listen="[::]:9464")  # the flag, as the file
     assert line.startswith("sdksign: refusing to serve metrics and health on [::]:9464, ")
+
+
+@pytest.fixture
+def taken() -> Iterator[str]:
+    """A loopback address another listener holds (what `make run` does to the default)."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield f"127.0.0.1:{holder.getsockname()[1]}"
+
+
+def test_the_default_address_in_use_gives_way_to_a_free_port(taken: str) -> None:
+    with alone(taken, None, give_way=True) as serving:
+        assert serving.taken == taken
+        assert serving.address.startswith("127.0.0.1:") and serving.address != taken
+        serving.set(SERVING)
+        assert get(serving.address, "/healthz/ready")[0] == 200
+
+
+def test_an_address_someone_set_does_not_give_way(taken: str) -> None:
+    with pytest.raises(AdminError, match="address in use"), alone(taken, None):
+        pass
+
+
+@pytest.mark.usefixtures("secret")
+def test_only_an_admin_listen_nobody_set_may_give_way(tmp_path: Path) -> None:
+    config = tmp_path / "sdksign.toml"
+    config.write_text(APP)
+    assert not load_config(config).admin_listen_set
+    config.write_text('[server]\nadmin_listen = "127.0.0.1:9464"\n' + APP)
+    assert load_config(config).admin_listen_set

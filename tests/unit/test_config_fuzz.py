@@ -45,6 +45,8 @@ FILE_NAMES = [*FILES, "folder", "missing.secret", "/", "a\0b", "../" * 40 + "x"]
 ENV_NAMES = ["S", "UNDECODABLE", "EMPTY", "UNSET", "a\0b"]
 
 TABLES = {name: _keys(table) for name, table in _TABLES.items()}
+# The tables at the top of a file ([apps.s2s] is inside the first app).
+TOP_TABLES = {name: keys for name, keys in TABLES.items() if name != "s2s"}
 
 
 @pytest.fixture(scope="module")
@@ -168,24 +170,38 @@ def good_document() -> dict[str, object]:
             "tls_cert_file": "cert.pem",
             "tls_key_file": "key.pem",
         },
-        "apps": [{"name": "m", "kind": "meeting", "sdk_key": "k", "secret_file": "good.secret"}],
+        "apps": [
+            {
+                "name": "m",
+                "kind": "meeting",
+                "sdk_key": "k",
+                "secret_file": "good.secret",
+                "s2s": {"account_id": "a", "client_id": "c", "client_secret_env": "S"},
+            }
+        ],
         "callers": [{"name": "c", "token_sha256": "a" * 64, "apps": ["m"]}],
         "anonymous": {"roles": ["participant"]},
         # Loading never connects to the store.
         "rate_limits": {"store": "redis://127.0.0.1:1/0", "password_env": "S"},
         # No app reads from it (a sweep of secret_vault may): nothing listens on port 1.
         "vault": {"address": "http://127.0.0.1:1", "token_env": "S", "request_timeout": 1},
+        # Loading never connects to Zoom either.
+        "zoom": {"oauth_url": "http://127.0.0.1:1", "api_url": "https://api.zoom.us", "timeout": 2},
     }
 
 
 def with_value(table: str, key: str, value: object) -> dict[str, object]:
     """good_document() with `key` of `table` (its first item for an array) set to `value`."""
     document = good_document()
-    target = document[table]
+    apps = document["apps"]
+    assert isinstance(apps, list)
+    target = apps[0]["s2s"] if table == "s2s" else document[table]
     target = target[0] if isinstance(target, list) else target
     assert isinstance(target, dict)
     if key in ("secret_env", "secret_file", "secret_vault"):  # an app has exactly one
         target.pop("secret_file")
+    if key.startswith("client_secret_"):  # and so has its s2s
+        target.pop("client_secret_env")
     target[key] = value
     return document
 
@@ -236,13 +252,19 @@ def known_or_not(draw: st.DrawFn, keys: Collection[str]) -> str:
 def documents(draw: st.DrawFn) -> dict[str, object]:
     """A valid document with up to three keys set to any values, or some tables left out."""
     document = good_document()
-    for table in TABLES:
+    for table in TOP_TABLES:
         if table != "apps" and draw(st.booleans()):
             del document[table]
     for _ in range(draw(st.integers(min_value=0, max_value=3))):
         where = draw(st.sampled_from([*TABLES, "top"]))
         if where == "top":
-            document[draw(known_or_not(set(TABLES)))] = draw(values)
+            document[draw(known_or_not(set(TOP_TABLES)))] = draw(values)
+            continue
+        if where == "s2s":
+            apps = document["apps"]
+            target = apps[0].setdefault("s2s", {}) if isinstance(apps, list) and apps else {}
+            if isinstance(target, dict):
+                target[draw(known_or_not(TABLES["s2s"]))] = draw(values)
             continue
         target = document.setdefault(where, [{}] if where in ("apps", "callers") else {})
         if isinstance(target, list):

@@ -156,6 +156,7 @@ def test_every_problem_code_of_the_proto_has_a_token_showing_it(
         "INVALID_CLAIM": encode(video_claims(VIDEO_KEY, NOW, version=2), v),
         "TOKEN_WRAPPED": f'"{encode(meeting_claims(MEETING_KEY, NOW), m)}"',
         "SECRET_ENCODING": encode(video_claims(VIDEO_KEY, NOW), v.decode().encode("utf-16-le")),
+        "DEPRECATED_CLAIM": encode(video_claims(VIDEO_KEY, NOW, audio_compatible_mode=0), v),
     }
     assert set(tokens) == ALL_CODES
     for code, token in tokens.items():

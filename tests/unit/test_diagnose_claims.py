@@ -205,3 +205,37 @@ def test_meeting_number_that_is_not_digits(meeting_app: App, mn: str) -> None:
     )
     assert codes(d) == {"INVALID_CLAIM"}
     assert only(d, "INVALID_CLAIM").claim == "mn"
+
+
+# --- DEPRECATED_CLAIM: a warning ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        ({}, "write audio_webrtc_mode (the same 0 or 1) instead"),
+        ({"audio_webrtc_mode": 1}, "the token has audio_webrtc_mode too"),
+    ],
+)
+def test_a_deprecated_claim_is_a_warning_naming_its_replacement(
+    video_app: App, extra: dict[str, Any], says: str
+) -> None:
+    claims = video_claims(VIDEO_KEY, NOW, audio_compatible_mode=1, **extra)
+    d = diagnose(encode(claims, video_app.secret), [video_app], NOW)
+    assert d.valid
+    assert codes(d) == {"DEPRECATED_CLAIM"}
+    problem = only(d, "DEPRECATED_CLAIM")
+    assert problem.claim == "audio_compatible_mode"
+    assert problem.severity == "warning"
+    assert "in favour of audio_webrtc_mode" in problem.message and says in problem.message
+
+
+def test_a_deprecated_claim_beside_an_error_leaves_the_token_invalid(video_app: App) -> None:
+    claims = video_claims(VIDEO_KEY, NOW, audio_compatible_mode=1, role_type=5)
+    d = diagnose(encode(claims, video_app.secret), [video_app], NOW)
+    assert not d.valid
+    assert codes(d) == {"DEPRECATED_CLAIM", "INVALID_ROLE"}
+    assert {p.code: p.severity for p in d.problems} == {
+        "DEPRECATED_CLAIM": "warning",
+        "INVALID_ROLE": "error",
+    }

@@ -7,9 +7,11 @@ gRPC frames go over raw HTTP/2 (the h2 library), because no gRPC client sends th
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import socket
 import time
+from collections.abc import Callable
 
 import grpc
 import h2.config
@@ -22,8 +24,10 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sdksign.client import AsyncClient, Role, SdkSignError
 from sdksign.server.errors import MAX_VIOLATIONS
 from sdksign.server.runtime import rpc
-from tests.conftest import MEETING_KEY
+from sdksign.v1 import signature_service_pb2 as pb
+from tests.conftest import MEETING_KEY, log_lines
 from tests.helpers import HS256, meeting_claims, raw_token
+from tests.unit.test_metrics import counted
 
 UNARY = [
     "/sdksign.v1.SignatureService/Sign",
@@ -77,9 +81,15 @@ async def test_reflection_with_a_bad_body_is_invalid_argument(target: str) -> No
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
-def h2_call(target: str, body: bytes | None, end_stream: bool = True) -> dict[str, str]:
-    """One Sign over raw HTTP/2 with `body` as its DATA (none at all if None); the answer's
-    headers and trailers together. Fails when nothing comes back within 10 s."""
+def h2_call(
+    target: str,
+    body: bytes | None,
+    end_stream: bool = True,
+    headers: Callable[[list[tuple[str, str]]], list[tuple[str, str]]] = lambda h: h,
+) -> dict[str, str]:
+    """One Sign over raw HTTP/2 with `body` as its DATA (none at all if None), its headers
+    changed by `headers`; the answer's headers and trailers together, or {"reset": code}.
+    Fails when nothing comes back within 10 s."""
     host, port = target.rsplit(":", 1)
     connection = h2.connection.H2Connection(
         h2.config.H2Configuration(client_side=True, header_encoding="utf-8")
@@ -89,14 +99,16 @@ def h2_call(target: str, body: bytes | None, end_stream: bool = True) -> dict[st
         stream = connection.get_next_available_stream_id()
         connection.send_headers(
             stream,
-            [
-                (":method", "POST"),
-                (":scheme", "http"),
-                (":path", "/sdksign.v1.SignatureService/Sign"),
-                (":authority", target),
-                ("content-type", "application/grpc"),
-                ("te", "trailers"),
-            ],
+            headers(
+                [
+                    (":method", "POST"),
+                    (":scheme", "http"),
+                    (":path", "/sdksign.v1.SignatureService/Sign"),
+                    (":authority", target),
+                    ("content-type", "application/grpc"),
+                    ("te", "trailers"),
+                ]
+            ),
             end_stream=body is None and end_stream,
         )
         if body is not None:
@@ -186,3 +198,117 @@ async def test_health_watch_still_streams(target: str) -> None:
         first = await asyncio.wait_for(anext(aiter(watch)), 5)
         watch.cancel()
     assert first.status == health_pb2.HealthCheckResponse.SERVING
+
+
+# --- what gRPC's core answers before our code runs, and what the log and metrics say -------
+
+SIGN_MESSAGE = pb.SignRequest(
+    meeting=pb.MeetingClaims(meeting_number="123456789", role=pb.ROLE_PARTICIPANT)
+).SerializeToString()
+SIGN_FRAME = b"\x00" + len(SIGN_MESSAGE).to_bytes(4, "big") + SIGN_MESSAGE
+OVERSIZED = b"\x00" + (70_000).to_bytes(4, "big") + b"\x0a" * 10_000  # says 70,000 bytes
+
+
+def replaced(
+    name: str, value: str | None
+) -> Callable[[list[tuple[str, str]]], list[tuple[str, str]]]:
+    """Headers with `name` set to `value` (added if missing), or left out when None."""
+
+    def change(headers: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        if value is None:
+            return [(k, v) for k, v in headers if k != name]
+        if name not in dict(headers):
+            return [*headers, (name, value)]
+        return [(k, value if k == name else v) for k, v in headers]
+
+    return change
+
+
+SIGN_LABELS = {"grpc_service": "sdksign.v1.SignatureService", "grpc_method": "Sign"}
+UNKNOWN_LABELS = {"grpc_service": "unknown", "grpc_method": "unknown"}
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "client_got", "logged", "labels"),
+    [
+        # What the client gets is the core's; the log and the metrics say CANCELLED and why
+        # (docs/operations.md): never the INVALID_ARGUMENT the server did not send.
+        (b"\x01" + SIGN_FRAME[1:], replaced("x", "y"), "13", ("CANCELLED", True), SIGN_LABELS),
+        (OVERSIZED, replaced("x", "y"), "8", ("CANCELLED", True), SIGN_LABELS),
+        # An unknown method: UNIMPLEMENTED, logged and counted as such.
+        (
+            SIGN_FRAME,
+            replaced(":path", "/sdksign.v1.SignatureService/Nope"),
+            "12",
+            ("UNIMPLEMENTED", False),
+            UNKNOWN_LABELS,
+        ),
+        (SIGN_FRAME, replaced(":path", "/x.Y/Z"), "12", ("UNIMPLEMENTED", False), UNKNOWN_LABELS),
+    ],
+    ids=["compressed-flag", "over-64-kib", "unknown-method", "unknown-service"],
+)
+async def test_what_the_core_answers_is_logged_and_counted_as_it_is(
+    log_stream: io.BytesIO,
+    target: str,
+    body: bytes,
+    headers: Callable[[list[tuple[str, str]]], list[tuple[str, str]]],
+    client_got: str,
+    logged: tuple[str, bool],
+    labels: dict[str, str],
+) -> None:
+    code, explained = logged
+    handled = counted("grpc_server_handled_total", grpc_code=code, grpc_type="unary", **labels)
+    answer = await asyncio.to_thread(h2_call, target, body, True, headers)
+    assert answer.get("grpc-status") == client_got, answer
+    deadline = time.monotonic() + 5
+    while not (
+        lines := [
+            line for line in log_lines(log_stream.getvalue().decode()) if line.get("event") == "rpc"
+        ]
+    ):
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.02)
+    (line,) = lines
+    assert line["code"] == code
+    assert ("answered the call before its request was read" in line.get("reason", "")) == explained
+    assert handled() == 1
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [replaced(":method", "GET"), replaced("te", None)],
+    ids=["bad-method", "no-te"],
+)
+async def test_what_never_reaches_our_code_is_reset_and_not_logged(
+    log_stream: io.BytesIO,
+    target: str,
+    headers: Callable[[list[tuple[str, str]]], list[tuple[str, str]]],
+) -> None:
+    # The core resets these streams (PROTOCOL_ERROR) before any handler: docs/operations.md
+    # says so, and Envoy never sends them (it writes :method and te itself).
+    assert await asyncio.to_thread(h2_call, target, SIGN_FRAME, True, headers) == {"reset": "2"}
+    await asyncio.to_thread(h2_call, target, SIGN_FRAME)  # a good call after it, logged
+    lines = [
+        line for line in log_lines(log_stream.getvalue().decode()) if line.get("event") == "rpc"
+    ]
+    assert [line["code"] for line in lines] == ["OK"]
+
+
+async def test_a_stream_the_core_ended_is_counted_cancelled(target: str) -> None:
+    labels = {"grpc_service": "grpc.health.v1.Health", "grpc_method": "Watch"}
+    cancelled = counted(
+        "grpc_server_handled_total", grpc_code="CANCELLED", grpc_type="server_stream", **labels
+    )
+    unknown = counted(
+        "grpc_server_handled_total", grpc_code="UNKNOWN", grpc_type="server_stream", **labels
+    )
+    message = health_pb2.HealthCheckRequest(service="").SerializeToString()
+    body = b"\x01" + len(message).to_bytes(4, "big") + message  # flagged compressed
+    path = replaced(":path", "/grpc.health.v1.Health/Watch")
+    answer = await asyncio.to_thread(h2_call, target, body, True, path)
+    assert answer.get("grpc-status") == "13"
+    deadline = time.monotonic() + 5
+    while cancelled() < 1:
+        assert time.monotonic() < deadline and unknown() == 0
+        await asyncio.sleep(0.02)
+    assert (cancelled(), unknown()) == (1, 0)

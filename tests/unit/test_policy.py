@@ -16,7 +16,7 @@ from sdksign.server.access.policy import (
     Rule,
     authorize,
     authorize_verify,
-    certificate_identity,
+    certificate_names,
 )
 from sdksign.server.errors import PermissionDenied, Unauthenticated
 
@@ -77,22 +77,57 @@ def test_a_malformed_authorization_says_how_to_write_it(header: str) -> None:
         POLICY.identify([("authorization", header)], no_peer)
 
 
-def test_a_certificate_names_its_caller_by_uri_san_then_cn() -> None:
-    uri = POLICY.identify([], peer(x509_uri=[b"spiffe://corp/classroom"]))
+def test_a_certificate_names_its_caller_by_uri_san_dns_san_or_cn() -> None:
+    uri = POLICY.identify([], peer(peer_uri=[b"spiffe://corp/classroom"]))
     assert uri is CLASSROOM
-    san = POLICY.identify([], peer(x509_subject_alternative_name=[b"spiffe://corp/classroom"]))
-    assert san is CLASSROOM
+    assert POLICY.identify([], peer(peer_dns=[b"rooms.corp"])) is ROOMS
     assert POLICY.identify([], peer(x509_common_name=[b"rooms.corp"])) is ROOMS
 
 
-def test_certificate_identity_prefers_a_uri_san() -> None:
+@pytest.mark.parametrize(
+    "properties",
+    [
+        # A URI identity spelled in every other kind of name.
+        {"x509_common_name": [b"spiffe://corp/classroom"]},
+        {"peer_dns": [b"spiffe://corp/classroom"], "x509_common_name": [b"x"]},
+        {"peer_email": [b"spiffe://corp/classroom"], "x509_common_name": [b"x"]},
+        {"x509_subject_alternative_name": [b"spiffe://corp/classroom"], "x509_subject": [b"CN=x"]},
+        # A DNS identity spelled as a URI SAN, or as the CN of a certificate with SANs.
+        {"peer_uri": [b"rooms.corp"], "x509_common_name": [b"x"]},
+        {"peer_uri": [b"spiffe://corp/other"], "x509_common_name": [b"rooms.corp"]},
+        {"peer_dns": [b"other.corp"], "x509_common_name": [b"rooms.corp"]},
+    ],
+    ids=[
+        "uri-as-cn",
+        "uri-as-dns",
+        "uri-as-email",
+        "uri-in-any-san",
+        "dns-as-uri",
+        "cn-with-uri",
+        "cn-with-dns",
+    ],
+)
+def test_a_name_of_one_kind_never_matches_an_identity_of_another(
+    properties: dict[str, list[bytes]],
+) -> None:
+    with pytest.raises(Unauthenticated, match=UNKNOWN_CREDENTIALS):
+        POLICY.identify([], peer(**properties))
+
+
+def test_certificate_names_reads_each_kind_apart() -> None:
     properties = {
         "x509_subject_alternative_name": [b"host.corp", b"spiffe://corp/a"],
+        "peer_uri": [b"spiffe://corp/a"],
+        "peer_dns": [b"host.corp"],
         "x509_common_name": [b"cn-name"],
     }
-    assert certificate_identity(properties) == "spiffe://corp/a"
-    assert certificate_identity({"x509_common_name": [b"cn-name"]}) == "cn-name"
-    assert certificate_identity({}) is None
+    names = certificate_names(properties)
+    assert names is not None
+    assert tuple(names) == (("spiffe://corp/a",), ("host.corp",), "cn-name")
+    assert names.name("spiffe://corp/a") and names.name("host.corp")
+    assert not names.name("cn-name")  # a certificate with SANs is named by them
+    assert certificate_names({"x509_common_name": [b"cn-name"]}).name("cn-name")  # type: ignore[union-attr]
+    assert certificate_names({}) is None
 
 
 def test_an_unknown_certificate_is_unauthenticated_like_an_unknown_token() -> None:

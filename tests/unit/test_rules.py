@@ -13,6 +13,7 @@ import jwt
 import pytest
 from google.protobuf.descriptor import FieldDescriptor
 
+from sdksign.client._claims import claim_flags
 from sdksign.server import Config, InvalidArgument, diagnose, mint
 from sdksign.server.access.policy import Caller, Rule
 from sdksign.server.tokens.diagnose.problems import (
@@ -177,3 +178,13 @@ def test_optional_claim_broken_in_a_request_is_refused(
         mint(request_with(sdk, claim, value), config, NOW, ANYONE)
     fields = [v.field for v in caught.value.violations]
     assert fields == [f"{sdk}.{claim.name}" + ("[1]" if claim.form is Form.REGIONS else "")]
+
+
+def test_each_optional_claim_of_the_rules_has_its_cli_flag_and_no_other() -> None:
+    # The CLI makes its flags from the proto's fields; the rules name the same claims.
+    flags = {claim.claim: set(claim.sdks) for claim in claim_flags()}
+    rules: dict[str, set[str]] = {}
+    for sdk, optional in (("meeting", MEETING_OPTIONAL), ("video", VIDEO_OPTIONAL)):
+        for claim in optional:
+            rules.setdefault(claim.name, set()).add(sdk)
+    assert flags == rules

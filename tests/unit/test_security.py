@@ -302,6 +302,30 @@ async def test_mtls_names_callers_by_uri_san_or_cn(mtls: Deployment) -> None:
         assert (await client.sign_video("room-1", Role.HOST)).app == "video"
 
 
+async def test_mtls_names_match_only_their_own_kind(mtls: Deployment) -> None:
+    """Trusted certificates that spell a caller's identity in another kind of name: the
+    adversarial run minted host tokens with a CN or DNS SAN of "spiffe://corp/scheduler"."""
+    scheduler, rooms = "spiffe://corp/scheduler", "video-rooms.internal.corp"
+    issue = mtls.authority.issue
+    impostors = {
+        "uri as cn": issue(scheduler),
+        "uri as dns san": issue("x", dns=(scheduler,)),
+        "uri as email san": issue("x", emails=(scheduler,)),
+        "dns name as uri san": issue("x", uris=(rooms,)),
+        "cn beside a uri san": issue(rooms, uris=("spiffe://corp/nobody",)),
+        "cn beside a dns san": issue(rooms, dns=("nobody.corp",)),
+    }
+    for kind, cert in impostors.items():
+        code, message, _ = await refused(mtls, sign_meeting(), cert=cert)
+        assert (kind, code, message) == (
+            kind,
+            grpc.StatusCode.UNAUTHENTICATED,
+            "the credentials are not valid for this service",
+        )
+    async with mtls.client(cert=issue("x", dns=(rooms,))) as client:  # its own kind: a DNS SAN
+        assert (await client.sign_video("room-1", Role.HOST)).app == "video"
+
+
 async def test_mtls_rules_apply_to_the_certificate_s_caller(mtls: Deployment) -> None:
     classroom = mtls.authority.issue("classroom", uris=("spiffe://corp/classroom",))
     code, _, info = await refused(mtls, sign_meeting(), cert=classroom)

@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
+from bench.reliability.logscan import whole_tokens
 from sdksign.server import Config, ConfigError, load_config
 from sdksign.server.access.policy import Caller, Policy, Rule
 from sdksign.server.observe import tracing as _tracing
@@ -300,6 +301,19 @@ async def test_no_token_secret_bearer_meeting_or_session_on_any_span(
             *(f"sdksign.{field}" for field in ("app", "kind", "role", "caller")),
             *(f"sdksign.{field}" for field in ("rule", "valid", "problems")),
         }
+
+
+async def test_glued_tokens_on_a_span_leave_nothing_to_rebuild(
+    exporter: InMemorySpanExporter, stub: pb_grpc.SignatureServiceStub
+) -> None:
+    first = (await stub.Sign(sign_request())).token
+    second = (await stub.Sign(sign_request(meeting="123456789"))).token
+    for glued in (first + second, first + "A" + second, first[:40] + second + first[40:]):
+        await refused(stub.Sign(sign_request(app=glued)))  # no such app: refused, on a span
+    text = everything_said(spans(exporter, count=5))
+    assert "<token " in text and list(whole_tokens(text)) == []
+    for token in (first, second):
+        assert token.split(".", 1)[1] not in text and token.split(".")[2][:12] not in text
 
 
 async def test_meeting_numbers_only_when_the_config_allows_them(

@@ -11,6 +11,7 @@ import {
   ProblemCode,
   Role,
   MeetingClaimsSchema,
+  Severity,
   SignRequestSchema,
   SignatureCheck,
   SignatureService,
@@ -42,6 +43,7 @@ const FIELD_INPUTS: Record<string, string> = {
   "meeting.meeting_number": "meeting-number",
   "meeting.role": "role",
   "meeting.video_webrtc_mode": "meeting-video-webrtc",
+  start_as: "start-as",
   "video.session_name": "session-name",
   "video.role": "role",
   "video.user_identity": "user-identity",
@@ -299,6 +301,8 @@ function signRequest(): SignInit {
   };
   const ttl = value("ttl");
   if (ttl !== "") request.ttl = lifetime(Number(ttl));
+  // A host start: the server asks Zoom for this user's ZAK (a meeting host token only).
+  if (!video) request.startAs = value("start-as");
   return request;
 }
 
@@ -335,6 +339,8 @@ function showSigned(signed: SignResponse): void {
   show("signed-app", signed.app);
   show("issued-at", timestamp(signed.issuedAt));
   show("expires-at", timestamp(signed.expiresAt));
+  show("zak", signed.zak);
+  element("zak-block").hidden = signed.zak === "";
   show("header", pretty(decodeSegment(signed.token, 0)));
   show("claims", pretty(decodeSegment(signed.token, 1)));
   element<HTMLTextAreaElement>("pasted").value = signed.token;
@@ -360,7 +366,11 @@ async function sign(): Promise<void> {
 
 function problemRow(problem: Problem): HTMLTableRowElement {
   const row = document.createElement("tr");
-  const cells = [ProblemCode[problem.code] ?? String(problem.code), problem.claim || "—", problem.message];
+  const code = ProblemCode[problem.code] ?? String(problem.code);
+  // A warning (a deprecated claim) leaves the token valid; the row says so.
+  const warning = problem.severity === Severity.WARNING;
+  const cells = [warning ? `${code} (warning)` : code, problem.claim || "—", problem.message];
+  if (warning) row.className = "warning";
   for (const [index, text] of cells.entries()) {
     const cell = document.createElement("td");
     if (index < 2 && text !== "—") cell.className = "code";
@@ -373,10 +383,13 @@ function problemRow(problem: Problem): HTMLTableRowElement {
 function showVerdict(result: VerifyResponse): void {
   const verdict = element("verdict");
   const count = result.problems.length;
+  const warnings = result.problems.filter((p) => p.severity === Severity.WARNING).length;
+  const errors = count - warnings;
   const valid = result.valid === true;
+  const noted = warnings ? ` ${warnings} warning${warnings === 1 ? "" : "s"} below.` : "";
   verdict.textContent = valid
-    ? `Valid: Zoom should accept it (app ${result.app}).`
-    : `Invalid: ${count} problem${count === 1 ? "" : "s"}.`;
+    ? `Valid: Zoom should accept it (app ${result.app}).${noted}`
+    : `Invalid: ${errors} problem${errors === 1 ? "" : "s"}.${noted}`;
   verdict.className = `verdict ${valid ? "valid" : "invalid"}`;
   const table = element<HTMLTableElement>("problems");
   table.tBodies[0].replaceChildren(...result.problems.map(problemRow));

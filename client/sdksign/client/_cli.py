@@ -17,12 +17,12 @@ from pathlib import Path
 
 import grpc
 
-from . import _flags
+from . import _claims, _flags
 from ._addresses import each_address
 from ._client import BEARER, DEFAULT_TARGET, DEFAULT_TIMEOUT, Client
 from ._errors import SdkSignError
 from ._exits import EXIT_STATUSES, Exit, exit_status, hint, in_flags, tries_each_address
-from ._types import Role
+from ._types import Role, meeting_request, video_request
 
 DESCRIPTION = "Mint role-scoped Zoom SDK tokens (JWTs) and explain every problem in any such token."
 EXAMPLES = f"""examples:
@@ -31,6 +31,7 @@ EXAMPLES = f"""examples:
   sdksign sign --meeting-number 94843468909 --role host --ttl 7200   # a web Meeting SDK token
   sdksign sign                                    # a native (desktop/mobile) Meeting SDK token
   sdksign sign --session math-101 --role participant --ttl 1h        # a Video SDK token
+  sdksign sign --session s --role participant --audio-webrtc-mode 1 --geo-regions US,DE
   sdksign verify "$TOKEN" --expect-meeting 94843468909
   sdksign verify - < token.txt
 
@@ -172,7 +173,15 @@ def _sign_options(sign: argparse.ArgumentParser) -> None:
         type=_flags.ttl,
         help="lifetime: seconds or a duration, e.g. 7200, 30m, 2h, 1h30m (30m to 48h; default 2h)",
     )
+    sign.add_argument(
+        "--start-as",
+        default="",
+        metavar="USER",
+        help="with --role host: the Zoom user (email or user ID) to start the meeting as; "
+        "the host's ZAK is printed on a second line (with --json: as zak)",
+    )
     sign.add_argument("--json", action="store_true", help="print token, sdk key and times as JSON")
+    _claims.add_claim_options(sign)
     _connection_options(sign)
 
 
@@ -307,25 +316,31 @@ def _sign_command(args: argparse.Namespace) -> int:
     ):
         if given is not None and role is None:
             raise UsageError(f"--role is required with {flag} ({kind}): participant or host")
-    with _client(args) as client:
-        if args.session is not None and role is not None:
-            signed = client.sign_video(args.session, role, app=args.app, ttl=args.ttl)
-        else:
-            signed = client.sign_meeting(args.meeting_number, role, app=args.app, ttl=args.ttl)
-    if args.json:
-        print(
-            json.dumps(
-                {
-                    "token": signed.token,
-                    "sdk_key": signed.sdk_key,
-                    "app": signed.app,
-                    "issued_at": signed.issued_at.isoformat(),
-                    "expires_at": signed.expires_at.isoformat(),
-                }
-            )
+    if args.session is not None and role is not None:
+        request = video_request(args.session, role, app=args.app, ttl=args.ttl)
+    else:
+        request = meeting_request(
+            args.meeting_number, role, app=args.app, ttl=args.ttl, start_as=args.start_as
         )
+    try:
+        _claims.set_claims(request, args)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    with _client(args) as client:
+        signed = client.sign(request)
+    if args.json:
+        answer = {
+            "token": signed.token,
+            "sdk_key": signed.sdk_key,
+            "app": signed.app,
+            "issued_at": signed.issued_at.isoformat(),
+            "expires_at": signed.expires_at.isoformat(),
+        }
+        print(json.dumps(answer | ({"zak": signed.zak} if signed.zak else {})))
     else:
         print(signed.token)
+        if signed.zak:
+            print(signed.zak)
     return Exit.OK
 
 

@@ -130,11 +130,19 @@ class AsyncClient:
         app: str = "",
         ttl: timedelta | int | None = None,
         video_webrtc_mode: bool | None = None,
+        start_as: str = "",
     ) -> SignedToken:
-        """A Meeting SDK token: with meeting number and role for the web SDK, neither for native SDKs."""
+        """A Meeting SDK token: with meeting number and role for the web SDK, neither for native
+        SDKs. `start_as` (a Zoom user's email or ID, with Role.HOST) asks for that user's ZAK
+        too, in the answer's `zak`: the web SDK needs it to start the meeting."""
         return await self.sign(
             meeting_request(
-                meeting_number, role, app=app, ttl=ttl, video_webrtc_mode=video_webrtc_mode
+                meeting_number,
+                role,
+                app=app,
+                ttl=ttl,
+                video_webrtc_mode=video_webrtc_mode,
+                start_as=start_as,
             )
         )
 
@@ -248,11 +256,19 @@ class Client:
         app: str = "",
         ttl: timedelta | int | None = None,
         video_webrtc_mode: bool | None = None,
+        start_as: str = "",
     ) -> SignedToken:
-        """A Meeting SDK token: with meeting number and role for the web SDK, neither for native SDKs."""
+        """A Meeting SDK token: with meeting number and role for the web SDK, neither for native
+        SDKs. `start_as` (a Zoom user's email or ID, with Role.HOST) asks for that user's ZAK
+        too, in the answer's `zak`: the web SDK needs it to start the meeting."""
         return self.sign(
             meeting_request(
-                meeting_number, role, app=app, ttl=ttl, video_webrtc_mode=video_webrtc_mode
+                meeting_number,
+                role,
+                app=app,
+                ttl=ttl,
+                video_webrtc_mode=video_webrtc_mode,
+                start_as=start_as,
             )
         )
 

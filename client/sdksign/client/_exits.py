@@ -32,7 +32,7 @@ EXIT_STATUSES = """exit status:
   3  refused by the server: an invalid request, unauthenticated, permission denied,
      rate limited
   4  unreachable: no server answered (none running, a wrong --target, TLS on one side
-     only, no answer in time)"""
+     only, no answer in time), or, for --start-as, Zoom's API did not answer the server"""
 
 _UNREACHABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 
@@ -48,6 +48,7 @@ _SAID = {
     "video.session_name": "--session",
     "video.role": "--role",
     "expected_meeting_number": "--expect-meeting",
+    "start_as": "--start-as",
     "ROLE_PARTICIPANT": "participant",
     "ROLE_HOST": "host",
 }
@@ -78,8 +79,8 @@ def hint(
             f"no answer from {target} within {timeout:g} s: the server may be overloaded or "
             "stuck, or something on the way drops the traffic; --timeout waits longer"
         )
-    if error.code != grpc.StatusCode.UNAVAILABLE:
-        return None
+    if error.code != grpc.StatusCode.UNAVAILABLE or error.message.startswith(ZOOM_SAID):
+        return None  # the server answered: Zoom's API, behind it, did not (a host start)
     said = [error.message, *each_address]
     for advice in (_resolving, _tls_problem):
         found = advice(said, target, tls)
@@ -90,6 +91,8 @@ def hint(
     return f"no answer from {target}: is the server running there, and is --target right?"
 
 
+# How the server begins an UNAVAILABLE of Zoom's API (a host start's ZAK).
+ZOOM_SAID = "Zoom's API"
 # gRPC's words for a port nobody listens on.
 _REFUSED = "Connection refused"
 

@@ -34,15 +34,21 @@ class SignedToken:
     issued_at: datetime
     expires_at: datetime
     app: str
+    # The ZAK of the user a host start named (start_as), for the web SDK's join call as
+    # `zak`; "" when none was asked for.
+    zak: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One problem Verify found: its code (e.g. "EXPIRED"), how to fix it, the claim concerned."""
+    """One problem Verify found: its code (e.g. "EXPIRED"), how to fix it, the claim concerned,
+    and its severity: "ERROR" (the token is invalid) or "WARNING" (valid, but worth changing,
+    e.g. a deprecated claim)."""
 
     code: str
     message: str
     claim: str
+    severity: str = "ERROR"
 
 
 @dataclass(frozen=True)
@@ -76,11 +82,12 @@ class Verification:
         if self.valid:
             lines = [f"valid: a {kind} token for app {self.app!r}"]
         else:
-            count = len(self.problems)
+            count = sum(p.severity != "WARNING" for p in self.problems)
             lines = [f"INVALID: {count} problem{'s' if count != 1 else ''} ({kind} token)"]
-            for p in self.problems:
-                where = f" [{p.claim}]" if p.claim else ""
-                lines.append(f"  - {p.code}{where}: {p.message}")
+        for p in self.problems:
+            where = f" [{p.claim}]" if p.claim else ""
+            warning = "warning: " if p.severity == "WARNING" else ""
+            lines.append(f"  - {warning}{p.code}{where}: {p.message}")
         said = self._signature_line()
         if said:
             lines.append(said)
@@ -123,6 +130,7 @@ def meeting_request(
     app: str = "",
     ttl: timedelta | int | None = None,
     video_webrtc_mode: bool | None = None,
+    start_as: str = "",
 ) -> pb.SignRequest:
     """The SignRequest for a Meeting SDK token (what both clients' sign_meeting send)."""
     claims = pb.MeetingClaims(
@@ -130,7 +138,7 @@ def meeting_request(
         role=role.value if role else pb.ROLE_UNSPECIFIED,
         video_webrtc_mode=video_webrtc_mode,
     )
-    return pb.SignRequest(app=app, meeting=claims, ttl=duration(ttl))
+    return pb.SignRequest(app=app, meeting=claims, ttl=duration(ttl), start_as=start_as)
 
 
 def video_request(
@@ -201,6 +209,7 @@ def signed_token(response: pb.SignResponse) -> SignedToken:
         issued_at=datetime.fromtimestamp(response.issued_at.seconds, UTC),
         expires_at=datetime.fromtimestamp(response.expires_at.seconds, UTC),
         app=response.app,
+        zak=response.zak,
     )
 
 
@@ -233,6 +242,8 @@ def verification(response: pb.VerifyResponse) -> Verification:
                 code=pb.ProblemCode.Name(p.code).removeprefix("PROBLEM_CODE_"),
                 message=p.message,
                 claim=p.claim,
+                # A server from before severities sends none: its problems are errors.
+                severity="WARNING" if p.severity == pb.SEVERITY_WARNING else "ERROR",
             )
             for p in response.problems
         ],

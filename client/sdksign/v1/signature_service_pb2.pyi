@@ -34,6 +34,12 @@ class TokenKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TOKEN_KIND_VIDEO: _ClassVar[TokenKind]
     TOKEN_KIND_LEGACY_SIGNATURE: _ClassVar[TokenKind]
 
+class Severity(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SEVERITY_UNSPECIFIED: _ClassVar[Severity]
+    SEVERITY_ERROR: _ClassVar[Severity]
+    SEVERITY_WARNING: _ClassVar[Severity]
+
 class ProblemCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PROBLEM_CODE_UNSPECIFIED: _ClassVar[ProblemCode]
@@ -56,6 +62,7 @@ class ProblemCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PROBLEM_CODE_INVALID_CLAIM: _ClassVar[ProblemCode]
     PROBLEM_CODE_TOKEN_WRAPPED: _ClassVar[ProblemCode]
     PROBLEM_CODE_SECRET_ENCODING: _ClassVar[ProblemCode]
+    PROBLEM_CODE_DEPRECATED_CLAIM: _ClassVar[ProblemCode]
 ROLE_UNSPECIFIED: Role
 ROLE_PARTICIPANT: Role
 ROLE_HOST: Role
@@ -69,6 +76,9 @@ TOKEN_KIND_MEETING_WEB: TokenKind
 TOKEN_KIND_MEETING_NATIVE: TokenKind
 TOKEN_KIND_VIDEO: TokenKind
 TOKEN_KIND_LEGACY_SIGNATURE: TokenKind
+SEVERITY_UNSPECIFIED: Severity
+SEVERITY_ERROR: Severity
+SEVERITY_WARNING: Severity
 PROBLEM_CODE_UNSPECIFIED: ProblemCode
 PROBLEM_CODE_NOT_A_JWT: ProblemCode
 PROBLEM_CODE_LEGACY_SIGNATURE: ProblemCode
@@ -89,18 +99,21 @@ PROBLEM_CODE_MEETING_MISMATCH: ProblemCode
 PROBLEM_CODE_INVALID_CLAIM: ProblemCode
 PROBLEM_CODE_TOKEN_WRAPPED: ProblemCode
 PROBLEM_CODE_SECRET_ENCODING: ProblemCode
+PROBLEM_CODE_DEPRECATED_CLAIM: ProblemCode
 
 class SignRequest(_message.Message):
-    __slots__ = ("app", "meeting", "video", "ttl")
+    __slots__ = ("app", "meeting", "video", "ttl", "start_as")
     APP_FIELD_NUMBER: _ClassVar[int]
     MEETING_FIELD_NUMBER: _ClassVar[int]
     VIDEO_FIELD_NUMBER: _ClassVar[int]
     TTL_FIELD_NUMBER: _ClassVar[int]
+    START_AS_FIELD_NUMBER: _ClassVar[int]
     app: str
     meeting: MeetingClaims
     video: VideoClaims
     ttl: _duration_pb2.Duration
-    def __init__(self, app: _Optional[str] = ..., meeting: _Optional[_Union[MeetingClaims, _Mapping]] = ..., video: _Optional[_Union[VideoClaims, _Mapping]] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ...) -> None: ...
+    start_as: str
+    def __init__(self, app: _Optional[str] = ..., meeting: _Optional[_Union[MeetingClaims, _Mapping]] = ..., video: _Optional[_Union[VideoClaims, _Mapping]] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., start_as: _Optional[str] = ...) -> None: ...
 
 class MeetingClaims(_message.Message):
     __slots__ = ("meeting_number", "role", "video_webrtc_mode")
@@ -137,18 +150,20 @@ class VideoClaims(_message.Message):
     def __init__(self, session_name: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., user_identity: _Optional[str] = ..., session_key: _Optional[str] = ..., geo_regions: _Optional[_Iterable[str]] = ..., cloud_recording_option: _Optional[bool] = ..., cloud_recording_election: _Optional[bool] = ..., video_webrtc_mode: _Optional[bool] = ..., audio_webrtc_mode: _Optional[bool] = ..., telemetry_tracking_id: _Optional[str] = ...) -> None: ...
 
 class SignResponse(_message.Message):
-    __slots__ = ("token", "sdk_key", "issued_at", "expires_at", "app")
+    __slots__ = ("token", "sdk_key", "issued_at", "expires_at", "app", "zak")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     SDK_KEY_FIELD_NUMBER: _ClassVar[int]
     ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     APP_FIELD_NUMBER: _ClassVar[int]
+    ZAK_FIELD_NUMBER: _ClassVar[int]
     token: str
     sdk_key: str
     issued_at: _timestamp_pb2.Timestamp
     expires_at: _timestamp_pb2.Timestamp
     app: str
-    def __init__(self, token: _Optional[str] = ..., sdk_key: _Optional[str] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., app: _Optional[str] = ...) -> None: ...
+    zak: str
+    def __init__(self, token: _Optional[str] = ..., sdk_key: _Optional[str] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., app: _Optional[str] = ..., zak: _Optional[str] = ...) -> None: ...
 
 class VerifyRequest(_message.Message):
     __slots__ = ("token", "app", "expected_meeting_number")
@@ -187,11 +202,13 @@ class VerifyResponse(_message.Message):
     def __init__(self, valid: _Optional[bool] = ..., problems: _Optional[_Iterable[_Union[Problem, _Mapping]]] = ..., claims: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., app: _Optional[str] = ..., kind: _Optional[_Union[TokenKind, str]] = ..., header: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., secret_fingerprint: _Optional[str] = ..., signature: _Optional[_Union[SignatureCheck, str]] = ..., tried_secret_fingerprints: _Optional[_Iterable[str]] = ..., header_json: _Optional[str] = ..., claims_json: _Optional[str] = ...) -> None: ...
 
 class Problem(_message.Message):
-    __slots__ = ("code", "message", "claim")
+    __slots__ = ("code", "message", "claim", "severity")
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     CLAIM_FIELD_NUMBER: _ClassVar[int]
+    SEVERITY_FIELD_NUMBER: _ClassVar[int]
     code: ProblemCode
     message: str
     claim: str
-    def __init__(self, code: _Optional[_Union[ProblemCode, str]] = ..., message: _Optional[str] = ..., claim: _Optional[str] = ...) -> None: ...
+    severity: Severity
+    def __init__(self, code: _Optional[_Union[ProblemCode, str]] = ..., message: _Optional[str] = ..., claim: _Optional[str] = ..., severity: _Optional[_Union[Severity, str]] = ...) -> None: ...

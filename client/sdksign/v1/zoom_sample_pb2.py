@@ -23,10 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
-from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csdksign/v1/zoom_sample.proto\x12\nsdksign.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\"\xbd\x01\n\x1cZoomSampleServiceSignRequest\x12.\n\x0emeeting_number\x18\x01 \x01(\x0b\x32\x16.google.protobuf.Value\x12\x0c\n\x04role\x18\x02 \x01(\x05\x12\x1a\n\x12\x65xpiration_seconds\x18\x03 \x01(\x05\x12\x1f\n\x12video_web_rtc_mode\x18\x04 \x01(\x05H\x00\x88\x01\x01\x12\x0b\n\x03\x61pp\x18\x05 \x01(\tB\x15\n\x13_video_web_rtc_mode\"C\n\x1dZoomSampleServiceSignResponse\x12\x11\n\tsignature\x18\x01 \x01(\t\x12\x0f\n\x07sdk_key\x18\x02 \x01(\t2~\n\x11ZoomSampleService\x12i\n\x04Sign\x12(.sdksign.v1.ZoomSampleServiceSignRequest\x1a).sdksign.v1.ZoomSampleServiceSignResponse\"\x0c\x82\xd3\xe4\x93\x02\x06\"\x01/:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1csdksign/v1/zoom_sample.proto\x12\nsdksign.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto2U\n\x11ZoomSampleService\x12@\n\x04Sign\x12\x14.google.api.HttpBody\x1a\x14.google.api.HttpBody\"\x0c\x82\xd3\xe4\x93\x02\x06\"\x01/:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,10 +35,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ZOOMSAMPLESERVICE'].methods_by_name['Sign']._loaded_options = None
   _globals['_ZOOMSAMPLESERVICE'].methods_by_name['Sign']._serialized_options = b'\202\323\344\223\002\006\"\001/:\001*'
-  _globals['_ZOOMSAMPLESERVICESIGNREQUEST']._serialized_start=105
-  _globals['_ZOOMSAMPLESERVICESIGNREQUEST']._serialized_end=294
-  _globals['_ZOOMSAMPLESERVICESIGNRESPONSE']._serialized_start=296
-  _globals['_ZOOMSAMPLESERVICESIGNRESPONSE']._serialized_end=363
-  _globals['_ZOOMSAMPLESERVICE']._serialized_start=365
-  _globals['_ZOOMSAMPLESERVICE']._serialized_end=491
+  _globals['_ZOOMSAMPLESERVICE']._serialized_start=101
+  _globals['_ZOOMSAMPLESERVICE']._serialized_end=186
 # @@protoc_insertion_point(module_scope)

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from sdksign.v1 import zoom_sample_pb2 as sdksign_dot_v1_dot_zoom__sample__pb2
+from google.api import httpbody_pb2 as google_dot_api_dot_httpbody__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
 GRPC_VERSION = grpc.__version__
@@ -27,11 +27,14 @@ if _version_not_supported:
 
 class ZoomSampleServiceStub:
     """ZoomSampleService answers the request of Zoom's sample auth endpoint
-    (meetingsdk-auth-endpoint-sample) in its own shape, so that a web front end
-    built on that sample moves here by changing one URL. Through the gateway it is
-    `POST /` with a JSON body; callers and roles are checked exactly as for
-    SignatureService.Sign (anonymous callers get participant tokens only unless the
-    configuration says otherwise).
+    (meetingsdk-auth-endpoint-sample v3.12.0) in its own shape, so that a web front
+    end built on that sample moves here by changing one URL. Through the gateway it is
+    `POST /` with a JSON body, which Envoy's JSON transcoder passes on as it came (an
+    HttpBody): the server reads the JSON itself, so that it can answer every input as
+    the sample does, 400s included, in the sample's error shape
+    ({"errors":[{"property","reason"}]}). docs/gateway.md has the whole contract.
+    Callers and roles are checked exactly as for SignatureService.Sign (anonymous
+    callers get participant tokens only unless the configuration says otherwise).
     """
 
     def __init__(self, channel):
@@ -42,22 +45,30 @@ class ZoomSampleServiceStub:
         """
         self.Sign = channel.unary_unary(
                 '/sdksign.v1.ZoomSampleService/Sign',
-                request_serializer=sdksign_dot_v1_dot_zoom__sample__pb2.ZoomSampleServiceSignRequest.SerializeToString,
-                response_deserializer=sdksign_dot_v1_dot_zoom__sample__pb2.ZoomSampleServiceSignResponse.FromString,
+                request_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+                response_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
                 _registered_method=True)
 
 
 class ZoomSampleServiceServicer:
     """ZoomSampleService answers the request of Zoom's sample auth endpoint
-    (meetingsdk-auth-endpoint-sample) in its own shape, so that a web front end
-    built on that sample moves here by changing one URL. Through the gateway it is
-    `POST /` with a JSON body; callers and roles are checked exactly as for
-    SignatureService.Sign (anonymous callers get participant tokens only unless the
-    configuration says otherwise).
+    (meetingsdk-auth-endpoint-sample v3.12.0) in its own shape, so that a web front
+    end built on that sample moves here by changing one URL. Through the gateway it is
+    `POST /` with a JSON body, which Envoy's JSON transcoder passes on as it came (an
+    HttpBody): the server reads the JSON itself, so that it can answer every input as
+    the sample does, 400s included, in the sample's error shape
+    ({"errors":[{"property","reason"}]}). docs/gateway.md has the whole contract.
+    Callers and roles are checked exactly as for SignatureService.Sign (anonymous
+    callers get participant tokens only unless the configuration says otherwise).
     """
 
     def Sign(self, request, context):
-        """Sign mints a Meeting SDK web token for a meeting number and role.
+        """Sign mints a Meeting SDK token for the sample's JSON body: `meetingNumber`
+        and `role` (a web token) or neither (a native one), `expirationSeconds`,
+        `videoWebRtcMode`, and `app` (ours: the configured meeting app to sign for).
+        The answer is always JSON: `{"signature","sdkKey"}` with status OK, or
+        `{"errors":[...]}` with the error's status (INVALID_ARGUMENT for bad input,
+        which the gateway answers as HTTP 400).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -68,8 +79,8 @@ def add_ZoomSampleServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Sign': grpc.unary_unary_rpc_method_handler(
                     servicer.Sign,
-                    request_deserializer=sdksign_dot_v1_dot_zoom__sample__pb2.ZoomSampleServiceSignRequest.FromString,
-                    response_serializer=sdksign_dot_v1_dot_zoom__sample__pb2.ZoomSampleServiceSignResponse.SerializeToString,
+                    request_deserializer=google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
+                    response_serializer=google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -81,11 +92,14 @@ def add_ZoomSampleServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class ZoomSampleService:
     """ZoomSampleService answers the request of Zoom's sample auth endpoint
-    (meetingsdk-auth-endpoint-sample) in its own shape, so that a web front end
-    built on that sample moves here by changing one URL. Through the gateway it is
-    `POST /` with a JSON body; callers and roles are checked exactly as for
-    SignatureService.Sign (anonymous callers get participant tokens only unless the
-    configuration says otherwise).
+    (meetingsdk-auth-endpoint-sample v3.12.0) in its own shape, so that a web front
+    end built on that sample moves here by changing one URL. Through the gateway it is
+    `POST /` with a JSON body, which Envoy's JSON transcoder passes on as it came (an
+    HttpBody): the server reads the JSON itself, so that it can answer every input as
+    the sample does, 400s included, in the sample's error shape
+    ({"errors":[{"property","reason"}]}). docs/gateway.md has the whole contract.
+    Callers and roles are checked exactly as for SignatureService.Sign (anonymous
+    callers get participant tokens only unless the configuration says otherwise).
     """
 
     @staticmethod
@@ -103,8 +117,8 @@ class ZoomSampleService:
             request,
             target,
             '/sdksign.v1.ZoomSampleService/Sign',
-            sdksign_dot_v1_dot_zoom__sample__pb2.ZoomSampleServiceSignRequest.SerializeToString,
-            sdksign_dot_v1_dot_zoom__sample__pb2.ZoomSampleServiceSignResponse.FromString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.SerializeToString,
+            google_dot_api_dot_httpbody__pb2.HttpBody.FromString,
             options,
             channel_credentials,
             insecure,

@@ -110,12 +110,37 @@ class ResourceExhausted(RequestError):
 
     status = "RESOURCE_EXHAUSTED"
 
-    def __init__(self, message: str, retry_after: float, subject: str, reason: str = "") -> None:
+    def __init__(
+        self, message: str, retry_after: float, subject: str, reason: str = "", rule: str = ""
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
         self.subject = subject
         self.reason = reason
-        self.rule = "rate_limit_store" if reason else "rate_limit"
+        self.rule = rule or ("rate_limit_store" if reason else "rate_limit")
+
+
+class NotFound(RequestError):
+    """What the request names does not exist where it was looked for (a Zoom user Zoom does
+    not know); `reason` is ErrorInfo's UPPER_SNAKE_CASE word, `subject` what was looked for."""
+
+    status = "NOT_FOUND"
+
+    def __init__(self, message: str, reason: str, subject: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.subject = subject
+
+
+class Unavailable(RequestError):
+    """A backend the call needs (Zoom's API) cannot answer now; the call may be tried again.
+    `reason` is ErrorInfo's UPPER_SNAKE_CASE word."""
+
+    status = "UNAVAILABLE"
+
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def unknown_app(name: str, allowed: Iterable[str]) -> FieldViolation:

@@ -17,10 +17,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from harness.zoomapi import ZoomApi, running_zoom_api
 from sdksign.client._limits import MAX_MESSAGE_BYTES, MAX_TOKEN_LENGTH
+from sdksign.server import encode
 from sdksign.server.zoom.rules import GEO_REGIONS, MEETING_NUMBER_RULE
 from tests.conftest import MEETING_KEY, ROOT, VIDEO_KEY
 from tests.gateway.conftest import Gateway, serve_gateway
+from tests.helpers import video_claims
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, ConsoleMessage, Page, Request
@@ -43,16 +46,29 @@ SCREENSHOT_FOR_LEAD = Path(tempfile.gettempdir(), "page-screenshot.png")
 
 
 @pytest.fixture(scope="module")
+def zoom() -> Iterator[ZoomApi]:
+    with running_zoom_api() as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
 def page_gateway(
-    tmp_path_factory: pytest.TempPathFactory, meeting_secret: str, video_secret: str
+    tmp_path_factory: pytest.TempPathFactory, meeting_secret: str, video_secret: str, zoom: ZoomApi
 ) -> Iterator[Gateway]:
-    env = {
-        "ZOOM_MEETING_SDK_KEY": MEETING_KEY,
-        "ZOOM_MEETING_SDK_SECRET": meeting_secret,
-        "ZOOM_VIDEO_SDK_KEY": VIDEO_KEY,
-        "ZOOM_VIDEO_SDK_SECRET": video_secret,
-    }
-    yield from serve_gateway(tmp_path_factory.mktemp("page"), env)
+    """The page's server: the two apps of Zoom's sample variables, anonymous callers allowed
+    every role, and host starts through the stand-in of Zoom's API."""
+    folder = tmp_path_factory.mktemp("page")
+    (folder / "sdksign.toml").write_text(
+        f'[[apps]]\nname = "meeting"\nkind = "meeting"\nsdk_key = "{MEETING_KEY}"\n'
+        'secret_env = "M"\n'
+        f'[apps.s2s]\naccount_id = "{zoom.account_id}"\nclient_id = "{zoom.client_id}"\n'
+        'client_secret_env = "S2S"\n'
+        f'[[apps]]\nname = "video"\nkind = "video"\nsdk_key = "{VIDEO_KEY}"\nsecret_env = "V"\n'
+        '[anonymous]\nroles = ["participant", "host"]\nstart_as = ["*@example.com"]\n'
+        f'[zoom]\noauth_url = "{zoom.url}"\napi_url = "{zoom.url}"\n'
+    )
+    env = {"M": meeting_secret, "V": video_secret, "S2S": zoom.client_secret}
+    yield from serve_gateway(folder, env, ["--config", str(folder / "sdksign.toml")])
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +140,23 @@ def sign_meeting(page: Page, number: str = "987654321", ttl: str = "3600") -> di
     page.click("#sign")
     expect(page.locator("#token")).to_contain_text("eyJ")
     return json_of(page, "#claims")
+
+
+def test_a_host_start_shows_the_zak_only_when_asked_for(
+    page: tuple[Page, Calls], zoom: ZoomApi
+) -> None:
+    from playwright.sync_api import expect
+
+    tab, _ = page
+    sign_meeting(tab)
+    expect(tab.locator("#zak-block")).to_be_hidden()
+    tab.fill("#start-as", "alice@example.com")
+    tab.click("#sign")
+    expect(tab.locator("#zak-block")).to_be_visible()
+    assert tab.text_content("#zak") in zoom.issued["u-alice"]
+    tab.fill("#start-as", "mallory@example.net")
+    tab.click("#sign")
+    expect(tab.locator("#sign-error")).to_contain_text("may not start meetings as")
 
 
 def test_a_meeting_token_with_its_lifetime_header_and_claims(page: tuple[Page, Calls]) -> None:
@@ -199,6 +232,27 @@ def test_a_video_token_with_its_optional_claims(page: tuple[Page, Calls]) -> Non
     expect(tab.locator("#verdict")).to_have_text("Valid: Zoom should accept it (app video).")
     expect(tab.locator("#verified-kind")).to_have_text("Video SDK")
     assert json_of(tab, "#verified-claims")["tpc"] == "team standup"
+
+
+def test_a_deprecated_claim_is_a_warning_beside_a_valid_verdict(
+    page: tuple[Page, Calls], video_secret: str
+) -> None:
+    from playwright.sync_api import expect
+
+    tab, _ = page
+    now = int(time.time())
+    token = encode(video_claims(VIDEO_KEY, now, audio_compatible_mode=1), video_secret.encode())
+    tab.fill("#pasted", token)
+    tab.click("#verify")
+    expect(tab.locator("#verdict")).to_have_text(
+        "Valid: Zoom should accept it (app video). 1 warning below."
+    )
+    row = tab.locator("#problems tbody tr")
+    expect(row).to_have_class("warning")
+    cells = row.locator("td")
+    expect(cells.nth(0)).to_have_text("DEPRECATED_CLAIM (warning)")
+    expect(cells.nth(1)).to_have_text("audio_compatible_mode")
+    expect(cells.nth(2)).to_contain_text("in favour of audio_webrtc_mode")
 
 
 def test_a_failed_sign_after_a_good_one_shows_the_error_alone(page: tuple[Page, Calls]) -> None:

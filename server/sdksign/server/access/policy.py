@@ -32,6 +32,8 @@ class Rule:
     verify_apps: frozenset[str] | None = None
     rate: float | None = None  # requests per second; None: no limit
     burst: int = 0
+    # The Zoom users (emails or user IDs, patterns) whose meetings these callers may start.
+    start_as: tuple[str, ...] = ()
 
     @property
     def verified_apps(self) -> frozenset[str] | None:
@@ -77,9 +79,9 @@ class Policy:
         bearer = next((value for key, value in metadata if key == "authorization"), None)
         if bearer is not None:
             return self._by_token(bearer if isinstance(bearer, str) else bearer.decode("latin-1"))
-        identity = certificate_identity(peer())
-        if identity is not None:
-            caller = next((c for c in self.callers if c.cert_identity == identity), None)
+        names = certificate_names(peer())
+        if names is not None:
+            caller = next((c for c in self.callers if names.name(c.cert_identity)), None)
             if caller is None:
                 raise Unauthenticated(UNKNOWN_CREDENTIALS)
             return caller
@@ -111,16 +113,46 @@ class Policy:
 UNKNOWN_CREDENTIALS = "the credentials are not valid for this service"
 
 
-def certificate_identity(peer: Mapping[str, Sequence[bytes]]) -> str | None:
-    """A client certificate's identity: its first URI SAN (e.g. spiffe://...), else its CN."""
-    for uri in peer.get("x509_uri", ()) or ():
-        return uri.decode()
-    for name in peer.get("x509_subject_alternative_name", ()) or ():
-        if b"://" in name:
-            return name.decode()
-    for common_name in peer.get("x509_common_name", ()) or ():
-        return common_name.decode()
-    return None
+class CertificateNames(NamedTuple):
+    """The names a client certificate holds, each of its own kind: its URI SANs, its DNS
+    SANs and its subject's CN. Email and IP SANs name no caller."""
+
+    uris: tuple[str, ...]
+    dns: tuple[str, ...]
+    common_name: str | None
+
+    def name(self, identity: str | None) -> bool:
+        """Whether this certificate names the caller whose `cert_identity` is `identity`.
+
+        Each kind only matches its own: a URI identity (it has "://") a URI SAN, never a
+        DNS SAN, an email SAN or the CN that spells the same text; any other identity a
+        DNS SAN, or the CN of a certificate that has no URI or DNS SAN at all (as RFC 6125
+        reads the CN only when the certificate has no SAN of the kind asked for)."""
+        if identity is None:
+            return False
+        if "://" in identity:
+            return identity in self.uris
+        if self.uris or self.dns:
+            return identity in self.dns
+        return identity == self.common_name
+
+
+# Any of these in the auth context: the peer sent a certificate (a SPIFFE certificate may
+# have an empty subject and only a URI SAN).
+_CERTIFICATE_KEYS = ("x509_pem_cert", "x509_subject", "x509_common_name", "peer_uri", "peer_dns")
+
+
+def certificate_names(peer: Mapping[str, Sequence[bytes]]) -> CertificateNames | None:
+    """The names of the TLS peer's certificate, from gRPC's auth context (`peer_uri`,
+    `peer_dns`, `x509_common_name`); None without a certificate."""
+    if not peer or not any(peer.get(key) for key in _CERTIFICATE_KEYS):  # plaintext: {}
+        return None
+    common = peer.get("x509_common_name") or ()
+    return CertificateNames(
+        uris=tuple(uri.decode(errors="replace") for uri in peer.get("peer_uri", ()) or ()),
+        dns=tuple(name.decode(errors="replace") for name in peer.get("peer_dns", ()) or ()),
+        common_name=common[0].decode(errors="replace") if common else None,
+    )
 
 
 class Grant(NamedTuple):
@@ -132,6 +164,7 @@ class Grant(NamedTuple):
     ttl: int
     meeting_number: str = ""
     session_name: str = ""
+    start_as: str = ""  # the Zoom user a host start names; "": no host start
 
 
 def authorize(caller: Caller, grant: Grant) -> None:
@@ -171,6 +204,24 @@ def authorize(caller: Caller, grant: Grant) -> None:
             f"may not mint tokens for this session name (allowed: {', '.join(sessions) or 'none'})",
             "session",
         )
+    if grant.start_as and not may_start_as(rule, grant.start_as):
+        _deny(
+            caller,
+            f"may not start meetings as {grant.start_as!r} "
+            f"(allowed: {', '.join(rule.start_as) or 'none'})",
+            "start_as",
+        )
+
+
+def may_start_as(rule: Rule, user: str) -> bool:
+    """Whether `rule`'s start_as patterns name the Zoom user `user` (an email or a user ID).
+
+    Email addresses are matched without regard to case, as Zoom treats them; user IDs
+    exactly, since two IDs that differ in case are two users.
+    """
+    if "@" not in user:
+        return _matches(user, rule.start_as)
+    return _matches(user.lower(), [pattern.lower() for pattern in rule.start_as])
 
 
 def authorize_verify(caller: Caller) -> None:

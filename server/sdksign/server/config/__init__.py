@@ -21,7 +21,9 @@ from .model import (
     App,
     Config,
     RateLimitStore,
+    S2s,
     Tls,
+    ZoomSettings,
     app_named,
 )
 from .vaultapps import vault_refreshed
@@ -33,7 +35,9 @@ __all__ = [
     "Config",
     "ConfigError",
     "RateLimitStore",
+    "S2s",
     "Tls",
+    "ZoomSettings",
     "admin_exposure_problems",
     "app_named",
     "config_warnings",

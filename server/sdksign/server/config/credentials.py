@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..errors import ConfigError
 from .files import MAX_SECRET_BYTES, read_bounded, reason
-from .wording import NOT_SHOWN, show, show_file
+from .wording import NOT_SHOWN, show, show_file, show_named_file
 
 # A secret pasted where the name of its variable or file belongs names nothing that exists:
 # such a name is shown only when it looks like a name, so that the secret is not echoed.
@@ -63,9 +63,7 @@ def secret_from_file(path: Path, key: str, where: str) -> bytes:
     try:
         return file_text(path, f"{where}: {key} {show_file(path)}", "secret").encode()
     except OSError as exc:
-        shown = show_file(path)
-        if exc.errno in (errno.ENOENT, errno.ENAMETOOLONG) and not re.search(r"[./]", path.name):
-            shown = f"(the file named there; {NOT_SHOWN})"  # no folder, no extension
+        shown = show_named_file(path, exc.errno in (errno.ENOENT, errno.ENAMETOOLONG))
         raise ConfigError(f"{where}: {key} {shown}: {reason(exc)}") from None
 
 

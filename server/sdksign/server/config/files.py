@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from .wording import show_file
+from .wording import show_file, show_named_file
 
 # Files are read up to these sizes: a secret is a line, a certificate chain a few KiB.
 MAX_CONFIG_BYTES = 1 << 20
@@ -61,7 +61,8 @@ def pem(file: Path, key: str, where: str = "[server]") -> bytes:
     try:
         data = read_bounded(file, MAX_PEM_BYTES)
     except OSError as exc:
-        raise ConfigError(f"{where} {key} {show_file(file)}: {reason(exc)}") from None
+        shown = show_named_file(file, exc.errno in (errno.ENOENT, errno.ENAMETOOLONG))
+        raise ConfigError(f"{where} {key} {shown}: {reason(exc)}") from None
     if b"-----BEGIN" not in data:
         raise ConfigError(f"{where} {key} {show_file(file)} is not PEM")
     return data

@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from ..access.policy import ANONYMOUS, Caller, Policy, Rule
@@ -30,7 +31,17 @@ from ..zoom.rules import MAX_TTL, MIN_TTL, ROLES, Sdk
 from .credentials import modified, one_of, secret_from_env, secret_from_file, utf8
 from .devapps import dev_apps, dev_apps_file
 from .files import certificates, pem, read_document
-from .model import MAX_CLOCK_SKEW, MAX_SHUTDOWN_GRACE, App, Config, RateLimitStore, Tls
+from .model import (
+    DEFAULT_ADMIN_LISTEN,
+    MAX_CLOCK_SKEW,
+    MAX_SHUTDOWN_GRACE,
+    App,
+    Config,
+    RateLimitStore,
+    S2s,
+    Tls,
+    ZoomSettings,
+)
 from .refusals import ALLOWED, described
 from .schema import (
     AppTable,
@@ -39,11 +50,13 @@ from .schema import (
     Duration,
     RateLimitsTable,
     RuleTable,
+    S2sTable,
     ServerTable,
+    ZoomTable,
     parse_duration,
 )
-from .urls import store_url
-from .vaultapps import vault_app, vault_refreshed, vault_settings
+from .urls import store_url, zoom_url
+from .vaultapps import parsed_reference, vault_app, vault_refreshed, vault_settings
 from .wording import named, show
 
 _SAMPLE_VARIABLES: dict[Sdk, tuple[str, str]] = {
@@ -113,7 +126,8 @@ def _config(path: Path, file: ConfigFile, environ: Mapping[str, str]) -> Config:
         policy_configured=bool(callers) or file.anonymous is not None,
         tls=_tls(server, path.parent),
         listen=server.listen,
-        admin_listen=server.admin_listen,
+        admin_listen=server.admin_listen or DEFAULT_ADMIN_LISTEN,
+        admin_listen_set=server.admin_listen is not None,
         clock_skew=_server_duration(server.clock_skew, "clock_skew", MAX_CLOCK_SKEW),
         drain=_server_duration(server.drain, "drain", MAX_SHUTDOWN_GRACE),
         shutdown_grace=_server_duration(
@@ -123,6 +137,7 @@ def _config(path: Path, file: ConfigFile, environ: Mapping[str, str]) -> Config:
         trace_meeting_numbers=server.trace_meeting_numbers,
         rate_limits=_rate_limits(file.rate_limits, path.parent, environ),
         vault=vault_settings(file.vault, path.parent, environ),
+        zoom=_zoom(file.zoom, any(app.s2s is not None for app in apps)),
     )
     return vault_refreshed(config)  # the last check: the only one over the network
 
@@ -164,8 +179,9 @@ def _app(index: int, table: AppTable, folder: Path, environ: Mapping[str, str]) 
     where = named("apps", index, table.name)
     env, file, vault = table.secret_env, table.secret_file, table.secret_vault
     one_of(where, {"secret_env": env, "secret_file": file, "secret_vault": vault})
+    s2s = _s2s(table, where, folder, environ)
     if vault is not None:
-        return vault_app(table, vault, where)
+        return replace(vault_app(table, vault, where), s2s=s2s)
     if env is not None:
         secret = secret_from_env(env, environ, where)
     else:
@@ -181,6 +197,7 @@ def _app(index: int, table: AppTable, folder: Path, environ: Mapping[str, str]) 
         kind=table.kind,
         sdk_key=table.sdk_key,
         secret=secret,
+        s2s=s2s,
         previous_secrets=tuple(previous),
         secrets_created=(
             None if file is None else modified(folder / file),
@@ -188,6 +205,45 @@ def _app(index: int, table: AppTable, folder: Path, environ: Mapping[str, str]) 
             *(modified(folder / name) for name in table.previous_secret_files),
         ),
     )
+
+
+def _s2s(table: AppTable, where: str, folder: Path, environ: Mapping[str, str]) -> S2s | None:
+    """[apps.s2s]: the account's Server-to-Server OAuth app, its client secret read (one in
+    Vault is read with the app secrets, by vault_refreshed)."""
+    s2s: S2sTable | None = table.s2s
+    if s2s is None:
+        return None
+    where = f"{where} s2s"
+    if table.kind != "meeting":
+        raise ConfigError(f"{where}: only a meeting app starts meetings; remove s2s from this app")
+    env, file, vault = s2s.client_secret_env, s2s.client_secret_file, s2s.client_secret_vault
+    one_of(
+        where, {"client_secret_env": env, "client_secret_file": file, "client_secret_vault": vault}
+    )
+    account_id, client_id = s2s.account_id.strip(), s2s.client_id.strip()
+    if vault is not None:
+        ref = parsed_reference(vault, where, "client_secret_vault")
+        return S2s(account_id, client_id, client_secret=b"", vault=ref)
+    if env is not None:
+        secret = secret_from_env(env, environ, where)
+    else:
+        assert file is not None
+        secret = secret_from_file(folder / file, "client_secret_file", where)
+    return S2s(account_id, client_id, client_secret=secret)
+
+
+def _zoom(table: ZoomTable, needed: bool) -> ZoomSettings:
+    """[zoom]: its URLs checked; with an app that has s2s, the zoom extra (httpx) there."""
+    settings = ZoomSettings(
+        oauth_url=zoom_url(table.oauth_url, "oauth_url"),
+        api_url=zoom_url(table.api_url, "api_url"),
+        timeout=table.timeout,
+    )
+    if needed and importlib.util.find_spec("httpx") is None:
+        raise ConfigError(
+            "[apps.s2s] needs the zoom extra, not installed: pip install 'sdksign[zoom]'"
+        )
+    return settings
 
 
 def _caller(index: int, table: CallerTable, app_names: frozenset[str]) -> Caller:
@@ -223,6 +279,7 @@ def _rule(table: RuleTable, where: str, app_names: frozenset[str]) -> Rule:
         verify_apps=None if table.verify_apps is None else frozenset(table.verify_apps),
         rate=table.rate,
         burst=_burst(table.burst, table.rate, where),
+        start_as=tuple(pattern.strip() for pattern in table.start_as),
     )
 
 

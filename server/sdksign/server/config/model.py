@@ -43,6 +43,38 @@ MAX_VAULT_TIMEOUT = 60
 MAX_VAULT_REFRESH = 24 * 3600
 # [vault] previous_versions is at most this (a KV v2 mount keeps 10 versions unless told otherwise).
 MAX_PREVIOUS_VERSIONS = 10
+# [zoom]: Zoom's OAuth server and REST API, and the seconds one request to them may take.
+DEFAULT_ZOOM_OAUTH_URL = "https://zoom.us"
+DEFAULT_ZOOM_API_URL = "https://api.zoom.us"
+DEFAULT_ZOOM_TIMEOUT = 5.0
+MAX_ZOOM_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class S2s:
+    """[apps.s2s]: a Server-to-Server OAuth app of the Zoom account whose users start
+    meetings, which asks Zoom for their ZAKs. `vault` names the KV v2 field its client secret
+    is read from, again on every refresh (None: from the environment or a file)."""
+
+    account_id: str
+    client_id: str
+    client_secret: bytes = field(repr=False)
+    vault: KvRef | None = None
+
+    @cached_property
+    def key(self) -> tuple[str, str, str]:
+        """What an access token is cached by: a new secret (a rotation) takes a new token."""
+        return (self.account_id, self.client_id, fingerprint(self.client_secret))
+
+
+@dataclass(frozen=True)
+class ZoomSettings:
+    """[zoom]: where Zoom's OAuth server and REST API are (https, or http on loopback for a
+    stand-in), and how long one request to them may take, in seconds."""
+
+    oauth_url: str = DEFAULT_ZOOM_OAUTH_URL
+    api_url: str = DEFAULT_ZOOM_API_URL
+    timeout: float = DEFAULT_ZOOM_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -65,6 +97,8 @@ class App:
     vault: KvRef | None = None
     vault_skipped: tuple[str, ...] = ()
     secrets_created: tuple[float | None, ...] = ()
+    # The Server-to-Server OAuth app that asks Zoom for hosts' ZAKs (meeting apps only).
+    s2s: S2s | None = None
 
     @property
     def secrets(self) -> tuple[bytes, ...]:
@@ -132,6 +166,8 @@ class Config:
     source: str
     listen: str = DEFAULT_LISTEN
     admin_listen: str = DEFAULT_ADMIN_LISTEN
+    # Whether the file set admin_listen: only the default gives way to a free port when taken.
+    admin_listen_set: bool = False
     clock_skew: int = 30
     # SIGTERM: health reports NOT_SERVING at once, and calls are still served this long, so
     # that load balancers and Kubernetes stop sending before the listener closes.
@@ -158,6 +194,8 @@ class Config:
     vault: VaultSettings | None = None
     # Whether a trace's spans carry the meeting number a call asked for (observe.tracing).
     trace_meeting_numbers: bool = False
+    # Where Zoom's API is, for the ZAKs of host starts (apps with [apps.s2s]).
+    zoom: ZoomSettings = field(default_factory=ZoomSettings)
 
     def apps_of_kind(self, kind: Sdk) -> list[App]:
         return [app for app in self.apps if app.kind == kind]

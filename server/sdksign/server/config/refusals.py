@@ -15,7 +15,14 @@ import msgspec
 
 from ..errors import ConfigError
 from ..zoom.rules import SDKS
-from .model import MAX_BURST, MAX_PREVIOUS_VERSIONS, MAX_RATE, MAX_STORE_TIMEOUT, StoreError
+from .model import (
+    MAX_BURST,
+    MAX_PREVIOUS_VERSIONS,
+    MAX_RATE,
+    MAX_STORE_TIMEOUT,
+    MAX_ZOOM_TIMEOUT,
+    StoreError,
+)
 from .schema import (
     LOG_LEVELS,
     NOT_A_DURATION,
@@ -64,7 +71,7 @@ ALLOWED: dict[str, str] = {
     "burst": f"{{where}}: burst must be a whole number of requests from {{least}} to {MAX_BURST}",
     "token_sha256": "{where}: token_sha256 must be 64 hex digits (sha256sum of the token, "
     'e.g. printf %s "$TOKEN" | sha256sum)',
-    "cert_identity": "{where}: cert_identity must be a URI SAN (spiffe://...) or a CN",
+    "cert_identity": "{where}: cert_identity must be a URI SAN (spiffe://...), a DNS SAN or a CN",
     "store": "{where}: store must be " + STORE_URL,
     "username": _STRING,
     "password_env": _STRING,
@@ -81,11 +88,25 @@ ALLOWED: dict[str, str] = {
     "refresh": _DURATION,
     "previous_versions": "{where}: previous_versions must be a whole number from 0 to "
     + str(MAX_PREVIOUS_VERSIONS),
+    "start_as": _STRINGS,
+    "s2s": "{where}: s2s must be a table: [apps.s2s] with account_id, client_id and one of "
+    "client_secret_env, client_secret_file and client_secret_vault",
+    "account_id": _REQUIRED,
+    "client_id": _REQUIRED,
+    "client_secret_env": _STRING,
+    "client_secret_file": _STRING,
+    "client_secret_vault": _STRING,
+    "oauth_url": "{where} oauth_url: must be a URL such as https://zoom.us",
+    "api_url": "{where} api_url: must be a URL such as https://api.zoom.us",
+}
+# Where a key means something else in [zoom] than elsewhere.
+_ZOOM_ALLOWED = {
+    "timeout": f"{{where}} timeout: must be a number of seconds above 0 and at most {MAX_ZOOM_TIMEOUT:g}",
 }
 _NOT_AN_SDK = "{where}: kind {value} is not one of " + ", ".join(SDKS)
 _NO_APPS = "no apps: add at least one [[apps]] table with name, kind, sdk_key, secret_env"
 # Only if msgspec words its errors in a way this module does not know.
-_TABLE_NAMES = "[server], [[apps]], [[callers]], [anonymous], [rate_limits], [vault]"
+_TABLE_NAMES = "[server], [[apps]], [[callers]], [anonymous], [rate_limits], [vault], [zoom]"
 _UNREADABLE = f"not a configuration file: tables {_TABLE_NAMES}"
 
 
@@ -107,8 +128,14 @@ _STEP = re.compile(r"\.(\w+)|\[(\d+)\]")
 def _refusal(document: dict[str, Any], steps: list[str | int]) -> str:
     """The message for what the schema refused at `steps`: the table, the key, what it allows."""
     match steps:
-        case ["server" | "anonymous" | "rate_limits" | "vault" as name, *rest]:
+        case ["server" | "anonymous" | "rate_limits" | "vault" | "zoom" as name, *rest]:
             return _table_refusal(name, f"[{name}]", document[name], rest)
+        case ["apps", int(index), "s2s", *_] if isinstance(
+            document["apps"][index].get("s2s"), dict
+        ):
+            entry = document["apps"][index]
+            where = f"{_entry_label('apps', index, entry)} s2s"
+            return _table_refusal("s2s", where, entry["s2s"], steps[3:])
         case ["apps" | "callers" as name, int(index), *rest]:
             entry = document[name][index]
             return _table_refusal(name, _entry_label(name, index, entry), entry, rest)
@@ -135,6 +162,8 @@ def _table_refusal(name: str, where: str, table: object, rest: list[str | int]) 
     unknown = sorted(set(table) - keys(schema))
     if "token" in unknown and schema is CallerTable:
         return f"{where}: tokens are never written inline; write token_sha256"
+    if "client_secret" in unknown:
+        return f"{where}: secrets are never written inline; use client_secret_env or client_secret_file"
     if "secret" in unknown:
         return f"{where}: secrets are never written inline; use secret_env or secret_file"
     if "password" in unknown and schema is RateLimitsTable:
@@ -149,6 +178,8 @@ def _table_refusal(name: str, where: str, table: object, rest: list[str | int]) 
 def _value_refusal(key: str, where: str, table: dict[str, Any]) -> str:
     value = table.get(key)
     template = ALLOWED.get(key, "{where}: {key}: this value is not allowed")
+    if where == "[zoom]":
+        template = _ZOOM_ALLOWED.get(key, template)
     if key == "kind" and isinstance(value, str) and value.strip():
         template = _NOT_AN_SDK
     least = 1 if table.get("rate") else 0

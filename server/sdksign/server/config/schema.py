@@ -21,14 +21,17 @@ from sdksign.client._durations import duration_seconds
 from ..errors import ConfigError
 from ..zoom.rules import ROLES, Sdk
 from .model import (
-    DEFAULT_ADMIN_LISTEN,
     DEFAULT_DRAIN,
     DEFAULT_LISTEN,
     DEFAULT_STORE_TIMEOUT,
+    DEFAULT_ZOOM_API_URL,
+    DEFAULT_ZOOM_OAUTH_URL,
+    DEFAULT_ZOOM_TIMEOUT,
     MAX_BURST,
     MAX_PREVIOUS_VERSIONS,
     MAX_RATE,
     MAX_STORE_TIMEOUT,
+    MAX_ZOOM_TIMEOUT,
     MIN_RATE,
     StoreError,
 )
@@ -61,7 +64,9 @@ class ServerTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     """[server]: the listener and its timings."""
 
     listen: NonEmpty = DEFAULT_LISTEN  # HOST:PORT
-    admin_listen: NonEmpty = DEFAULT_ADMIN_LISTEN  # HOST:PORT: metrics and health over HTTP
+    # HOST:PORT: metrics and health over HTTP. None: not set here (DEFAULT_ADMIN_LISTEN, or
+    # a free port when another server has that one).
+    admin_listen: NonEmpty | None = None
     clock_skew: Duration = 30  # at most MAX_CLOCK_SKEW
     drain: Duration = DEFAULT_DRAIN  # at most MAX_SHUTDOWN_GRACE
     shutdown_grace: Duration = 10  # at most MAX_SHUTDOWN_GRACE
@@ -72,6 +77,17 @@ class ServerTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     tls_cert_file: NonBlank | None = None
     tls_key_file: NonBlank | None = None
     tls_client_ca_file: NonBlank | None = None
+
+
+class S2sTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """[apps.s2s]: the Server-to-Server OAuth app that asks Zoom for hosts' ZAKs, its client
+    secret in exactly one of client_secret_env, client_secret_file and client_secret_vault."""
+
+    account_id: NonBlank
+    client_id: NonBlank
+    client_secret_env: NonBlank | None = None
+    client_secret_file: NonBlank | None = None  # relative to the configuration file
+    client_secret_vault: NonBlank | None = None  # <mount>/data/<path>#<field> ([vault])
 
 
 class AppTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -87,6 +103,8 @@ class AppTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
     # Secrets being rotated out: Verify still accepts them.
     previous_secret_envs: tuple[NonEmpty, ...] = ()
     previous_secret_files: tuple[NonEmpty, ...] = ()
+    # Meeting apps only: the account's S2S OAuth app, for host starts (SignRequest.start_as).
+    s2s: S2sTable | None = None
 
 
 class RuleTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -104,6 +122,9 @@ class RuleTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only
     rate: Annotated[float, Meta(ge=MIN_RATE, le=MAX_RATE)] | None = None
     # The bucket's size: at least 1 with a rate; absent: the rate rounded down, at least 1.
     burst: Annotated[int, Meta(ge=0, le=MAX_BURST)] | None = None
+    # The Zoom users (emails or user IDs; patterns as in meetings) whose meetings these
+    # callers may start (SignRequest.start_as); absent: none.
+    start_as: tuple[NonEmpty, ...] = ()
 
 
 class CallerTable(RuleTable, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -111,7 +132,7 @@ class CallerTable(RuleTable, forbid_unknown_fields=True, frozen=True, kw_only=Tr
 
     name: NonBlank  # unique, and not ANONYMOUS
     token_sha256: Annotated[str, Meta(pattern=r"\A[0-9a-fA-F]{64}\Z")] | None = None  # unique
-    cert_identity: NonBlank | None = None  # a URI SAN or a CN; unique
+    cert_identity: NonBlank | None = None  # a URI SAN, a DNS SAN or a CN; unique
 
 
 class RateLimitsTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -143,6 +164,15 @@ class VaultTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
     previous_versions: Annotated[int, Meta(ge=0, le=MAX_PREVIOUS_VERSIONS)] = 1
 
 
+class ZoomTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """[zoom]: Zoom's OAuth server and REST API, for the ZAKs of host starts."""
+
+    oauth_url: NonBlank = DEFAULT_ZOOM_OAUTH_URL  # https://; http:// only to loopback
+    api_url: NonBlank = DEFAULT_ZOOM_API_URL  # https://; http:// only to loopback
+    # Seconds one request to Zoom may take (NaN fails `gt`).
+    timeout: Annotated[float, Meta(gt=0, le=MAX_ZOOM_TIMEOUT)] = DEFAULT_ZOOM_TIMEOUT
+
+
 class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """The whole file."""
 
@@ -152,6 +182,7 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
     anonymous: RuleTable | None = None  # absent: ANONYMOUS_DEFAULT
     rate_limits: RateLimitsTable | None = None  # absent: each worker keeps its own buckets
     vault: VaultTable | None = None  # needed by secret_vault
+    zoom: ZoomTable = msgspec.field(default_factory=ZoomTable)
 
 
 def keys(table: type[msgspec.Struct]) -> frozenset[str]:
@@ -167,4 +198,6 @@ TABLES: dict[str, type[msgspec.Struct]] = {
     "anonymous": RuleTable,
     "rate_limits": RateLimitsTable,
     "vault": VaultTable,
+    "zoom": ZoomTable,
+    "s2s": S2sTable,
 }

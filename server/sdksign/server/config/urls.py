@@ -47,14 +47,39 @@ def vault_address(address: str) -> str:
     parts = _split_url(address)
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
         raise ConfigError(VAULT_ADDRESS.format(where=_VAULT))
-    if "@" in parts.netloc:
-        raise ConfigError(f"{_VAULT} address: credentials are never written in the URL")
-    if parts.scheme == "http" and not is_loopback(parts.hostname):
-        raise ConfigError(
-            f"{_VAULT} address: http:// only to loopback (the token would cross the network "
-            "in clear text); use https://"
-        )
+    _refuse_exposure(parts, f"{_VAULT} address", "the token would cross the network")
     return urllib.parse.urlunsplit(parts).rstrip("/")
+
+
+def zoom_url(url: str, key: str) -> str:
+    """[zoom] `key` (oauth_url or api_url): an http(s) URL of a host, with no path,
+    credentials, query or fragment; http:// only to loopback (a local stand-in)."""
+    where = f"{_ZOOM} {key}"
+    parts = _split_url(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+        raise ConfigError(f"{where}: must be a URL such as {_ZOOM_EXAMPLES[key]} (no path)")
+    if parts.query or parts.fragment:  # Zoom's paths are added to it, and its query
+        raise ConfigError(f"{where}: must be a URL such as {_ZOOM_EXAMPLES[key]} (no path)")
+    _refuse_exposure(
+        parts,
+        where,
+        "it is for a local stand-in: client secrets, access tokens and ZAKs would cross the "
+        "network",
+    )
+    return urllib.parse.urlunsplit(parts._replace(path="")).rstrip("/")
+
+
+def _refuse_exposure(parts: urllib.parse.SplitResult, where: str, why: str) -> None:
+    """Refuse credentials in the URL, and http:// beyond loopback (`why` says what would leak)."""
+    if "@" in parts.netloc:
+        raise ConfigError(f"{where}: credentials are never written in the URL")
+    assert parts.hostname is not None
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise ConfigError(f"{where}: http:// only to loopback ({why} in clear text); use https://")
+
+
+_ZOOM = "[zoom]"
+_ZOOM_EXAMPLES = {"oauth_url": "https://zoom.us", "api_url": "https://api.zoom.us"}
 
 
 def _split_url(url: str) -> urllib.parse.SplitResult:

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import msgspec
 
 from ..observe import metrics
+from .wording import NOT_SHOWN, may_be_secret
 
 if TYPE_CHECKING:
     import hvac
@@ -44,7 +45,22 @@ class KvRef:
     field: str
 
     def __str__(self) -> str:
-        return f"{self.mount}/data/{self.path}#{self.field}"
+        """The reference for a message: not shown when a piece of it looks like a secret
+        written there by mistake (as its path or its field)."""
+        whole = f"{self.mount}/data/{self.path}#{self.field}"
+        return f"(the reference written there; {NOT_SHOWN})" if may_be_secret(whole) else whole
+
+    @property
+    def field_shown(self) -> str:
+        return "the field written there" if may_be_secret(self.field) else repr(self.field)
+
+    @property
+    def paths_shown(self) -> str:
+        """The two paths a reader's policy must allow, for a message (or that they are
+        not shown)."""
+        if may_be_secret(f"{self.mount}/{self.path}"):
+            return f"the reference's data/ and metadata/ paths ({NOT_SHOWN})"
+        return f"{self.mount}/data/{self.path} and {self.mount}/metadata/{self.path}"
 
 
 # The mount ends at the first "/data/"; segments hold no whitespace and no '#'.
@@ -136,9 +152,9 @@ def field_secret(answer: object, ref: KvRef, version: int) -> bytes:
     value = data.get(ref.field)
     if not isinstance(value, str):
         what = "no field" if value is None else "a field that is not a string,"
-        raise VaultError(f"version {version} has {what} {ref.field!r}")
+        raise VaultError(f"version {version} has {what} {ref.field_shown}")
     if not value.strip():
-        raise VaultError(f"version {version} has an empty {ref.field!r}")
+        raise VaultError(f"version {version} has an empty {ref.field_shown}")
     return value.strip().encode()
 
 
@@ -273,10 +289,11 @@ def problem(exc: Exception, settings: VaultSettings, ref: KvRef) -> str:
             # Short, so that a log line's field holds it whole; the paths to check come last.
             return (
                 f"{at}: permission denied (the token is unknown or expired, or cannot read "
-                f"{ref.mount}/data/{ref.path} and {ref.mount}/metadata/{ref.path})"
+                f"{ref.paths_shown})"
             )
         case hvac_errors.InvalidPath():
-            return f"{at} has no secret there (404; is {ref.mount!r} a KV version 2 mount?)"
+            mount = "its mount" if may_be_secret(ref.mount) else repr(ref.mount)
+            return f"{at} has no secret there (404; is {mount} a KV version 2 mount?)"
         case hvac_errors.VaultDown():
             return f"{at} is sealed or unavailable (503)"
         case hvac_errors.VaultError():

@@ -17,8 +17,8 @@ from .files import certificates, reason
 from .model import MAX_VAULT_REFRESH, MAX_VAULT_TIMEOUT, App, Config
 from .schema import AppTable, VaultTable, parse_duration
 from .urls import vault_address
-from .vault import KvReader, VaultError, VaultSettings, parse_reference
-from .wording import NOT_SHOWN, named, show
+from .vault import KvReader, KvRef, VaultError, VaultSettings, parse_reference
+from .wording import NOT_SHOWN, may_be_secret, named, show
 
 _VAULT = "[vault]"
 
@@ -30,14 +30,24 @@ def vault_app(table: AppTable, reference: str, where: str) -> App:
             f"{where}: previous_secret_envs and previous_secret_files go with secret_env or "
             f"secret_file; with secret_vault, earlier KV versions verify ({_VAULT} previous_versions)"
         )
+    ref = parsed_reference(reference, where, "secret_vault")
+    return App(name=table.name, kind=table.kind, sdk_key=table.sdk_key, secret=b"", vault=ref)
+
+
+def parsed_reference(reference: str, where: str, key: str) -> KvRef:
+    """The KV v2 field that `key` of `where` names; ConfigError when it names none."""
     ref = parse_reference(reference)
     if ref is None:
-        shown = show(reference) if "/" in reference else f"({NOT_SHOWN})"
+        shown = (
+            f"({NOT_SHOWN})"
+            if "/" not in reference or may_be_secret(reference)
+            else show(reference)
+        )
         raise ConfigError(
-            f"{where}: secret_vault {shown} is not a KV version 2 field: write "
+            f"{where}: {key} {shown} is not a KV version 2 field: write "
             "'<mount>/data/<path>#<field>', e.g. 'secret/data/zoom/meeting#secret'"
         )
-    return App(name=table.name, kind=table.kind, sdk_key=table.sdk_key, secret=b"", vault=ref)
+    return ref
 
 
 def vault_settings(
@@ -77,8 +87,9 @@ def vault_settings(
 
 
 def _token_file_shown(name: str | None) -> str:
-    """How a message names token_file: as written when it has a folder (a token has none)."""
-    if name is None or "/" in name:
+    """How a message names token_file: as written when it has a folder (a token has none)
+    and no piece of it looks like a secret."""
+    if name is None or ("/" in name and not may_be_secret(name)):
         return show(name)
     return f"(the file named there; {NOT_SHOWN})"
 
@@ -98,14 +109,19 @@ def _vault_token(vault: VaultSettings) -> str:
 def vault_refreshed(config: Config) -> Config:
     """`config` with the secrets of its apps with secret_vault read again from Vault: the
     newest live version signs, up to previous_versions before it verify."""
-    wanted = [(i, app, app.vault) for i, app in enumerate(config.apps) if app.vault is not None]
+    wanted = [
+        (i, app)
+        for i, app in enumerate(config.apps)
+        if app.vault is not None or (app.s2s is not None and app.s2s.vault is not None)
+    ]
     if not wanted:
         return config
     vault = config.vault
     if vault is None:
-        index, app, _ = wanted[0]
+        index, app = wanted[0]
+        key = "secret_vault" if app.vault is not None else "s2s client_secret_vault"
         raise ConfigError(
-            f"{named('apps', index, app.name)}: secret_vault needs a {_VAULT} table "
+            f"{named('apps', index, app.name)}: {key} needs a {_VAULT} table "
             "(address, and token_file or token_env)"
         )
     try:
@@ -114,17 +130,31 @@ def vault_refreshed(config: Config) -> Config:
         raise ConfigError(f"{_VAULT}: {exc}") from None
     apps = list(config.apps)
     with reader:
-        for index, app, ref in wanted:
-            try:
-                read = reader.versions(ref)
-            except VaultError as exc:
-                where = named("apps", index, app.name)
-                raise ConfigError(f"{where}: secret_vault {ref}: {exc}") from None
-            apps[index] = replace(
-                app,
-                secret=read.newest,
-                previous_secrets=read.previous,
-                vault_skipped=read.skipped,
-                secrets_created=read.created,
-            )
+        for index, app in wanted:
+            apps[index] = _app_read(reader, index, app)
     return replace(config, apps=tuple(apps))
+
+
+def _app_read(reader: KvReader, index: int, app: App) -> App:
+    """`app` with its secret's versions, and its S2S client secret's newest, read from Vault."""
+    where = named("apps", index, app.name)
+    if app.vault is not None:
+        try:
+            read = reader.versions(app.vault)
+        except VaultError as exc:
+            raise ConfigError(f"{where}: secret_vault {app.vault}: {exc}") from None
+        app = replace(
+            app,
+            secret=read.newest,
+            previous_secrets=read.previous,
+            vault_skipped=read.skipped,
+            secrets_created=read.created,
+        )
+    s2s = app.s2s
+    if s2s is not None and s2s.vault is not None:
+        try:
+            newest = reader.versions(s2s.vault).newest  # an old client secret is of no use
+        except VaultError as exc:
+            raise ConfigError(f"{where} s2s: client_secret_vault {s2s.vault}: {exc}") from None
+        app = replace(app, s2s=replace(s2s, client_secret=newest))
+    return app

@@ -7,6 +7,7 @@ shown at all.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 # How much of a refused value a message shows.
@@ -32,6 +33,40 @@ def show_file(file: Path) -> str:
     return text if len(text) <= _SHOWN_FILE else f"...{text[-_SHOWN_FILE:]}"
 
 
+def show_named_file(file: Path, missing: bool) -> str:
+    """show_file(file), unless the file is `missing` and its name has no folder and no
+    extension, or looks like a secret (a Vault token has a dot): then a secret pasted
+    where the file's name belongs is not shown."""
+    name = file.name
+    if missing and (not re.search(r"[./]", name) or may_be_secret(name)):
+        return f"(the file named there; {NOT_SHOWN})"
+    return show_file(file)
+
+
 def named(array: str, index: int, name: str) -> str:
     """apps[0] ('web'): an entry of [[apps]] or [[callers]] by its index and its name."""
     return f"{array}[{index}] ({show(name)})"
+
+
+# A secret (Zoom's Client Secret, a Vault token, token_urlsafe()) changes between upper case,
+# lower case, digits and punctuation every few characters; a name (meeting, zoom-prod,
+# ZoomMeetingSdk2024) a few times in all. Shorter pieces are taken for names.
+_SECRET_LEAST = 16
+_CHARACTER_CLASS = re.compile(r"[A-Z]+|[a-z]+|[0-9]+")
+_PIECES = re.compile(r"[^/#\s]+")
+
+
+def may_be_secret(text: str) -> bool:
+    """Whether a piece of `text` (between slashes, '#' or white space) looks like a secret
+    rather than a name: 16 characters or more, changing character class at least once in
+    four characters."""
+    for piece in _PIECES.findall(text):
+        if len(piece) >= _SECRET_LEAST and len(_CHARACTER_CLASS.findall(piece)) * 4 > len(piece):
+            return True
+    return False
+
+
+def show_name(text: str, what: str = "the name written there") -> str:
+    """`text` (a name: a Vault path, a field, a user) quoted for a message, or said not to be
+    shown when a piece of it looks like a secret written there by mistake."""
+    return f"({what}; {NOT_SHOWN})" if may_be_secret(text) else show(text)

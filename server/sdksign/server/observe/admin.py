@@ -24,6 +24,7 @@ import socketserver
 import ssl
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -44,8 +45,14 @@ log = structlog.get_logger("sdksign")
 # What a serving process says of itself (Readiness.set), as a worker's byte in WorkerStates.
 STARTING, SERVING, DRAINING = 0, 1, 2
 # The workers' bytes: a ctypes array in shared memory (multiprocessing's Array, lock=False),
-# which the parent and each worker index and slice as a sequence of ints.
+# which the parent and each worker index and slice as a sequence of ints; their heartbeats
+# likewise, a double each (time.monotonic(), one clock for every process on Linux).
 States = Any
+# How often a serving process's event loop proves it runs (Readiness.beat), in seconds.
+HEARTBEAT_INTERVAL = 0.5
+# A serving process whose event loop has not beaten for this long is not ready: it cannot
+# answer. Its parent kills it later (runtime.restarts.KILL_AFTER).
+SILENT_AFTER = 2.0
 # How long a connection may take to send its request (and its TLS handshake), in seconds.
 REQUEST_TIMEOUT = 10.0
 # How often the accepting thread looks whether it is to stop (close() waits up to this long).
@@ -57,67 +64,118 @@ class AdminError(Exception):
 
 
 class Readiness(Protocol):
-    """What serve() tells of its state (STARTING, SERVING, DRAINING), and the admin
-    listener's address for its "listening" line."""
+    """What serve() tells of its state (STARTING, SERVING, DRAINING) and of its event loop
+    (a beat every HEARTBEAT_INTERVAL while it runs), and the admin listener's address for its
+    "listening" line."""
 
     address: str
+    taken: str  # the default admin address, when another server had it (AdminServer)
 
     def set(self, state: int) -> None: ...
 
+    def beat(self) -> None: ...
+
+
+def _silence(last_beat: float, now: float) -> str | None:
+    """Why a serving process whose loop last beat at `last_beat` is not ready (None: it is)."""
+    silent = now - last_beat
+    if silent < SILENT_AFTER:
+        return None
+    return f"its event loop has not run for {silent:.1f} s"
+
 
 class LocalReadiness:
-    """The readiness of a server of one process: what its serve() says, read by the handler."""
+    """The readiness of a server of one process: what its serve() says, read by the handler
+    (in a thread of its own, so that it answers while the event loop is stuck)."""
 
     def __init__(self) -> None:
         self.state = STARTING
         self.address = ""
+        self.last_beat = 0.0
+        self.taken = ""
 
     def set(self, state: int) -> None:
+        self.beat()
         self.state = state
+
+    def beat(self) -> None:
+        self.last_beat = time.monotonic()
 
     def not_ready(self) -> str | None:
         """Why /healthz/ready is not 200; None when it is."""
         if self.state == SERVING:
-            return None
+            silence = _silence(self.last_beat, time.monotonic())
+            return None if silence is None else f"stuck: {silence}"
         return "draining: stopping" if self.state == DRAINING else "starting: not serving yet"
 
 
 class WorkerReadiness:
-    """A worker's side of WorkerStates: its serve() writes its state to its byte."""
+    """A worker's side of WorkerStates: its serve() writes its state to its byte, and its
+    heartbeat to its double."""
 
-    def __init__(self, states: States, index: int, address: str) -> None:
+    def __init__(
+        self, states: States, heartbeats: States, index: int, address: str, taken: str = ""
+    ) -> None:
         self._states = states
+        self._heartbeats = heartbeats
         self._index = index
         self.address = address  # the parent's admin listener, for the "listening" line
+        self.taken = taken
 
     def set(self, state: int) -> None:
+        self.beat()  # first: a worker just serving is not taken for a silent one
         self._states[self._index] = state
+
+    def beat(self) -> None:
+        self._heartbeats[self._index] = time.monotonic()
 
 
 class WorkerStates:
     """The parent's view of its workers: a byte each in shared memory, which each worker
-    sets (WorkerReadiness), and whether a drain has started (`stopping`, set by the
-    parent's signal handler)."""
+    sets (WorkerReadiness), with its heartbeat; whether a drain has started (`stopping`,
+    set by the parent's signal handler); and the workers that died and wait to be started
+    again (`waiting`: index to when, set by the parent, runtime.restarts)."""
 
-    def __init__(self, states: States) -> None:
+    def __init__(self, states: States, heartbeats: States | None = None) -> None:
         self.states = states
+        self.heartbeats = [0.0] * len(states) if heartbeats is None else heartbeats
         self.stopping = False
+        self.waiting: dict[int, float] = {}
+
+    def silent_for(self, index: int, now: float) -> float | None:
+        """How long serving (or draining) worker `index`'s event loop has not beaten; None when
+        it is not serving yet."""
+        if self.states[index] not in (SERVING, DRAINING):
+            return None
+        return now - float(self.heartbeats[index])
 
     def not_ready(self) -> str | None:
         """Why /healthz/ready is not 200; None when it is."""
         if self.stopping:
             return "draining: stopping"
+        now = time.monotonic()
         for index, state in enumerate(self.states[:]):
+            if (due := self.waiting.get(index)) is not None:
+                return (
+                    f"restarting: worker {index} died; started again in {max(due - now, 0):.1f} s"
+                )
             if state == DRAINING:
                 return f"draining: worker {index} is stopping"
             if state != SERVING:
                 return f"starting: worker {index} is not serving yet"
+            if silence := _silence(float(self.heartbeats[index]), now):
+                return f"stuck: worker {index}: {silence}"
         return None
 
 
 class AdminServer:
     """The admin listener, bound at once (AdminError when it cannot be); serving from
-    start() to close(). `address` is where it listens (port 0: the port chosen)."""
+    start() to close(). `address` is where it listens (port 0: the port chosen).
+
+    With `give_way` (the address is the default, which nobody asked for), a port in use
+    means another server on this host (`make run`): it listens on a free port of the same
+    host instead, and `taken` names the address it could not have.
+    """
 
     def __init__(
         self,
@@ -125,16 +183,22 @@ class AdminServer:
         registry: CollectorRegistry,
         not_ready: Callable[[], str | None],
         tls: Tls | None = None,
+        give_way: bool = False,
     ) -> None:
         family, address = _address(listen)
+        self.taken = ""
         try:
             server = _Server(address, _Handler, family)
         except OSError as exc:
-            reason = "address in use" if exc.errno == errno.EADDRINUSE else exc.strerror
-            raise AdminError(
-                f"cannot serve the admin listener on {listen!r}: {reason} "
-                "(--admin-listen HOST:PORT: another port; port 0: any free one)"
-            ) from None
+            in_use = exc.errno == errno.EADDRINUSE
+            if not (in_use and give_way):
+                raise AdminError(
+                    f"cannot serve the admin listener on {listen!r}: "
+                    f"{'address in use' if in_use else exc.strerror} "
+                    "(--admin-listen HOST:PORT: another port; port 0: any free one)"
+                ) from None
+            self.taken = listen
+            server = _Server((address[0], 0, *address[2:]), _Handler, family)
         if tls is not None:
             # The handshake happens in each connection's own thread (_Handler.setup), so
             # that a slow client does not hold up the others.
@@ -172,14 +236,15 @@ class AdminServer:
 
 
 @contextlib.contextmanager
-def alone(listen: str, tls: Tls | None) -> Iterator[LocalReadiness]:
+def alone(listen: str, tls: Tls | None, give_way: bool = False) -> Iterator[LocalReadiness]:
     """The admin listener of a server of one process on `listen`, serving while inside (and
     through the drain); what the server says of its state goes to the readiness yielded.
-    AdminError when it cannot listen."""
+    AdminError when it cannot listen (`give_way`: as AdminServer)."""
     readiness = LocalReadiness()
     state = exposition.ServerState(readiness.not_ready)
-    with AdminServer(listen, exposition.registry(state), readiness.not_ready, tls) as admin:
-        readiness.address = admin.address
+    registry = exposition.registry(state)
+    with AdminServer(listen, registry, readiness.not_ready, tls, give_way) as admin:
+        readiness.address, readiness.taken = admin.address, admin.taken
         admin.start()
         yield readiness
 

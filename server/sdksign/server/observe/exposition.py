@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from .metrics import ZEROS_LEFT_OUT, setup
+from .metrics import WATCHDOG_KILLS, WORKER_RESTARTS, ZEROS_LEFT_OUT, setup
 
 
 def package_version() -> str:
@@ -43,6 +43,7 @@ class ServerState:
     def __init__(self, not_ready: Callable[[], str | None]) -> None:
         self.not_ready = not_ready
         self.worker_restarts = 0
+        self.watchdog_kills = 0
         self._build = build_labels()
 
     def collect(self) -> Iterator[Metric]:
@@ -52,9 +53,14 @@ class ServerState:
             value=0.0 if self.not_ready() else 1.0,
         )
         yield CounterMetricFamily(
-            "sdksign_worker_restarts",
+            WORKER_RESTARTS,
             "Worker processes that died and were started again.",
             value=self.worker_restarts,
+        )
+        yield CounterMetricFamily(
+            WATCHDOG_KILLS,
+            "Worker processes killed by their parent because their event loop was silent.",
+            value=self.watchdog_kills,
         )
         build = GaugeMetricFamily(
             "sdksign_build_info",

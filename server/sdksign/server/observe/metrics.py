@@ -34,10 +34,28 @@ log = structlog.get_logger("sdksign")
 
 # The backends' errors, by kind: a bounded set of label values.
 ERROR_KINDS = ("timeout", "connection", "auth", "other")
+# Zoom's API (host starts): its endpoints, and what each request to them came to.
+ZOOM_ENDPOINTS = ("oauth_token", "user_token")
+ZOOM_OUTCOMES = (
+    "ok",
+    "rate_limited",  # 429
+    "not_found",  # 404: no such user
+    "token_expired",  # 401 code 124: a new access token and one retry follow
+    "refused",  # another 4xx: credentials, scopes, a request Zoom will not take
+    "server_error",  # 5xx
+    "timeout",  # no answer within [zoom] timeout
+    "unreachable",  # no connection
+    "bad_answer",  # an answer that is not what Zoom documents
+)
 # The gauges whose zeros /metrics leaves out (Metrics.secret_info, .secret_created).
 ZEROS_LEFT_OUT = frozenset(
     {"sdksign_app_secret_info", "sdksign_app_secret_created_timestamp_seconds"}
 )
+
+# The parent's own counters (exposition.ServerState: counted once, in the process that serves
+# /metrics), without their _total.
+WORKER_RESTARTS = "sdksign_worker_restarts"
+WATCHDOG_KILLS = "sdksign_worker_watchdog_kills"
 
 # The buckets of a call's duration, in seconds: from half a millisecond, for calls answered
 # from memory, to ten seconds, for calls that wait on Vault or a rate limit store.
@@ -136,6 +154,27 @@ class Metrics:
             ("error",),
         )
 
+        self.zoom_requests = Counter(
+            "sdksign_zoom_api_requests_total",
+            "Requests to Zoom's API for host starts, by endpoint (oauth_token, user_token) and "
+            "outcome (ok, rate_limited, not_found, token_expired, refused, server_error, "
+            "timeout, unreachable, bad_answer).",
+            ("endpoint", "outcome"),
+        )
+        self.zoom_request_seconds = Histogram(
+            "sdksign_zoom_api_request_seconds",
+            "Time one request to Zoom's API took, answered or not, in seconds.",
+            ("endpoint",),
+            buckets=_DURATIONS,
+        )
+
+        # --- the process itself -------------------------------------------------------------
+        self.native_log_overflows = Counter(
+            "sdksign_native_log_overflows_total",
+            "Times the pipe that carries gRPC core's own log lines (GRPC_TRACE) was found full: "
+            "lines written meanwhile were dropped, never waited for.",
+        )
+
         # Every series that can be known in advance exists from the start, at 0: a rate()
         # over it needs no first event, and an alert on it no `or vector(0)`.
         for kind in ERROR_KINDS:
@@ -143,6 +182,10 @@ class Metrics:
             self.vault_errors.labels(kind)
         for result in ("success", "failure"):
             self.config_reloads.labels(result)
+        for endpoint in ZOOM_ENDPOINTS:
+            self.zoom_request_seconds.labels(endpoint)
+            for outcome in ZOOM_OUTCOMES:
+                self.zoom_requests.labels(endpoint, outcome)
 
 
 # This process's metrics, once made (setup).
@@ -358,3 +401,19 @@ def store_error(kind: str) -> None:
 def vault_error(kind: str) -> None:
     """One failed read from Vault (`kind`: one of ERROR_KINDS)."""
     (_made or setup()).vault_errors.labels(kind).inc()
+
+
+def native_log_overflow() -> None:
+    """The pipe of gRPC core's log lines was found full (observe.stderr): lines were dropped."""
+    (_made or setup()).native_log_overflows.inc()
+
+
+def zoom_request(endpoint: str, outcome: str, seconds: float) -> None:
+    """One request to Zoom's API (`endpoint`: one of ZOOM_ENDPOINTS; `outcome`: one of
+    ZOOM_OUTCOMES) and how long it took; never raises into the call (see _failed)."""
+    try:
+        made = _made or setup()
+        _child(made.zoom_requests, endpoint, outcome).inc()
+        _child(made.zoom_request_seconds, endpoint).observe(seconds)
+    except Exception:
+        _failed("zoom_request")

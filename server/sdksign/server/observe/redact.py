@@ -1,5 +1,6 @@
-"""What a log line may carry: every whole token replaced by its fingerprint, and no field
-longer than MAX_FIELD_CHARS (redact_and_bound, a structlog processor).
+"""What a log line may carry: every token, with whatever is glued to it, replaced by its
+fingerprint, and no field longer than MAX_FIELD_CHARS (redact_and_bound, a structlog
+processor).
 
 Request fields (app, meeting, a refusal's reason) are logged as they were sent: this
 keeps a line short and free of tokens whatever was sent.
@@ -31,7 +32,10 @@ def redact_and_bound(
     A token is three runs of base64 characters (url-safe or standard, padded or not)
     joined by dots, whose first run decodes to text that starts like a JSON object
     (JSON white space, "{", then '"', white space or "}"), whatever its first characters
-    are: `eyJ` for `{"`, `eyAi` for `{ "alg"`, `IHsi` for ` {"`.
+    are: `eyJ` for `{"`, `eyAi` for `{ "alg"`, `IHsi` for ` {"`. Its replacement runs to
+    the end of its dotted run, so a token glued after it or put inside it goes too. A run
+    followed by a dot and a signature's worth of url-safe characters is replaced the same
+    way: a payload and signature whose header was cut off (every header is alike).
 
     One pass over the line, as cheap as can be: a string without a dot, as most are,
     costs one `in` and one len(); a dotted one seen before without a token, one set lookup.
@@ -87,6 +91,14 @@ _JWT_SHAPE = re.compile(rf"(?<!{_B64})({_B64}++)=*+\.{_B64}*+=*+\.{_B64}*+=*+")
 # other base64 characters ("Bearer" + token, "/verify/" + token): the first few of these
 # near the start of the run are tried.
 _HEADER_START = re.compile(r"[ICD]|e[wy3]")
+# A run (url-safe, maybe empty), a dot and at least a signature's worth of url-safe
+# characters (an HS256 signature is 43): what is left of a token whose header was cut off,
+# whose header sits too deep in what was glued before it to be tried, or whose signature
+# was put apart from the rest (h.p, then other text, then .s).
+_SIGNATURE = 43
+_SIGNED = re.compile(rf"(?<![A-Za-z0-9_\-])([A-Za-z0-9_\-]*+=*+\.)[A-Za-z0-9_\-]{{{_SIGNATURE}}}")
+# The rest of a dotted run of base64 characters, from a token's start.
+_RUN = re.compile(r"[A-Za-z0-9_\-+/=.]*+")
 _HEADER_TRIES = 4
 _GLUE = 64
 # How much of a header is decoded to see whether it starts like a JSON object: 48 bytes.
@@ -100,26 +112,59 @@ _NO_TOKEN_LENGTH = 128
 
 
 def _redacted(text: str, keep: int) -> str:
-    """`text` with each whole token in it replaced by `<token FINGERPRINT>`, up to `keep`
-    characters of the result: what comes after is left as it is, for the caller to cut."""
+    """`text` with each token in it replaced by `<token FINGERPRINT>`, up to `keep`
+    characters of the result: what comes after is left as it is, for the caller to cut.
+
+    A token's replacement runs from where it starts to the end of its dotted run: whatever
+    is glued after it (a second token, a letter and a token, the rest of a token it was put
+    into) goes with it, so no payload and signature of a glued token are left behind."""
     if "." not in text or text in _NO_TOKEN:
         return text
     pieces: list[str] = []
     end = length = 0  # in text, and in the result so far
-    match = _JWT_SHAPE.search(text)
-    while match and length + match.start() - end < keep:
-        start = _header_start(match[1])
-        if start is None:  # the next try starts at the second run, which may be a header
-            match = _JWT_SHAPE.search(text, match.end(1))
-            continue
-        pieces += (text[end : match.start() + start], f"<token {fingerprint(match[0][start:])}>")
+    found = _token_start(text, end, keep)
+    while found is not None:
+        start, stop = found[0], _run_end(text, *found)
+        pieces += (text[end:start], f"<token {fingerprint(text[start:stop])}>")
         length += len(pieces[-2]) + len(pieces[-1])
-        end = match.end()
-        match = _JWT_SHAPE.search(text, end)
-    if match is None and not pieces and len(text) <= _NO_TOKEN_LENGTH:
+        end = stop
+        found = _token_start(text, end, end + keep - length) if length < keep else None
+    if not pieces and len(text) <= _NO_TOKEN_LENGTH:
         _remember_no_token(text)
     pieces.append(text[end:])
     return "".join(pieces)
+
+
+def _token_start(text: str, pos: int, limit: int) -> tuple[int, int] | None:
+    """Where the first token at or after `pos` starts, if before `limit`, and where it ends
+    at least: a header (a run that starts like a JSON object, then two dotted runs), or,
+    for a token whose header was cut off or glued too deep into other characters to be
+    tried, a run then a signature-sized run."""
+    header = _header_after(text, pos, limit)
+    signed = _SIGNED.search(text, pos, limit + _SIGNATURE)
+    if signed is None or (header is not None and header[0] < signed.end(1)):
+        return header
+    return signed.span()
+
+
+def _header_after(text: str, pos: int, limit: int) -> tuple[int, int] | None:
+    match = _JWT_SHAPE.search(text, pos)
+    while match and match.start() < limit:
+        start = _header_start(match[1])
+        if start is not None:
+            return match.start() + start, match.end()
+        # the next try starts at the second run, which may be a header
+        match = _JWT_SHAPE.search(text, match.end(1))
+    return None
+
+
+def _run_end(text: str, start: int, least: int) -> int:
+    """The end of the dotted run of base64 characters that starts at `start`, less any
+    dots it ends with past `least` (a sentence's full stop)."""
+    end = _RUN.match(text, start).end()  # type: ignore[union-attr]  # matches "" at least
+    while end > least and text[end - 1] == ".":
+        end -= 1
+    return end
 
 
 def _remember_no_token(text: str) -> None:

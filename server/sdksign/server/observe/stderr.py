@@ -4,24 +4,36 @@ grpc's C core writes its log lines (`E1123 18:00:00.123456 12 hpack_parser.cc:90
 straight to file descriptor 2, where they would land among the JSON lines as they are.
 capture_native_stderr makes fd 2 a pipe, read by a thread of its own that writes each line
 as one JSON line; original_stderr puts fd 2 back while a process is started.
+
+The pipe never makes a writer wait. The core writes from whatever thread runs it, the event
+loop's among them, holding the GIL; the reading thread needs the GIL to turn a line into JSON.
+A blocking write into a full pipe would wait for a reader that waits for the writer: the
+process wedged for good (GRPC_TRACE=all did it in two calls). So the pipe is made large
+and its write end non-blocking: when the reader falls behind, the core's writes fail
+(EAGAIN) and their lines are dropped, never the call. The reader sees when it was full
+(lines may have been dropped then), counts it (sdksign_native_log_overflows_total) and
+says so in a line, at most once every OVERFLOW_NOTICE_INTERVAL seconds.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import io
 import logging
 import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Iterator, MutableMapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TextIO
 
 import orjson
 
+from . import metrics
 from .redact import redact_and_bound
 from .timestamp import UtcTimestamp
 
@@ -30,6 +42,15 @@ _NATIVE_LINE_BYTES = 64 * 1024
 # The level of a grpc core line, from its first letter (absl's format: E1123 18:00:00.123456).
 _NATIVE_LEVELS = {"F": "critical", "E": "error", "W": "warning", "I": "info", "D": "debug"}
 _LEVEL_NUMBERS = logging.getLevelNamesMapping()
+# The pipe's size asked for (Linux's F_SETPIPE_SZ; an unprivileged process may ask up to
+# /proc/sys/fs/pipe-max-size, 1 MiB by default): bursts of trace lines fit while the reader
+# waits for the GIL.
+PIPE_BYTES = 1024 * 1024
+# A pipe with less room than this left was full, for the writers' purposes: a trace line
+# is a few hundred bytes, and one that did not fit was dropped.
+_FULL_MARGIN = 4096
+# How often, at most, a line says that native lines were dropped.
+OVERFLOW_NOTICE_INTERVAL = 10.0
 # With GRPC_TRACE set, the core prints request headers, a caller's bearer token among them
 # ("HTTP:1:HDR:SVR: authorization: Bearer ..."): the rest of such a line is dropped.
 _CREDENTIAL_HEADER = re.compile(r"(?i)\b((?:proxy-)?authorization|cookie)\s*:.*")
@@ -62,7 +83,8 @@ def capture_native_stderr(level: str = "info", worker: int | None = None) -> Bin
 
     Native lines written just before the process dies (an abort) can be lost with the
     thread; at a normal exit the pipe is read to its end first. A process started while
-    fd 2 is the pipe inherits it: start it inside original_stderr().
+    fd 2 is the pipe inherits it, non-blocking (a write to a full pipe fails): start it
+    inside original_stderr().
     """
     global _native
     if _native is not None:
@@ -70,13 +92,15 @@ def capture_native_stderr(level: str = "info", worker: int | None = None) -> Bin
     sys.stderr.flush()
     original = os.dup(2)
     read_end, pipe = os.pipe()
+    capacity = _enlarge(pipe)
+    os.set_blocking(pipe, False)  # never wait for the reader (the module's docstring says why)
     os.dup2(pipe, 2)
     stream = open(original, "wb", closefd=False)  # noqa: SIM115 (kept open for the process)
     text = io.TextIOWrapper(stream, errors="backslashreplace", line_buffering=True)
     floor = _LEVEL_NUMBERS[level.upper()]
     reader = threading.Thread(
         target=_forward_native_lines,
-        args=(read_end, original, floor, worker),
+        args=(read_end, original, floor, worker, capacity),
         name="sdksign-native-stderr",
         daemon=True,
     )
@@ -113,11 +137,59 @@ def _stop_native_capture() -> None:
     capture.reader.join(timeout=1.0)
 
 
-def _forward_native_lines(read_end: int, original: int, floor: int, worker: int | None) -> None:
-    """The reader thread: each line from the pipe, as a JSON line, until the pipe closes."""
+def _enlarge(pipe: int) -> int:
+    """Ask for a PIPE_BYTES pipe; return its size as the kernel set it."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)
+    get_size = getattr(fcntl, "F_GETPIPE_SZ", None)
+    if set_size is not None:
+        with contextlib.suppress(OSError):  # over the user's limit: the default size stays
+            fcntl.fcntl(pipe, set_size, PIPE_BYTES)
+    if get_size is None:
+        return 64 * 1024  # Linux's default, and what the others give at least
+    return int(fcntl.fcntl(pipe, get_size))
+
+
+class _Overflows:
+    """How often the reader found the pipe full, said in a line now and then, and counted."""
+
+    def __init__(self, capacity: int, worker: int | None) -> None:
+        self._full = max(capacity - _FULL_MARGIN, 1)
+        self._worker = worker
+        self._unsaid = 0
+        self._said_at = -OVERFLOW_NOTICE_INTERVAL
+
+    def look(self, read: int, original: int, stamp: UtcTimestamp) -> None:
+        """`read` bytes came in one read of the whole pipe: as many as it holds means that it
+        was full, and that lines written then were dropped."""
+        if read < self._full:
+            return
+        self._unsaid += 1
+        with contextlib.suppress(Exception):  # uncounted rather than a reader gone
+            metrics.native_log_overflow()
+        now = time.monotonic()
+        if now - self._said_at < OVERFLOW_NOTICE_INTERVAL:
+            return
+        self._said_at = now
+        event: dict[str, Any] = {"event": "grpc core lines dropped: the pipe was full"}
+        if self._worker is not None:
+            event["worker"] = self._worker
+        event["times_full"] = self._unsaid
+        event["level"] = "warning"
+        with contextlib.suppress(OSError):
+            os.write(original, orjson.dumps(stamp(None, "warning", event)) + b"\n")
+        self._unsaid = 0
+
+
+def _forward_native_lines(
+    read_end: int, original: int, floor: int, worker: int | None, capacity: int
+) -> None:
+    """The reader thread: each line from the pipe, as a JSON line, until the pipe closes.
+    Each read takes all the pipe holds, so that a full pipe is seen (_Overflows)."""
     stamp = UtcTimestamp()
+    overflows = _Overflows(capacity, worker)
     pending = b""
-    while chunk := os.read(read_end, _NATIVE_LINE_BYTES):
+    while chunk := os.read(read_end, capacity):
+        overflows.look(len(chunk), original, stamp)
         *lines, pending = (pending + chunk).split(b"\n")
         if len(pending) >= _NATIVE_LINE_BYTES:
             lines.append(pending)
@@ -133,7 +205,7 @@ def _write_native_line(
     line: bytes, original: int, floor: int, worker: int | None, stamp: UtcTimestamp
 ) -> None:
     """One native line as a JSON line. Never raises: if this thread stopped reading, the
-    pipe would fill, and every native thread writing to it would block."""
+    pipe would fill, and every native line after would be dropped."""
     try:
         _write_json_line(line, original, floor, worker, stamp)
     except Exception as exc:  # a closed stderr, or a bug: the line is lost, not the thread

@@ -45,6 +45,8 @@ def serve_command(args: argparse.Namespace) -> int:
         return _fail(f"sdksign: configuration error: {exc}")
     listen = args.listen or config.listen
     admin_listen = args.admin_listen or config.admin_listen
+    # Only the default gives way to a free port when another server has it (make run).
+    give_way = args.admin_listen is None and not config.admin_listen_set
     if args.drain is not None:
         config = replace(config, drain=args.drain, flags=frozenset({"drain"}))
     if refusal := _refusal(args, config, listen, admin_listen):
@@ -58,10 +60,10 @@ def serve_command(args: argparse.Namespace) -> int:
     workers = args.workers or default_workers()
     try:
         if workers == 1:
-            with alone(admin_listen, config.tls) as admin:
+            with alone(admin_listen, config.tls, give_way) as admin:
                 run(config, listen, admin=admin)
             return Exit.OK
-        return serve_workers(config, listen, workers, admin_listen)
+        return serve_workers(config, listen, workers, admin_listen, give_way)
     except (ListenError, AdminError) as exc:
         return _fail(f"sdksign: {exc}")
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import gc
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import Context
@@ -35,10 +36,12 @@ from ..errors import (
     DeadlineExceeded,
     FieldViolation,
     InvalidArgument,
+    NotFound,
     PermissionDenied,
     RequestError,
     ResourceExhausted,
     Unauthenticated,
+    Unavailable,
     bounded,
     shorten,
 )
@@ -86,6 +89,14 @@ def _details(error: RequestError) -> list[Message]:
         return _retry_details(error)
     if isinstance(error, DeadlineExceeded):
         return [error_details_pb2.ErrorInfo(reason="REQUEST_INCOMPLETE", domain=ERROR_DOMAIN)]
+    if isinstance(error, NotFound):
+        return [
+            error_details_pb2.ErrorInfo(
+                reason=error.reason, domain=ERROR_DOMAIN, metadata={"subject": error.subject}
+            )
+        ]
+    if isinstance(error, Unavailable):
+        return [error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN)]
     return [
         error_details_pb2.PreconditionFailure(
             violations=[
@@ -105,7 +116,9 @@ def _retry_details(error: ResourceExhausted) -> list[Message]:
     delay.FromNanoseconds(int(min(error.retry_after, 86400.0) * 1e9))
     if error.reason:
         why: Message = error_details_pb2.ErrorInfo(
-            reason=error.reason, domain=ERROR_DOMAIN, metadata={"caller": error.subject}
+            reason=error.reason,
+            domain=ERROR_DOMAIN,
+            metadata={"caller": error.subject} if error.subject else {},
         )
     else:
         violation = error_details_pb2.QuotaFailure.Violation(
@@ -152,10 +165,19 @@ def add_service(
         request_type = message_factory.GetMessageClass(method.input_type)
         serialize = message_factory.GetMessageClass(method.output_type).SerializeToString
         behavior = getattr(servicer, method.name)
+        # A servicer that answers errors with a message of its own (Zoom's sample, JSON).
+        answer_error = getattr(servicer, "answer_error", None)
         method_served(full_method, method.client_streaming, method.server_streaming)
         if method.client_streaming or method.server_streaming:
             handlers[method.name] = grpc.stream_stream_rpc_method_handler(
                 _streaming(full_method, method, behavior, request_type, deadlines),
+                response_serializer=serialize,
+            )
+        elif answer_error is not None:
+            # Registered as streaming, though unary in the proto (the wire is the same): a
+            # unary handler of grpc.aio drops its answer when the status is not OK.
+            handlers[method.name] = grpc.stream_stream_rpc_method_handler(
+                _written(_unary(full_method, behavior, request_type, deadlines, answer_error)),
                 response_serializer=serialize,
             )
         else:
@@ -169,12 +191,23 @@ def add_service(
     server.add_registered_method_handlers(service.full_name, handlers)
 
 
+class EndedByCore(Exception):
+    """gRPC's core ended the call before our code read its request, with a status of its
+    own that the server cannot see: INTERNAL for a message flagged compressed without a
+    grpc-encoding, RESOURCE_EXHAUSTED for one over the 64 KiB limit. The read gives EOF
+    and the call has no peer any more (a client that half-closes without a message still
+    has one, and is answered INVALID_ARGUMENT)."""
+
+
 async def read_request(
     context: grpc.aio.ServicerContext, request_type: type[Message], deadlines: RequestDeadlines
 ) -> Any:
-    """The call's one request message, parsed; RequestError when there is none or it is not one."""
+    """The call's one request message, parsed; RequestError when there is none or it is not
+    one; EndedByCore when gRPC's core has answered the call already."""
     raw = await deadlines.read(context)
     if raw is grpc.aio.EOF:
+        if not context.peer():
+            raise EndedByCore
         raise InvalidArgument(
             [FieldViolation("", "the call ended without a whole request message")]
         )
@@ -280,10 +313,16 @@ def _unary(
     behavior: Callable[[Any, Any], Awaitable[Any]],
     request_type: type[Message],
     deadlines: RequestDeadlines,
+    answer_error: Callable[[RequestError], Message] | None = None,
 ) -> Callable[[Any, Any], Awaitable[Any]]:
     """A unary method (`full_method`: "/package.Service/Method", as logged): the request read
     and parsed, errors turned into statuses, the call's metrics (observe.metrics), its span
-    (observe.tracing) and its log line."""
+    (observe.tracing) and its log line.
+
+    With `answer_error`, a refusal is answered with the message it makes of the error as
+    well as the error's status (and details): gRPC clients see the status alone; Envoy's
+    JSON transcoder sends that message as the body of the HTTP error it maps the status to.
+    """
     quiet = full_method.startswith(QUIET_PREFIX)
     write = log.debug if quiet else log.info
 
@@ -299,13 +338,27 @@ def _unary(
         except RequestError as error:
             code = error.status
             bind(reason=error.message, rule=getattr(error, "rule", ""))
-            await context.abort_with_status(status_for(error))
+            status = status_for(error)
+            if answer_error is not None:
+                if isinstance(error, ResourceExhausted):  # an HTTP answer: say when, as HTTP does
+                    wait = str(math.ceil(error.retry_after))
+                    await context.send_initial_metadata((("retry-after", wait),))
+                context.set_code(status.code)
+                context.set_details(status.details)
+                context.set_trailing_metadata(status.trailing_metadata)
+                return answer_error(error)
+            await context.abort_with_status(status)
         except grpc.aio.AbortError:
             code = context.code().name if context.code() else "UNKNOWN"
             raise
         except asyncio.CancelledError:
             code = "CANCELLED"
             raise
+        except EndedByCore:
+            # Not the client's code (gRPC's core chose it, and a client can choose to get
+            # it: counting it as INTERNAL would page on a client's whim); said in the line.
+            code = "CANCELLED"
+            bind(reason=_ENDED_BY_CORE)
         except Exception:
             code = "INTERNAL"
             log.exception("unexpected error", method=full_method)
@@ -325,6 +378,62 @@ def _unary(
             )
 
     return unary
+
+
+_ENDED_BY_CORE = (
+    "gRPC's core answered the call before its request was read (INTERNAL for a message "
+    "flagged compressed, RESOURCE_EXHAUSTED for one over 64 KiB)"
+)
+# The metric labels of every call to a method this server does not have: one series,
+# whatever paths clients send.
+UNKNOWN_METHOD = "/unknown/unknown"
+
+
+class UnknownMethods(grpc.GenericRpcHandler):  # type: ignore[misc]  # grpc is untyped
+    """Registered after every service: a call to a method none of them has is answered
+    UNIMPLEMENTED, as gRPC would, and also logged (with the path it asked for, cut and
+    redacted like any field) and counted (under UNKNOWN_METHOD)."""
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
+        asked = details.method
+        path = asked.decode("utf-8", "replace") if isinstance(asked, bytes) else str(asked)
+
+        async def answer(_requests: Any, context: grpc.aio.ServicerContext) -> None:
+            start = time.perf_counter()
+            start_call()
+            call_started(UNKNOWN_METHOD)
+            try:
+                await context.abort(grpc.StatusCode.UNIMPLEMENTED, _NO_SUCH_METHOD)
+            finally:
+                seconds = time.perf_counter() - start
+                record_call(UNKNOWN_METHOD, "UNIMPLEMENTED", seconds)
+                log.info(
+                    "rpc",
+                    method=path,
+                    peer=context.peer(),
+                    code="UNIMPLEMENTED",
+                    duration_ms=round(seconds * 1000, 3),
+                )
+
+        return grpc.stream_unary_rpc_method_handler(answer)
+
+
+_NO_SUCH_METHOD = (
+    "no such method: this server has sdksign.v1.SignatureService (Sign, Verify), "
+    "sdksign.v1.ZoomSampleService, grpc.health.v1.Health and reflection"
+)
+
+
+def _written(
+    unary: Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]],
+) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[None]]:
+    """`unary` as a streaming handler that writes its one answer, then ends with the status
+    the call has: the answer reaches the client whatever that status is."""
+
+    async def written(requests: Any, context: grpc.aio.ServicerContext) -> None:
+        await context.write(await unary(requests, context))
+
+    return written
 
 
 def _streaming(
@@ -350,10 +459,7 @@ def _streaming(
                 async for response in behavior(requests(context), context):
                     yield response
                 return
-            try:
-                request = await read_request(context, request_type, deadlines)
-            except RequestError as error:
-                await context.abort_with_status(status_for(error))
+            request = await _request_or_abort(context, request_type, deadlines)
             await behavior(request, context)  # server streaming: it writes with context.write
         except grpc.aio.AbortError:
             code = context.code().name if context.code() else "UNKNOWN"
@@ -361,6 +467,8 @@ def _streaming(
         except (asyncio.CancelledError, GeneratorExit):
             code = "CANCELLED"
             raise
+        except EndedByCore:
+            code = "CANCELLED"  # as in _unary: the core answered, with a code of its own
         except Exception:
             code = "UNKNOWN"  # what gRPC answers for a handler's exception
             raise
@@ -368,6 +476,15 @@ def _streaming(
             record_call(full_method, code, time.perf_counter() - start)
 
     return streaming
+
+
+async def _request_or_abort(
+    context: grpc.aio.ServicerContext, request_type: type[Message], deadlines: RequestDeadlines
+) -> Any:
+    try:
+        return await read_request(context, request_type, deadlines)
+    except RequestError as error:
+        await context.abort_with_status(status_for(error))
 
 
 async def _parsed_or_abort(

@@ -19,15 +19,23 @@ from sdksign.v1 import zoom_sample_pb2 as zs
 
 from ..config import Config, ConfigError, Tls, exposure_problems
 from ..observe import metricfiles, metrics, tracing
-from ..observe.admin import DRAINING, SERVING, Readiness
+from ..observe.admin import DRAINING, HEARTBEAT_INTERVAL, SERVING, Readiness
+from .memory import give_back_memory
 from .refresh import Refresher, log_warnings
-from .rpc import RequestDeadlines, add_service
+from .rpc import RequestDeadlines, UnknownMethods, add_service
 from .service import SignatureService, ZoomSampleService
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SignatureService"].full_name
 SAMPLE_SERVICE_NAME = zs.DESCRIPTOR.services_by_name["ZoomSampleService"].full_name
 # What server reflection lists (grpcurl list).
 REFLECTED = (SERVICE_NAME, SAMPLE_SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+
+# One process (a worker) runs at most this many calls at once; more are refused at once with
+# RESOURCE_EXHAUSTED by grpc.aio, before our code runs (so neither logged nor counted). A
+# call whose answer a client never reads (an HTTP/2 window of 0) stays until its connection
+# closes, holding about 25 KiB: this bounds what such clients can hold, 50 MiB or so.
+MAX_CONCURRENT_CALLS = 2_000
+MAX_CONNECTIONS = 1_000
 
 # How connections are kept honest: nothing a client opens (and leaves) holds memory for long.
 # Streams that never bring their request are ended by runtime.rpc.REQUEST_READ_TIMEOUT.
@@ -39,6 +47,8 @@ CONNECTION_OPTIONS: list[tuple[str, int]] = [
     ("grpc.server_handshake_timeout_ms", 10_000),
     # One connection carries at most this many calls at once (Envoy opens more as needed).
     ("grpc.max_concurrent_streams", 1_000),
+    # One process takes at most this many connections; more are closed as they come.
+    ("grpc.max_allowed_incoming_connections", MAX_CONNECTIONS),
     # A connection without a call for 5 minutes is closed (GOAWAY; clients reconnect at will).
     ("grpc.max_connection_idle_ms", 300_000),
     # Every connection is closed gracefully after about 30 minutes, with 30 s for its calls,
@@ -68,7 +78,10 @@ def build_server(
     `reuse_port` lets several worker processes listen on one port; without it a port
     that is taken fails loudly. `service` is the servicer to use (default: a new one).
     """
-    server = grpc.aio.server(options=[*CONNECTION_OPTIONS, ("grpc.so_reuseport", int(reuse_port))])
+    server = grpc.aio.server(
+        options=[*CONNECTION_OPTIONS, ("grpc.so_reuseport", int(reuse_port))],
+        maximum_concurrent_rpcs=MAX_CONCURRENT_CALLS,
+    )
     signatures = service or SignatureService(config)
     health_servicer = health.aio.HealthServicer()
     deadlines = RequestDeadlines()
@@ -82,6 +95,7 @@ def build_server(
         ),
     ):
         add_service(server, servicer, descriptor, deadlines)
+    server.add_generic_rpc_handlers((UnknownMethods(),))  # last: only what no service has
     return server, health_servicer
 
 
@@ -138,8 +152,10 @@ async def serve(
     for name in ("", SERVICE_NAME, SAMPLE_SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     metrics.config_served(config)
+    keeping = [asyncio.create_task(give_back_memory(), name="sdksign-memory")]
     if admin is not None:
         admin.set(SERVING)
+        keeping.append(asyncio.create_task(beat(admin), name="sdksign-heartbeat"))
     host = listen.rsplit(":", 1)[0]
     log.info(
         "listening",
@@ -147,6 +163,8 @@ async def serve(
         pid=os.getpid(),
         tls="mutual" if config.tls and config.tls.client_ca else "on" if config.tls else "off",
         **({} if admin is None else {"admin_address": admin.address}),
+        # The default admin address was another server's: this one's is on a free port.
+        **({"admin_default_in_use": admin.taken} if admin is not None and admin.taken else {}),
         **describe(config),
     )
 
@@ -167,8 +185,19 @@ async def serve(
     log.info("shutting down", grace_seconds=grace)
     await server.stop(grace)
     await service.aclose()
+    for task in keeping:
+        task.cancel()
     tracing.shutdown()  # the last spans sent
     log.info("stopped")
+
+
+async def beat(admin: Readiness) -> None:
+    """Prove to the admin listener (and a worker's parent) that the event loop runs: a beat
+    every HEARTBEAT_INTERVAL. A loop that stops beating is taken out of readiness, and a
+    worker's parent kills it (observe.admin, runtime.restarts)."""
+    while True:
+        admin.beat()
+        await asyncio.sleep(HEARTBEAT_INTERVAL)
 
 
 def _stopping(
@@ -210,7 +239,17 @@ def describe(config: Config) -> dict[str, object]:
         "callers": [c.name for c in config.policy.callers],
         "anonymous": sorted(config.policy.anonymous.roles) if config.policy.anonymous else None,
         "rate_limits": _rate_limits(config),
+        **_host_starts(config),
     }
+
+
+def _host_starts(config: Config) -> dict[str, str]:
+    """Which apps start meetings (have [apps.s2s]), through which Zoom API: nothing if none."""
+    apps = [app.name for app in config.apps if app.s2s is not None]
+    if not apps:
+        return {}
+    zoom = config.zoom
+    return {"host_starts": f"{', '.join(apps)} via {zoom.api_url} (timeout {zoom.timeout:g} s)"}
 
 
 def _rate_limits(config: Config) -> str:

@@ -8,38 +8,52 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
+from google.api import httpbody_pb2
 from google.protobuf import struct_pb2
 from google.protobuf.message import Message
 
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
-from sdksign.v1 import zoom_sample_pb2 as zs
 from sdksign.v1 import zoom_sample_pb2_grpc as zs_grpc
 
 from ..access.policy import Caller, authorize_verify
 from ..access.ratelimit import Limiter, limiter_for
 from ..config import MAX_STORE_TIMEOUT, Config
-from ..errors import FieldViolation, InvalidArgument, RequestError
+from ..errors import RequestError, Unavailable
 from ..observe.context import bind
+from ..tokens import sample
 from ..tokens.diagnose import check
-from ..tokens.diagnose.problems import PROBLEM_CODES, SIGNATURE_CHECKS, TOKEN_KINDS, Diagnosis
-from ..tokens.mint import mint
+from ..tokens.diagnose.problems import (
+    PROBLEM_CODES,
+    SEVERITIES,
+    SIGNATURE_CHECKS,
+    TOKEN_KINDS,
+    Diagnosis,
+)
+from ..tokens.mint import Minted, mint
 from ..zoom.jwt import fingerprint, payload_json
 from ..zoom.rules import (
     DEFAULT_TTL,
-    MEETING_NUMBER_RULE,
     ROLE_NAME_OF_CLAIM,
     ROLE_NAMES,
-    ROLE_OF_CLAIM,
-    is_meeting_number,
+    START_AS_LENGTH,
 )
+
+if TYPE_CHECKING:
+    from ..config import ZoomSettings
+    from ..zoomapi.client import ZakSource
 
 
 def _no_peer() -> dict[str, list[bytes]]:
     return {}
+
+
+# A host start answers UNAVAILABLE this long before the call's deadline when Zoom has not
+# answered by then, so that the caller hears why rather than DEADLINE_EXCEEDED.
+DEADLINE_MARGIN = 0.05
 
 
 class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,unused-ignore]
@@ -57,6 +71,8 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         # and the tasks that start and close limiters.
         self._retired: list[Limiter] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        # Zoom's API for host starts: made on the first one (runtime needs httpx only then).
+        self._zak_source: ZakSource | None = None
 
     @property
     def config(self) -> Config:
@@ -71,6 +87,10 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
             self._in_background(self._limiter.start())
             self._in_background(self._close_later(old))
         self._config = config
+        source = self._zak_source
+        if source is not None and source.settings != config.zoom:
+            self._zak_source = None  # the next host start makes one for the new [zoom]
+            self._in_background(_close_later(source))
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
@@ -98,6 +118,39 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         for limiter in (*self._retired, self._limiter):
             await limiter.aclose()
         self._retired.clear()
+        if self._zak_source is not None:
+            await self._zak_source.aclose()
+            self._zak_source = None
+
+    def _zaks(self, settings: ZoomSettings) -> ZakSource:
+        """This worker's client of Zoom's API, made on the first host start."""
+        if self._zak_source is None:
+            from ..zoomapi.client import ZakSource  # httpx: the zoom extra, there when needed
+
+            self._zak_source = ZakSource(settings)
+        return self._zak_source
+
+    async def _host_zak(
+        self, config: Config, minted: Minted, user: str, context: grpc.aio.ServicerContext
+    ) -> str:
+        """The ZAK of `user` for the host token `minted`, within the call's deadline;
+        Unavailable when Zoom has not answered just before it."""
+        s2s = minted.app.s2s
+        assert s2s is not None  # tokens.mint refuses a host start of an app without one
+        remaining = context.time_remaining()
+        budget = None if remaining is None else remaining - DEADLINE_MARGIN
+        try:
+            if budget is not None and budget <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(budget):
+                return await self._zaks(config.zoom).zak(
+                    minted.app.name, s2s, user, minted.expires_at - minted.issued_at
+                )
+        except TimeoutError:
+            raise Unavailable(
+                f"Zoom's API did not give the ZAK of {user!r} within the call's deadline",
+                "ZOOM_TIMEOUT",
+            ) from None
 
     async def _admit(self, config: Config, context: grpc.aio.ServicerContext) -> Caller:
         """Identify the caller (raises Unauthenticated), name it on the call's log line and
@@ -118,6 +171,12 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         try:
             caller = await self._admit(config, context)
             minted = mint(request, config, self._clock(), caller)
+            # A host start: the user's ZAK from Zoom, only once every check has passed.
+            zak = (
+                await self._host_zak(config, minted, request.start_as, context)
+                if (request.start_as)
+                else ""
+            )
         except RequestError:
             bind(**_request_fields(request))  # a refusal is logged with what was asked for
             raise
@@ -129,8 +188,11 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
             ttl=minted.expires_at - minted.issued_at,
             token_fp=fingerprint(minted.token),
         )
+        if zak:
+            # The user as the caller named it: the audit line says whose meeting started.
+            bind(start_as=request.start_as, zak_fp=fingerprint(zak))
         response = pb.SignResponse(
-            token=minted.token, sdk_key=minted.app.sdk_key, app=minted.app.name
+            token=minted.token, sdk_key=minted.app.sdk_key, app=minted.app.name, zak=zak
         )
         response.issued_at.seconds = minted.issued_at
         response.expires_at.seconds = minted.expires_at
@@ -158,13 +220,22 @@ def _request_fields(request: pb.SignRequest) -> dict[str, object]:
     """The log fields of what a Sign request asked for, before any of it was checked."""
     claims = request.WhichOneof("claims")
     role = request.meeting.role if claims == "meeting" else request.video.role
-    return {
+    fields = {
         "app": request.app,
         "kind": claims or "",
         "role": ROLE_NAMES.get(role, ""),
         "meeting": request.meeting.meeting_number,
         "ttl": request.ttl.seconds if request.HasField("ttl") else DEFAULT_TTL,
     }
+    if request.start_as:
+        fields["start_as"] = request.start_as[:START_AS_LENGTH]  # as sent: cut short
+    return fields
+
+
+async def _close_later(source: ZakSource) -> None:
+    """Close a replaced client of Zoom's API once the calls that took it are done with it."""
+    await asyncio.sleep(source.settings.timeout * 4)
+    await source.aclose()
 
 
 def verify_response(diagnosis: Diagnosis) -> pb.VerifyResponse:
@@ -176,6 +247,7 @@ def verify_response(diagnosis: Diagnosis) -> pb.VerifyResponse:
                 code=PROBLEM_CODES[p.code],
                 message=_utf8(p.message),
                 claim=_utf8(p.claim),
+                severity=SEVERITIES[p.severity],
             )
             for p in diagnosis.problems
         ],
@@ -279,79 +351,30 @@ def _role_claim(claims: dict[str, Any]) -> str:
     return ROLE_NAME_OF_CLAIM.get(value, "") if type(value) is int else ""
 
 
-# Sign's request fields -> the names Zoom's sample (and its JSON) uses for them.
-_SAMPLE_FIELDS = {
-    "meeting.meeting_number": "meetingNumber",
-    "meeting.role": "role",
-    "meeting.video_webrtc_mode": "videoWebRtcMode",
-    "ttl": "expirationSeconds",
-}
-
-
 class ZoomSampleService(zs_grpc.ZoomSampleServiceServicer):  # type: ignore[misc,unused-ignore]
     """Zoom's sample endpoint in its own shape, on top of SignatureService.Sign.
 
-    The request becomes a SignRequest and goes through Sign itself: the same
-    checks, caller rules and audit line. Errors name the sample's JSON fields.
+    The JSON body (an HttpBody, as the gateway passed it on) becomes a SignRequest by the
+    sample's rules (tokens.sample) and goes through Sign itself: the same checks, caller
+    rules and audit line. Every answer is JSON: errors too, by answer_error.
     """
 
     def __init__(self, signatures: SignatureService) -> None:
         self._signatures = signatures
 
     async def Sign(
-        self, request: zs.ZoomSampleServiceSignRequest, context: grpc.aio.ServicerContext
-    ) -> zs.ZoomSampleServiceSignResponse:
-        violations: list[FieldViolation] = []
-        number = _sample_meeting_number(request, violations)
-        role = ROLE_OF_CLAIM.get(request.role)
-        if role is None:
-            violations.append(
-                FieldViolation("role", f"{request.role} is not 0 (participant) or 1 (host)")
-            )
-        mode = request.video_web_rtc_mode
-        if request.HasField("video_web_rtc_mode") and mode not in (0, 1):
-            violations.append(FieldViolation("videoWebRtcMode", f"{mode} is not 0 or 1"))
-        if violations:
-            raise InvalidArgument(violations)
-        sign = pb.SignRequest(
-            app=request.app, meeting=pb.MeetingClaims(meeting_number=number, role=role)
-        )
-        if request.HasField("video_web_rtc_mode"):
-            sign.meeting.video_webrtc_mode = bool(mode)
-        if request.expiration_seconds:
-            sign.ttl.seconds = request.expiration_seconds
-        try:
-            signed = await self._signatures.Sign(sign, context)
-        except InvalidArgument as error:
-            raise InvalidArgument(
-                [
-                    FieldViolation(_SAMPLE_FIELDS.get(v.field, v.field), v.description)
-                    for v in error.violations
-                ]
-            ) from None
-        return zs.ZoomSampleServiceSignResponse(signature=signed.token, sdk_key=signed.sdk_key)
+        self, request: httpbody_pb2.HttpBody, context: grpc.aio.ServicerContext
+    ) -> httpbody_pb2.HttpBody:
+        sign = sample.sign_request(request.content_type, request.data)
+        signed = await self._signatures.Sign(sign, context)
+        return _json_body(sample.answer(signed.token, signed.sdk_key))
+
+    @staticmethod
+    def answer_error(error: RequestError) -> httpbody_pb2.HttpBody:
+        """The answer to a refused call, in the sample's error shape (runtime.rpc sends it
+        with the error's status, which the gateway makes the HTTP status)."""
+        return _json_body(sample.errors(error))
 
 
-def _sample_meeting_number(
-    request: zs.ZoomSampleServiceSignRequest, violations: list[FieldViolation]
-) -> str:
-    """meetingNumber as the sample takes it: a JSON number or a string of digits."""
-    value = request.meeting_number
-    kind = value.WhichOneof("kind") if request.HasField("meeting_number") else None
-    if kind == "string_value":
-        number = value.string_value.strip()
-        if not is_meeting_number(number):
-            violations.append(FieldViolation("meetingNumber", f"must be {MEETING_NUMBER_RULE}"))
-        return number
-    if kind == "number_value" and value.number_value.is_integer() and value.number_value > 0:
-        if value.number_value >= 2**53:  # a JSON number this large has lost digits already
-            violations.append(
-                FieldViolation(
-                    "meetingNumber", "is too large for a JSON number: send it as a string"
-                )
-            )
-        return str(int(value.number_value))
-    violations.append(
-        FieldViolation("meetingNumber", "is required: the meeting number, digits only")
-    )
-    return ""
+def _json_body(data: bytes) -> httpbody_pb2.HttpBody:
+    return httpbody_pb2.HttpBody(content_type=sample.JSON_TYPE, data=data)

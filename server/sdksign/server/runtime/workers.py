@@ -8,6 +8,12 @@ and SIGHUP to every worker, and replaces a worker that dies; the replacement rea
 configuration again, as a SIGHUP would, before it serves. A worker whose parent dies
 stops by itself, draining as on SIGTERM.
 
+The parent also watches them: each worker's event loop beats in shared memory
+(observe.admin's heartbeat); one silent for SILENT_AFTER seconds is out of readiness, and
+for KILL_AFTER seconds is killed (SIGKILL: a stuck or stopped process obeys nothing else)
+and started again. A dead worker is started again after a growing delay; the parent gives
+up only on a crash loop (runtime.restarts).
+
 The parent also serves the admin listener (observe.admin) for all of them: the workers write
 their metrics to files in a folder of the parent's (observe.metricdir.multiprocess_dir), and
 each sets its state (starting, serving, draining) in a byte of shared memory, which
@@ -35,19 +41,27 @@ import structlog
 
 from ..config import Config
 from ..observe import metricdir, metrics
-from ..observe.admin import STARTING, AdminError, AdminServer, States, WorkerReadiness, WorkerStates
+from ..observe.admin import (
+    SERVING,
+    STARTING,
+    AdminError,
+    AdminServer,
+    States,
+    WorkerReadiness,
+    WorkerStates,
+)
 from ..observe.exposition import ServerState, registry
 from ..observe.stderr import original_stderr
 from .refresh import log_warnings, read_again, vault_read_again
+from .restarts import CRASH_LIMIT, CRASH_WINDOW, KILL_AFTER, Restarts
 from .serve import ListenError, reloaded
 
 log = structlog.get_logger("sdksign")
 
-# A worker that dies sooner than this after its start is failing, not crashing now and then:
-# the whole server stops instead of restarting it in a loop.
-MIN_WORKER_LIFETIME = 2.0
 # How long the parent waits past the grace period before it kills a worker that has not stopped.
 STOP_MARGIN = 5.0
+# How often the parent looks at its workers' deaths, heartbeats and restarts due, in seconds.
+WATCH_INTERVAL = 0.25
 
 
 # Where the kernel tells a process its CPU limit (cgroup v2's cpu.max; v1's cfs files under cpu/).
@@ -114,21 +128,28 @@ def reserve_port(listen: str) -> tuple[socket.socket, str]:
     return held, f"{bound_host}:{address[1]}"
 
 
-def serve_workers(config: Config, listen: str, workers: int, admin_listen: str) -> int:
+def serve_workers(
+    config: Config, listen: str, workers: int, admin_listen: str, give_way: bool = False
+) -> int:
     """Run `workers` worker processes until SIGTERM or SIGINT, and the admin listener on
-    `admin_listen` for all of them until they have stopped; return the exit status."""
+    `admin_listen` for all of them until they have stopped (`give_way`: as AdminServer);
+    return the exit status."""
     with contextlib.ExitStack() as stack:  # closed in reverse: the admin listener first
         held, address = reserve_port(listen)
         stack.callback(held.close)
         folder = _metrics_folder(stack)  # before any worker starts: they write there
         context = multiprocessing.get_context("spawn")
-        states = WorkerStates(context.Array("b", workers, lock=False))
+        states = WorkerStates(
+            context.Array("b", workers, lock=False), context.Array("d", workers, lock=False)
+        )
         state = ServerState(states.not_ready)
         supervisor = _Supervisor(config, address, context, _Watch(states, state, folder))
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, supervisor.forward)
         admin = stack.enter_context(
-            AdminServer(admin_listen, registry(state, folder), states.not_ready, config.tls)
+            AdminServer(
+                admin_listen, registry(state, folder), states.not_ready, config.tls, give_way
+            )
         )
         admin.start()
         log.info(
@@ -136,6 +157,8 @@ def serve_workers(config: Config, listen: str, workers: int, admin_listen: str) 
             workers=workers,
             address=address,
             admin_address=admin.address,
+            # The default admin address was another server's: this one's is on a free port.
+            **({"admin_default_in_use": admin.taken} if admin.taken else {}),
             metrics_folder=str(folder),
         )
         supervisor.start_all(workers, admin.address)
@@ -193,6 +216,8 @@ class _Supervisor:
         self._judging = threading.Lock()
         self._launching = False  # a worker is being started and recorded (start)
         self._deferred: list[int] = []  # the signals handled meanwhile, for after it
+        self._restarts = Restarts()
+        self._killed: set[int] = set()  # the pids killed as silent
 
     def start_all(self, workers: int, admin_address: str) -> None:
         """Start workers 0 to `workers` - 1; a SIGHUP meanwhile is forwarded to all of them
@@ -218,7 +243,11 @@ class _Supervisor:
         process = self._context.Process(
             target=_worker_main,
             args=(self._config, self._address, index, index in self._processes),
-            kwargs={"states": states, "admin_address": self._admin_address},
+            kwargs={
+                "states": states,
+                "heartbeats": self._watch.states.heartbeats,
+                "admin_address": self._admin_address,
+            },
             name=f"sdksign-worker-{index}",
         )
         self._launching = True
@@ -226,6 +255,7 @@ class _Supervisor:
             if self._stopping:
                 return False
             states[index] = STARTING
+            self._watch.states.waiting.pop(index, None)
             self._launch(process)
             self._processes[index] = (process, time.monotonic())
         finally:
@@ -270,25 +300,85 @@ class _Supervisor:
             ).start()
 
     def replace_until_stopped(self) -> int:
-        """Replace each worker that dies until SIGTERM or SIGINT; return the exit status.
-
-        A worker that dies within MIN_WORKER_LIFETIME of its start stops them all, status 1.
-        """
+        """Watch the workers until SIGTERM or SIGINT: start again each that dies (after its
+        delay, runtime.restarts), kill each whose event loop is silent (_watchdog). Return the
+        exit status: 1 when the workers are in a crash loop, which stops them all."""
         while not self._stopping:
-            wait([p.sentinel for p, _ in self._processes.values()], timeout=1.0)
-            for index, (process, started) in list(self._processes.items()):
-                if process.exitcode is None or self._stopping:
-                    continue
-                lived = time.monotonic() - started
-                log.error("worker exited", worker=index, exit_code=process.exitcode)
-                self._watch.gone(process)
-                if lived < MIN_WORKER_LIFETIME:
-                    log.error("worker failed right after its start: stopping", worker=index)
-                    self.forward(signal.SIGTERM, None)
-                    return 1
-                if self.start(index):
+            alive = [p.sentinel for p, _ in self._processes.values() if p.exitcode is None]
+            if alive:
+                wait(alive, timeout=WATCH_INTERVAL)
+            else:  # all dead, waiting for their delay
+                time.sleep(WATCH_INTERVAL)
+            if self._stopping:
+                break
+            now = time.monotonic()
+            if not self._reap(now):
+                self.forward(signal.SIGTERM, None)
+                return 1
+            self._watchdog(now)
+            for index, due in list(self._watch.states.waiting.items()):
+                if due <= now and self.start(index):
                     self._watch.state.worker_restarts += 1
         return 0
+
+    def _reap(self, now: float) -> bool:
+        """Each worker found dead: logged, and its start again set (WorkerStates.waiting);
+        False when the workers are in a crash loop."""
+        waiting = self._watch.states.waiting
+        for index, (process, started) in list(self._processes.items()):
+            if process.exitcode is None or index in waiting:
+                continue
+            self._watch.gone(process)
+            serving = self._others_serving(index)
+            delay = self._restarts.died(index, now, serving)
+            log.error(
+                "worker exited",
+                worker=index,
+                exit_code=process.exitcode,
+                lived_seconds=round(now - started, 1),
+                **({} if delay is None else {"restart_in_seconds": delay}),
+            )
+            if delay is None:
+                log.error(
+                    "workers keep dying: stopping",
+                    deaths=self._restarts.recent(now),
+                    window_seconds=CRASH_WINDOW,
+                    limit=CRASH_LIMIT,
+                )
+                return False
+            if not serving:  # the port has no server: no one waits for a delay
+                for other in waiting:
+                    waiting[other] = min(waiting[other], now)
+            waiting[index] = now + delay
+        return True
+
+    def _others_serving(self, index: int) -> bool:
+        states = self._watch.states.states
+        return any(
+            other != index and process.exitcode is None and states[other] == SERVING
+            for other, (process, _) in self._processes.items()
+        )
+
+    def _watchdog(self, now: float) -> None:
+        """Kill every serving or draining worker whose event loop has been silent for
+        KILL_AFTER seconds (it is already out of readiness): it is then replaced as any
+        dead worker is."""
+        for index, (process, _) in self._processes.items():
+            if process.exitcode is not None or process.pid in self._killed:
+                continue
+            silent = self._watch.states.silent_for(index, now)
+            if silent is None or silent < KILL_AFTER:
+                continue
+            if process.pid is not None:
+                self._killed.add(process.pid)
+            self._watch.state.watchdog_kills += 1
+            process.kill()  # first: the log line may not get out
+            log.error(
+                "worker silent: killed",
+                worker=index,
+                pid=process.pid,
+                silent_seconds=round(silent, 1),
+            )
 
     def _read_again(self, number: int) -> None:
         """After SIGHUP `number`, what the workers now serve, judged as they judge it (quietly:
@@ -304,11 +394,17 @@ class _Supervisor:
 
     def stop_all(self) -> None:
         """Wait for the workers to drain and stop (STOP_MARGIN past the grace period), then
-        kill those still running."""
+        kill those still running; meanwhile the watchdog goes on, so that a worker stuck in
+        its drain is killed as soon as it is found silent."""
         config = self._config
         deadline = time.monotonic() + config.drain + config.shutdown_grace + STOP_MARGIN
+        processes = [process for process, _ in self._processes.values()]
+        while (alive := [p for p in processes if p.exitcode is None]) and (
+            left := deadline - time.monotonic()
+        ) > 0:
+            wait([p.sentinel for p in alive], timeout=min(WATCH_INTERVAL, left))
+            self._watchdog(time.monotonic())
         for index, (process, _) in self._processes.items():
-            process.join(max(0.0, deadline - time.monotonic()))
             if process.exitcode is None:
                 log.error("worker did not stop in time: killing it", worker=index)
                 process.kill()
@@ -323,6 +419,7 @@ def _worker_main(
     replacement: bool,
     *,
     states: States,
+    heartbeats: States,
     admin_address: str,
 ) -> None:
     """A worker process: its metrics, in files in the parent's folder; logging that names
@@ -340,7 +437,7 @@ def _worker_main(
     _stop_with_parent(os.getppid())
     if replacement:
         config = replacement_config(config, address)
-    admin = WorkerReadiness(states, index, admin_address)
+    admin = WorkerReadiness(states, heartbeats, index, admin_address)
     try:
         run(config, address, reuse_port=True, admin=admin)
     except ListenError as exc:

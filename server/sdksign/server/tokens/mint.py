@@ -35,6 +35,7 @@ from ..zoom.rules import (
     ROLE_NAMES,
     SESSION_NAME,
     SESSION_NAME_LENGTH,
+    START_AS_RULE,
     TEXT,
     VERSION,
     VIDEO_KEY,
@@ -45,6 +46,7 @@ from ..zoom.rules import (
     OptionalClaim,
     Sdk,
     is_meeting_number,
+    is_start_as,
 )
 
 Claims = pb.MeetingClaims | pb.VideoClaims
@@ -69,6 +71,7 @@ class ValidRequest(NamedTuple):
     role: str  # "participant", "host" or "" for a native meeting token
     ttl: int
     ttl_given: bool  # False: DEFAULT_TTL, which a caller's max_ttl may shorten
+    start_as: str = ""  # the Zoom user whose ZAK a host start asks for; "": none
 
 
 def mint(request: pb.SignRequest, config: Config, now: float, caller: Caller) -> Minted:
@@ -101,13 +104,16 @@ def check_request(request: pb.SignRequest, config: Config, caller: Caller) -> Va
         _check_meeting(claims, violations)
     else:
         _check_video(claims, violations)
+    _check_start_as(request, claims, violations)
     app = _pick_app(request.app, sdk, in_scope(caller.rule.apps, config.apps), violations)
     if violations:
         raise InvalidArgument(violations)
     if app is None:
         _no_app(caller, sdk)
     role = ROLE_NAMES.get(claims.role, "")
-    return ValidRequest(sdk, claims, app, role, ttl, ttl_given=request.HasField("ttl"))
+    return ValidRequest(
+        sdk, claims, app, role, ttl, ttl_given=request.HasField("ttl"), start_as=request.start_as
+    )
 
 
 def authorize_request(checked: ValidRequest, caller: Caller) -> int:
@@ -126,8 +132,14 @@ def authorize_request(checked: ValidRequest, caller: Caller) -> int:
             ttl=ttl,
             meeting_number=claims.meeting_number if isinstance(claims, pb.MeetingClaims) else "",
             session_name=claims.session_name if isinstance(claims, pb.VideoClaims) else "",
+            start_as=checked.start_as,
         ),
     )
+    if checked.start_as and checked.app.s2s is None:
+        raise FailedPrecondition(
+            f"app {checked.app.name!r} has no [apps.s2s] table: a host start (start_as) asks "
+            "Zoom for the host's ZAK through the account's Server-to-Server OAuth app"
+        )
     return ttl
 
 
@@ -238,6 +250,25 @@ def _check_meeting(claims: pb.MeetingClaims, violations: list[FieldViolation]) -
             )
         )
     _check_optional(claims, MEETING_OPTIONAL, "meeting", violations)
+
+
+def _check_start_as(
+    request: pb.SignRequest, claims: Claims, violations: list[FieldViolation]
+) -> None:
+    """start_as: only for a Meeting SDK web token with role ROLE_HOST, and a user's name."""
+    user = request.start_as
+    if not user:
+        return
+    if not isinstance(claims, pb.MeetingClaims) or claims.role != pb.ROLE_HOST:
+        violations.append(
+            FieldViolation(
+                "start_as",
+                "is allowed only with a Meeting SDK web token of role ROLE_HOST "
+                "(meeting.meeting_number and meeting.role = ROLE_HOST)",
+            )
+        )
+    elif not is_start_as(user):
+        violations.append(FieldViolation("start_as", f"must be {START_AS_RULE}"))
 
 
 def _check_video(claims: pb.VideoClaims, violations: list[FieldViolation]) -> None:

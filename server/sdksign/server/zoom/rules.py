@@ -10,6 +10,7 @@ the field in the proto, and tests: Sign validates and writes it, Verify checks i
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from typing import Literal, NamedTuple
 
@@ -114,6 +115,13 @@ VIDEO_OPTIONAL = (
     OptionalClaim("audio_webrtc_mode", FLAG),
 )
 
+# Claims Zoom has deprecated (still taken, to be replaced), by SDK: each -> its replacement.
+# Video SDK: audio_compatible_mode gave way to audio_webrtc_mode (0 or 1, as before).
+DEPRECATED_CLAIMS: dict[Sdk, dict[str, str]] = {
+    "meeting": {},
+    "video": {"audio_compatible_mode": "audio_webrtc_mode"},
+}
+
 # Every claim of each SDK, in the order Sign writes them.
 MEETING_CLAIMS = (
     MEETING_OLD_KEY,
@@ -131,3 +139,31 @@ VIDEO_CLAIMS = (
     *VIDEO_TIMES,
     *(claim.name for claim in VIDEO_OPTIONAL),
 )
+
+# --- host starts: the ZAK -------------------------------------------------------------------
+
+# A Zoom user a host start names (SignRequest.start_as): an email address or a user ID, as
+# GET /v2/users/{userId}/token takes either. Zoom's email addresses are at most 128
+# characters; a user ID is a short string of letters, digits, '-' and '_'. Both go into a
+# URL path, so nothing that would end or escape a path segment is allowed.
+START_AS_LENGTH = 128
+_START_AS = re.compile(r"[A-Za-z0-9._%+\-@']+")
+START_AS_RULE = (
+    f"a Zoom user's email address or user ID, at most {START_AS_LENGTH} characters of letters, "
+    "digits and . _ % + - ' @"
+)
+# How much longer than the token the ZAK is asked to live (the `ttl` of the ZAK request):
+# a ZAK is reused for this long, never handed out with less than the token's lifetime left.
+ZAK_REUSE = 60
+# The ZAK's lifetime bounds of Zoom's users token endpoint (type=zak): ttl in seconds.
+ZAK_MAX_TTL = 7_776_000  # 90 days
+# Zoom's error codes that the users token endpoint and the OAuth server answer with.
+ZOOM_INVALID_ACCESS_TOKEN = 124  # 401: the access token expired or was revoked
+ZOOM_USER_NOT_FOUND = 1001  # 404: no such user on the account
+# The scope a Server-to-Server OAuth app needs for a user's ZAK.
+ZAK_SCOPE = "user:read:token:admin"
+
+
+def is_start_as(text: str) -> bool:
+    """Whether `text` may name a Zoom user in a host start (START_AS_RULE)."""
+    return len(text) <= START_AS_LENGTH and text.isascii() and _START_AS.fullmatch(text) is not None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from ...zoom.rules import (
+    DEPRECATED_CLAIMS,
     FLAG,
     GEO_REGIONS,
     MEETING_NUMBER,
@@ -128,6 +129,24 @@ def _video_claims(claims: dict[str, Any], d: Diagnosis) -> None:
             VERSION,
         )
     _optional_claims(claims, VIDEO_OPTIONAL, d)
+    _deprecated(claims, DEPRECATED_CLAIMS["video"], d)
+
+
+def _deprecated(claims: dict[str, Any], deprecated: dict[str, str], d: Diagnosis) -> None:
+    """A warning for each deprecated claim present, naming its replacement."""
+    for name, replacement in deprecated.items():
+        if name in claims:
+            also = (
+                f"; the token has {replacement} too, which Zoom reads instead"
+                if replacement in claims
+                else f": write {replacement} (the same 0 or 1) instead"
+            )
+            d.add(
+                ProblemCode.DEPRECATED_CLAIM,
+                f"{name} is deprecated by Zoom in favour of {replacement}{also}. The token "
+                "stays valid",
+                name,
+            )
 
 
 def _optional_claims(

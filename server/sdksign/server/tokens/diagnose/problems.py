@@ -35,6 +35,18 @@ class ProblemCode(StrEnum):
     INVALID_CLAIM = "INVALID_CLAIM"
     TOKEN_WRAPPED = "TOKEN_WRAPPED"  # noqa: S105 (a problem's name, not a token)
     SECRET_ENCODING = "SECRET_ENCODING"  # noqa: S105 (a problem's name, not a secret)
+    DEPRECATED_CLAIM = "DEPRECATED_CLAIM"
+
+
+class Severity(StrEnum):
+    """How much a problem matters: the proto's Severity without its prefix, lower case."""
+
+    ERROR = "error"  # the token is invalid
+    WARNING = "warning"  # worth changing; the token stays valid
+
+
+# The problems that leave a token valid; every other one is an error.
+WARNINGS = frozenset({ProblemCode.DEPRECATED_CLAIM})
 
 
 class TokenKind(StrEnum):
@@ -55,6 +67,10 @@ TOKEN_KINDS = {
     kind: cast(pb.TokenKind, pb.TokenKind.Value(f"TOKEN_KIND_{kind.upper() or 'UNSPECIFIED'}"))
     for kind in TokenKind
 }
+SEVERITIES = {
+    severity: cast(pb.Severity, pb.Severity.Value(f"SEVERITY_{severity.upper()}"))
+    for severity in Severity
+}
 SIGNATURE_CHECKS = {
     check: cast(pb.SignatureCheck, pb.SignatureCheck.Value(f"SIGNATURE_CHECK_{check}"))
     for check in SignatureCheck
@@ -68,6 +84,10 @@ class Problem:
     code: ProblemCode
     message: str
     claim: str = ""
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.WARNING if self.code in WARNINGS else Severity.ERROR
 
 
 @dataclass
@@ -87,7 +107,8 @@ class Diagnosis:
 
     @property
     def valid(self) -> bool:
-        return not self.problems
+        """No problem is an error (warnings leave a token valid)."""
+        return all(p.code in WARNINGS for p in self.problems)
 
     def add(self, code: ProblemCode, message: str, claim: str = "") -> None:
         self.problems.append(Problem(code, message, claim))
