@@ -31,6 +31,8 @@ JSON = {"content-type": "application/json"}
 GRPC_WEB = {"content-type": "application/grpc-web+proto", "x-grpc-web": "1"}
 
 Request = tuple[str, str, bytes, dict[str, str]]  # kind, path, body, headers
+# A 200 from POST / whose token is not for the body's meeting and role: a miss.
+OVERRIDDEN = "HTTP 200, a token not of the body"
 
 
 async def hostile_input(soak: Soak, row: Row) -> None:
@@ -106,12 +108,25 @@ def _send(port: int, request: Request, deadline: float) -> str:
     finally:
         connection.close()
     if headers is JSON or headers.get("content-type") == "application/json":
-        return f"{kind}: {OK if response.status == 200 else f'HTTP {response.status}'}"
+        if response.status != 200:
+            return f"{kind}: HTTP {response.status}"
+        return f"{kind}: {OK if _minted_from_the_body(data) else OVERRIDDEN}"
     trailer = re.search(rb"grpc-status:\s*(\d+)", data)
     code = response.getheader("grpc-status") or (trailer[1].decode() if trailer else None)
     if response.status != 200 or code is None:
         return f"{kind}: HTTP {response.status}"
     return f"{kind}: {OK if code == '0' else f'grpc {code}'}"
+
+
+def _minted_from_the_body(answer: bytes) -> bool:
+    """Whether a JSON answer's token is for the body's meeting and role (a query never wins)."""
+    try:
+        token = json.loads(answer)["signature"]
+        payload = token.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (ValueError, KeyError, IndexError, TypeError):
+        return False
+    return bool(str(claims.get("mn")) == MEETING and claims.get("role") == 0)
 
 
 def _request(chance: random.Random) -> Request:
