@@ -91,11 +91,13 @@ def servers() -> Iterator[list[ServerProcess]]:
 
 @dataclass
 class Outcomes:
-    """Every call of a run by its status code, the texts of those not OK, and its length."""
+    """Every call of a run by its status code, the texts of those not OK, how long the
+    calls took to send, and how much longer until the last was answered."""
 
     codes: Counter[str] = field(default_factory=Counter)
     texts: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    lag: float = 0.0
 
 
 async def drive(
@@ -130,18 +132,26 @@ async def drive(
         await asyncio.sleep(max(0.0, started + index / per_second - loop.time()))
         tasks.append(loop.create_task(call(index)))
     outcomes.seconds = loop.time() - started
-    await asyncio.gather(*tasks, *([side] if side else []))
+    await asyncio.gather(*tasks)
+    outcomes.lag = loop.time() - started - outcomes.seconds
+    if side:
+        await side
     for channel in channels:
         await channel.close()
     return outcomes
 
 
 def assert_near_the_rate(outcomes: Outcomes, calls: int) -> None:
-    """All calls answered OK or RESOURCE_EXHAUSTED, and the OK ones the burst and RATE/s."""
+    """All calls answered OK or RESOURCE_EXHAUSTED, and the OK ones the burst and RATE/s.
+
+    The bucket refills over the time the calls reach the server, which on a busy machine
+    can be longer or shorter than the time they took to send, by at most the lag of the
+    last answer: the bounds widen by that lag (on an idle machine, a few ms)."""
     assert sum(outcomes.codes.values()) == calls
     assert set(outcomes.codes) <= {"OK", "RESOURCE_EXHAUSTED"}, outcomes.texts
-    expected = BURST + RATE * outcomes.seconds
-    assert abs(outcomes.codes["OK"] - expected) <= 0.1 * expected, (outcomes, expected)
+    fewest = BURST + RATE * max(0.0, outcomes.seconds - outcomes.lag)
+    most = BURST + RATE * (outcomes.seconds + outcomes.lag)
+    assert 0.9 * fewest <= outcomes.codes["OK"] <= 1.1 * most, (outcomes, fewest, most)
 
 
 def served_by(server: ServerProcess) -> set[object]:
