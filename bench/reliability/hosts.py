@@ -72,11 +72,11 @@ def zoom_for(soak: Soak) -> Iterator[ZoomApi]:
         try:
             yield zoom
         finally:
-            for index, token in enumerate(zoom.access_tokens):
-                soak.secrets[f"(access token {index})"] = token
-            zaks = [zak for issued in zoom.issued.values() for zak in issued]
-            for index, zak in enumerate(zaks):
-                soak.secrets[f"(ZAK {index})"] = zak
+            # Named by the count so far: each scenario's names are new, never another's.
+            for token in zoom.access_tokens:
+                soak.secrets[f"(access token {len(soak.secrets)})"] = token
+            for zak in (zak for issued in zoom.issued.values() for zak in issued):
+                soak.secrets[f"(ZAK {len(soak.secrets)})"] = zak
 
 
 def host_start(index: int) -> pb.SignRequest:
