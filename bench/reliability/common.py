@@ -147,6 +147,10 @@ class Soak:
     tmp: Path
     # The apps' secrets, by the environment variable that hands each to the servers.
     secrets: dict[str, str] = field(default_factory=dict)
+    # What the stand-in of Zoom's API handed out (tokens, ZAKs, codes), by a name for the
+    # log scan; never handed to a server, as the secrets are (tens of thousands of them
+    # would not fit in an environment).
+    handed_out: dict[str, str] = field(default_factory=dict)
     logs: list[Path] = field(default_factory=list)
 
     def directory(self, name: str) -> Path:

@@ -74,9 +74,9 @@ def zoom_for(soak: Soak) -> Iterator[ZoomApi]:
         finally:
             # Named by the count so far: each scenario's names are new, never another's.
             for token in zoom.access_tokens:
-                soak.secrets[f"(access token {len(soak.secrets)})"] = token
+                soak.handed_out[f"(access token {len(soak.handed_out)})"] = token
             for zak in (zak for issued in zoom.issued.values() for zak in issued):
-                soak.secrets[f"(ZAK {len(soak.secrets)})"] = zak
+                soak.handed_out[f"(ZAK {len(soak.handed_out)})"] = zak
 
 
 def host_start(index: int) -> pb.SignRequest:

@@ -91,7 +91,7 @@ class Secrets:
 def scan_logs(soak: Soak, row: Row) -> None:
     lines = token_lines = secret_lines = 0
     first_token = first_secret = ""
-    secrets = Secrets(soak.secrets)
+    secrets = Secrets({**soak.secrets, **soak.handed_out})
     for path in soak.logs:
         for number, line in _numbered_lines(path):
             lines += 1
@@ -102,10 +102,11 @@ def scan_logs(soak: Soak, row: Row) -> None:
             secret = secrets.first_in(line)
             if secret is not None:
                 secret_lines += 1
-                first_secret = first_secret or f"{path.name}:{number}, ${secret}"
+                shown = secret if secret in soak.handed_out else f"${secret}"
+                first_secret = first_secret or f"{path.name}:{number}, {shown}"
     row.note(
         f"{lines:,} lines in {len(soak.logs)} log files; "
-        f"{len(soak.secrets):,} secrets and handed-out tokens looked for"
+        f"{len(soak.secrets) + len(soak.handed_out):,} secrets and handed-out tokens looked for"
     )
     if token_lines:
         row.miss(f"{token_lines:,} lines hold a whole token (first: {first_token})")
