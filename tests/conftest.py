@@ -3,11 +3,13 @@ a Redis server; and each folder's markers."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -175,6 +177,22 @@ def run(
 def log_lines(text: str) -> list[dict[str, Any]]:
     """The JSON log lines of a server's stderr (other lines, such as warnings, skipped)."""
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+async def rpc_lines(log_stream: io.BytesIO, count: int = 1) -> list[dict[str, Any]]:
+    """The in-process log's rpc lines, once there are `count` (fails after 5 s with fewer).
+
+    A call is logged once gRPC has sent its answer (runtime.rpc), which may be just after
+    its client has it: wait, letting the event loop run, before reading."""
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [
+            line for line in log_lines(log_stream.getvalue().decode()) if line["event"] == "rpc"
+        ]
+        if len(lines) >= count:
+            return lines
+        assert time.monotonic() < deadline, f"{len(lines)} rpc lines, not {count}"
+        await asyncio.sleep(0.01)
 
 
 # --- Redis: Debian's redis-server (make test installs it), one per test on a free port -----

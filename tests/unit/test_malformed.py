@@ -21,11 +21,14 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.reliability.slowreaders import HELD, window_zero_streams
 from sdksign.client import AsyncClient, Role, SdkSignError
+from sdksign.server import Config
 from sdksign.server.errors import MAX_VIOLATIONS
 from sdksign.server.runtime import rpc
+from sdksign.server.runtime.serve import add_port, build_server
 from sdksign.v1 import signature_service_pb2 as pb
-from tests.conftest import MEETING_KEY, log_lines
+from tests.conftest import MEETING_KEY, rpc_lines
 from tests.helpers import HS256, meeting_claims, raw_token
 from tests.unit.test_metrics import counted
 
@@ -260,15 +263,7 @@ async def test_what_the_core_answers_is_logged_and_counted_as_it_is(
     handled = counted("grpc_server_handled_total", grpc_code=code, grpc_type="unary", **labels)
     answer = await asyncio.to_thread(h2_call, target, body, True, headers)
     assert answer.get("grpc-status") == client_got, answer
-    deadline = time.monotonic() + 5
-    while not (
-        lines := [
-            line for line in log_lines(log_stream.getvalue().decode()) if line.get("event") == "rpc"
-        ]
-    ):
-        assert time.monotonic() < deadline
-        await asyncio.sleep(0.02)
-    (line,) = lines
+    (line,) = await rpc_lines(log_stream)
     assert line["code"] == code
     assert ("answered the call before its request was read" in line.get("reason", "")) == explained
     assert handled() == 1
@@ -288,9 +283,7 @@ async def test_what_never_reaches_our_code_is_reset_and_not_logged(
     # says so, and Envoy never sends them (it writes :method and te itself).
     assert await asyncio.to_thread(h2_call, target, SIGN_FRAME, True, headers) == {"reset": "2"}
     await asyncio.to_thread(h2_call, target, SIGN_FRAME)  # a good call after it, logged
-    lines = [
-        line for line in log_lines(log_stream.getvalue().decode()) if line.get("event") == "rpc"
-    ]
+    lines = await rpc_lines(log_stream)
     assert [line["code"] for line in lines] == ["OK"]
 
 
@@ -312,3 +305,61 @@ async def test_a_stream_the_core_ended_is_counted_cancelled(target: str) -> None
         assert time.monotonic() < deadline and unknown() == 0
         await asyncio.sleep(0.02)
     assert (cancelled(), unknown()) == (1, 0)
+
+
+async def test_an_answer_the_client_never_takes_is_logged_deadline_exceeded_once(
+    log_stream: io.BytesIO, target: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A client with a receive window of 0 never takes its answer: ANSWER_WRITE_TIMEOUT after
+    # the handler returned, the call is logged and counted DEADLINE_EXCEEDED; its done
+    # callback, when its connection closes, logs and counts nothing more (never OK).
+    monkeypatch.setattr(rpc, "ANSWER_WRITE_TIMEOUT", 0.5)
+    monkeypatch.setattr(rpc, "SWEEP_INTERVAL", 0.1)
+    given_up = counted(
+        "grpc_server_handled_total", grpc_code="DEADLINE_EXCEEDED", grpc_type="unary", **SIGN_LABELS
+    )
+    ok = counted("grpc_server_handled_total", grpc_code="OK", grpc_type="unary", **SIGN_LABELS)
+    host, port = target.rsplit(":", 1)
+    release = asyncio.Event()
+    held = asyncio.create_task(window_zero_streams(host, int(port), 1, release))
+    (line,) = await rpc_lines(log_stream)
+    assert line["code"] == "DEADLINE_EXCEEDED", line
+    assert line["reason"] == "the answer was not taken by the client within 0.5 s"
+    assert line["duration_ms"] >= 500 and line["peer"].startswith("ipv4:127.0.0.1:")
+    assert (given_up(), ok()) == (1, 0)
+    release.set()  # the connection closes: the core ends the call, and runs its callback
+    assert await held == {HELD: 1}
+    await asyncio.sleep(0.5)
+    assert len(await rpc_lines(log_stream)) == 1
+    assert (given_up(), ok()) == (1, 0)
+
+
+async def test_an_answer_still_waiting_when_the_server_stops_is_logged_cancelled(
+    log_stream: io.BytesIO, config: Config
+) -> None:
+    # Stopped with its grace over, the server's core cancels the call: logged CANCELLED, once,
+    # whether gRPC runs the call's done callback before `stopped` or not.
+    deadlines = rpc.RequestDeadlines()
+    server, _ = build_server(config, deadlines=deadlines)
+    port = add_port(server, "127.0.0.1:0")
+    await server.start()
+    release = asyncio.Event()
+    held = asyncio.create_task(window_zero_streams("127.0.0.1", port, 2, release))
+    try:
+        deadline = time.monotonic() + 5
+        while len(deadlines._answering) < 2:  # both handlers have returned
+            assert time.monotonic() < deadline
+            await asyncio.sleep(0.01)
+        deadlines.stopping(0.2)
+        await server.stop(0.2)
+        await deadlines.stopped()
+    finally:
+        release.set()
+        # The client's h2 may take the server's closing (GOAWAY, then a ping) amiss.
+        await asyncio.gather(held, return_exceptions=True)
+    await asyncio.sleep(0.2)
+    lines = await rpc_lines(log_stream, count=2)
+    assert [line["code"] for line in lines] == ["CANCELLED", "CANCELLED"], lines
+    assert {line["reason"] for line in lines} == {
+        "the server stopped before the client took the answer"
+    }

@@ -42,6 +42,7 @@ from sdksign.server.observe.context import bind, start_call
 from sdksign.server.runtime import service as _service
 from sdksign.server.runtime.serve import add_port, build_server
 from sdksign.v1 import signature_service_pb2 as pb
+from tests.conftest import rpc_lines
 from tests.helpers import HS256, meeting_claims, raw_token
 
 SIGN = {"grpc_service": "sdksign.v1.SignatureService", "grpc_method": "Sign", "grpc_type": "unary"}
@@ -59,7 +60,8 @@ def counted(name: str, **labels: str) -> Callable[[], float]:
 
 
 async def until(condition: Callable[[], bool]) -> None:
-    """Wait for `condition`: a refused call's status reaches the client before it is counted."""
+    """Wait for `condition`: a call's answer reaches the client before it is counted (once gRPC
+    has sent it: runtime.rpc)."""
     for _ in range(200):
         if condition():
             return
@@ -84,6 +86,7 @@ async def test_a_sign_counts_a_token_its_lifetime_and_the_call(
     durations = counted("grpc_server_handling_seconds_count", **SIGN)
     async with AsyncClient(target) as client:
         await client.sign_meeting("94843468909", Role.HOST, ttl=timedelta(hours=2))
+    await until(lambda: handled() == 1)
     assert (tokens(), lifetimes(), within_2h(), handled(), started(), durations()) == (
         1,
         7200,
@@ -107,6 +110,7 @@ async def test_verify_counts_its_result_and_each_problem(target: str, meeting_ap
         assert not (await client.verify(forged)).valid
         stranger = raw_token(HS256, meeting_claims("NoSuchKey", now), b"s")
         assert not (await client.verify(stranger)).valid
+    await until(lambda: unknown_key() == 1)
     assert (valid(), invalid(), bad_signature(), unknown_key()) == (1, 1, 1, 1)
 
 
@@ -421,6 +425,7 @@ async def test_a_metric_that_cannot_be_written_never_fails_the_call(
     async with AsyncClient(target) as client:
         for _ in range(2):
             assert (await client.sign_meeting("94843468909", Role.HOST)).token
+    await rpc_lines(log_stream, count=2)
     lines = [json.loads(line) for line in log_stream.getvalue().splitlines()]
     assert [line["code"] for line in lines if line["event"] == "rpc"] == ["OK", "OK"]
     failed = [line for line in lines if line["event"].startswith("metrics failed")]

@@ -3,6 +3,7 @@ exporter (and from real OTLP receivers on loopback); nothing secret on any span.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import io
@@ -35,6 +36,7 @@ from sdksign.server.runtime import service as _service
 from sdksign.server.runtime.serve import add_port, build_server, reloaded
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
+from tests.conftest import rpc_lines
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
@@ -58,16 +60,17 @@ def exporter() -> Iterator[InMemorySpanExporter]:
         _tracing.shutdown()
 
 
-def spans(exporter: InMemorySpanExporter, count: int = 1) -> list[ReadableSpan]:
+async def spans(exporter: InMemorySpanExporter, count: int = 1) -> list[ReadableSpan]:
     """The finished spans, once there are `count` of them or 5 s have passed: the server
-    ends a call's span after the client has its answer."""
+    ends a call's span once its answer has left, after the client may have it (the event
+    loop runs meanwhile: the server is in this process)."""
     deadline = time.monotonic() + 5
     while True:
         _tracing.flush()
         found = list(exporter.get_finished_spans())
         if len(found) >= count or time.monotonic() > deadline:
             return found
-        time.sleep(0.01)
+        await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -119,7 +122,7 @@ async def test_a_given_traceparent_is_continued(
 ) -> None:
     metadata = (("traceparent", TRACEPARENT), ("tracestate", "vendor=opaque"))
     await stub.Sign(sign_request(), metadata=metadata)
-    [span] = spans(exporter)
+    [span] = await spans(exporter)
     assert span.name == SIGN and span.kind is SpanKind.SERVER
     assert span.context is not None and span.parent is not None
     assert format(span.context.trace_id, "032x") == TRACE_ID
@@ -143,7 +146,7 @@ async def test_without_a_traceparent_each_call_starts_a_trace(
 ) -> None:
     await stub.Sign(sign_request())
     await stub.Sign(sign_request(), metadata=(("traceparent", "00-not-a-trace-01"),))
-    first, second = spans(exporter, count=2)
+    first, second = await spans(exporter, count=2)
     assert first.parent is None and second.parent is None  # a malformed one is no parent
     assert first.context is not None and second.context is not None
     assert first.context.trace_id != second.context.trace_id
@@ -158,7 +161,7 @@ async def test_health_checks_make_no_span(
         answer = await health.Check(health_pb2.HealthCheckRequest(service=""))
         assert answer.status == health_pb2.HealthCheckResponse.SERVING
     await stub.Sign(sign_request())
-    assert [span.name for span in spans(exporter)] == [SIGN]
+    assert [span.name for span in await spans(exporter)] == [SIGN]
 
 
 async def test_verify_spans_say_whether_the_token_was_valid(
@@ -166,7 +169,7 @@ async def test_verify_spans_say_whether_the_token_was_valid(
 ) -> None:
     token = (await stub.Sign(sign_request(role=pb.ROLE_PARTICIPANT))).token
     await stub.Verify(pb.VerifyRequest(token=token, expected_meeting_number="111"))
-    attributes = dict(spans(exporter, count=2)[1].attributes or {})
+    attributes = dict((await spans(exporter, count=2))[1].attributes or {})
     assert attributes["rpc.method"] == "Verify" and attributes["rpc.grpc.status_code"] == 0
     assert attributes["sdksign.valid"] is False
     assert list(cast(Sequence[str], attributes["sdksign.problems"])) == ["MEETING_MISMATCH"]
@@ -190,7 +193,7 @@ async def test_refused_and_invalid_calls_leave_the_status_unset_with_their_code(
         grpc.StatusCode.PERMISSION_DENIED,
         grpc.StatusCode.UNAUTHENTICATED,
     ]
-    found = spans(exporter, count=3)
+    found = await spans(exporter, count=3)
     # The caller's to fix, not the server's failure: no ERROR, the code in its attribute.
     assert [s.status.status_code for s in found] == [StatusCode.UNSET] * 3
     assert [s.status.description for s in found] == [None] * 3
@@ -205,7 +208,7 @@ async def test_a_body_that_is_no_request_is_an_invalid_argument_span(
 ) -> None:
     raw = channel.unary_unary(f"/{SIGN}", request_serializer=None, response_deserializer=None)
     assert await refused(raw(b"\xff\xff\xff")) == grpc.StatusCode.INVALID_ARGUMENT
-    [span] = spans(exporter)
+    [span] = await spans(exporter)
     assert span.name == SIGN and span.status.status_code is StatusCode.UNSET
     assert (span.attributes or {})["rpc.grpc.status_code"] == 3
 
@@ -220,7 +223,7 @@ async def test_a_server_failure_is_an_error_named_by_its_code(
 
     monkeypatch.setattr(_service, "mint", broken)
     assert await refused(stub.Sign(sign_request())) == grpc.StatusCode.INTERNAL
-    [span] = spans(exporter)
+    [span] = await spans(exporter)
     assert span.status.status_code is StatusCode.ERROR
     assert span.status.description == "INTERNAL"  # never the error's message
     assert (span.attributes or {})["rpc.grpc.status_code"] == 13
@@ -259,7 +262,8 @@ def test_only_the_codes_of_a_server_failure_are_errors(
     assert active is not None
     span = active.begin(f"/{SIGN}", _NoMetadata())
     active.end(span, code)
-    [ended] = spans(exporter)
+    _tracing.flush()
+    [ended] = exporter.get_finished_spans()
     expected = (StatusCode.ERROR, code) if error else (StatusCode.UNSET, None)
     assert (ended.status.status_code, ended.status.description) == expected
     assert (ended.attributes or {})["rpc.grpc.status_code"] == grpc.StatusCode[code].value[0]
@@ -287,7 +291,7 @@ async def test_no_token_secret_bearer_meeting_or_session_on_any_span(
     bearer = (("authorization", f"Bearer {BEARER}"),)
     await refused(stub.Sign(sign_request(app=token), metadata=bearer))  # a token as the app
     await refused(stub.Verify(pb.VerifyRequest(token=token, app=token)))  # no such app
-    found = spans(exporter, count=6)
+    found = await spans(exporter, count=6)
     assert len(found) == 6
     text = everything_said(found)
     for secret in (meeting_secret, video_secret, BEARER, MEETING, SESSION, "ada@example"):
@@ -310,7 +314,7 @@ async def test_glued_tokens_on_a_span_leave_nothing_to_rebuild(
     second = (await stub.Sign(sign_request(meeting="123456789"))).token
     for glued in (first + second, first + "A" + second, first[:40] + second + first[40:]):
         await refused(stub.Sign(sign_request(app=glued)))  # no such app: refused, on a span
-    text = everything_said(spans(exporter, count=5))
+    text = everything_said(await spans(exporter, count=5))
     assert "<token " in text and list(whole_tokens(text)) == []
     for token in (first, second):
         assert token.split(".", 1)[1] not in text and token.split(".")[2][:12] not in text
@@ -325,7 +329,7 @@ async def test_meeting_numbers_only_when_the_config_allows_them(
         await stub.Sign(sign_request())
         video = pb.VideoClaims(session_name=SESSION, role=pb.ROLE_HOST)
         await stub.Sign(pb.SignRequest(video=video))
-        meeting, session = spans(memory, count=2)
+        meeting, session = await spans(memory, count=2)
     finally:
         _tracing.shutdown()
     assert (meeting.attributes or {})["sdksign.meeting"] == MEETING
@@ -357,17 +361,12 @@ def test_the_config_says_whether_spans_carry_meeting_numbers(
 # --- the trace id on the call's log line ------------------------------------------------------
 
 
-def rpc_lines(stream: io.BytesIO) -> list[dict[str, Any]]:
-    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    return [line for line in lines if line["event"] == "rpc"]
-
-
 async def test_the_log_line_carries_the_trace_and_span_ids(
     log_stream: io.BytesIO, exporter: InMemorySpanExporter, stub: pb_grpc.SignatureServiceStub
 ) -> None:
     await stub.Sign(sign_request(), metadata=(("traceparent", TRACEPARENT),))
-    [span] = spans(exporter)
-    [line] = rpc_lines(log_stream)
+    [span] = await spans(exporter)
+    [line] = await rpc_lines(log_stream)
     assert span.context is not None
     assert line["trace_id"] == TRACE_ID
     assert line["span_id"] == format(span.context.span_id, "016x") != PARENT_ID
@@ -381,10 +380,10 @@ async def test_spans_the_sampler_drops_leave_no_ids_on_the_log_line(
     _tracing.start([memory])
     try:
         await stub.Sign(sign_request())
-        assert spans(memory, count=0) == []
+        assert await spans(memory, count=0) == []
     finally:
         _tracing.shutdown()
-    [line] = rpc_lines(log_stream)
+    [line] = await rpc_lines(log_stream)
     assert "trace_id" not in line and "span_id" not in line
 
 
@@ -428,6 +427,7 @@ async def test_opentelemetry_failing_never_fails_the_call(
     _tracing._active.provider.add_span_processor(Failing(stage))
     for _ in range(2):
         assert (await stub.Sign(sign_request())).token
+    await rpc_lines(log_stream, count=2)
     lines = [json.loads(line) for line in log_stream.getvalue().splitlines()]
     assert [line["code"] for line in lines if line["event"] == "rpc"] == ["OK", "OK"]
     [failed] = [line for line in lines if line["event"].startswith("tracing failed")]
@@ -507,7 +507,7 @@ async def test_off_by_default(
     _tracing.configure(guarded, disabled)
     assert _tracing._active is None
     await stub.Sign(sign_request(), metadata=(("traceparent", TRACEPARENT),))
-    [line] = rpc_lines(log_stream)
+    [line] = await rpc_lines(log_stream)
     assert "trace_id" not in line and "span_id" not in line
 
 
@@ -638,7 +638,10 @@ def exported(requests: list[Any]) -> list[tuple[str, str, str]]:
 
 
 async def test_otlp_over_grpc_reaches_the_collector(
-    guarded: Config, stub: pb_grpc.SignatureServiceStub, monkeypatch: pytest.MonkeyPatch
+    log_stream: io.BytesIO,
+    guarded: Config,
+    stub: pb_grpc.SignatureServiceStub,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     receiver = Receiver()
     collector = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
@@ -651,6 +654,7 @@ async def test_otlp_over_grpc_reaches_the_collector(
     try:
         _tracing.configure(guarded, {"OTEL_TRACES_EXPORTER": "otlp"})
         await stub.Sign(sign_request(), metadata=(("traceparent", TRACEPARENT),))
+        await rpc_lines(log_stream)  # the span ended (with the call's line), then sent
         _tracing.shutdown()
     finally:
         collector.stop(None)
@@ -658,7 +662,10 @@ async def test_otlp_over_grpc_reaches_the_collector(
 
 
 async def test_otlp_over_http_reaches_the_collector(
-    guarded: Config, stub: pb_grpc.SignatureServiceStub, monkeypatch: pytest.MonkeyPatch
+    log_stream: io.BytesIO,
+    guarded: Config,
+    stub: pb_grpc.SignatureServiceStub,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     received: list[tuple[str, Any]] = []
 
@@ -682,6 +689,7 @@ async def test_otlp_over_http_reaches_the_collector(
     try:
         _tracing.configure(guarded, environ)
         await stub.Sign(sign_request(), metadata=(("traceparent", TRACEPARENT),))
+        await rpc_lines(log_stream)  # the span ended (with the call's line), then sent
         _tracing.shutdown()
     finally:
         collector.shutdown()

@@ -71,12 +71,17 @@ class ListenError(Exception):
 
 
 def build_server(
-    config: Config, reuse_port: bool = False, service: SignatureService | None = None
+    config: Config,
+    reuse_port: bool = False,
+    service: SignatureService | None = None,
+    deadlines: RequestDeadlines | None = None,
 ) -> tuple[grpc.aio.Server, health.aio.HealthServicer]:
     """A server with SignatureService, per-service health and reflection (not yet listening).
 
     `reuse_port` lets several worker processes listen on one port; without it a port
-    that is taken fails loudly. `service` is the servicer to use (default: a new one).
+    that is taken fails loudly. `service` is the servicer to use (default: a new one);
+    `deadlines` what bounds its calls' requests and answers (default: a new one), told
+    when the server stops.
     """
     server = grpc.aio.server(
         options=[*CONNECTION_OPTIONS, ("grpc.so_reuseport", int(reuse_port))],
@@ -84,7 +89,7 @@ def build_server(
     )
     signatures = service or SignatureService(config)
     health_servicer = health.aio.HealthServicer()
-    deadlines = RequestDeadlines()
+    deadlines = RequestDeadlines() if deadlines is None else deadlines
     for servicer, descriptor in (
         (signatures, pb.DESCRIPTOR.services_by_name["SignatureService"]),
         (health_servicer, health_pb2.DESCRIPTOR.services_by_name["Health"]),
@@ -145,7 +150,8 @@ async def serve(
     metricfiles.report()  # a metrics file gone to memory before the log was set up
     tracing.configure(config)  # here, in the process that serves: each worker its exporters
     service = SignatureService(config)
-    server, health_servicer = build_server(config, reuse_port, service)
+    deadlines = RequestDeadlines()
+    server, health_servicer = build_server(config, reuse_port, service, deadlines)
     port = add_port(server, listen, config.tls)
     await service.start()
     await server.start()
@@ -183,7 +189,9 @@ async def serve(
     await drain(signals, first, service.config.drain)
     grace = service.config.shutdown_grace
     log.info("shutting down", grace_seconds=grace)
+    deadlines.stopping(grace)  # answers still waiting when the grace ends: CANCELLED
     await server.stop(grace)
+    await deadlines.stopped()
     await service.aclose()
     for task in keeping:
         task.cancel()
