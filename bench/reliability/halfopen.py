@@ -2,9 +2,9 @@
 
 One worker; CONNECTIONS raw HTTP/2 connections each open STREAMS_PER_CONNECTION Sign
 streams with a message cut short and no END_STREAM, then wait. The server must answer
-every one (DEADLINE_EXCEEDED once runtime.rpc.REQUEST_READ_TIMEOUT has passed) and give back
-the memory they held: the worker's resident memory is read before, with all of them
-open, and after they were answered.
+every one (DEADLINE_EXCEEDED once runtime.deadlines.REQUEST_READ_TIMEOUT has passed) and
+give back the memory they held: the worker's resident memory is read before, with all of
+them open, and after they were answered.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ CONNECTIONS = 10
 STREAMS_PER_CONNECTION = 1000
 # A length prefix of 100 bytes, and 10 of them: a message that never ends.
 CUT_SHORT = struct.pack(">BI", 0, 100) + b"\x0a" * 10
-# What we wait at most: well past the server's runtime.rpc.REQUEST_READ_TIMEOUT and sweep.
+# What we wait at most: well past the server's runtime.deadlines.REQUEST_READ_TIMEOUT and
+# its sweep.
 ANSWER_WITHIN = 30.0
 
 

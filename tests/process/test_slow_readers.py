@@ -12,7 +12,7 @@ from pathlib import Path
 import grpc
 
 from bench.reliability.slowreaders import DROPPED, HELD, window_zero_streams
-from sdksign.server.runtime.rpc import ANSWER_WRITE_TIMEOUT
+from sdksign.server.runtime.deadlines import ANSWER_WRITE_TIMEOUT
 from sdksign.server.runtime.serve import MAX_CONCURRENT_CALLS
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from tests.conftest import start_server_process

@@ -25,7 +25,7 @@ from bench.reliability.slowreaders import HELD, window_zero_streams
 from sdksign.client import AsyncClient, Role, SdkSignError
 from sdksign.server import Config
 from sdksign.server.errors import MAX_VIOLATIONS
-from sdksign.server.runtime import rpc
+from sdksign.server.runtime import deadlines as request_deadlines
 from sdksign.server.runtime.serve import add_port, build_server
 from sdksign.v1 import signature_service_pb2 as pb
 from tests.conftest import MEETING_KEY, rpc_lines
@@ -153,8 +153,8 @@ async def test_a_cut_short_frame_then_end_of_stream_is_answered(
 async def test_a_stream_that_never_sends_its_request_is_ended(
     target: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(rpc, "REQUEST_READ_TIMEOUT", 0.5)
-    monkeypatch.setattr(rpc, "SWEEP_INTERVAL", 0.1)
+    monkeypatch.setattr(request_deadlines, "REQUEST_READ_TIMEOUT", 0.5)
+    monkeypatch.setattr(request_deadlines, "SWEEP_INTERVAL", 0.1)
     answer = await asyncio.to_thread(h2_call, target, b"\x00\x00\x00\x00\x10abc", False)
     assert answer.get("grpc-status") == str(grpc.StatusCode.DEADLINE_EXCEEDED.value[0]), answer
     assert "no complete request message" in answer.get("grpc-message", "")
@@ -313,8 +313,8 @@ async def test_an_answer_the_client_never_takes_is_logged_deadline_exceeded_once
     # A client with a receive window of 0 never takes its answer: ANSWER_WRITE_TIMEOUT after
     # the handler returned, the call is logged and counted DEADLINE_EXCEEDED; its done
     # callback, when its connection closes, logs and counts nothing more (never OK).
-    monkeypatch.setattr(rpc, "ANSWER_WRITE_TIMEOUT", 0.5)
-    monkeypatch.setattr(rpc, "SWEEP_INTERVAL", 0.1)
+    monkeypatch.setattr(request_deadlines, "ANSWER_WRITE_TIMEOUT", 0.5)
+    monkeypatch.setattr(request_deadlines, "SWEEP_INTERVAL", 0.1)
     given_up = counted(
         "grpc_server_handled_total", grpc_code="DEADLINE_EXCEEDED", grpc_type="unary", **SIGN_LABELS
     )
@@ -339,7 +339,7 @@ async def test_an_answer_still_waiting_when_the_server_stops_is_logged_cancelled
 ) -> None:
     # Stopped with its grace over, the server's core cancels the call: logged CANCELLED, once,
     # whether gRPC runs the call's done callback before `stopped` or not.
-    deadlines = rpc.RequestDeadlines()
+    deadlines = request_deadlines.RequestDeadlines()
     server, _ = build_server(config, deadlines=deadlines)
     port = add_port(server, "127.0.0.1:0")
     await server.start()

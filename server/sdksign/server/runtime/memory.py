@@ -19,7 +19,7 @@ from pathlib import Path
 
 import structlog
 
-from .rpc import release_memory
+from .deadlines import release_memory
 
 log = structlog.get_logger("sdksign")
 

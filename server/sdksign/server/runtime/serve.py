@@ -20,9 +20,10 @@ from sdksign.v1 import zoom_sample_pb2 as zs
 from ..config import Config, ConfigError, Tls, exposure_problems
 from ..observe import metricfiles, metrics, tracing
 from ..observe.admin import DRAINING, HEARTBEAT_INTERVAL, SERVING, Readiness
+from .deadlines import RequestDeadlines
 from .memory import give_back_memory
 from .refresh import Refresher, log_warnings
-from .rpc import RequestDeadlines, UnknownMethods, add_service
+from .rpc import UnknownMethods, add_service
 from .service import SignatureService, ZoomSampleService
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["SignatureService"].full_name
@@ -38,7 +39,7 @@ MAX_CONCURRENT_CALLS = 2_000
 MAX_CONNECTIONS = 1_000
 
 # How connections are kept honest: nothing a client opens (and leaves) holds memory for long.
-# Streams that never bring their request are ended by runtime.rpc.REQUEST_READ_TIMEOUT.
+# Streams that never bring their request are ended by runtime.deadlines.REQUEST_READ_TIMEOUT.
 CONNECTION_OPTIONS: list[tuple[str, int]] = [
     # Requests are small (a token's length is bounded): gRPC refuses any over MAX_MESSAGE_BYTES.
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
