@@ -182,8 +182,8 @@ def log_lines(text: str) -> list[dict[str, Any]]:
 async def rpc_lines(log_stream: io.BytesIO, count: int = 1) -> list[dict[str, Any]]:
     """The in-process log's rpc lines, once there are `count` (fails after 5 s with fewer).
 
-    A call is logged once gRPC has sent its answer (runtime.rpc), which may be just after
-    its client has it: wait, letting the event loop run, before reading."""
+    A call is logged once gRPC has sent its answer (runtime.deadlines), which may be just
+    after its client has it: wait, letting the event loop run, before reading."""
     deadline = time.monotonic() + 5
     while True:
         lines = [
@@ -193,6 +193,19 @@ async def rpc_lines(log_stream: io.BytesIO, count: int = 1) -> list[dict[str, An
             return lines
         assert time.monotonic() < deadline, f"{len(lines)} rpc lines, not {count}"
         await asyncio.sleep(0.01)
+
+
+def wait_until(
+    condition: Callable[[], object], what: Callable[[], str] | str = "", timeout: float = 15.0
+) -> None:
+    """Until `condition()` is true; AssertionError with `what` (text, or made when it fails)
+    after `timeout` seconds. For a server in another process: a call is logged and counted
+    once gRPC has sent its answer (runtime.deadlines), which may be just after its client
+    has it, so what a test reads of a call it has just made may not be there yet."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what() if callable(what) else what
+        time.sleep(0.05)
 
 
 # --- Redis: Debian's redis-server (make test installs it), one per test on a free port -----

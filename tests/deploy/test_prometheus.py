@@ -123,11 +123,14 @@ def test_prometheus_reads_the_calls_made(scraped: Scraped) -> None:
     prometheus.wait_for(
         lambda: by(prometheus, refusals, "caller", "rule") == {("scheduler", "role"): REFUSED}
     )
+    # Handled is counted once the answer has left, after the refusal: maybe a scrape later.
     handled = f'sum by (grpc_code) (grpc_server_handled_total{{{SERVICE},grpc_method="Sign"}})'
-    assert by(prometheus, handled, "grpc_code") == {
-        ("OK",): float(SIGNS),
-        ("PERMISSION_DENIED",): float(REFUSED),
-    }
+    prometheus.wait_for(
+        lambda: (
+            by(prometheus, handled, "grpc_code")
+            == {("OK",): float(SIGNS), ("PERMISSION_DENIED",): float(REFUSED)}
+        )
+    )
     prometheus.wait_for(
         lambda: (
             by(prometheus, "sum by (valid) (sdksign_verify_results_total)", "valid")
@@ -135,7 +138,9 @@ def test_prometheus_reads_the_calls_made(scraped: Scraped) -> None:
         )
     )
     assert by(prometheus, "sum(sdksign_ready)") == {(): 1.0}
-    # Both workers served some of the calls: the counts are the sum of their files.
+    # Both workers served some of the calls: the counts are the sum of their files. Each
+    # call's line comes once its answer has left: all of them first.
+    scraped.server.wait_for_events("rpc", SIGNS + REFUSED + 2)
     served = {
         line.get("worker") for line in log_lines(scraped.server.logs()) if line["event"] == "rpc"
     }

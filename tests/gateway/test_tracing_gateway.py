@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from sdksign.v1 import signature_service_pb2 as pb
-from tests.conftest import log_lines
+from tests.conftest import log_lines, wait_until
 from tests.gateway.conftest import Gateway, serve_gateway
 from tests.gateway.test_gateway import ALLOWED_ORIGIN, frame, preflight, unframe
 
@@ -48,11 +48,18 @@ def span_of_trace(tmp_path: Path, trace_id: str) -> dict[str, Any]:
 
 
 def rpc_line(gateway: Gateway, trace_id: str) -> dict[str, object]:
-    [line] = [
-        line
-        for line in log_lines(gateway.server.logs())
-        if line["event"] == "rpc" and line.get("trace_id") == trace_id
-    ]
+    """The one rpc line of `trace_id`, waited for: written once the call's answer has left,
+    as its span ends, and not necessarily before the span is on stdout."""
+
+    def found() -> list[dict[str, object]]:
+        return [
+            line
+            for line in log_lines(gateway.server.logs())
+            if line["event"] == "rpc" and line.get("trace_id") == trace_id
+        ]
+
+    wait_until(found, gateway.server.logs)
+    [line] = found()
     return line
 
 

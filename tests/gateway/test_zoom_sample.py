@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from harness.sample_table import Case, answer_of, cases, expected_claims, seen_claims
+from tests.conftest import wait_until
 from tests.gateway.conftest import Gateway, serve_gateway
 
 METHOD = "/sdksign.v1.ZoomSampleService/Sign"
@@ -71,11 +72,15 @@ def test_every_row_of_the_table_through_the_gateway(gateway: Gateway) -> None:
     finally:
         connection.close()
     assert wrong == {}
-    counted = gateway.server.rpc_codes(METHOD, after=before)
-    assert counted == {
+    expected = {
         "OK": sum(case.ours == "200" for case in CASES),
         "INVALID_ARGUMENT": sum(case.ours.startswith("400") for case in CASES),
     }
+    # Each call is logged once its answer has left: as many lines first, then their codes.
+    calls = sum(expected.values())
+    logged = lambda: gateway.server.rpc_codes(METHOD, after=before)  # noqa: E731
+    wait_until(lambda: logged().total() >= calls, gateway.server.logs)
+    assert logged() == expected
 
 
 def test_another_content_type_answers_415_in_the_sample_s_shape(gateway: Gateway) -> None:
@@ -87,7 +92,12 @@ def test_another_content_type_answers_415_in_the_sample_s_shape(gateway: Gateway
     assert headers["content-type"] == "application/json"
     assert headers.get("connection") != "close"
     assert json.loads(data)["errors"][0]["property"] == "$body"
-    assert gateway.server.rpc_codes(METHOD, after=before) == {}
+    # Then a call that does reach the server (role 7: INVALID_ARGUMENT): once it is logged,
+    # anything the 415 had made the server log would be too, and there is nothing else.
+    sentinel = b'{"meetingNumber":"123456789","role":7}'
+    assert gateway.request("POST", "/", sentinel, {"content-type": "application/json"})[0] == 400
+    wait_until(lambda: gateway.server.rpc_codes(METHOD, after=before), gateway.server.logs)
+    assert gateway.server.rpc_codes(METHOD, after=before) == {"INVALID_ARGUMENT": 1}
 
 
 def test_a_query_string_is_ignored_as_the_sample_ignores_it(gateway: Gateway) -> None:

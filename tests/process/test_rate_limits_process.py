@@ -35,6 +35,7 @@ from tests.conftest import (
     redis_password,
     running_redis,
     start_server_process,
+    wait_until,
 )
 
 RATE = 50
@@ -166,6 +167,7 @@ async def test_two_workers_share_one_rate(
     calls = 750  # 3 s at 250/s: five times the rate
     outcomes = await drive([servers[0].target], calls, per_second=250)
     assert_near_the_rate(outcomes, calls)
+    servers[0].wait_for_events("rpc", calls)  # each line comes once its answer has left
     assert served_by(servers[0]) == {0, 1}  # both workers took calls
     assert redis_password(redis_server) not in servers[0].logs()
 
@@ -179,6 +181,10 @@ async def test_two_servers_share_one_rate(
     calls = 750
     outcomes = await drive([server.target for server in servers], calls, per_second=250)
     assert_near_the_rate(outcomes, calls)
+    wait_until(  # each line comes once its answer has left
+        lambda: sum(len(server.events("rpc")) for server in servers) >= calls,
+        lambda: "\n".join(server.logs() for server in servers),
+    )
     for server in servers:
         assert Counter(line["code"] for line in server.events("rpc"))["OK"] > 0
         assert redis_password(redis_server) not in server.logs()
@@ -226,6 +232,7 @@ async def test_redis_killed_and_restarted_under_load(
     # "refuse": RESOURCE_EXHAUSTED too (UNAVAILABLE would be retried by Envoy and clients).
     refused = outcomes.texts[f"RESOURCE_EXHAUSTED: {STORE_UNAVAILABLE}"]
     assert refused > 0 if on_store_error == "refuse" else refused == 0, outcomes.texts
+    servers[0].wait_for_events("rpc", calls)  # each line comes once its answer has left
     assert_lost_then_back(servers[0], redis_server)
 
 
@@ -386,6 +393,7 @@ async def test_a_tls_store_holds_one_bucket_for_the_fleet(
     # One bucket for both workers: its burst and its refill meanwhile (each worker's own
     # buckets would let through a burst each).
     assert TLS_RATE <= outcomes.codes["OK"] <= TLS_RATE + TLS_RATE * seconds, (outcomes, seconds)
+    server.wait_for_events("rpc", TLS_CALLS)  # each line comes once its answer has left
     assert served_by(server) == {0, 1}
     assert bucket_keys(tls_redis)  # the bucket is in the TLS store
     assert not server.events("rate limit store lost")
@@ -413,6 +421,7 @@ async def test_a_tls_store_signed_by_another_ca_is_said_lost_and_calls_are_answe
         assert set(outcomes.codes) == {"OK", "RESOURCE_EXHAUSTED"}, outcomes.texts
         assert f"RESOURCE_EXHAUSTED: {STORE_UNAVAILABLE}" not in outcomes.texts
         assert TLS_RATE <= outcomes.codes["OK"] <= 2 * TLS_RATE * (1 + seconds), outcomes
+    server.wait_for_events("rpc", TLS_CALLS)  # every call's line, then what is not there
     assert len(server.events("rate limit store lost")) == 2  # said once per worker
     assert not server.events("rate limit store back")
     assert not bucket_keys(tls_redis)

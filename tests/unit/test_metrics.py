@@ -388,6 +388,7 @@ async def test_a_call_is_started_before_it_is_handled(
     try:
         async with AsyncClient(f"127.0.0.1:{port}") as client:
             await client.sign_meeting("94843468909", Role.HOST)
+        await until(lambda: handled() == 1)  # counted once its answer has left
     finally:
         await server.stop(None)
     assert seen == [(1, 0)]

@@ -28,7 +28,7 @@ from sdksign.server.zoom.jwt import fingerprint
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from tests.certs import Authority, Issued
-from tests.conftest import ROOT
+from tests.conftest import ROOT, rpc_lines
 from tests.helpers import HS256, b64url, raw_token
 
 SCHEDULER_TOKEN = secrets.token_urlsafe(24)
@@ -266,6 +266,9 @@ async def test_logs_name_callers_and_decisions_but_hold_no_secret_or_token(
     async with deployment.client(bearer=SCHEDULER_TOKEN) as client:
         signed = await client.sign_meeting(SCHEDULER_MEETING, Role.HOST)
         await client.verify(signed.token)
+    # A call is logged once its answer has left: all four lines first, then the look for
+    # what must not be in them.
+    await rpc_lines(deployment.logs, count=4)
     text = deployment.logs.getvalue().decode()
     for secret in (SCHEDULER_TOKEN, CLASSROOM_TOKEN, MEETING_SECRET, VIDEO_SECRET, signed.token):
         assert secret not in text
@@ -456,6 +459,7 @@ async def test_one_call_s_log_fields_never_reach_the_next(deployment: Deployment
     async with deployment.client(bearer=SCHEDULER_TOKEN) as client:  # one connection
         signed = await client.sign_meeting(SCHEDULER_MEETING, Role.HOST)
         await client.verify(signed.token)
+    await rpc_lines(deployment.logs, count=2)
     lines = [json.loads(line) for line in deployment.logs.getvalue().splitlines()]
     sign, verify = (line for line in lines if line.get("event") == "rpc")
     assert sign["meeting"] == SCHEDULER_MEETING and "ttl" in sign
