@@ -18,11 +18,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from sdksign.server.config import App, RateLimitStore, ZoomSettings
+from sdksign.server.config.grants import read_key
 from sdksign.server.errors import RequestError
 from sdksign.server.zoomapi.grantredis import RedisGrants, redis_client
 from sdksign.server.zoomapi.grants import GrantKeeper
 from sdksign.server.zoomapi.grantstore import GrantStore, SqliteGrants
-from sdksign.server.zoomapi.sealing import Sealer, read_key
+from sdksign.server.zoomapi.sealing import Sealer
 from sdksign.server.zoomapi.userauth import UserOAuth
 
 CONCURRENCY = 8
@@ -46,7 +47,7 @@ async def run(spec: str, url: str, seconds: float, user: str) -> Counter[str]:
     app = App(
         "meeting", "meeting", os.environ["GRANT_APP_KEY"], os.environ["GRANT_APP_SECRET"].encode()
     )
-    sealer = Sealer(read_key(os.environ["GRANT_KEY"], "GRANT_KEY"))
+    sealer = Sealer(read_key(os.environ["GRANT_KEY"].encode(), "GRANT_KEY"))
     settings = ZoomSettings(oauth_url=url, api_url=url, timeout=2.0)
     keeper = GrantKeeper(make_store(spec, sealer, 5.0), UserOAuth(settings))
     counts: Counter[str] = Counter()

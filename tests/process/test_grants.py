@@ -29,11 +29,12 @@ from redis import Redis
 from harness.redis import RedisServer
 from harness.zoomapi import ZoomApi, running_zoom_api
 from sdksign.server.config import App, RateLimitStore, ZoomSettings
+from sdksign.server.config.grants import read_key
 from sdksign.server.errors import FailedPrecondition, NotFound
 from sdksign.server.zoomapi.grantredis import RedisGrants, redis_client
 from sdksign.server.zoomapi.grants import GrantKeeper
 from sdksign.server.zoomapi.grantstore import GrantStore, SqliteGrants
-from sdksign.server.zoomapi.sealing import Sealer, new_key_text, read_key
+from sdksign.server.zoomapi.sealing import Sealer, new_key_text
 from sdksign.server.zoomapi.userauth import UserOAuth
 from tests.conftest import ROOT, redis_password
 
@@ -62,7 +63,7 @@ def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 
 
 def make_store(spec: str) -> GrantStore:
-    sealer = Sealer(read_key(KEY_TEXT, "key"))
+    sealer = Sealer(read_key(KEY_TEXT.encode(), "key"))
     if spec.startswith("sqlite:"):
         return SqliteGrants(Path(spec.removeprefix("sqlite:")), sealer, timeout=5.0)
     parts = urlsplit(spec)

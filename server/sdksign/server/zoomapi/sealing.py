@@ -39,21 +39,6 @@ def key_id(key: bytes) -> str:
     return hashlib.sha256(key).hexdigest()[:8]
 
 
-def read_key(text: str | bytes, where: str) -> bytes:
-    """A 32-byte key from its base64 text (standard or URL-safe, padded or not); ValueError
-    naming `where` (never the text) otherwise."""
-    raw = text.strip() if isinstance(text, bytes) else text.strip().encode()
-    raw = raw.replace(b"-", b"+").replace(b"_", b"/")
-    raw += b"=" * (-len(raw) % 4)
-    try:
-        key = base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
-        raise ValueError(f"{where} is not base64 (32 random bytes, base64)") from None
-    if len(key) != KEY_BYTES:
-        raise ValueError(f"{where} holds {len(key)} bytes: a grant key is {KEY_BYTES} bytes")
-    return key
-
-
 def new_key_text() -> str:
     """A new random key, as base64 text."""
     return base64.b64encode(os.urandom(KEY_BYTES)).decode()
