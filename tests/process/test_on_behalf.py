@@ -107,6 +107,23 @@ async def grant_alice(stub: pb_grpc.SignatureServiceStub) -> tuple[pb.Grant, str
     return grant, begun.state
 
 
+def metric_samples(server: ServerProcess) -> dict[str, float]:
+    """The admin listener's /metrics (every worker's), once the gauge is counted."""
+    address = str(server.events("listening")[0]["admin_address"])
+    samples: dict[str, float] = {}
+    for _ in range(50):
+        text = httpx.get(f"http://{address}/metrics", timeout=5).text
+        samples = {
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith(("sdksign_obf", "sdksign_grant"))
+        }
+        if samples.get('sdksign_grants{state="ok"}'):
+            break
+        time.sleep(0.1)
+    return samples
+
+
 def violations(error: grpc.aio.AioRpcError) -> list[str]:
     status = rpc_status.from_call(error)
     assert status is not None
@@ -141,6 +158,9 @@ async def test_a_grant_then_on_behalf_signs_across_a_restart_until_removed(
             signed = await stub.Sign(on_behalf("Alice@Example.com"), metadata=METADATA, timeout=10)
             assert signed.obf_token in zoom.user_oauth.obf_issued[("u-alice", MEETING)]
             assert signed.token and signed.obf_token != signed.token
+        samples = metric_samples(server)
+        assert samples['sdksign_obf_requests_total{outcome="ok"}'] == 1
+        assert samples['sdksign_grants{state="ok"}'] == 1
     finally:
         assert server.stop(timeout=15) is not None
     assert_nothing_secret_logged(server, zoom, states)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import time
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -19,6 +20,7 @@ from ..access.policy import Caller, authorize_grants
 from ..config import App, Config
 from ..config.grants import GRANTS_FILE, dev_grant_key, state_folder
 from ..errors import FieldViolation, InvalidArgument, Unavailable, unknown_app
+from ..observe import metrics
 from ..observe.context import bind
 from ..zoom.rules import REDIRECT_URI_LENGTH
 
@@ -26,6 +28,9 @@ if TYPE_CHECKING:
     from ..zoomapi.grants import GrantKeeper
     from ..zoomapi.grantstore import StoredGrant
 
+# The grants gauge (sdksign_grants by state) is counted again at most this often, by a grant
+# call or an on-behalf Sign, in the background (a Redis store is scanned).
+COUNT_INTERVAL = 30.0
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -64,10 +69,33 @@ class Grants:
         self._keeper: GrantKeeper | None = None
         self._made_for: tuple[object, object] | None = None
         self._making = asyncio.Lock()
+        self._counted_at = -COUNT_INTERVAL
+        self._counting: asyncio.Task[None] | None = None
+
+    def _count_later(self, keeper: GrantKeeper) -> None:
+        now = time.monotonic()
+        if now - self._counted_at < COUNT_INTERVAL or self._counting is not None:
+            return
+        self._counted_at = now
+        self._counting = asyncio.get_running_loop().create_task(self._count(keeper))
+
+    def _recount(self, keeper: GrantKeeper) -> None:
+        """Count again now: a grant was added or removed."""
+        self._counted_at = -COUNT_INTERVAL
+        self._count_later(keeper)
+
+    async def _count(self, keeper: GrantKeeper) -> None:
+        try:
+            metrics.grants_by_state(await keeper.store.states())
+        except Exception:  # the store's trouble shows in the calls; counted again later
+            self._counted_at = time.monotonic() - COUNT_INTERVAL / 2
+        finally:
+            self._counting = None
 
     async def keeper(self, config: Config) -> GrantKeeper:
         wanted = (config.grants, config.zoom)
         if self._keeper is not None and self._made_for == wanted:
+            self._count_later(self._keeper)
             return self._keeper
         async with self._making:
             if self._keeper is None or self._made_for != wanted:
@@ -80,11 +108,15 @@ class Grants:
                         "GRANT_STORE_UNAVAILABLE",
                     ) from None
                 self._made_for = wanted
+                self._counted_at = -COUNT_INTERVAL
                 if old is not None:
                     await old.aclose()
+        self._count_later(self._keeper)
         return self._keeper
 
     async def aclose(self) -> None:
+        if self._counting is not None:
+            self._counting.cancel()
         if self._keeper is not None:
             await self._keeper.aclose()
             self._keeper = None
@@ -117,6 +149,7 @@ class Grants:
         served = {app.name: app for app in config.apps}
         grant = await keeper.complete(served.get, caller.name, request.state, request.code)
         bind(app=grant.app, user_id=grant.user_id)
+        self._recount(keeper)
         return grant_message(grant)
 
     async def remove(
@@ -129,6 +162,7 @@ class Grants:
         keeper = await self.keeper(config)
         grant = await keeper.remove(app, request.user)
         bind(app=app.name, user_id=grant.user_id)
+        self._recount(keeper)
         return pb.RemoveGrantResponse(grant=grant_message(grant))
 
     async def list(
