@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import secrets
 import time
 from collections import Counter
@@ -28,9 +29,10 @@ from grpc_status import rpc_status
 
 from harness.redis import RedisServer
 from harness.zoomapi import ZoomApi, running_zoom_api
+from sdksign.client import AsyncClient, Client, Role
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
-from tests.conftest import ServerProcess, redis_password, start_server_process
+from tests.conftest import BIN, ENV, ServerProcess, redis_password, run, start_server_process
 
 WORKERS = 2
 SDK_KEY = "ObfAppKey012"
@@ -310,3 +312,50 @@ async def test_two_replicas_of_two_workers_share_grants_without_a_stale_refresh(
     assert zoom.user_oauth.refreshes >= 10
     for replica in replicas:
         assert_nothing_secret_logged(replica, zoom, [password])
+
+
+async def test_the_python_clients_and_the_cli_grant_sign_on_behalf_list_and_remove(
+    tmp_path: Path, zoom: ZoomApi
+) -> None:
+    server = start(tmp_path / "one", zoom, f"sqlite:{tmp_path / 'grants.db'}")
+    try:
+        async with AsyncClient(server.target, bearer_token=TOKEN) as client:
+            began = await client.begin_grant(CALLBACK)
+            assert began.authorize_url.startswith(f"{zoom.url}/oauth/authorize?")
+            grant = await client.complete_grant(began.state, await follow(began.authorize_url))
+            assert (grant.user_id, grant.email, grant.broken) == (
+                "u-alice",
+                "alice@example.com",
+                False,
+            )
+            signed = await client.sign_meeting(MEETING, Role.PARTICIPANT, on_behalf_of="u-alice")
+            assert signed.obf_token in zoom.user_oauth.obf_issued[("u-alice", MEETING)]
+            assert signed.obf_token not in repr(signed)
+        env = {**ENV, "SDKSIGN_BEARER_TOKEN": TOKEN}
+        base: list[str | Path] = [BIN / "sdksign"]
+        target = ["--target", server.target]
+        sign = [*base, "sign", *target, "--meeting-number", MEETING, "--role", "participant"]
+        plain = await asyncio.to_thread(run, [*sign, "--on-behalf-of", "alice@example.com"], env)
+        assert plain.returncode == 0, plain.stderr
+        token, obf = plain.stdout.splitlines()
+        assert token.count(".") == 2 and obf == zoom.user_oauth.obf_issued[("u-alice", MEETING)][-1]
+        listed = await asyncio.to_thread(run, [*base, "grants", "list", *target, "--json"], env)
+        assert listed.returncode == 0, listed.stderr
+        shown = [json.loads(line) for line in listed.stdout.splitlines()]
+        assert [(g["user_id"], g["email"], g["broken"]) for g in shown] == [
+            ("u-alice", "alice@example.com", False)
+        ]
+        assert not [v for v in zoom.user_oauth.handed_out if v in listed.stdout]
+        with Client(server.target, bearer_token=TOKEN) as blocking:
+            page = blocking.list_grants(page_size=1)
+            assert [g.user_id for g in page.grants] == ["u-alice"] and page.next_page_token == ""
+        removed = await asyncio.to_thread(run, [*base, "grants", "remove", "u-alice", *target], env)
+        assert removed.returncode == 0, removed.stderr
+        assert removed.stdout.startswith("removed u-alice\t") and zoom.user_oauth.revoked == 1
+        missing = await asyncio.to_thread(run, [*base, "grants", "remove", *target], env)
+        assert missing.returncode != 0 and "needs the user" in missing.stderr
+        refused = await asyncio.to_thread(run, [*sign, "--on-behalf-of", "u-alice"], env)
+        assert refused.returncode != 0 and "must authorize again" in refused.stderr
+    finally:
+        assert server.stop(timeout=15) is not None
+    assert_nothing_secret_logged(server, zoom, [])
