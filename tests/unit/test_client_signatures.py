@@ -92,7 +92,15 @@ def test_every_parameter_is_a_field_of_the_request(name: str) -> None:
 def test_today_every_field_has_its_keyword() -> None:
     """The claims as they are today are all offered as keywords (a field added later may not be)."""
     known = {
-        "sign_meeting": {"meeting_number", "role", "video_webrtc_mode", "app", "ttl", "start_as", "on_behalf_of"},
+        "sign_meeting": {
+            "meeting_number",
+            "role",
+            "video_webrtc_mode",
+            "app",
+            "ttl",
+            "start_as",
+            "on_behalf_of",
+        },
         "sign_video": {
             "session_name",
             "role",
