@@ -151,6 +151,10 @@ async def test_a_host_start_returns_the_zak_zoom_issued_for_the_user_by_email_or
     assert by_email.token and by_email.token != by_email.zak
     # Asked of Zoom to live longer than the token (reused for ZAK_REUSE seconds at most).
     assert zoom.zak_ttls[by_id.zak] > by_id.expires_at.seconds - by_id.issued_at.seconds
+    (listening, *_) = server.events("listening")
+    assert listening["host_starts"] == f"meeting via {zoom.url} (timeout 1 s)"
+    # Each worker writes its lines as its calls end: wait for both.
+    wait_for(lambda: len([line for line in server.events("rpc") if line.get("start_as")]) == 2)
     lines = [line for line in server.events("rpc") if line.get("start_as")]
     assert sorted(line["start_as"] for line in lines) == ["Alice@Example.com", "u-carol"]
     assert all(line["code"] == "OK" and line["zak_fp"] for line in lines)

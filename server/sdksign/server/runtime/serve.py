@@ -210,7 +210,17 @@ def describe(config: Config) -> dict[str, object]:
         "callers": [c.name for c in config.policy.callers],
         "anonymous": sorted(config.policy.anonymous.roles) if config.policy.anonymous else None,
         "rate_limits": _rate_limits(config),
+        **_host_starts(config),
     }
+
+
+def _host_starts(config: Config) -> dict[str, str]:
+    """Which apps start meetings (have [apps.s2s]), through which Zoom API: nothing if none."""
+    apps = [app.name for app in config.apps if app.s2s is not None]
+    if not apps:
+        return {}
+    zoom = config.zoom
+    return {"host_starts": f"{', '.join(apps)} via {zoom.api_url} (timeout {zoom.timeout:g} s)"}
 
 
 def _rate_limits(config: Config) -> str:
