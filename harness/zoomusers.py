@@ -57,6 +57,10 @@ class UserOAuth:
     apps: dict[str, str] = field(default_factory=dict)
     consenting: str = "alice@example.com"  # the user who agrees on the authorize page
     access_lifetime: int = USER_ACCESS_LIFETIME
+    # Seconds a refresh's answer is held back once Zoom has rotated the token (the soak's
+    # window for a kill mid-refresh); `refreshing` counts those in flight.
+    refresh_delay: float = 0.0
+    refreshing: int = 0
     refreshes: int = 0
     stale_refreshes: int = 0
     revoked: int = 0
@@ -133,7 +137,14 @@ class UserOAuth:
             if grant is None or grant.client_id != client_id or grant.revoked:
                 return _INVALID_TOKEN
             self._rotated.add(refresh)
-        return self._issue(grant)
+        answer = self._issue(grant)
+        if self.refresh_delay:
+            with self._lock:
+                self.refreshing += 1
+            time.sleep(self.refresh_delay)
+            with self._lock:
+                self.refreshing -= 1
+        return answer
 
     def _issue(self, grant: _Grant) -> Answer:
         access = "standin-uat-" + secrets.token_urlsafe(24)
