@@ -18,7 +18,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from sdksign.server.config import App, RateLimitStore, ZoomSettings
-from sdksign.server.config.grants import read_key
+from sdksign.server.config.keys import read_key
 from sdksign.server.errors import RequestError
 from sdksign.server.zoomapi.grantredis import RedisGrants, redis_client
 from sdksign.server.zoomapi.grants import GrantKeeper

@@ -29,7 +29,7 @@ from redis import Redis
 from harness.redis import RedisServer
 from harness.zoomapi import ZoomApi, running_zoom_api
 from sdksign.server.config import App, RateLimitStore, ZoomSettings
-from sdksign.server.config.grants import read_key
+from sdksign.server.config.keys import read_key
 from sdksign.server.errors import FailedPrecondition, NotFound
 from sdksign.server.zoomapi.grantredis import RedisGrants, redis_client
 from sdksign.server.zoomapi.grants import GrantKeeper

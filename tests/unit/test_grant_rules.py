@@ -17,7 +17,8 @@ import pytest
 from sdksign.server import ConfigError, load_config
 from sdksign.server.access.policy import Caller, Rule, authorize_grants
 from sdksign.server.config import App, Config
-from sdksign.server.config.grants import dev_grant_key, read_key
+from sdksign.server.config.grants import dev_grant_key
+from sdksign.server.config.keys import read_key
 from sdksign.server.errors import InvalidArgument, PermissionDenied, Unauthenticated
 from sdksign.server.tokens.mint import mint
 from sdksign.server.zoomapi.answers import Failure

@@ -8,7 +8,6 @@ file beside it, made with mode 0600 on first use (dev_grant_key), as the develop
 from __future__ import annotations
 
 import base64
-import binascii
 import importlib.util
 import os
 import secrets
@@ -20,35 +19,26 @@ from ..errors import ConfigError
 from .credentials import one_of, secret_from_env, secret_from_file
 from .devapps import dev_apps_file
 from .files import certificates, reason
+from .keys import KEY_BYTES, read_key
 from .model import GrantsSettings, RateLimitStore
 from .schema import GrantsTable
 from .urls import store_url
+from .vaultapps import parsed_reference
 
 _GRANTS = "[grants]"
-KEY_BYTES = 32
 GRANTS_FILE = "grants.db"
 DEV_KEY_FILE = "grant-key"
 
 
-def read_key(text: bytes, where: str) -> bytes:
-    """A 32-byte key from its base64 text (standard or URL-safe, padded or not);
-    ConfigError naming `where`, never the text, otherwise."""
-    raw = text.strip().replace(b"-", b"+").replace(b"_", b"/")
-    raw += b"=" * (-len(raw) % 4)
-    try:
-        key = base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError):
-        raise ConfigError(f"{where} is not base64 (32 random bytes, base64)") from None
-    if len(key) != KEY_BYTES:
-        raise ConfigError(f"{where} holds {len(key)} bytes: a grant key is {KEY_BYTES} bytes")
-    return key
-
-
 def grants_settings(table: GrantsTable, folder: Path, environ: Mapping[str, str]) -> GrantsSettings:
     """[grants] read: the store, its credentials and the keys."""
-    one_of(_GRANTS, {"key_env": table.key_env, "key_file": table.key_file}, required=False)
+    given = {"key_env": table.key_env, "key_file": table.key_file, "key_vault": table.key_vault}
+    one_of(_GRANTS, given, required=False)
     key = None
-    if table.key_env is not None:
+    vault = None
+    if table.key_vault is not None:
+        vault = parsed_reference(table.key_vault, _GRANTS, "key_vault")
+    elif table.key_env is not None:
         key = read_key(secret_from_env(table.key_env, environ, _GRANTS), f"{_GRANTS} key_env")
     elif table.key_file is not None:
         text = secret_from_file(folder / table.key_file, "key_file", _GRANTS)
@@ -62,12 +52,15 @@ def grants_settings(table: GrantsTable, folder: Path, environ: Mapping[str, str]
         if table.password_env or table.password_file or table.username or table.tls_ca_file:
             raise ConfigError(f"{_GRANTS}: username, password and tls_ca_file are for Redis")
         path = None if store is None else folder / store.removeprefix("sqlite:")
-        return GrantsSettings(sqlite=path, key=key, previous_keys=previous, timeout=table.timeout)
+        return GrantsSettings(
+            sqlite=path, key=key, previous_keys=previous, timeout=table.timeout, vault=vault
+        )
     return GrantsSettings(
         redis=_redis(table, store, folder, environ),
         key=key,
         previous_keys=previous,
         timeout=table.timeout,
+        vault=vault,
     )
 
 

@@ -90,6 +90,9 @@ class GrantsSettings:
     key: bytes | None = field(default=None, repr=False)
     previous_keys: tuple[bytes, ...] = field(default=(), repr=False)
     timeout: float = DEFAULT_GRANTS_TIMEOUT
+    # key_vault: the KV v2 field whose newest version seals and whose previous versions
+    # ([vault] previous_versions) still open; read with the app secrets (config.vaultapps).
+    vault: KvRef | None = None
 
 
 @dataclass(frozen=True)

@@ -93,6 +93,7 @@ ALLOWED: dict[str, str] = {
     "grants": "{where}: grants must be true or false, or the [grants] table",
     "key_env": _STRING,
     "key_file": _STRING,
+    "key_vault": _STRING,
     "previous_key_envs": _STRINGS,
     "s2s": "{where}: s2s must be a table: [apps.s2s] with account_id, client_id and one of "
     "client_secret_env, client_secret_file and client_secret_vault",

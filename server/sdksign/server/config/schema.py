@@ -183,6 +183,7 @@ class GrantsTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_on
     tls_ca_file: NonBlank | None = None
     key_env: NonBlank | None = None  # 32 bytes, base64
     key_file: NonBlank | None = None
+    key_vault: NonBlank | None = None  # <mount>/data/<path>#<field> ([vault]); its versions rotate
     # Keys being rotated out: they still open what they sealed (docs/join.md).
     previous_key_envs: tuple[NonEmpty, ...] = ()
     timeout: Annotated[float, Meta(gt=0, le=MAX_ZOOM_TIMEOUT)] = DEFAULT_GRANTS_TIMEOUT

@@ -19,7 +19,13 @@ from sdksign.v1 import signature_service_pb2 as pb
 from ..access.policy import Caller, authorize_grants
 from ..config import App, Config
 from ..config.grants import GRANTS_FILE, dev_grant_key, state_folder
-from ..errors import FieldViolation, InvalidArgument, Unavailable, unknown_app
+from ..errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    Unavailable,
+    unknown_app,
+)
 from ..observe import metrics
 from ..observe.context import bind
 from ..zoom.rules import REDIRECT_URI_LENGTH
@@ -38,7 +44,6 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 async def make_keeper(config: Config) -> GrantKeeper:
     """A keeper of the grants `config` names, its store started."""
-    from ..zoomapi.grantredis import RedisGrants, redis_client
     from ..zoomapi.grants import GrantKeeper
     from ..zoomapi.grantstore import GrantStore, SqliteGrants
     from ..zoomapi.sealing import Sealer
@@ -53,6 +58,8 @@ async def make_keeper(config: Config) -> GrantKeeper:
     lock_seconds = config.zoom.timeout * 2 + 1
     store: GrantStore
     if settings.redis is not None:
+        from ..zoomapi.grantredis import RedisGrants, redis_client  # the redis extra
+
         client = redis_client(settings.redis)
         store = RedisGrants(client, sealer, lock_seconds, settings.redis.address)
     else:
@@ -102,6 +109,11 @@ class Grants:
                 old = self._keeper
                 try:
                     self._keeper = await make_keeper(config)
+                except ImportError as error:
+                    raise FailedPrecondition(
+                        f"users' grants need the zoom extra ({error.name} is not installed): "
+                        "pip install 'sdksign[server,zoom]'"
+                    ) from None
                 except Exception as error:
                     raise Unavailable(
                         f"the grant store cannot be opened: {type(error).__name__}",
