@@ -222,8 +222,9 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
                 )
         except TimeoutError:
             raise Unavailable(
-                f"Zoom's API did not give the OBF token of {user!r} within the call's deadline",
-                "ZOOM_TIMEOUT",
+                f"the OBF token of {user!r} was not had within the call's deadline "
+                "(Zoom's API or the grant store did not answer in time)",
+                "OBF_TIMEOUT",
             ) from None
 
     async def BeginGrant(

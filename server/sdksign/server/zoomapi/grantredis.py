@@ -23,6 +23,8 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
 from .grantstore import (
@@ -45,6 +47,9 @@ if TYPE_CHECKING:
     from ..config import RateLimitStore
 
 PREFIX = "sdksign:grant:"
+# A lost connection is tried again this many times, waiting up to RETRY_CAP s between.
+RETRIES = 3
+RETRY_CAP = 0.5
 # How often a worker waiting for another's refresh looks again.
 POLL_INTERVAL = 0.05
 
@@ -71,8 +76,11 @@ return 0
 
 
 def redis_client(store: RateLimitStore) -> Redis:
-    """A client of the Redis that `store` names, with [rate_limits]' credential keys."""
+    """A client of the Redis that `store` names, with [rate_limits]' credential keys. A lost
+    connection is tried again RETRIES times within about RETRY_CAP * RETRIES seconds (redis-py's
+    default, 10 tries with backoff up to 10 s, would outlast any call's deadline)."""
     return Redis(
+        retry=Retry(ExponentialBackoff(cap=RETRY_CAP, base=0.05), RETRIES),
         host=store.host,
         port=store.port,
         db=store.db,
