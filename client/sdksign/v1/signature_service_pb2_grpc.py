@@ -110,6 +110,8 @@ class SignatureServiceServicer:
         """CompleteGrant exchanges the code Zoom sent to the callback, names the user
         and keeps the grant. The state is single-use, lives at most 10 minutes and
         only the caller that began it may complete it (FAILED_PRECONDITION).
+        It answers the Grant itself (no wrapper message).
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
