@@ -46,6 +46,10 @@ ZOOM_ENDPOINTS = (
     "user_me",
     "user_obf",
 )
+# Users' grants (zoomapi.grants): their states, a refresh's outcomes, an OBF request's.
+GRANT_STATES = ("ok", "broken")
+GRANT_REFRESH_OUTCOMES = ("ok", "refused", "failed")
+OBF_OUTCOMES = ("ok", "no_grant", "broken", "failed")
 ZOOM_OUTCOMES = (
     "ok",
     "rate_limited",  # 429
@@ -204,6 +208,12 @@ class Metrics:
             self.zoom_request_seconds.labels(endpoint)
             for outcome in ZOOM_OUTCOMES:
                 self.zoom_requests.labels(endpoint, outcome)
+        for outcome in GRANT_REFRESH_OUTCOMES:
+            self.grant_refreshes.labels(outcome)
+        for outcome in OBF_OUTCOMES:
+            self.obf_requests.labels(outcome)
+        for state in GRANT_STATES:
+            self.grants.labels(state)
 
 
 # This process's metrics, once made (setup).
@@ -430,11 +440,6 @@ def zoom_request(endpoint: str, outcome: str, seconds: float) -> None:
         _child(made.zoom_request_seconds, endpoint).observe(seconds)
     except Exception:
         _failed("zoom_request")
-
-
-GRANT_STATES = ("ok", "broken")
-GRANT_REFRESH_OUTCOMES = ("ok", "refused", "failed")
-OBF_OUTCOMES = ("ok", "no_grant", "broken", "failed")
 
 
 def grant_refresh(outcome: str) -> None:
