@@ -39,6 +39,11 @@ answer by a generous deadline, transport errors), and checks its target:
   API answering 429 and 500 at random, then hanging, then down: each host start OK,
   RESOURCE_EXHAUSTED or UNAVAILABLE as its fault calls for, within its deadline; every
   plain Sign OK; the same workers throughout.
+- grants: on-behalf Signs (on_behalf_of) from 2 replicas x 2 workers sharing SQLite, then
+  Redis, with the stand-in's 2-second access tokens: every call OK and 0 stale refresh
+  tokens sent. grants-faults: every worker SIGKILLed mid-refresh: grants lost <= kills
+  mid-refresh (the documented window); the Redis SIGKILLed for 2 s: UNAVAILABLE meanwhile,
+  OK after; a restart keeps the grants (bench/reliability/grants.py).
 - Then every log line of every server and gateway: no whole token, no configured secret.
 
 Prints the command, the machine and one Markdown table; exit status 1 if a target is missed.
@@ -75,6 +80,13 @@ from bench.reliability.common import Row, Settings, Soak, table
 from bench.reliability.frames import malformed_frames
 from bench.reliability.fuzz import fuzz
 from bench.reliability.gateway import replica_drain, replica_kill_fresh, replica_kill_warm
+from bench.reliability.grants import (
+    grants_kill,
+    grants_redis,
+    grants_redis_lost,
+    grants_restart,
+    grants_sqlite,
+)
 from bench.reliability.halfopen import half_open
 from bench.reliability.hostile import REQUESTS, hostile_input
 from bench.reliability.hosts import zoom_down, zoom_faults, zoom_hangs
@@ -107,6 +119,8 @@ NAMES = (
     "rapid-kills",
     "hostile-input",
     "zoom",
+    "grants",
+    "grants-faults",
 )
 
 
@@ -150,6 +164,31 @@ def scenarios(settings: Settings) -> list[tuple[str, str, Scenario, float]]:
         ("zoom", "host starts while Zoom answers 20% 429, 20% 500", zoom_faults, 120),
         ("zoom", "host starts while Zoom hangs ([zoom] timeout 1 s)", zoom_hangs, 120),
         ("zoom", "host starts while Zoom is down", zoom_down, 120),
+        (
+            "grants",
+            f"on-behalf Signs, 2 x 2 workers sharing SQLite, 2 s tokens, {settings.steady_seconds} s",
+            grants_sqlite,
+            settings.steady_seconds + 90,
+        ),
+        (
+            "grants",
+            f"on-behalf Signs, 2 x 2 workers sharing Redis, 2 s tokens, {settings.steady_seconds} s",
+            grants_redis,
+            settings.steady_seconds + 90,
+        ),
+        (
+            "grants-faults",
+            "on-behalf Signs, SIGKILL of every worker mid-refresh, 3 times",
+            grants_kill,
+            settings.steady_seconds + 90,
+        ),
+        (
+            "grants-faults",
+            "on-behalf Signs, the Redis SIGKILLed for 2 s under load",
+            grants_redis_lost,
+            120,
+        ),
+        ("grants-faults", "on-behalf Signs across a restart of both replicas", grants_restart, 120),
     ]
 
 

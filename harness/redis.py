@@ -50,6 +50,8 @@ class RedisServer:
     folder: Path
     process: Popen[bytes] | None = None
     tls: RedisTLS | None = None
+    # Every write in an append-only file, fsynced: a restart on the same folder keeps the data.
+    persist: bool = False
 
     @property
     def ca_file(self) -> Path | None:
@@ -71,10 +73,13 @@ class RedisServer:
         ]
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
-        """Start it (again, on the same port, empty) and wait until it answers."""
+        """Start it (again, on the same port: empty, unless `persist`) and wait until it
+        answers."""
         if not REDIS_SERVER.exists():
             raise RedisError("redis-server not found: make test installs Debian's redis-server")
+        appendonly = ["--appendonly", "yes", "--appendfsync", "always"] if self.persist else []
         options = [*self._listen(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        options += appendonly  # the later option wins
         if self.password is not None:
             options += ["--requirepass", self.password]
         command: list[str | Path] = [REDIS_SERVER, *options, "--dir", self.folder]

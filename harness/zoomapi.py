@@ -53,6 +53,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from harness.zoomusers import UserOAuth
+
 ACCOUNT_ID = "standin-account"
 CLIENT_ID = "standin-client"
 # A throwaway secret, the same every run, so that a configuration can name it: the
@@ -99,8 +101,13 @@ class ZoomApi:
     # Every access token issued, expired or not (the tests look for them in logs).
     access_tokens: list[str] = field(default_factory=list)
     _tokens: dict[str, float] = field(default_factory=dict)
+    # Users authorizing apps (harness.zoomusers): OAuth with PKCE, rotation, the OBF token.
+    user_oauth: UserOAuth = field(init=False)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stopping: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.user_oauth = UserOAuth(self.users)
 
     def expire_tokens(self) -> None:
         """Every access token issued so far is now expired (Zoom's 401, code 124)."""
@@ -208,16 +215,32 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, method: str) -> None:
         length = int(self.headers.get("content-length") or 0)
-        if length:
-            self.rfile.read(length)
+        form = self.rfile.read(length).decode(errors="replace") if length else ""
         api = self.server.api
         parts = urlsplit(self.path)
         query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+        # A form body (the OAuth endpoints take either) adds to the query.
+        query |= {key: values[0] for key, values in parse_qs(form).items()}
         authorization = self.headers.get("authorization", "")
         answer = api.fault()
         if answer is None:
             match = _ZAK_PATH.match(parts.path)
-            if method == "POST" and parts.path == "/oauth/token":
+            users = api.user_oauth
+            if method == "GET" and parts.path == "/oauth/authorize":
+                answer = users.authorize(query)
+            elif (
+                method == "POST"
+                and parts.path == "/oauth/token"
+                and (query.get("grant_type") in ("authorization_code", "refresh_token"))
+            ):
+                answer = users.token(query, authorization)
+            elif method == "POST" and parts.path == "/oauth/revoke":
+                answer = users.revoke(query, authorization)
+            elif method == "GET" and parts.path == "/v2/users/me":
+                answer = users.me(authorization)
+            elif method == "GET" and match and match[1] == "me" and query.get("type") == "onbehalf":
+                answer = users.onbehalf(query, authorization)
+            elif method == "POST" and parts.path == "/oauth/token":
                 answer = api.oauth_token(query, authorization)
             elif method == "GET" and match:
                 answer = api.user_token(unquote(match[1]), query, authorization)
@@ -226,7 +249,7 @@ class _Handler(BaseHTTPRequestHandler):
         status, headers, body = answer
         with api._lock:
             api.answers[status] += 1
-        data = json.dumps(body).encode()
+        data = json.dumps(body).encode() if body or status != 302 else b""
         self.send_response(status)
         self.send_header("content-type", "application/json;charset=UTF-8")
         self.send_header("content-length", str(len(data)))

@@ -67,6 +67,30 @@ test("a host start: startAs gives the host's ZAK beside the token; a participant
   assert.deepEqual(statusOf(error).violations.map((v) => v.field), ["start_as"]);
 });
 
+test("joins outside the account: a grant, then onBehalfOf gives the OBF token, until removed", async () => {
+  const client = createSdkSignClient({ ...TRANSPORTS.plaintext, bearerToken: env.BACKEND_TOKEN });
+  const begun = await client.beginGrant({ redirectUri: "https://backend.example.com/zoom/callback" });
+  // Zoom's authorize page (the stand-in's) sends the browser back with the code and the state.
+  const answer = await fetch(begun.authorizeUrl, { redirect: "manual" });
+  const back = new URL(answer.headers.get("location"));
+  assert.equal(back.searchParams.get("state"), begun.state);
+  const grant = await client.completeGrant({ state: begun.state, code: back.searchParams.get("code") });
+  assert.deepEqual([grant.userId, grant.email], ["u-alice", "alice@example.com"]);
+  const signed = await client.sign({ ...meeting("94843468909", Role.PARTICIPANT), onBehalfOf: "alice@example.com" });
+  assert.match(signed.obfToken, /^standin-obf-/);
+  const listed = await client.listGrants({});
+  assert.deepEqual(listed.grants.map((g) => g.userId), ["u-alice"]);
+  const removed = await client.removeGrant({ user: "u-alice" });
+  assert.equal(removed.grant?.email, "alice@example.com");
+  const error = await failure(client.sign({ ...meeting("94843468909", Role.PARTICIPANT), onBehalfOf: "u-alice" }));
+  assert.equal(error.code, Code.PermissionDenied); // an ID the caller's patterns do not name
+  const gone = await failure(client.sign({ ...meeting("94843468909", Role.PARTICIPANT), onBehalfOf: "alice@example.com" }));
+  assert.equal(gone.code, Code.FailedPrecondition);
+  assert.match(statusOf(gone).message, /must authorize again/);
+  const kiosk = createSdkSignClient({ ...TRANSPORTS.plaintext, bearerToken: env.KIOSK_TOKEN });
+  assert.equal((await failure(kiosk.listGrants({}))).code, Code.PermissionDenied);
+});
+
 test("Sign a Video SDK token with a ttl, and Verify names another meeting's token", async () => {
   const client = createSdkSignClient({ ...TRANSPORTS.TLS, bearerToken: env.BACKEND_TOKEN });
   const video = await client.sign({

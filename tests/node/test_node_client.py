@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -30,12 +31,16 @@ KIOSK_TOKEN = secrets.token_urlsafe(24)  # a caller that may mint participant to
 CERT_CALLER = '[[callers]]\nname = "scheduler"\ncert_identity = "spiffe://corp/scheduler"\n'
 
 
-def caller(name: str, token: str, roles: str, start_as: str = "") -> str:
+def caller(name: str, token: str, roles: str, start_as: str = "", more: str = "") -> str:
     digest = hashlib.sha256(token.encode()).hexdigest()
     return (
         f'[[callers]]\nname = "{name}"\ntoken_sha256 = "{digest}"\nroles = [{roles}]\n'
-        f"start_as = [{start_as}]\n"
+        f"start_as = [{start_as}]\n{more}"
     )
+
+
+# The backend joins outside the account on behalf of users who granted the meeting app.
+GRANTS = 'on_behalf_of = ["*@example.com"]\ngrants = true\n'
 
 
 def config(zoom: ZoomApi, tls: str = "", more_callers: str = "") -> str:
@@ -49,10 +54,12 @@ def config(zoom: ZoomApi, tls: str = "", more_callers: str = "") -> str:
         f'secret_env = "M"\n[apps.s2s]\naccount_id = "{zoom.account_id}"\n'
         f'client_id = "{zoom.client_id}"\nclient_secret_env = "S2S"\n',
     )
-    callers = caller("backend", BACKEND_TOKEN, '"participant", "host"', '"*@example.com"') + caller(
-        "kiosk", KIOSK_TOKEN, '"participant"'
-    )
+    callers = caller(
+        "backend", BACKEND_TOKEN, '"participant", "host"', '"*@example.com"', GRANTS
+    ) + caller("kiosk", KIOSK_TOKEN, '"participant"')
     urls = f'[zoom]\noauth_url = "{zoom.url}"\napi_url = "{zoom.url}"\n'
+    # Grants in the default store (the state folder) with a key from the environment.
+    urls += '[grants]\nkey_env = "GRANT_KEY"\n'
     return f"{tls}{apps}{callers}{more_callers}[anonymous]\nroles = []\nverify = false\n{urls}"
 
 
@@ -90,6 +97,8 @@ def node_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     stack = ExitStack()  # the stand-in of Zoom's API, stopped once the servers are
     zoom = stack.enter_context(running_zoom_api())
     env["S2S"] = zoom.client_secret
+    env["GRANT_KEY"] = base64.b64encode(secrets.token_bytes(32)).decode()
+    zoom.user_oauth.apps[MEETING_KEY] = meeting_secret
     servers = [
         start(base / "plain", env, zoom),
         start(base / "tls", env, zoom, tls),
@@ -125,6 +134,7 @@ def node_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
             assert BACKEND_TOKEN not in logs and KIOSK_TOKEN not in logs
             assert meeting_secret not in logs
             assert not [secret for secret in (*zaks, *zoom.access_tokens) if secret in logs]
+            assert not [value for value in zoom.user_oauth.handed_out if value in logs]
 
 
 def node(args: list[str], env: dict[str, str], cwd: Path, stdin: str | None = None) -> str:

@@ -3,6 +3,8 @@ and what a read that fails says (one line, never the token or a secret)."""
 
 from __future__ import annotations
 
+import base64
+import os
 import secrets
 from pathlib import Path
 
@@ -219,3 +221,25 @@ def test_an_s2s_client_secret_from_vault_is_its_newest_version_read_again(
         "apps[0] ('meeting') s2s: client_secret_vault secret/data/zoom/s2s#client_secret: "
         "every version is deleted or destroyed"
     )
+
+
+def test_a_grant_key_from_vault_seals_with_its_newest_version_and_opens_with_older(
+    tmp_path: Path, openbao: OpenBao
+) -> None:
+    app_secret = new_secrets(1)[0]
+    first, second = (base64.b64encode(os.urandom(32)).decode() for _ in range(2))
+    openbao.write("zoom/meeting", app_secret)
+    openbao.write("sdksign/grants", first, field="key")
+    path = write_config(tmp_path, openbao)
+    path.write_text(path.read_text() + '\n[grants]\nkey_vault = "secret/data/sdksign/grants#key"\n')
+    config = load(path, openbao.reader_token)
+    assert config.grants.key == base64.b64decode(first) and config.grants.previous_keys == ()
+    assert first not in repr(config.grants)
+    openbao.write("sdksign/grants", second, field="key")  # a rotation: a new version
+    rotated = vault_refreshed(config).grants
+    assert rotated.key == base64.b64decode(second)
+    assert rotated.previous_keys == (base64.b64decode(first),)  # still opens the old seals
+    openbao.write("sdksign/grants", "not-a-key!", field="key")
+    message = refusal(path, openbao.reader_token, first, second)
+    assert message.startswith("[grants] key_vault secret/data/sdksign/grants#key")
+    assert "not base64" in message

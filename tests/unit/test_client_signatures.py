@@ -74,7 +74,7 @@ def test_methods_take_their_request_builders_parameters(name: str) -> None:
 
 # The proto message each method's parameters come from, beside SignRequest's app and ttl.
 MESSAGES: dict[str, tuple[type[Message], set[str]]] = {
-    "sign_meeting": (pb.MeetingClaims, {"app", "ttl", "start_as"}),
+    "sign_meeting": (pb.MeetingClaims, {"app", "ttl", "start_as", "on_behalf_of"}),
     "sign_video": (pb.VideoClaims, {"app", "ttl"}),
     "verify": (pb.VerifyRequest, set()),
 }
@@ -92,7 +92,15 @@ def test_every_parameter_is_a_field_of_the_request(name: str) -> None:
 def test_today_every_field_has_its_keyword() -> None:
     """The claims as they are today are all offered as keywords (a field added later may not be)."""
     known = {
-        "sign_meeting": {"meeting_number", "role", "video_webrtc_mode", "app", "ttl", "start_as"},
+        "sign_meeting": {
+            "meeting_number",
+            "role",
+            "video_webrtc_mode",
+            "app",
+            "ttl",
+            "start_as",
+            "on_behalf_of",
+        },
         "sign_video": {
             "session_name",
             "role",

@@ -30,7 +30,8 @@ from sdksign.server.config.schema import keys as _keys
 SECRET = "fuzz-secret-that-must-never-be-shown-0123456789"
 # A secret file in Latin-1, not UTF-8; nothing of it may reach a message either.
 LATIN1_SECRET = "sécret-latin1-never-shown-0123456789"
-ENVIRON = {"S": SECRET, "UNDECODABLE": "bad-\udcff-bytes", "EMPTY": ""}
+# K: a grant key (32 bytes, base64).
+ENVIRON = {"S": SECRET, "UNDECODABLE": "bad-\udcff-bytes", "EMPTY": "", "K": "A" * 43 + "="}
 
 FILES = {
     "good.secret": SECRET.encode() + b"\n",
@@ -187,6 +188,13 @@ def good_document() -> dict[str, object]:
         "vault": {"address": "http://127.0.0.1:1", "token_env": "S", "request_timeout": 1},
         # Loading never connects to Zoom either.
         "zoom": {"oauth_url": "http://127.0.0.1:1", "api_url": "https://api.zoom.us", "timeout": 2},
+        # Nor to the grant store (opened on the first grant call).
+        "grants": {
+            "store": "redis://127.0.0.1:1/0",
+            "password_env": "S",
+            "key_env": "K",
+            "previous_key_envs": ["K"],
+        },
     }
 
 

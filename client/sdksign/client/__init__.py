@@ -10,13 +10,17 @@ with Client("localhost:50051") as client:
 
 from ._client import DEFAULT_TARGET, AsyncClient, Client
 from ._errors import FieldViolation, SdkSignError
+from ._grants import BeganGrant, GrantInfo, GrantPage
 from ._types import Problem, Role, SignedToken, Verification
 
 __all__ = [
     "DEFAULT_TARGET",
     "AsyncClient",
+    "BeganGrant",
     "Client",
     "FieldViolation",
+    "GrantInfo",
+    "GrantPage",
     "Problem",
     "Role",
     "SdkSignError",

@@ -96,6 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         ("serve", _serve_options, _serve_command, "run the gRPC server (needs sdksign[server])"),
         ("sign", _sign_options, _sign_command, "mint a token and print it"),
         ("verify", _verify_options, _verify_command, "diagnose a token (exit status 1: invalid)"),
+        ("grants", _grants_options, _grants_command, "list or remove Zoom users' grants"),
     ):
         command = commands.add_parser(
             name,
@@ -179,6 +180,14 @@ def _sign_options(sign: argparse.ArgumentParser) -> None:
         metavar="USER",
         help="with --role host: the Zoom user (email or user ID) to start the meeting as; "
         "the host's ZAK is printed on a second line (with --json: as zak)",
+    )
+    sign.add_argument(
+        "--on-behalf-of",
+        default="",
+        metavar="USER",
+        help="the Zoom user (email or user ID) who granted the app, to join on behalf of "
+        "(meetings outside the app's account); the OBF token is printed on its own line "
+        "(with --json: as obf_token)",
     )
     sign.add_argument("--json", action="store_true", help="print token, sdk key and times as JSON")
     _claims.add_claim_options(sign)
@@ -320,7 +329,12 @@ def _sign_command(args: argparse.Namespace) -> int:
         request = video_request(args.session, role, app=args.app, ttl=args.ttl)
     else:
         request = meeting_request(
-            args.meeting_number, role, app=args.app, ttl=args.ttl, start_as=args.start_as
+            args.meeting_number,
+            role,
+            app=args.app,
+            ttl=args.ttl,
+            start_as=args.start_as,
+            on_behalf_of=args.on_behalf_of,
         )
     try:
         _claims.set_claims(request, args)
@@ -336,11 +350,53 @@ def _sign_command(args: argparse.Namespace) -> int:
             "issued_at": signed.issued_at.isoformat(),
             "expires_at": signed.expires_at.isoformat(),
         }
-        print(json.dumps(answer | ({"zak": signed.zak} if signed.zak else {})))
+        answer |= {"zak": signed.zak} if signed.zak else {}
+        answer |= {"obf_token": signed.obf_token} if signed.obf_token else {}
+        print(json.dumps(answer))
     else:
         print(signed.token)
         if signed.zak:
             print(signed.zak)
+        if signed.obf_token:
+            print(signed.obf_token)
+    return Exit.OK
+
+
+def _grants_options(grants: argparse.ArgumentParser) -> None:
+    grants.add_argument("action", choices=("list", "remove"), help="list, or remove one user's")
+    grants.add_argument(
+        "user", nargs="?", default="", help="remove: the user's email or Zoom user ID"
+    )
+    grants.add_argument("--app", default="", help="the meeting app (default: the only one)")
+    grants.add_argument("--json", action="store_true", help="print the grants as JSON lines")
+    _target_option(grants)
+    _connection_options(grants)
+
+
+def _grants_command(args: argparse.Namespace) -> int:
+    if args.action == "remove" and not args.user:
+        raise UsageError("grants remove needs the user: an email or a Zoom user ID")
+    if args.action == "list" and args.user:
+        raise UsageError("grants list takes no user (--app names the app)")
+    with _client(args) as client:
+        if args.action == "remove":
+            grants = [client.remove_grant(args.user, app=args.app)]
+        else:
+            grants, token = [], ""
+            while True:  # every page
+                page = client.list_grants(app=args.app, page_token=token)
+                grants += page.grants
+                token = page.next_page_token
+                if not token:
+                    break
+    for grant in grants:
+        if args.json:
+            shown = grant.__dict__ | {"created_at": grant.created_at.isoformat()}
+            print(json.dumps(shown | {"scopes": list(grant.scopes)}))
+        else:
+            state = "broken: must authorize again" if grant.broken else "ok"
+            removed = "removed " if args.action == "remove" else ""
+            print(f"{removed}{grant.user_id}\t{grant.email}\t{grant.app}\t{state}")
     return Exit.OK
 
 

@@ -20,6 +20,7 @@ from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 
 from ._errors import SIGN, VERIFY, from_rpc_error
+from ._grants import GRANTS, BeganGrant, GrantInfo, GrantPage, began_grant, grant_info, grant_page
 from ._types import (
     Role,
     SignedToken,
@@ -131,10 +132,13 @@ class AsyncClient:
         ttl: timedelta | int | None = None,
         video_webrtc_mode: bool | None = None,
         start_as: str = "",
+        on_behalf_of: str = "",
     ) -> SignedToken:
         """A Meeting SDK token: with meeting number and role for the web SDK, neither for native
         SDKs. `start_as` (a Zoom user's email or ID, with Role.HOST) asks for that user's ZAK
-        too, in the answer's `zak`: the web SDK needs it to start the meeting."""
+        too, in the answer's `zak`: the web SDK needs it to start the meeting. `on_behalf_of`
+        (a Zoom user who granted the app) asks for their OBF token, in `obf_token`: the web
+        SDK needs it to join a meeting outside the app's account."""
         return await self.sign(
             meeting_request(
                 meeting_number,
@@ -143,6 +147,7 @@ class AsyncClient:
                 ttl=ttl,
                 video_webrtc_mode=video_webrtc_mode,
                 start_as=start_as,
+                on_behalf_of=on_behalf_of,
             )
         )
 
@@ -196,6 +201,35 @@ class AsyncClient:
         except grpc.RpcError as error:
             raise from_rpc_error(error, VERIFY) from None
         return verification(response)
+
+    async def begin_grant(self, redirect_uri: str, *, app: str = "") -> BeganGrant:
+        """Begin a Zoom user's grant to `app`: send the user to the answer's authorize_url;
+        Zoom sends them back to `redirect_uri` with `code` and `state`."""
+        request = pb.BeginGrantRequest(app=app, redirect_uri=redirect_uri)
+        return began_grant(await self._call(self._stub.BeginGrant, request))
+
+    async def complete_grant(self, state: str, code: str) -> GrantInfo:
+        """Complete the grant with the `state` and `code` Zoom sent to the callback."""
+        request = pb.CompleteGrantRequest(state=state, code=code)
+        return grant_info(await self._call(self._stub.CompleteGrant, request))
+
+    async def remove_grant(self, user: str, *, app: str = "") -> GrantInfo:
+        """Revoke the grant of `user` (an email or Zoom user ID) at Zoom, and delete it."""
+        request = pb.RemoveGrantRequest(app=app, user=user)
+        return grant_info((await self._call(self._stub.RemoveGrant, request)).grant)
+
+    async def list_grants(
+        self, *, app: str = "", page_size: int = 0, page_token: str = ""
+    ) -> GrantPage:
+        """One page of `app`'s grants (no tokens); pass next_page_token for the next."""
+        request = pb.ListGrantsRequest(app=app, page_size=page_size, page_token=page_token)
+        return grant_page(await self._call(self._stub.ListGrants, request))
+
+    async def _call(self, method: Any, request: Any) -> Any:
+        try:
+            return await method(request, timeout=self._timeout, metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error, GRANTS) from None
 
     async def close(self) -> None:
         """Close the channel; calls still in flight are cancelled."""
@@ -257,10 +291,13 @@ class Client:
         ttl: timedelta | int | None = None,
         video_webrtc_mode: bool | None = None,
         start_as: str = "",
+        on_behalf_of: str = "",
     ) -> SignedToken:
         """A Meeting SDK token: with meeting number and role for the web SDK, neither for native
         SDKs. `start_as` (a Zoom user's email or ID, with Role.HOST) asks for that user's ZAK
-        too, in the answer's `zak`: the web SDK needs it to start the meeting."""
+        too, in the answer's `zak`: the web SDK needs it to start the meeting. `on_behalf_of`
+        (a Zoom user who granted the app) asks for their OBF token, in `obf_token`: the web
+        SDK needs it to join a meeting outside the app's account."""
         return self.sign(
             meeting_request(
                 meeting_number,
@@ -269,6 +306,7 @@ class Client:
                 ttl=ttl,
                 video_webrtc_mode=video_webrtc_mode,
                 start_as=start_as,
+                on_behalf_of=on_behalf_of,
             )
         )
 
@@ -320,6 +358,33 @@ class Client:
         except grpc.RpcError as error:
             raise from_rpc_error(error, VERIFY) from None
         return verification(response)
+
+    def begin_grant(self, redirect_uri: str, *, app: str = "") -> BeganGrant:
+        """Begin a Zoom user's grant to `app`: send the user to the answer's authorize_url;
+        Zoom sends them back to `redirect_uri` with `code` and `state`."""
+        request = pb.BeginGrantRequest(app=app, redirect_uri=redirect_uri)
+        return began_grant(self._call(self._stub.BeginGrant, request))
+
+    def complete_grant(self, state: str, code: str) -> GrantInfo:
+        """Complete the grant with the `state` and `code` Zoom sent to the callback."""
+        request = pb.CompleteGrantRequest(state=state, code=code)
+        return grant_info(self._call(self._stub.CompleteGrant, request))
+
+    def remove_grant(self, user: str, *, app: str = "") -> GrantInfo:
+        """Revoke the grant of `user` (an email or Zoom user ID) at Zoom, and delete it."""
+        request = pb.RemoveGrantRequest(app=app, user=user)
+        return grant_info((self._call(self._stub.RemoveGrant, request)).grant)
+
+    def list_grants(self, *, app: str = "", page_size: int = 0, page_token: str = "") -> GrantPage:
+        """One page of `app`'s grants (no tokens); pass next_page_token for the next."""
+        request = pb.ListGrantsRequest(app=app, page_size=page_size, page_token=page_token)
+        return grant_page(self._call(self._stub.ListGrants, request))
+
+    def _call(self, method: Any, request: Any) -> Any:
+        try:
+            return method(request, timeout=self._timeout, metadata=self._metadata)
+        except grpc.RpcError as error:
+            raise from_rpc_error(error, GRANTS) from None
 
     def close(self) -> None:
         """Close the channel; calls still in flight are cancelled."""

@@ -37,6 +37,9 @@ class SignedToken:
     # The ZAK of the user a host start named (start_as), for the web SDK's join call as
     # `zak`; "" when none was asked for.
     zak: str = field(default="", repr=False)
+    # The OBF token of the user on_behalf_of named, for the web SDK's join call as
+    # `obfToken`; "" when none was asked for.
+    obf_token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,7 @@ def meeting_request(
     ttl: timedelta | int | None = None,
     video_webrtc_mode: bool | None = None,
     start_as: str = "",
+    on_behalf_of: str = "",
 ) -> pb.SignRequest:
     """The SignRequest for a Meeting SDK token (what both clients' sign_meeting send)."""
     claims = pb.MeetingClaims(
@@ -138,7 +142,9 @@ def meeting_request(
         role=role.value if role else pb.ROLE_UNSPECIFIED,
         video_webrtc_mode=video_webrtc_mode,
     )
-    return pb.SignRequest(app=app, meeting=claims, ttl=duration(ttl), start_as=start_as)
+    return pb.SignRequest(
+        app=app, meeting=claims, ttl=duration(ttl), start_as=start_as, on_behalf_of=on_behalf_of
+    )
 
 
 def video_request(
@@ -210,6 +216,7 @@ def signed_token(response: pb.SignResponse) -> SignedToken:
         expires_at=datetime.fromtimestamp(response.expires_at.seconds, UTC),
         app=response.app,
         zak=response.zak,
+        obf_token=response.obf_token,
     )
 
 

@@ -27,37 +27,53 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"sdksign/v1/signature_service.proto\x12\nsdksign.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb6\x01\n\x0bSignRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12,\n\x07meeting\x18\x02 \x01(\x0b\x32\x19.sdksign.v1.MeetingClaimsH\x00\x12(\n\x05video\x18\x03 \x01(\x0b\x32\x17.sdksign.v1.VideoClaimsH\x00\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08start_as\x18\x05 \x01(\tB\x08\n\x06\x63laims\"}\n\rMeetingClaims\x12\x16\n\x0emeeting_number\x18\x01 \x01(\t\x12\x1e\n\x04role\x18\x02 \x01(\x0e\x32\x10.sdksign.v1.Role\x12\x1e\n\x11video_webrtc_mode\x18\x03 \x01(\x08H\x00\x88\x01\x01\x42\x14\n\x12_video_webrtc_mode\"\x93\x03\n\x0bVideoClaims\x12\x14\n\x0csession_name\x18\x01 \x01(\t\x12\x1e\n\x04role\x18\x02 \x01(\x0e\x32\x10.sdksign.v1.Role\x12\x15\n\ruser_identity\x18\x03 \x01(\t\x12\x13\n\x0bsession_key\x18\x04 \x01(\t\x12\x13\n\x0bgeo_regions\x18\x05 \x03(\t\x12#\n\x16\x63loud_recording_option\x18\x06 \x01(\x08H\x00\x88\x01\x01\x12%\n\x18\x63loud_recording_election\x18\x07 \x01(\x08H\x01\x88\x01\x01\x12\x1e\n\x11video_webrtc_mode\x18\x08 \x01(\x08H\x02\x88\x01\x01\x12\x1e\n\x11\x61udio_webrtc_mode\x18\t \x01(\x08H\x03\x88\x01\x01\x12\x1d\n\x15telemetry_tracking_id\x18\n \x01(\tB\x19\n\x17_cloud_recording_optionB\x1b\n\x19_cloud_recording_electionB\x14\n\x12_video_webrtc_modeB\x14\n\x12_audio_webrtc_mode\"\xa7\x01\n\x0cSignResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07sdk_key\x18\x02 \x01(\t\x12-\n\tissued_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03\x61pp\x18\x05 \x01(\t\x12\x0b\n\x03zak\x18\x06 \x01(\t\"z\n\rVerifyRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x10\n\x03\x61pp\x18\x02 \x01(\tH\x00\x88\x01\x01\x12$\n\x17\x65xpected_meeting_number\x18\x03 \x01(\tH\x01\x88\x01\x01\x42\x06\n\x04_appB\x1a\n\x18_expected_meeting_number\"\xf1\x02\n\x0eVerifyResponse\x12\x12\n\x05valid\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12%\n\x08problems\x18\x02 \x03(\x0b\x32\x13.sdksign.v1.Problem\x12\'\n\x06\x63laims\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0b\n\x03\x61pp\x18\x04 \x01(\t\x12#\n\x04kind\x18\x05 \x01(\x0e\x32\x15.sdksign.v1.TokenKind\x12\'\n\x06header\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1a\n\x12secret_fingerprint\x18\x07 \x01(\t\x12-\n\tsignature\x18\x08 \x01(\x0e\x32\x1a.sdksign.v1.SignatureCheck\x12!\n\x19tried_secret_fingerprints\x18\t \x03(\t\x12\x13\n\x0bheader_json\x18\n \x01(\t\x12\x13\n\x0b\x63laims_json\x18\x0b \x01(\tB\x08\n\x06_valid\"x\n\x07Problem\x12%\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x17.sdksign.v1.ProblemCode\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x63laim\x18\x03 \x01(\t\x12&\n\x08severity\x18\x04 \x01(\x0e\x32\x14.sdksign.v1.Severity*A\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x14\n\x10ROLE_PARTICIPANT\x10\x01\x12\r\n\tROLE_HOST\x10\x02*\xb6\x01\n\x0eSignatureCheck\x12\x1f\n\x1bSIGNATURE_CHECK_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSIGNATURE_CHECK_NOT_CHECKED\x10\x01\x12\x1b\n\x17SIGNATURE_CHECK_MATCHED\x10\x02\x12%\n!SIGNATURE_CHECK_MATCHED_OTHER_APP\x10\x03\x12\x1e\n\x1aSIGNATURE_CHECK_MISMATCHED\x10\x04*\x99\x01\n\tTokenKind\x12\x1a\n\x16TOKEN_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16TOKEN_KIND_MEETING_WEB\x10\x01\x12\x1d\n\x19TOKEN_KIND_MEETING_NATIVE\x10\x02\x12\x14\n\x10TOKEN_KIND_VIDEO\x10\x03\x12\x1f\n\x1bTOKEN_KIND_LEGACY_SIGNATURE\x10\x04*N\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x12\n\x0eSEVERITY_ERROR\x10\x01\x12\x14\n\x10SEVERITY_WARNING\x10\x02*\xcb\x05\n\x0bProblemCode\x12\x1c\n\x18PROBLEM_CODE_UNSPECIFIED\x10\x00\x12\x1a\n\x16PROBLEM_CODE_NOT_A_JWT\x10\x01\x12!\n\x1dPROBLEM_CODE_LEGACY_SIGNATURE\x10\x02\x12\x1a\n\x16PROBLEM_CODE_MALFORMED\x10\x03\x12&\n\"PROBLEM_CODE_UNSUPPORTED_ALGORITHM\x10\x04\x12 \n\x1cPROBLEM_CODE_UNKNOWN_SDK_KEY\x10\x05\x12\x1e\n\x1aPROBLEM_CODE_BAD_SIGNATURE\x10\x06\x12\x1e\n\x1aPROBLEM_CODE_MISSING_CLAIM\x10\x07\x12!\n\x1dPROBLEM_CODE_WRONG_CLAIM_TYPE\x10\x08\x12*\n&PROBLEM_CODE_TIMESTAMP_IN_MILLISECONDS\x10\t\x12\x18\n\x14PROBLEM_CODE_EXPIRED\x10\n\x12!\n\x1dPROBLEM_CODE_ISSUED_IN_FUTURE\x10\x0b\x12#\n\x1fPROBLEM_CODE_LIFETIME_TOO_SHORT\x10\x0c\x12\"\n\x1ePROBLEM_CODE_LIFETIME_TOO_LONG\x10\r\x12\x1d\n\x19PROBLEM_CODE_INVALID_ROLE\x10\x0e\x12\x1d\n\x19PROBLEM_CODE_KEY_MISMATCH\x10\x0f\x12!\n\x1dPROBLEM_CODE_MEETING_MISMATCH\x10\x10\x12\x1e\n\x1aPROBLEM_CODE_INVALID_CLAIM\x10\x11\x12\x1e\n\x1aPROBLEM_CODE_TOKEN_WRAPPED\x10\x12\x12 \n\x1cPROBLEM_CODE_SECRET_ENCODING\x10\x13\x12!\n\x1dPROBLEM_CODE_DEPRECATED_CLAIM\x10\x14\x32\x8e\x01\n\x10SignatureService\x12\x39\n\x04Sign\x12\x17.sdksign.v1.SignRequest\x1a\x18.sdksign.v1.SignResponse\x12?\n\x06Verify\x12\x19.sdksign.v1.VerifyRequest\x1a\x1a.sdksign.v1.VerifyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"sdksign/v1/signature_service.proto\x12\nsdksign.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xcc\x01\n\x0bSignRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12,\n\x07meeting\x18\x02 \x01(\x0b\x32\x19.sdksign.v1.MeetingClaimsH\x00\x12(\n\x05video\x18\x03 \x01(\x0b\x32\x17.sdksign.v1.VideoClaimsH\x00\x12&\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08start_as\x18\x05 \x01(\t\x12\x14\n\x0con_behalf_of\x18\x06 \x01(\tB\x08\n\x06\x63laims\"}\n\rMeetingClaims\x12\x16\n\x0emeeting_number\x18\x01 \x01(\t\x12\x1e\n\x04role\x18\x02 \x01(\x0e\x32\x10.sdksign.v1.Role\x12\x1e\n\x11video_webrtc_mode\x18\x03 \x01(\x08H\x00\x88\x01\x01\x42\x14\n\x12_video_webrtc_mode\"\x93\x03\n\x0bVideoClaims\x12\x14\n\x0csession_name\x18\x01 \x01(\t\x12\x1e\n\x04role\x18\x02 \x01(\x0e\x32\x10.sdksign.v1.Role\x12\x15\n\ruser_identity\x18\x03 \x01(\t\x12\x13\n\x0bsession_key\x18\x04 \x01(\t\x12\x13\n\x0bgeo_regions\x18\x05 \x03(\t\x12#\n\x16\x63loud_recording_option\x18\x06 \x01(\x08H\x00\x88\x01\x01\x12%\n\x18\x63loud_recording_election\x18\x07 \x01(\x08H\x01\x88\x01\x01\x12\x1e\n\x11video_webrtc_mode\x18\x08 \x01(\x08H\x02\x88\x01\x01\x12\x1e\n\x11\x61udio_webrtc_mode\x18\t \x01(\x08H\x03\x88\x01\x01\x12\x1d\n\x15telemetry_tracking_id\x18\n \x01(\tB\x19\n\x17_cloud_recording_optionB\x1b\n\x19_cloud_recording_electionB\x14\n\x12_video_webrtc_modeB\x14\n\x12_audio_webrtc_mode\"\xba\x01\n\x0cSignResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x0f\n\x07sdk_key\x18\x02 \x01(\t\x12-\n\tissued_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03\x61pp\x18\x05 \x01(\t\x12\x0b\n\x03zak\x18\x06 \x01(\t\x12\x11\n\tobf_token\x18\x07 \x01(\t\"6\n\x11\x42\x65ginGrantRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x14\n\x0credirect_uri\x18\x02 \x01(\t\"j\n\x12\x42\x65ginGrantResponse\x12\x15\n\rauthorize_url\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12.\n\nexpires_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"3\n\x14\x43ompleteGrantRequest\x12\r\n\x05state\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\t\"\x84\x01\n\x05Grant\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x0e\n\x06scopes\x18\x04 \x03(\t\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x62roken\x18\x06 \x01(\x08\"/\n\x12RemoveGrantRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x0c\n\x04user\x18\x02 \x01(\t\"7\n\x13RemoveGrantResponse\x12 \n\x05grant\x18\x01 \x01(\x0b\x32\x11.sdksign.v1.Grant\"G\n\x11ListGrantsRequest\x12\x0b\n\x03\x61pp\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"P\n\x12ListGrantsResponse\x12!\n\x06grants\x18\x01 \x03(\x0b\x32\x11.sdksign.v1.Grant\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"z\n\rVerifyRequest\x12\r\n\x05token\x18\x01 \x01(\t\x12\x10\n\x03\x61pp\x18\x02 \x01(\tH\x00\x88\x01\x01\x12$\n\x17\x65xpected_meeting_number\x18\x03 \x01(\tH\x01\x88\x01\x01\x42\x06\n\x04_appB\x1a\n\x18_expected_meeting_number\"\xf1\x02\n\x0eVerifyResponse\x12\x12\n\x05valid\x18\x01 \x01(\x08H\x00\x88\x01\x01\x12%\n\x08problems\x18\x02 \x03(\x0b\x32\x13.sdksign.v1.Problem\x12\'\n\x06\x63laims\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0b\n\x03\x61pp\x18\x04 \x01(\t\x12#\n\x04kind\x18\x05 \x01(\x0e\x32\x15.sdksign.v1.TokenKind\x12\'\n\x06header\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x1a\n\x12secret_fingerprint\x18\x07 \x01(\t\x12-\n\tsignature\x18\x08 \x01(\x0e\x32\x1a.sdksign.v1.SignatureCheck\x12!\n\x19tried_secret_fingerprints\x18\t \x03(\t\x12\x13\n\x0bheader_json\x18\n \x01(\t\x12\x13\n\x0b\x63laims_json\x18\x0b \x01(\tB\x08\n\x06_valid\"x\n\x07Problem\x12%\n\x04\x63ode\x18\x01 \x01(\x0e\x32\x17.sdksign.v1.ProblemCode\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\r\n\x05\x63laim\x18\x03 \x01(\t\x12&\n\x08severity\x18\x04 \x01(\x0e\x32\x14.sdksign.v1.Severity*A\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x14\n\x10ROLE_PARTICIPANT\x10\x01\x12\r\n\tROLE_HOST\x10\x02*\xb6\x01\n\x0eSignatureCheck\x12\x1f\n\x1bSIGNATURE_CHECK_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSIGNATURE_CHECK_NOT_CHECKED\x10\x01\x12\x1b\n\x17SIGNATURE_CHECK_MATCHED\x10\x02\x12%\n!SIGNATURE_CHECK_MATCHED_OTHER_APP\x10\x03\x12\x1e\n\x1aSIGNATURE_CHECK_MISMATCHED\x10\x04*\x99\x01\n\tTokenKind\x12\x1a\n\x16TOKEN_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16TOKEN_KIND_MEETING_WEB\x10\x01\x12\x1d\n\x19TOKEN_KIND_MEETING_NATIVE\x10\x02\x12\x14\n\x10TOKEN_KIND_VIDEO\x10\x03\x12\x1f\n\x1bTOKEN_KIND_LEGACY_SIGNATURE\x10\x04*N\n\x08Severity\x12\x18\n\x14SEVERITY_UNSPECIFIED\x10\x00\x12\x12\n\x0eSEVERITY_ERROR\x10\x01\x12\x14\n\x10SEVERITY_WARNING\x10\x02*\xcb\x05\n\x0bProblemCode\x12\x1c\n\x18PROBLEM_CODE_UNSPECIFIED\x10\x00\x12\x1a\n\x16PROBLEM_CODE_NOT_A_JWT\x10\x01\x12!\n\x1dPROBLEM_CODE_LEGACY_SIGNATURE\x10\x02\x12\x1a\n\x16PROBLEM_CODE_MALFORMED\x10\x03\x12&\n\"PROBLEM_CODE_UNSUPPORTED_ALGORITHM\x10\x04\x12 \n\x1cPROBLEM_CODE_UNKNOWN_SDK_KEY\x10\x05\x12\x1e\n\x1aPROBLEM_CODE_BAD_SIGNATURE\x10\x06\x12\x1e\n\x1aPROBLEM_CODE_MISSING_CLAIM\x10\x07\x12!\n\x1dPROBLEM_CODE_WRONG_CLAIM_TYPE\x10\x08\x12*\n&PROBLEM_CODE_TIMESTAMP_IN_MILLISECONDS\x10\t\x12\x18\n\x14PROBLEM_CODE_EXPIRED\x10\n\x12!\n\x1dPROBLEM_CODE_ISSUED_IN_FUTURE\x10\x0b\x12#\n\x1fPROBLEM_CODE_LIFETIME_TOO_SHORT\x10\x0c\x12\"\n\x1ePROBLEM_CODE_LIFETIME_TOO_LONG\x10\r\x12\x1d\n\x19PROBLEM_CODE_INVALID_ROLE\x10\x0e\x12\x1d\n\x19PROBLEM_CODE_KEY_MISMATCH\x10\x0f\x12!\n\x1dPROBLEM_CODE_MEETING_MISMATCH\x10\x10\x12\x1e\n\x1aPROBLEM_CODE_INVALID_CLAIM\x10\x11\x12\x1e\n\x1aPROBLEM_CODE_TOKEN_WRAPPED\x10\x12\x12 \n\x1cPROBLEM_CODE_SECRET_ENCODING\x10\x13\x12!\n\x1dPROBLEM_CODE_DEPRECATED_CLAIM\x10\x14\x32\xbe\x03\n\x10SignatureService\x12\x39\n\x04Sign\x12\x17.sdksign.v1.SignRequest\x1a\x18.sdksign.v1.SignResponse\x12?\n\x06Verify\x12\x19.sdksign.v1.VerifyRequest\x1a\x1a.sdksign.v1.VerifyResponse\x12K\n\nBeginGrant\x12\x1d.sdksign.v1.BeginGrantRequest\x1a\x1e.sdksign.v1.BeginGrantResponse\x12\x44\n\rCompleteGrant\x12 .sdksign.v1.CompleteGrantRequest\x1a\x11.sdksign.v1.Grant\x12N\n\x0bRemoveGrant\x12\x1e.sdksign.v1.RemoveGrantRequest\x1a\x1f.sdksign.v1.RemoveGrantResponse\x12K\n\nListGrants\x12\x1d.sdksign.v1.ListGrantsRequest\x1a\x1e.sdksign.v1.ListGrantsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'sdksign.v1.signature_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ROLE']._serialized_start=1651
-  _globals['_ROLE']._serialized_end=1716
-  _globals['_SIGNATURECHECK']._serialized_start=1719
-  _globals['_SIGNATURECHECK']._serialized_end=1901
-  _globals['_TOKENKIND']._serialized_start=1904
-  _globals['_TOKENKIND']._serialized_end=2057
-  _globals['_SEVERITY']._serialized_start=2059
-  _globals['_SEVERITY']._serialized_end=2137
-  _globals['_PROBLEMCODE']._serialized_start=2140
-  _globals['_PROBLEMCODE']._serialized_end=2855
+  _globals['_ROLE']._serialized_start=2305
+  _globals['_ROLE']._serialized_end=2370
+  _globals['_SIGNATURECHECK']._serialized_start=2373
+  _globals['_SIGNATURECHECK']._serialized_end=2555
+  _globals['_TOKENKIND']._serialized_start=2558
+  _globals['_TOKENKIND']._serialized_end=2711
+  _globals['_SEVERITY']._serialized_start=2713
+  _globals['_SEVERITY']._serialized_end=2791
+  _globals['_PROBLEMCODE']._serialized_start=2794
+  _globals['_PROBLEMCODE']._serialized_end=3509
   _globals['_SIGNREQUEST']._serialized_start=146
-  _globals['_SIGNREQUEST']._serialized_end=328
-  _globals['_MEETINGCLAIMS']._serialized_start=330
-  _globals['_MEETINGCLAIMS']._serialized_end=455
-  _globals['_VIDEOCLAIMS']._serialized_start=458
-  _globals['_VIDEOCLAIMS']._serialized_end=861
-  _globals['_SIGNRESPONSE']._serialized_start=864
-  _globals['_SIGNRESPONSE']._serialized_end=1031
-  _globals['_VERIFYREQUEST']._serialized_start=1033
-  _globals['_VERIFYREQUEST']._serialized_end=1155
-  _globals['_VERIFYRESPONSE']._serialized_start=1158
-  _globals['_VERIFYRESPONSE']._serialized_end=1527
-  _globals['_PROBLEM']._serialized_start=1529
-  _globals['_PROBLEM']._serialized_end=1649
-  _globals['_SIGNATURESERVICE']._serialized_start=2858
-  _globals['_SIGNATURESERVICE']._serialized_end=3000
+  _globals['_SIGNREQUEST']._serialized_end=350
+  _globals['_MEETINGCLAIMS']._serialized_start=352
+  _globals['_MEETINGCLAIMS']._serialized_end=477
+  _globals['_VIDEOCLAIMS']._serialized_start=480
+  _globals['_VIDEOCLAIMS']._serialized_end=883
+  _globals['_SIGNRESPONSE']._serialized_start=886
+  _globals['_SIGNRESPONSE']._serialized_end=1072
+  _globals['_BEGINGRANTREQUEST']._serialized_start=1074
+  _globals['_BEGINGRANTREQUEST']._serialized_end=1128
+  _globals['_BEGINGRANTRESPONSE']._serialized_start=1130
+  _globals['_BEGINGRANTRESPONSE']._serialized_end=1236
+  _globals['_COMPLETEGRANTREQUEST']._serialized_start=1238
+  _globals['_COMPLETEGRANTREQUEST']._serialized_end=1289
+  _globals['_GRANT']._serialized_start=1292
+  _globals['_GRANT']._serialized_end=1424
+  _globals['_REMOVEGRANTREQUEST']._serialized_start=1426
+  _globals['_REMOVEGRANTREQUEST']._serialized_end=1473
+  _globals['_REMOVEGRANTRESPONSE']._serialized_start=1475
+  _globals['_REMOVEGRANTRESPONSE']._serialized_end=1530
+  _globals['_LISTGRANTSREQUEST']._serialized_start=1532
+  _globals['_LISTGRANTSREQUEST']._serialized_end=1603
+  _globals['_LISTGRANTSRESPONSE']._serialized_start=1605
+  _globals['_LISTGRANTSRESPONSE']._serialized_end=1685
+  _globals['_VERIFYREQUEST']._serialized_start=1687
+  _globals['_VERIFYREQUEST']._serialized_end=1809
+  _globals['_VERIFYRESPONSE']._serialized_start=1812
+  _globals['_VERIFYRESPONSE']._serialized_end=2181
+  _globals['_PROBLEM']._serialized_start=2183
+  _globals['_PROBLEM']._serialized_end=2303
+  _globals['_SIGNATURESERVICE']._serialized_start=3512
+  _globals['_SIGNATURESERVICE']._serialized_end=3958
 # @@protoc_insertion_point(module_scope)

@@ -102,18 +102,20 @@ PROBLEM_CODE_SECRET_ENCODING: ProblemCode
 PROBLEM_CODE_DEPRECATED_CLAIM: ProblemCode
 
 class SignRequest(_message.Message):
-    __slots__ = ("app", "meeting", "video", "ttl", "start_as")
+    __slots__ = ("app", "meeting", "video", "ttl", "start_as", "on_behalf_of")
     APP_FIELD_NUMBER: _ClassVar[int]
     MEETING_FIELD_NUMBER: _ClassVar[int]
     VIDEO_FIELD_NUMBER: _ClassVar[int]
     TTL_FIELD_NUMBER: _ClassVar[int]
     START_AS_FIELD_NUMBER: _ClassVar[int]
+    ON_BEHALF_OF_FIELD_NUMBER: _ClassVar[int]
     app: str
     meeting: MeetingClaims
     video: VideoClaims
     ttl: _duration_pb2.Duration
     start_as: str
-    def __init__(self, app: _Optional[str] = ..., meeting: _Optional[_Union[MeetingClaims, _Mapping]] = ..., video: _Optional[_Union[VideoClaims, _Mapping]] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., start_as: _Optional[str] = ...) -> None: ...
+    on_behalf_of: str
+    def __init__(self, app: _Optional[str] = ..., meeting: _Optional[_Union[MeetingClaims, _Mapping]] = ..., video: _Optional[_Union[VideoClaims, _Mapping]] = ..., ttl: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., start_as: _Optional[str] = ..., on_behalf_of: _Optional[str] = ...) -> None: ...
 
 class MeetingClaims(_message.Message):
     __slots__ = ("meeting_number", "role", "video_webrtc_mode")
@@ -150,20 +152,96 @@ class VideoClaims(_message.Message):
     def __init__(self, session_name: _Optional[str] = ..., role: _Optional[_Union[Role, str]] = ..., user_identity: _Optional[str] = ..., session_key: _Optional[str] = ..., geo_regions: _Optional[_Iterable[str]] = ..., cloud_recording_option: _Optional[bool] = ..., cloud_recording_election: _Optional[bool] = ..., video_webrtc_mode: _Optional[bool] = ..., audio_webrtc_mode: _Optional[bool] = ..., telemetry_tracking_id: _Optional[str] = ...) -> None: ...
 
 class SignResponse(_message.Message):
-    __slots__ = ("token", "sdk_key", "issued_at", "expires_at", "app", "zak")
+    __slots__ = ("token", "sdk_key", "issued_at", "expires_at", "app", "zak", "obf_token")
     TOKEN_FIELD_NUMBER: _ClassVar[int]
     SDK_KEY_FIELD_NUMBER: _ClassVar[int]
     ISSUED_AT_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     APP_FIELD_NUMBER: _ClassVar[int]
     ZAK_FIELD_NUMBER: _ClassVar[int]
+    OBF_TOKEN_FIELD_NUMBER: _ClassVar[int]
     token: str
     sdk_key: str
     issued_at: _timestamp_pb2.Timestamp
     expires_at: _timestamp_pb2.Timestamp
     app: str
     zak: str
-    def __init__(self, token: _Optional[str] = ..., sdk_key: _Optional[str] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., app: _Optional[str] = ..., zak: _Optional[str] = ...) -> None: ...
+    obf_token: str
+    def __init__(self, token: _Optional[str] = ..., sdk_key: _Optional[str] = ..., issued_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., app: _Optional[str] = ..., zak: _Optional[str] = ..., obf_token: _Optional[str] = ...) -> None: ...
+
+class BeginGrantRequest(_message.Message):
+    __slots__ = ("app", "redirect_uri")
+    APP_FIELD_NUMBER: _ClassVar[int]
+    REDIRECT_URI_FIELD_NUMBER: _ClassVar[int]
+    app: str
+    redirect_uri: str
+    def __init__(self, app: _Optional[str] = ..., redirect_uri: _Optional[str] = ...) -> None: ...
+
+class BeginGrantResponse(_message.Message):
+    __slots__ = ("authorize_url", "state", "expires_at")
+    AUTHORIZE_URL_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    authorize_url: str
+    state: str
+    expires_at: _timestamp_pb2.Timestamp
+    def __init__(self, authorize_url: _Optional[str] = ..., state: _Optional[str] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class CompleteGrantRequest(_message.Message):
+    __slots__ = ("state", "code")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    state: str
+    code: str
+    def __init__(self, state: _Optional[str] = ..., code: _Optional[str] = ...) -> None: ...
+
+class Grant(_message.Message):
+    __slots__ = ("app", "user_id", "email", "scopes", "created_at", "broken")
+    APP_FIELD_NUMBER: _ClassVar[int]
+    USER_ID_FIELD_NUMBER: _ClassVar[int]
+    EMAIL_FIELD_NUMBER: _ClassVar[int]
+    SCOPES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    BROKEN_FIELD_NUMBER: _ClassVar[int]
+    app: str
+    user_id: str
+    email: str
+    scopes: _containers.RepeatedScalarFieldContainer[str]
+    created_at: _timestamp_pb2.Timestamp
+    broken: bool
+    def __init__(self, app: _Optional[str] = ..., user_id: _Optional[str] = ..., email: _Optional[str] = ..., scopes: _Optional[_Iterable[str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., broken: _Optional[bool] = ...) -> None: ...
+
+class RemoveGrantRequest(_message.Message):
+    __slots__ = ("app", "user")
+    APP_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    app: str
+    user: str
+    def __init__(self, app: _Optional[str] = ..., user: _Optional[str] = ...) -> None: ...
+
+class RemoveGrantResponse(_message.Message):
+    __slots__ = ("grant",)
+    GRANT_FIELD_NUMBER: _ClassVar[int]
+    grant: Grant
+    def __init__(self, grant: _Optional[_Union[Grant, _Mapping]] = ...) -> None: ...
+
+class ListGrantsRequest(_message.Message):
+    __slots__ = ("app", "page_size", "page_token")
+    APP_FIELD_NUMBER: _ClassVar[int]
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    app: str
+    page_size: int
+    page_token: str
+    def __init__(self, app: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ...) -> None: ...
+
+class ListGrantsResponse(_message.Message):
+    __slots__ = ("grants", "next_page_token")
+    GRANTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    grants: _containers.RepeatedCompositeFieldContainer[Grant]
+    next_page_token: str
+    def __init__(self, grants: _Optional[_Iterable[_Union[Grant, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class VerifyRequest(_message.Message):
     __slots__ = ("token", "app", "expected_meeting_number")

@@ -46,6 +46,26 @@ class SignatureServiceStub:
                 request_serializer=sdksign_dot_v1_dot_signature__service__pb2.VerifyRequest.SerializeToString,
                 response_deserializer=sdksign_dot_v1_dot_signature__service__pb2.VerifyResponse.FromString,
                 _registered_method=True)
+        self.BeginGrant = channel.unary_unary(
+                '/sdksign.v1.SignatureService/BeginGrant',
+                request_serializer=sdksign_dot_v1_dot_signature__service__pb2.BeginGrantRequest.SerializeToString,
+                response_deserializer=sdksign_dot_v1_dot_signature__service__pb2.BeginGrantResponse.FromString,
+                _registered_method=True)
+        self.CompleteGrant = channel.unary_unary(
+                '/sdksign.v1.SignatureService/CompleteGrant',
+                request_serializer=sdksign_dot_v1_dot_signature__service__pb2.CompleteGrantRequest.SerializeToString,
+                response_deserializer=sdksign_dot_v1_dot_signature__service__pb2.Grant.FromString,
+                _registered_method=True)
+        self.RemoveGrant = channel.unary_unary(
+                '/sdksign.v1.SignatureService/RemoveGrant',
+                request_serializer=sdksign_dot_v1_dot_signature__service__pb2.RemoveGrantRequest.SerializeToString,
+                response_deserializer=sdksign_dot_v1_dot_signature__service__pb2.RemoveGrantResponse.FromString,
+                _registered_method=True)
+        self.ListGrants = channel.unary_unary(
+                '/sdksign.v1.SignatureService/ListGrants',
+                request_serializer=sdksign_dot_v1_dot_signature__service__pb2.ListGrantsRequest.SerializeToString,
+                response_deserializer=sdksign_dot_v1_dot_signature__service__pb2.ListGrantsResponse.FromString,
+                _registered_method=True)
 
 
 class SignatureServiceServicer:
@@ -76,6 +96,42 @@ class SignatureServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BeginGrant(self, request, context):
+        """BeginGrant starts a Zoom user's grant to an app (joins outside the
+        account): the backend sends the user to `authorize_url`, Zoom's authorize
+        page with PKCE, and Zoom sends them back to `redirect_uri` with a code and
+        the state. Only for callers with `grants = true`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteGrant(self, request, context):
+        """CompleteGrant exchanges the code Zoom sent to the callback, names the user
+        and keeps the grant. The state is single-use, lives at most 10 minutes and
+        only the caller that began it may complete it (FAILED_PRECONDITION).
+        It answers the Grant itself (no wrapper message).
+        buf:lint:ignore RPC_RESPONSE_STANDARD_NAME
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveGrant(self, request, context):
+        """RemoveGrant revokes a user's grant at Zoom and deletes it (NOT_FOUND when
+        there is none).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListGrants(self, request, context):
+        """ListGrants lists an app's grants, by user ID, without any token.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SignatureServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -88,6 +144,26 @@ def add_SignatureServiceServicer_to_server(servicer, server):
                     servicer.Verify,
                     request_deserializer=sdksign_dot_v1_dot_signature__service__pb2.VerifyRequest.FromString,
                     response_serializer=sdksign_dot_v1_dot_signature__service__pb2.VerifyResponse.SerializeToString,
+            ),
+            'BeginGrant': grpc.unary_unary_rpc_method_handler(
+                    servicer.BeginGrant,
+                    request_deserializer=sdksign_dot_v1_dot_signature__service__pb2.BeginGrantRequest.FromString,
+                    response_serializer=sdksign_dot_v1_dot_signature__service__pb2.BeginGrantResponse.SerializeToString,
+            ),
+            'CompleteGrant': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteGrant,
+                    request_deserializer=sdksign_dot_v1_dot_signature__service__pb2.CompleteGrantRequest.FromString,
+                    response_serializer=sdksign_dot_v1_dot_signature__service__pb2.Grant.SerializeToString,
+            ),
+            'RemoveGrant': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveGrant,
+                    request_deserializer=sdksign_dot_v1_dot_signature__service__pb2.RemoveGrantRequest.FromString,
+                    response_serializer=sdksign_dot_v1_dot_signature__service__pb2.RemoveGrantResponse.SerializeToString,
+            ),
+            'ListGrants': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListGrants,
+                    request_deserializer=sdksign_dot_v1_dot_signature__service__pb2.ListGrantsRequest.FromString,
+                    response_serializer=sdksign_dot_v1_dot_signature__service__pb2.ListGrantsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -146,6 +222,114 @@ class SignatureService:
             '/sdksign.v1.SignatureService/Verify',
             sdksign_dot_v1_dot_signature__service__pb2.VerifyRequest.SerializeToString,
             sdksign_dot_v1_dot_signature__service__pb2.VerifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BeginGrant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sdksign.v1.SignatureService/BeginGrant',
+            sdksign_dot_v1_dot_signature__service__pb2.BeginGrantRequest.SerializeToString,
+            sdksign_dot_v1_dot_signature__service__pb2.BeginGrantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteGrant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sdksign.v1.SignatureService/CompleteGrant',
+            sdksign_dot_v1_dot_signature__service__pb2.CompleteGrantRequest.SerializeToString,
+            sdksign_dot_v1_dot_signature__service__pb2.Grant.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveGrant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sdksign.v1.SignatureService/RemoveGrant',
+            sdksign_dot_v1_dot_signature__service__pb2.RemoveGrantRequest.SerializeToString,
+            sdksign_dot_v1_dot_signature__service__pb2.RemoveGrantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListGrants(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/sdksign.v1.SignatureService/ListGrants',
+            sdksign_dot_v1_dot_signature__service__pb2.ListGrantsRequest.SerializeToString,
+            sdksign_dot_v1_dot_signature__service__pb2.ListGrantsResponse.FromString,
             options,
             channel_credentials,
             insecure,

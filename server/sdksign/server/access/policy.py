@@ -34,6 +34,10 @@ class Rule:
     burst: int = 0
     # The Zoom users (emails or user IDs, patterns) whose meetings these callers may start.
     start_as: tuple[str, ...] = ()
+    # The Zoom users (patterns) these callers may join on behalf of (OBF tokens).
+    on_behalf_of: tuple[str, ...] = ()
+    # Whether these callers may begin, complete, list and remove users' grants.
+    grants: bool = False
 
     @property
     def verified_apps(self) -> frozenset[str] | None:
@@ -165,6 +169,7 @@ class Grant(NamedTuple):
     meeting_number: str = ""
     session_name: str = ""
     start_as: str = ""  # the Zoom user a host start names; "": no host start
+    on_behalf_of: str = ""  # the Zoom user an OBF token is asked for; "": none
 
 
 def authorize(caller: Caller, grant: Grant) -> None:
@@ -211,6 +216,27 @@ def authorize(caller: Caller, grant: Grant) -> None:
             f"(allowed: {', '.join(rule.start_as) or 'none'})",
             "start_as",
         )
+
+    if grant.on_behalf_of and not _names_user(rule.on_behalf_of, grant.on_behalf_of):
+        _deny(
+            caller,
+            f"may not join on behalf of {grant.on_behalf_of!r} "
+            f"(allowed: {', '.join(rule.on_behalf_of) or 'none'})",
+            "on_behalf_of",
+        )
+
+
+def authorize_grants(caller: Caller) -> None:
+    """Refuse a caller whose rule does not say grants = true (BeginGrant and the others)."""
+    if not caller.rule.grants:
+        _deny(caller, "may not manage users' grants (grants = true is not set)", "grants")
+
+
+def _names_user(patterns: tuple[str, ...], user: str) -> bool:
+    """Whether `patterns` name the Zoom user `user`: emails in any case, IDs exactly."""
+    if "@" not in user:
+        return _matches(user, patterns)
+    return _matches(user.lower(), [pattern.lower() for pattern in patterns])
 
 
 def may_start_as(rule: Rule, user: str) -> bool:

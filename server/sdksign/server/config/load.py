@@ -31,6 +31,7 @@ from ..zoom.rules import MAX_TTL, MIN_TTL, ROLES, Sdk
 from .credentials import modified, one_of, secret_from_env, secret_from_file, utf8
 from .devapps import dev_apps, dev_apps_file
 from .files import certificates, pem, read_document
+from .grants import grants_settings
 from .model import (
     DEFAULT_ADMIN_LISTEN,
     MAX_CLOCK_SKEW,
@@ -138,6 +139,7 @@ def _config(path: Path, file: ConfigFile, environ: Mapping[str, str]) -> Config:
         rate_limits=_rate_limits(file.rate_limits, path.parent, environ),
         vault=vault_settings(file.vault, path.parent, environ),
         zoom=_zoom(file.zoom, any(app.s2s is not None for app in apps)),
+        grants=grants_settings(file.grants, path.parent, environ),
     )
     return vault_refreshed(config)  # the last check: the only one over the network
 
@@ -280,6 +282,8 @@ def _rule(table: RuleTable, where: str, app_names: frozenset[str]) -> Rule:
         rate=table.rate,
         burst=_burst(table.burst, table.rate, where),
         start_as=tuple(pattern.strip() for pattern in table.start_as),
+        on_behalf_of=tuple(pattern.strip() for pattern in table.on_behalf_of),
+        grants=table.grants,
     )
 
 

@@ -36,6 +36,8 @@ MIN_RATE = 1 / 86400
 MAX_BURST = 10**9
 # [rate_limits]: how long a call may wait for the shared store, in seconds.
 DEFAULT_STORE_TIMEOUT = 0.1
+# [grants] timeout: seconds a call waits for the grant store (beyond another worker's refresh).
+DEFAULT_GRANTS_TIMEOUT = 5.0
 MAX_STORE_TIMEOUT = 5.0
 DEFAULT_REDIS_PORT = 6379
 # [vault]: seconds for one request to Vault, and between reads while serving.
@@ -75,6 +77,22 @@ class ZoomSettings:
     oauth_url: str = DEFAULT_ZOOM_OAUTH_URL
     api_url: str = DEFAULT_ZOOM_API_URL
     timeout: float = DEFAULT_ZOOM_TIMEOUT
+
+
+@dataclass(frozen=True)
+class GrantsSettings:
+    """[grants]: where users' grants are kept (`redis`, else the SQLite file `sqlite`, else
+    grants.db in the state folder) and the key that seals their tokens (None: the
+    development key file, made on first use beside the development apps)."""
+
+    sqlite: Path | None = None
+    redis: RateLimitStore | None = None
+    key: bytes | None = field(default=None, repr=False)
+    previous_keys: tuple[bytes, ...] = field(default=(), repr=False)
+    timeout: float = DEFAULT_GRANTS_TIMEOUT
+    # key_vault: the KV v2 field whose newest version seals and whose previous versions
+    # ([vault] previous_versions) still open; read with the app secrets (config.vaultapps).
+    vault: KvRef | None = None
 
 
 @dataclass(frozen=True)
@@ -196,6 +214,8 @@ class Config:
     trace_meeting_numbers: bool = False
     # Where Zoom's API is, for the ZAKs of host starts (apps with [apps.s2s]).
     zoom: ZoomSettings = field(default_factory=ZoomSettings)
+    # Where users' grants are kept, for BeginGrant and Signs with on_behalf_of.
+    grants: GrantsSettings = field(default_factory=lambda: GrantsSettings())
 
     def apps_of_kind(self, kind: Sdk) -> list[App]:
         return [app for app in self.apps if app.kind == kind]

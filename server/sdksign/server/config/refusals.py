@@ -89,6 +89,12 @@ ALLOWED: dict[str, str] = {
     "previous_versions": "{where}: previous_versions must be a whole number from 0 to "
     + str(MAX_PREVIOUS_VERSIONS),
     "start_as": _STRINGS,
+    "on_behalf_of": _STRINGS,
+    "grants": "{where}: grants must be true or false, or the [grants] table",
+    "key_env": _STRING,
+    "key_file": _STRING,
+    "key_vault": _STRING,
+    "previous_key_envs": _STRINGS,
     "s2s": "{where}: s2s must be a table: [apps.s2s] with account_id, client_id and one of "
     "client_secret_env, client_secret_file and client_secret_vault",
     "account_id": _REQUIRED,

@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..zoom.rules import ROLES, Sdk
 from .model import (
     DEFAULT_DRAIN,
+    DEFAULT_GRANTS_TIMEOUT,
     DEFAULT_LISTEN,
     DEFAULT_STORE_TIMEOUT,
     DEFAULT_ZOOM_API_URL,
@@ -125,6 +126,11 @@ class RuleTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only
     # The Zoom users (emails or user IDs; patterns as in meetings) whose meetings these
     # callers may start (SignRequest.start_as); absent: none.
     start_as: tuple[NonEmpty, ...] = ()
+    # The Zoom users (emails or user IDs, patterns) these callers may join on behalf of
+    # (SignRequest.on_behalf_of); absent: none.
+    on_behalf_of: tuple[NonEmpty, ...] = ()
+    # Whether these callers may begin, complete, list and remove users' grants.
+    grants: bool = False
 
 
 class CallerTable(RuleTable, forbid_unknown_fields=True, frozen=True, kw_only=True):
@@ -164,6 +170,26 @@ class VaultTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
     previous_versions: Annotated[int, Meta(ge=0, le=MAX_PREVIOUS_VERSIONS)] = 1
 
 
+class GrantsTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    """[grants]: where users' grants are kept (joins outside the account) and the key that
+    seals their tokens, in at most one of key_env and key_file (none: a development key
+    file made beside the development apps)."""
+
+    # "sqlite:PATH" (relative to the configuration file) or redis:// / rediss://; absent:
+    # grants.db in the state folder beside the development apps.
+    store: NonBlank | None = None
+    username: NonBlank | None = None  # Redis, as in [rate_limits]
+    password_env: NonBlank | None = None
+    password_file: NonBlank | None = None
+    tls_ca_file: NonBlank | None = None
+    key_env: NonBlank | None = None  # 32 bytes, base64
+    key_file: NonBlank | None = None
+    key_vault: NonBlank | None = None  # <mount>/data/<path>#<field> ([vault]); its versions rotate
+    # Keys being rotated out: they still open what they sealed (docs/join.md).
+    previous_key_envs: tuple[NonEmpty, ...] = ()
+    timeout: Annotated[float, Meta(gt=0, le=MAX_ZOOM_TIMEOUT)] = DEFAULT_GRANTS_TIMEOUT
+
+
 class ZoomTable(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
     """[zoom]: Zoom's OAuth server and REST API, for the ZAKs of host starts."""
 
@@ -183,6 +209,7 @@ class ConfigFile(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_onl
     rate_limits: RateLimitsTable | None = None  # absent: each worker keeps its own buckets
     vault: VaultTable | None = None  # needed by secret_vault
     zoom: ZoomTable = msgspec.field(default_factory=ZoomTable)
+    grants: GrantsTable = msgspec.field(default_factory=GrantsTable)
 
 
 def keys(table: type[msgspec.Struct]) -> frozenset[str]:
@@ -199,5 +226,6 @@ TABLES: dict[str, type[msgspec.Struct]] = {
     "rate_limits": RateLimitsTable,
     "vault": VaultTable,
     "zoom": ZoomTable,
+    "grants": GrantsTable,
     "s2s": S2sTable,
 }

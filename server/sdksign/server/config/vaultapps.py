@@ -14,7 +14,8 @@ from pathlib import Path
 from ..errors import ConfigError
 from .credentials import file_text, one_of, secret_from_env
 from .files import certificates, reason
-from .model import MAX_VAULT_REFRESH, MAX_VAULT_TIMEOUT, App, Config
+from .keys import read_key
+from .model import MAX_VAULT_REFRESH, MAX_VAULT_TIMEOUT, App, Config, GrantsSettings
 from .schema import AppTable, VaultTable, parse_duration
 from .urls import vault_address
 from .vault import KvReader, KvRef, VaultError, VaultSettings, parse_reference
@@ -114,25 +115,33 @@ def vault_refreshed(config: Config) -> Config:
         for i, app in enumerate(config.apps)
         if app.vault is not None or (app.s2s is not None and app.s2s.vault is not None)
     ]
-    if not wanted:
+    grant_key = config.grants.vault
+    if not wanted and grant_key is None:
         return config
     vault = config.vault
     if vault is None:
-        index, app = wanted[0]
-        key = "secret_vault" if app.vault is not None else "s2s client_secret_vault"
-        raise ConfigError(
-            f"{named('apps', index, app.name)}: {key} needs a {_VAULT} table "
-            "(address, and token_file or token_env)"
-        )
+        needs = "[grants] key_vault"
+        if wanted:
+            index, app = wanted[0]
+            key = "secret_vault" if app.vault is not None else "s2s client_secret_vault"
+            needs = f"{named('apps', index, app.name)}: {key}"
+        raise ConfigError(f"{needs} needs a {_VAULT} table (address, and token_file or token_env)")
     try:
         reader = KvReader(vault, _vault_token(vault))
     except VaultError as exc:
         raise ConfigError(f"{_VAULT}: {exc}") from None
     apps = list(config.apps)
+    grants = config.grants
     with reader:
         for index, app in wanted:
             apps[index] = _app_read(reader, index, app)
-    return replace(config, apps=tuple(apps))
+        if grant_key is not None:
+            try:
+                read = reader.versions(grant_key)
+            except VaultError as exc:
+                raise ConfigError(f"[grants] key_vault {grant_key}: {exc}") from None
+            grants = vault_keys(grants, read.newest, read.previous)
+    return replace(config, apps=tuple(apps), grants=grants)
 
 
 def _app_read(reader: KvReader, index: int, app: App) -> App:
@@ -158,3 +167,16 @@ def _app_read(reader: KvReader, index: int, app: App) -> App:
             raise ConfigError(f"{where} s2s: client_secret_vault {s2s.vault}: {exc}") from None
         app = replace(app, s2s=replace(s2s, client_secret=newest))
     return app
+
+
+def vault_keys(
+    settings: GrantsSettings, newest: bytes, previous: tuple[bytes, ...]
+) -> GrantsSettings:
+    """`settings` with the key read from key_vault: its newest version seals, the previous
+    ones (and previous_key_envs) still open."""
+    where = f"[grants] key_vault {settings.vault}"
+    return replace(
+        settings,
+        key=read_key(newest, where),
+        previous_keys=(*(read_key(old, where) for old in previous), *settings.previous_keys),
+    )

@@ -35,7 +35,21 @@ log = structlog.get_logger("sdksign")
 # The backends' errors, by kind: a bounded set of label values.
 ERROR_KINDS = ("timeout", "connection", "auth", "other")
 # Zoom's API (host starts): its endpoints, and what each request to them came to.
-ZOOM_ENDPOINTS = ("oauth_token", "user_token")
+ZOOM_ENDPOINTS = (
+    "oauth_token",
+    "user_token",
+    # user grants (zoomapi.userauth): the token endpoint by grant, revoke, users/me, OBF
+    "user_oauth",
+    "user_oauth_code",
+    "user_oauth_refresh",
+    "user_oauth_revoke",
+    "user_me",
+    "user_obf",
+)
+# Users' grants (zoomapi.grants): their states, a refresh's outcomes, an OBF request's.
+GRANT_STATES = ("ok", "broken")
+GRANT_REFRESH_OUTCOMES = ("ok", "refused", "failed")
+OBF_OUTCOMES = ("ok", "no_grant", "broken", "failed")
 ZOOM_OUTCOMES = (
     "ok",
     "rate_limited",  # 429
@@ -161,6 +175,26 @@ class Metrics:
             "timeout, unreachable, bad_answer).",
             ("endpoint", "outcome"),
         )
+        # --- user grants (zoomapi.grants) ----------------------------------------------------
+        self.grants = Gauge(
+            "sdksign_grants",
+            "Users' grants in the grant store, by state (ok, broken: Zoom refused its refresh "
+            "token and the user must authorize again), as this worker last counted them.",
+            ("state",),
+            multiprocess_mode="livemax",
+        )
+        self.grant_refreshes = Counter(
+            "sdksign_grant_refreshes_total",
+            "Refreshes of users' grants this worker made, by outcome (ok, refused: the grant "
+            "is now broken, failed: Zoom or the store did not answer; nothing changed).",
+            ("outcome",),
+        )
+        self.obf_requests = Counter(
+            "sdksign_obf_requests_total",
+            "OBF tokens asked for by Signs with on_behalf_of, by outcome (ok, no_grant, "
+            "broken, failed).",
+            ("outcome",),
+        )
         self.zoom_request_seconds = Histogram(
             "sdksign_zoom_api_request_seconds",
             "Time one request to Zoom's API took, answered or not, in seconds.",
@@ -186,6 +220,12 @@ class Metrics:
             self.zoom_request_seconds.labels(endpoint)
             for outcome in ZOOM_OUTCOMES:
                 self.zoom_requests.labels(endpoint, outcome)
+        for outcome in GRANT_REFRESH_OUTCOMES:
+            self.grant_refreshes.labels(outcome)
+        for outcome in OBF_OUTCOMES:
+            self.obf_requests.labels(outcome)
+        for state in GRANT_STATES:
+            self.grants.labels(state)
 
 
 # This process's metrics, once made (setup).
@@ -417,3 +457,29 @@ def zoom_request(endpoint: str, outcome: str, seconds: float) -> None:
         _child(made.zoom_request_seconds, endpoint).observe(seconds)
     except Exception:
         _failed("zoom_request")
+
+
+def grant_refresh(outcome: str) -> None:
+    """One refresh of a user's grant (`outcome`: one of GRANT_REFRESH_OUTCOMES)."""
+    try:
+        _child((_made or setup()).grant_refreshes, outcome).inc()
+    except Exception:
+        _failed("grant_refresh")
+
+
+def obf_request(outcome: str) -> None:
+    """One OBF token asked for (`outcome`: one of OBF_OUTCOMES)."""
+    try:
+        _child((_made or setup()).obf_requests, outcome).inc()
+    except Exception:
+        _failed("obf_request")
+
+
+def grants_by_state(counts: dict[str, int]) -> None:
+    """The grant store's grants by state (GRANT_STATES), as last counted."""
+    try:
+        made = _made or setup()
+        for state in GRANT_STATES:
+            made.grants.labels(state).set(counts.get(state, 0))
+    except Exception:
+        _failed("grants_by_state")

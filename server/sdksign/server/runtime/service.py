@@ -41,6 +41,7 @@ from ..zoom.rules import (
     ROLE_NAMES,
     START_AS_LENGTH,
 )
+from .grantrpc import Grants
 
 if TYPE_CHECKING:
     from ..config import ZoomSettings
@@ -73,6 +74,8 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         self._tasks: set[asyncio.Task[None]] = set()
         # Zoom's API for host starts: made on the first one (runtime needs httpx only then).
         self._zak_source: ZakSource | None = None
+        # Users' grants and OBF tokens: a store opened on the first call that needs one.
+        self._grants = Grants()
 
     @property
     def config(self) -> Config:
@@ -121,6 +124,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         if self._zak_source is not None:
             await self._zak_source.aclose()
             self._zak_source = None
+        await self._grants.aclose()
 
     def _zaks(self, settings: ZoomSettings) -> ZakSource:
         """This worker's client of Zoom's API, made on the first host start."""
@@ -177,6 +181,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
                 if (request.start_as)
                 else ""
             )
+            obf = await self._obf(config, minted, request, context) if request.on_behalf_of else ""
         except RequestError:
             bind(**_request_fields(request))  # a refusal is logged with what was asked for
             raise
@@ -191,12 +196,67 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         if zak:
             # The user as the caller named it: the audit line says whose meeting started.
             bind(start_as=request.start_as, zak_fp=fingerprint(zak))
+        if obf:
+            bind(on_behalf_of=request.on_behalf_of, obf_fp=fingerprint(obf))
         response = pb.SignResponse(
-            token=minted.token, sdk_key=minted.app.sdk_key, app=minted.app.name, zak=zak
+            token=minted.token,
+            sdk_key=minted.app.sdk_key,
+            app=minted.app.name,
+            zak=zak,
+            obf_token=obf,
         )
         response.issued_at.seconds = minted.issued_at
         response.expires_at.seconds = minted.expires_at
         return response
+
+    async def _obf(
+        self,
+        config: Config,
+        minted: Minted,
+        request: pb.SignRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> str:
+        """The OBF token of request.on_behalf_of for the meeting, within the call's deadline."""
+        remaining = context.time_remaining()
+        budget = None if remaining is None else remaining - DEADLINE_MARGIN
+        user = request.on_behalf_of
+        try:
+            if budget is not None and budget <= 0:
+                raise TimeoutError
+            async with asyncio.timeout(budget):
+                return await self._grants.obf(
+                    config, minted.app, user, request.meeting.meeting_number
+                )
+        except TimeoutError:
+            raise Unavailable(
+                f"the OBF token of {user!r} was not had within the call's deadline "
+                "(Zoom's API or the grant store did not answer in time)",
+                "OBF_TIMEOUT",
+            ) from None
+
+    async def BeginGrant(
+        self, request: pb.BeginGrantRequest, context: grpc.aio.ServicerContext
+    ) -> pb.BeginGrantResponse:
+        config = self.config
+        return await self._grants.begin(config, await self._admit(config, context), request)
+
+    async def CompleteGrant(
+        self, request: pb.CompleteGrantRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Grant:
+        config = self.config
+        return await self._grants.complete(config, await self._admit(config, context), request)
+
+    async def RemoveGrant(
+        self, request: pb.RemoveGrantRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RemoveGrantResponse:
+        config = self.config
+        return await self._grants.remove(config, await self._admit(config, context), request)
+
+    async def ListGrants(
+        self, request: pb.ListGrantsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListGrantsResponse:
+        config = self.config
+        return await self._grants.list(config, await self._admit(config, context), request)
 
     async def Verify(
         self, request: pb.VerifyRequest, context: grpc.aio.ServicerContext
@@ -229,6 +289,8 @@ def _request_fields(request: pb.SignRequest) -> dict[str, object]:
     }
     if request.start_as:
         fields["start_as"] = request.start_as[:START_AS_LENGTH]  # as sent: cut short
+    if request.on_behalf_of:
+        fields["on_behalf_of"] = request.on_behalf_of[:START_AS_LENGTH]
     return fields
 
 

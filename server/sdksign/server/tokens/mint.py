@@ -72,6 +72,7 @@ class ValidRequest(NamedTuple):
     ttl: int
     ttl_given: bool  # False: DEFAULT_TTL, which a caller's max_ttl may shorten
     start_as: str = ""  # the Zoom user whose ZAK a host start asks for; "": none
+    on_behalf_of: str = ""  # the Zoom user whose OBF token is asked for; "": none
 
 
 def mint(request: pb.SignRequest, config: Config, now: float, caller: Caller) -> Minted:
@@ -105,6 +106,7 @@ def check_request(request: pb.SignRequest, config: Config, caller: Caller) -> Va
     else:
         _check_video(claims, violations)
     _check_start_as(request, claims, violations)
+    _check_on_behalf_of(request, claims, violations)
     app = _pick_app(request.app, sdk, in_scope(caller.rule.apps, config.apps), violations)
     if violations:
         raise InvalidArgument(violations)
@@ -112,7 +114,14 @@ def check_request(request: pb.SignRequest, config: Config, caller: Caller) -> Va
         _no_app(caller, sdk)
     role = ROLE_NAMES.get(claims.role, "")
     return ValidRequest(
-        sdk, claims, app, role, ttl, ttl_given=request.HasField("ttl"), start_as=request.start_as
+        sdk,
+        claims,
+        app,
+        role,
+        ttl,
+        ttl_given=request.HasField("ttl"),
+        start_as=request.start_as,
+        on_behalf_of=request.on_behalf_of,
     )
 
 
@@ -133,6 +142,7 @@ def authorize_request(checked: ValidRequest, caller: Caller) -> int:
             meeting_number=claims.meeting_number if isinstance(claims, pb.MeetingClaims) else "",
             session_name=claims.session_name if isinstance(claims, pb.VideoClaims) else "",
             start_as=checked.start_as,
+            on_behalf_of=checked.on_behalf_of,
         ),
     )
     if checked.start_as and checked.app.s2s is None:
@@ -269,6 +279,25 @@ def _check_start_as(
         )
     elif not is_start_as(user):
         violations.append(FieldViolation("start_as", f"must be {START_AS_RULE}"))
+
+
+def _check_on_behalf_of(
+    request: pb.SignRequest, claims: Claims, violations: list[FieldViolation]
+) -> None:
+    """on_behalf_of: only for a Meeting SDK web token (a role), and a user's name."""
+    user = request.on_behalf_of
+    if not user:
+        return
+    if not isinstance(claims, pb.MeetingClaims) or claims.role == pb.ROLE_UNSPECIFIED:
+        violations.append(
+            FieldViolation(
+                "on_behalf_of",
+                "is allowed only with a Meeting SDK web token (meeting.meeting_number and "
+                "meeting.role)",
+            )
+        )
+    elif not is_start_as(user):
+        violations.append(FieldViolation("on_behalf_of", f"must be {START_AS_RULE}"))
 
 
 def _check_video(claims: pb.VideoClaims, violations: list[FieldViolation]) -> None:

@@ -167,3 +167,22 @@ ZAK_SCOPE = "user:read:token:admin"
 def is_start_as(text: str) -> bool:
     """Whether `text` may name a Zoom user in a host start (START_AS_RULE)."""
     return len(text) <= START_AS_LENGTH and text.isascii() and _START_AS.fullmatch(text) is not None
+
+
+# --- joins outside the account: user grants and the OBF token --------------------------------
+# Zoom's user OAuth (developers.zoom.us/docs/integrations/oauth/): the authorize page, the
+# token endpoint's grants, the revoke endpoint; PKCE S256 (RFC 7636).
+OAUTH_AUTHORIZE_PATH = "/oauth/authorize"
+OAUTH_TOKEN_PATH = "/oauth/token"  # noqa: S105 (a path)
+OAUTH_REVOKE_PATH = "/oauth/revoke"
+# A begun grant's state lives at most this many seconds, and is used once.
+GRANT_STATE_LIFETIME = 600
+# Zoom's answer to a refresh token it no longer takes (rotated out, revoked): HTTP 400 or 401
+# with OAuth error invalid_grant or invalid_request ("Invalid Token!").
+REFRESH_REFUSED_ERRORS = frozenset({"invalid_grant", "invalid_request", "invalid_token"})
+# The OBF token of a user for a meeting (developers.zoom.us/docs/meeting-sdk/auth/obf/):
+# GET /v2/users/me/token?type=onbehalf&meeting_id=..., with that user's access token.
+OBF_PATH = "/v2/users/me/token"
+USER_ME_PATH = "/v2/users/me"
+# An OAuth redirect URI: https, or http to loopback (a developer's machine), at most this long.
+REDIRECT_URI_LENGTH = 2048

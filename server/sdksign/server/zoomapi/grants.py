@@ -1,0 +1,223 @@
+"""GrantKeeper: users' grants to an app, from BeginGrant to an OBF token.
+
+- begin: a state (random, single use, GRANT_STATE_LIFETIME at most, bound to the caller)
+  and a PKCE pair; the verifier is kept sealed in the store with the state, and the URL of
+  Zoom's authorize page is returned.
+- complete: the state taken (a second use, another caller or a late one finds nothing), the
+  code exchanged with the verifier, the user named by GET /v2/users/me, the grant stored.
+- obf: the grant's access token (refreshed through the store's protocol when it is due, or
+  when Zoom calls it expired), then the OBF token, never kept: Zoom's are single-use.
+- remove: revoked at Zoom, then deleted.
+
+A refresh in this worker is shared by every call that needs it (one task per grant); across
+workers and replicas the store makes it one at a time (grantstore, grantredis). A grant Zoom
+refuses is marked broken, said once in the log, counted, and never refreshed again: the
+user must authorize again.
+
+No token, code, verifier or state reaches a message or a log line: users are named by
+their ID or the email the caller gave.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import structlog
+
+from ..errors import FailedPrecondition, NotFound, Unavailable
+from ..observe import metrics
+from ..zoom.rules import GRANT_STATE_LIFETIME
+from .grantstore import GrantStore, Pending, Refused, StoredGrant, StoreUnavailable, Tokens
+from .userauth import ExpiredAccess, UserOAuth, authorize_url, pkce_pair
+
+if TYPE_CHECKING:
+    from ..config import App
+
+log = structlog.get_logger("sdksign")
+T = TypeVar("T")
+
+
+def must_authorize(user: str, app: str, why: str) -> FailedPrecondition:
+    return FailedPrecondition(
+        f"Zoom user {user!r} {why} for app {app!r}: they must authorize again "
+        "(BeginGrant, then CompleteGrant)"
+    )
+
+
+class GrantKeeper:
+    """One worker's grants: `store` shared with the others, `oauth` its client of Zoom."""
+
+    def __init__(
+        self, store: GrantStore, oauth: UserOAuth, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store = store
+        self.oauth = oauth
+        self._clock = clock
+        self._refreshing: dict[tuple[str, str, str], asyncio.Task[StoredGrant | None]] = {}
+
+    async def aclose(self) -> None:
+        for task in list(self._refreshing.values()):
+            task.cancel()
+        await self.oauth.aclose()
+        await self.store.aclose()
+
+    async def begin(self, app: App, caller: str, redirect_uri: str) -> tuple[str, str, float]:
+        """Zoom's authorize URL, the state and when it expires (epoch seconds)."""
+        state = secrets.token_urlsafe(32)
+        verifier, challenge = pkce_pair()
+        expires_at = self._clock() + GRANT_STATE_LIFETIME
+        pending = Pending(app.name, caller, redirect_uri, verifier, expires_at)
+        await _stored(self.store.put_pending(state, pending))
+        url = authorize_url(
+            self.oauth.settings.oauth_url, app.sdk_key, redirect_uri, state, challenge
+        )
+        return url, state, expires_at
+
+    async def complete(
+        self, find_app: Callable[[str], App | None], caller: str, state: str, code: str
+    ) -> StoredGrant:
+        """The grant the user gave: stored, naming the user by ID and email."""
+        pending = await _stored(self.store.take_pending(state, self._clock()))
+        if pending is None or pending.caller != caller:
+            raise FailedPrecondition(
+                "state is unknown, used already, expired or begun by another caller: "
+                "begin the grant again (BeginGrant)"
+            )
+        app = find_app(pending.app)
+        if app is None:
+            raise FailedPrecondition(f"app {pending.app!r} is no longer served: begin again")
+        tokens = await self.oauth.exchange(
+            app.sdk_key, app.secret, code, pending.redirect_uri, pending.verifier
+        )
+        me = await self.oauth.me(tokens.access_token)
+        grant = StoredGrant(
+            app=app.name,
+            user_id=me.user_id,
+            email=me.email,
+            scopes=tokens.scopes,
+            created_at=self._clock(),
+            tokens=tokens,
+        )
+        await _stored(self.store.put(grant))
+        log.info("grant_stored", app=app.name, user_id=me.user_id)
+        return grant
+
+    async def remove(self, app: App, user: str) -> StoredGrant:
+        """Revoke the grant of `user` (an email or ID) at Zoom, then delete it."""
+        grant = await _stored(self.store.get(app.name, user))
+        if grant is None:
+            raise NotFound(
+                f"no grant of Zoom user {user!r} for app {app.name!r}", "GRANT_NOT_FOUND", user
+            )
+        if not grant.broken:  # a broken grant Zoom already refuses: nothing to revoke
+            if not grant.usable(self._clock()):
+                grant = await self._refreshed(app, grant, user) or grant
+            if not grant.broken:
+                await self.oauth.revoke(app.sdk_key, app.secret, grant.tokens.access_token, user)
+        await _stored(self.store.delete(app.name, grant.user_id))
+        log.info("grant_removed", app=app.name, user_id=grant.user_id)
+        return grant
+
+    async def page(self, app: App, after: str, limit: int) -> list[StoredGrant]:
+        return await _stored(self.store.page(app.name, after, limit))
+
+    async def obf(self, app: App, user: str, meeting_number: str) -> str:
+        """The OBF token Zoom issues for `user`'s grant and the meeting."""
+        try:
+            token = await self._obf(app, user, meeting_number)
+        except FailedPrecondition as error:
+            metrics.obf_request("broken" if "refused" in str(error) else "no_grant")
+            raise
+        except BaseException:
+            metrics.obf_request("failed")
+            raise
+        metrics.obf_request("ok")
+        return token
+
+    async def _obf(self, app: App, user: str, meeting_number: str) -> str:
+        grant = await _stored(self.store.get(app.name, user))
+        grant = self._live(grant, app, user)
+        if not grant.usable(self._clock()):
+            grant = self._live(await self._refreshed(app, grant, user), app, user)
+        try:
+            return await self.oauth.obf(grant.tokens.access_token, meeting_number, user)
+        except ExpiredAccess:
+            # Revoked or expired early: one refresh, one more try.
+            grant = self._live(await self._refreshed(app, grant, user), app, user)
+        try:
+            return await self.oauth.obf(grant.tokens.access_token, meeting_number, user)
+        except ExpiredAccess:
+            raise must_authorize(user, app.name, "has a grant Zoom refused") from None
+
+    @staticmethod
+    def _live(grant: StoredGrant | None, app: App, user: str) -> StoredGrant:
+        if grant is None:
+            raise must_authorize(user, app.name, "has no grant")
+        if grant.broken:
+            raise must_authorize(user, app.name, "has a grant Zoom refused")
+        return grant
+
+    async def _refreshed(self, app: App, grant: StoredGrant, user: str) -> StoredGrant | None:
+        """The grant after one refresh shared by this worker's calls (and, through the
+        store, made once across every worker)."""
+        key = (app.name, grant.user_id, grant.tokens.access_token)
+        task = self._refreshing.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._refresh(app, grant, user))
+            self._refreshing[key] = task
+            task.add_done_callback(lambda done: self._done(key, done))
+        return await asyncio.shield(task)
+
+    def _done(self, key: tuple[str, str, str], task: asyncio.Task[StoredGrant | None]) -> None:
+        if self._refreshing.get(key) is task:
+            del self._refreshing[key]
+        if not task.cancelled():
+            task.exception()
+
+    async def _refresh(self, app: App, grant: StoredGrant, user: str) -> StoredGrant | None:
+        refused = refreshed = False
+
+        async def refresher(stored: StoredGrant) -> Tokens:
+            nonlocal refused, refreshed
+            try:
+                tokens = await self.oauth.refresh(
+                    app.sdk_key, app.secret, stored.tokens.refresh_token, stored.user_id
+                )
+                refreshed = True
+                return tokens
+            except Refused:
+                refused = True
+                raise
+
+        try:
+            fresh = await _stored(
+                self.store.refresh(
+                    app.name, grant.user_id, grant.tokens.access_token, self._clock(), refresher
+                )
+            )
+        except BaseException:
+            metrics.grant_refresh("failed")
+            raise
+        if refused:
+            metrics.grant_refresh("refused")
+            log.warning(
+                "grant_broken",
+                app=app.name,
+                user_id=grant.user_id,
+                reason="Zoom refused the refresh token: the user must authorize again",
+            )
+        elif refreshed:
+            metrics.grant_refresh("ok")
+        return fresh
+
+
+async def _stored(work: Awaitable[T]) -> T:
+    """The store's answer; StoreUnavailable becomes UNAVAILABLE for the caller."""
+    try:
+        return await work
+    except StoreUnavailable as error:
+        raise Unavailable(str(error), "GRANT_STORE_UNAVAILABLE") from None

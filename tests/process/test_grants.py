@@ -1,0 +1,258 @@
+"""User grants against the stand-in of Zoom's user OAuth (harness.zoomusers) over HTTP on
+loopback, with the real stores: a SQLite file and a real Redis (tests.conftest).
+
+Begin and complete store a grant naming the user; the OBF token is the one Zoom issued; the
+grant survives a new keeper (a restart); remove revokes at Zoom; a refused refresh marks the
+grant broken, once; no token is in the store in the clear; and processes sharing the store,
+with 2-second access tokens, never send a rotated-out refresh token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from redis import Redis
+
+from harness.redis import RedisServer
+from harness.zoomapi import ZoomApi, running_zoom_api
+from sdksign.server.config import App, RateLimitStore, ZoomSettings
+from sdksign.server.config.keys import read_key
+from sdksign.server.errors import FailedPrecondition, NotFound
+from sdksign.server.zoomapi.grantredis import RedisGrants, redis_client
+from sdksign.server.zoomapi.grants import GrantKeeper
+from sdksign.server.zoomapi.grantstore import GrantStore, SqliteGrants
+from sdksign.server.zoomapi.sealing import Sealer, new_key_text
+from sdksign.server.zoomapi.userauth import UserOAuth
+from tests.conftest import ROOT, redis_password
+
+SDK_KEY = "GrantAppKey01"
+SDK_SECRET = secrets.token_urlsafe(32)
+APP = App("meeting", "meeting", SDK_KEY, SDK_SECRET.encode())
+KEY_TEXT = new_key_text()
+CALLBACK = "https://backend.example.com/zoom/callback"
+MEETING = "123456789"
+
+
+@pytest.fixture
+def zoom() -> Iterator[ZoomApi]:
+    with running_zoom_api() as api:
+        api.user_oauth.apps[SDK_KEY] = SDK_SECRET
+        yield api
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:{tmp_path / 'grants.db'}"
+        return
+    redis: RedisServer = request.getfixturevalue("redis_server")
+    yield redis.url
+
+
+def make_store(spec: str) -> GrantStore:
+    sealer = Sealer(read_key(KEY_TEXT.encode(), "key"))
+    if spec.startswith("sqlite:"):
+        return SqliteGrants(Path(spec.removeprefix("sqlite:")), sealer, timeout=5.0)
+    parts = urlsplit(spec)
+    password = _PASSWORDS[spec].encode()
+    store = RateLimitStore(host=parts.hostname or "", port=parts.port or 0, password=password)
+    return RedisGrants(redis_client(store), sealer, lock_seconds=5.0, name=spec)
+
+
+_PASSWORDS: dict[str, str] = {}
+
+
+@pytest.fixture
+async def keeper(
+    store_spec: str, zoom: ZoomApi, request: pytest.FixtureRequest
+) -> AsyncIterator[GrantKeeper]:
+    if not store_spec.startswith("sqlite:"):
+        _PASSWORDS[store_spec] = redis_password(request.getfixturevalue("redis_server"))
+    made = new_keeper(store_spec, zoom)
+    await made.store.start()
+    yield made
+    await made.aclose()
+
+
+def new_keeper(spec: str, zoom: ZoomApi) -> GrantKeeper:
+    settings = ZoomSettings(oauth_url=zoom.url, api_url=zoom.url, timeout=2.0)
+    return GrantKeeper(make_store(spec), UserOAuth(settings))
+
+
+async def authorize(keeper: GrantKeeper, caller: str = "backend") -> tuple[str, str]:
+    """Begin a grant and follow Zoom's authorize page as the browser would: (state, code)."""
+    url, state, _ = await keeper.begin(APP, caller, CALLBACK)
+    async with httpx.AsyncClient() as http:
+        answer = await http.get(url)
+    assert answer.status_code == 302
+    back = parse_qs(urlsplit(answer.headers["location"]).query)
+    assert back["state"] == [state]
+    return state, back["code"][0]
+
+
+async def granted(keeper: GrantKeeper, caller: str = "backend") -> None:
+    state, code = await authorize(keeper, caller)
+    await keeper.complete(lambda name: APP if name == APP.name else None, caller, state, code)
+
+
+async def test_begin_and_complete_store_a_grant_naming_the_user(
+    keeper: GrantKeeper, zoom: ZoomApi
+) -> None:
+    url, state, expires_at = await keeper.begin(APP, "backend", CALLBACK)
+    assert 0 < expires_at - time.time() <= 600
+    query = parse_qs(urlsplit(url).query)
+    assert url.startswith(f"{zoom.url}/oauth/authorize?")
+    assert query["response_type"] == ["code"] and query["client_id"] == [SDK_KEY]
+    assert query["redirect_uri"] == [CALLBACK] and query["state"] == [state]
+    assert query["code_challenge_method"] == ["S256"] and len(query["code_challenge"][0]) == 43
+    state, code = await authorize(keeper)
+    grant = await keeper.complete(lambda name: APP, "backend", state, code)
+    assert (grant.user_id, grant.email) == ("u-alice", "alice@example.com")
+    stored = await keeper.store.get("meeting", "Alice@Example.com")
+    assert stored is not None and stored.user_id == "u-alice"
+    # The state is single use.
+    with pytest.raises(FailedPrecondition, match="begin the grant again"):
+        await keeper.complete(lambda name: APP, "backend", state, code)
+
+
+async def test_a_state_is_bound_to_the_caller_that_began_it(keeper: GrantKeeper) -> None:
+    state, code = await authorize(keeper, caller="backend")
+    with pytest.raises(FailedPrecondition, match="another caller"):
+        await keeper.complete(lambda name: APP, "intruder", state, code)
+    assert await keeper.store.get("meeting", "u-alice") is None
+
+
+async def test_the_obf_token_is_the_one_zoom_issued_and_the_grant_survives_a_restart(
+    keeper: GrantKeeper, zoom: ZoomApi, store_spec: str
+) -> None:
+    await granted(keeper)
+    obf = await keeper.obf(APP, "alice@example.com", MEETING)
+    assert zoom.user_oauth.obf_issued[("u-alice", MEETING)] == [obf]
+    again = new_keeper(store_spec, zoom)  # another process's keeper, same store
+    try:
+        second = await again.obf(APP, "u-alice", MEETING)
+    finally:
+        await again.aclose()
+    assert zoom.user_oauth.obf_issued[("u-alice", MEETING)] == [obf, second]
+    assert obf != second  # never cached
+
+
+async def test_a_user_without_a_grant_must_authorize(keeper: GrantKeeper) -> None:
+    with pytest.raises(
+        FailedPrecondition, match=r"'bob@example.com' has no grant.*authorize again"
+    ):
+        await keeper.obf(APP, "bob@example.com", MEETING)
+
+
+async def test_remove_revokes_at_zoom_and_deletes(keeper: GrantKeeper, zoom: ZoomApi) -> None:
+    await granted(keeper)
+    await keeper.remove(APP, "alice@example.com")
+    assert zoom.user_oauth.revoked == 1
+    assert await keeper.store.get("meeting", "u-alice") is None
+    with pytest.raises(NotFound):
+        await keeper.remove(APP, "alice@example.com")
+
+
+async def test_a_refused_refresh_marks_the_grant_broken_once(
+    keeper: GrantKeeper, zoom: ZoomApi
+) -> None:
+    zoom.user_oauth.access_lifetime = 2  # used for 1 s
+    await granted(keeper)
+    stored = await keeper.store.get("meeting", "u-alice")
+    assert stored is not None
+    # Zoom forgets the grant (revoked elsewhere): the next refresh is refused.
+    zoom.user_oauth.revoke({"token": stored.tokens.refresh_token}, _basic())
+    await asyncio.sleep(1.2)
+    with pytest.raises(FailedPrecondition, match=r"refused.*authorize again"):
+        await keeper.obf(APP, "u-alice", MEETING)
+    refreshes = zoom.user_oauth.refreshes
+    with pytest.raises(FailedPrecondition, match="refused"):
+        await keeper.obf(APP, "u-alice", MEETING)
+    assert zoom.user_oauth.refreshes == refreshes  # never asked again
+    assert await keeper.store.states() == {"ok": 0, "broken": 1}
+
+
+def _basic() -> str:
+    return "Basic " + base64.b64encode(f"{SDK_KEY}:{SDK_SECRET}".encode()).decode()
+
+
+async def test_no_token_is_in_the_store_in_the_clear(
+    keeper: GrantKeeper, zoom: ZoomApi, store_spec: str, request: pytest.FixtureRequest
+) -> None:
+    zoom.user_oauth.access_lifetime = 2
+    await granted(keeper)
+    await asyncio.sleep(1.2)
+    await keeper.obf(APP, "u-alice", MEETING)  # a refresh: new tokens written
+    state, _ = await authorize(keeper)  # a pending grant, its verifier sealed
+    if store_spec.startswith("sqlite:"):
+        stored = await asyncio.to_thread(sqlite_bytes, Path(store_spec.removeprefix("sqlite:")))
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        client = Redis(port=server.port, password=redis_password(server))
+        stored = b"".join(
+            repr(client.dump(key)).encode() + str(key).encode() for key in client.keys("*")
+        )
+    assert len(stored) > 0
+    handed = [*zoom.user_oauth.handed_out, state, KEY_TEXT]
+    assert [value[:10] for value in handed if value.encode() in stored] == []
+
+
+def sqlite_bytes(path: Path) -> bytes:
+    """Every byte of the SQLite store (its -wal file too), once its mode is checked."""
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    return b"".join(p.read_bytes() for p in path.parent.glob("grants.db*"))
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_four_processes_sharing_the_store_never_send_a_stale_refresh_token(
+    backend: str, tmp_path: Path, zoom: ZoomApi, request: pytest.FixtureRequest
+) -> None:
+    """Four processes (two replicas of two workers each), 2-second access tokens, 8 s of OBF
+    requests from each: every call OK, and no rotated-out refresh token sent to Zoom."""
+    env = dict(os.environ, GRANT_APP_KEY=SDK_KEY, GRANT_APP_SECRET=SDK_SECRET, GRANT_KEY=KEY_TEXT)
+    if backend == "sqlite":
+        spec = f"sqlite:{tmp_path / 'grants.db'}"
+    else:
+        server: RedisServer = request.getfixturevalue("redis_server")
+        spec = server.url
+        env["GRANT_REDIS_PASSWORD"] = _PASSWORDS[spec] = redis_password(server)
+    zoom.user_oauth.access_lifetime = 2
+
+    async def setup() -> None:
+        made = new_keeper(spec, zoom)
+        await made.store.start()
+        await granted(made)
+        await made.aclose()
+
+    asyncio.run(setup())
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "harness.grantload", spec, zoom.url, "8"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    calls: Counter[str] = Counter()
+    for process in processes:
+        out, _ = process.communicate(timeout=60)
+        assert process.returncode == 0
+        calls.update(json.loads(out.strip().splitlines()[-1])["calls"])
+    assert set(calls) == {"OK"} and calls["OK"] > 0
+    assert zoom.user_oauth.stale_refreshes == 0
+    assert zoom.user_oauth.refreshes >= 4  # 8 s of 1-second usable tokens
