@@ -8,7 +8,6 @@ file beside it, made with mode 0600 on first use (dev_grant_key), as the develop
 from __future__ import annotations
 
 import base64
-import importlib.util
 import os
 import secrets
 import tempfile
@@ -18,10 +17,11 @@ from pathlib import Path
 from ..errors import ConfigError
 from .credentials import one_of, secret_from_env, secret_from_file
 from .devapps import dev_apps_file
-from .files import certificates, reason
+from .files import reason
 from .keys import KEY_BYTES, read_key
 from .model import GrantsSettings, RateLimitStore
 from .schema import GrantsTable
+from .stores import redis_store
 from .urls import store_url
 from .vaultapps import parsed_reference
 
@@ -68,33 +68,10 @@ def _redis(
     table: GrantsTable, store: str, folder: Path, environ: Mapping[str, str]
 ) -> RateLimitStore:
     try:
-        host, port, db, tls = store_url(store)
+        store_url(store)
     except ConfigError as error:
         raise ConfigError(f"{_GRANTS} store: sqlite:PATH, or {error}") from None
-    env, file = table.password_env, table.password_file
-    one_of(_GRANTS, {"password_env": env, "password_file": file}, required=False)
-    password = None
-    if env is not None:
-        password = secret_from_env(env, environ, _GRANTS)
-    elif file is not None:
-        password = secret_from_file(folder / file, "password_file", _GRANTS)
-    ca = None
-    if table.tls_ca_file is not None:
-        if not tls:
-            raise ConfigError(f"{_GRANTS} tls_ca_file needs a rediss:// store (TLS)")
-        ca = certificates(folder / table.tls_ca_file, "tls_ca_file", _GRANTS)
-    if importlib.util.find_spec("redis") is None:
-        raise ConfigError(f"{_GRANTS} store needs the redis extra: pip install 'sdksign[redis]'")
-    return RateLimitStore(
-        host=host,
-        port=port,
-        db=db,
-        tls=tls,
-        ca=ca,
-        username=table.username,
-        password=password,
-        timeout=table.timeout,
-    )
+    return redis_store(_GRANTS, store, table, folder, environ)
 
 
 def state_folder(environ: Mapping[str, str] = os.environ) -> Path:

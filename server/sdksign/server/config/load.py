@@ -30,7 +30,7 @@ from ..errors import ConfigError
 from ..zoom.rules import MAX_TTL, MIN_TTL, ROLES, Sdk
 from .credentials import modified, one_of, secret_from_env, secret_from_file, utf8
 from .devapps import dev_apps, dev_apps_file
-from .files import certificates, pem, read_document
+from .files import pem, read_document
 from .grants import grants_settings
 from .model import (
     DEFAULT_ADMIN_LISTEN,
@@ -56,7 +56,8 @@ from .schema import (
     ZoomTable,
     parse_duration,
 )
-from .urls import store_url, zoom_url
+from .stores import redis_store
+from .urls import zoom_url
 from .vaultapps import parsed_reference, vault_app, vault_refreshed, vault_settings
 from .wording import named, show
 
@@ -331,31 +332,6 @@ def _rate_limits(
     """[rate_limits]: the store's URL read, its password and CA read, the redis extra there."""
     if table is None:
         return None
-    host, port, db, tls = store_url(table.store)
-    env, file = table.password_env, table.password_file
-    one_of(_RATE_LIMITS, {"password_env": env, "password_file": file}, required=False)
-    password = None
-    if env is not None:
-        password = secret_from_env(env, environ, _RATE_LIMITS)
-    elif file is not None:
-        password = secret_from_file(folder / file, "password_file", _RATE_LIMITS)
-    ca = None
-    if table.tls_ca_file is not None:
-        if not tls:
-            raise ConfigError(f"{_RATE_LIMITS} tls_ca_file needs a rediss:// store (TLS)")
-        ca = certificates(folder / table.tls_ca_file, "tls_ca_file", _RATE_LIMITS)
-    if importlib.util.find_spec("redis") is None:
-        raise ConfigError(
-            f"{_RATE_LIMITS} store needs the redis extra, not installed: pip install 'sdksign[redis]'"
-        )
-    return RateLimitStore(
-        host=host,
-        port=port,
-        db=db,
-        tls=tls,
-        ca=ca,
-        username=table.username,
-        password=password,
-        timeout=table.timeout,
-        on_store_error=table.on_store_error,
+    return redis_store(
+        _RATE_LIMITS, table.store, table, folder, environ, on_store_error=table.on_store_error
     )
