@@ -87,8 +87,9 @@ def zoom_for(soak: Soak) -> Iterator[ZoomApi]:
         try:
             yield zoom
         finally:
-            for index, value in enumerate(zoom.user_oauth.handed_out):
-                soak.secrets[f"(user OAuth value {index})"] = value
+            # Named by the count so far: each scenario's names are new, never another's.
+            for value in zoom.user_oauth.handed_out:
+                soak.handed_out[f"(user OAuth value {len(soak.handed_out)})"] = value
 
 
 def _key() -> str:
