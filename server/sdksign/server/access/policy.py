@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import NamedTuple, NoReturn, Protocol, TypeVar
 
-from ..errors import PermissionDenied, Unauthenticated
+from ..errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    PermissionDenied,
+    Unauthenticated,
+    unknown_app,
+)
 from ..zoom.rules import ROLES
 
 
@@ -175,11 +182,9 @@ class Grant(NamedTuple):
 def authorize(caller: Caller, grant: Grant) -> None:
     """Raise PermissionDenied (Unauthenticated for anonymous callers) naming the rule broken."""
     rule = caller.rule
-    # Always passes for an app picked within in_scope(rule.apps); kept so that every rule
-    # is checked here.
-    if rule.apps is not None and grant.app not in rule.apps:
-        allowed = ", ".join(sorted(rule.apps)) or "none"
-        _deny(caller, f"may not use app {grant.app!r} (allowed: {allowed})", "app")
+    # Always passes for an app picked within in_scope(rule.apps) (pick_app); kept so that
+    # every rule is checked here.
+    authorize_app(caller, grant.app)
     # A native meeting token (no meeting number) carries no role: it is a participant's.
     role = grant.role or "participant"
     if role not in rule.roles:
@@ -226,6 +231,16 @@ def authorize(caller: Caller, grant: Grant) -> None:
         )
 
 
+def authorize_app(caller: Caller, app: str) -> None:
+    """Refuse (rule `app`) a caller whose rule's apps do not name `app`: Sign's check, and
+    that of a grant call on an app the caller did not name in the request (CompleteGrant's
+    app is the one its state was begun for)."""
+    apps = caller.rule.apps
+    if apps is not None and app not in apps:
+        allowed = ", ".join(sorted(apps)) or "none"
+        _deny(caller, f"may not use app {app!r} (allowed: {allowed})", "app")
+
+
 def authorize_grants(caller: Caller) -> None:
     """Refuse a caller whose rule does not say grants = true (BeginGrant and the others)."""
     if not caller.rule.grants:
@@ -268,6 +283,16 @@ class Named(Protocol):
 NamedT = TypeVar("NamedT", bound=Named)
 
 
+class Kinded(Named, Protocol):
+    """A named app of a kind ("meeting" or "video"): a config.App, here."""
+
+    @property
+    def kind(self) -> str: ...
+
+
+KindedT = TypeVar("KindedT", bound=Kinded)
+
+
 def in_scope(allowed: frozenset[str] | None, apps: Iterable[NamedT]) -> list[NamedT]:
     """The `apps` named in `allowed` (a rule's apps or verified_apps; None: all), in order.
 
@@ -294,3 +319,63 @@ def _deny(caller: Caller, what: str, rule: str) -> NoReturn:
 
 def _matches(value: str, patterns: Sequence[str]) -> bool:
     return bool(value) and any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
+# --- the app a call is for: Sign's choice, and the grant calls' -------------------------------
+
+
+def pick_app(
+    name: str, sdk: str, apps: Sequence[KindedT], violations: list[FieldViolation]
+) -> KindedT | None:
+    """Of `apps` (those the caller may use: in_scope), the app named `name`, else the only
+    one of `sdk`; violations say why there is none, except when `apps` hold none of `sdk`
+    (None alone: no_app tells).
+
+    An app outside `apps` is answered as one nobody configured: neither its existence nor
+    its kind is told.
+    """
+    if name:
+        app = next((a for a in apps if a.name == name), None)
+        if app is None:
+            violations.append(unknown_app(name, [a.name for a in apps]))
+        elif app.kind != sdk:
+            violations.append(
+                FieldViolation(
+                    "app", f"{name!r} is a {app.kind} app; {sdk} claims need a {sdk} app"
+                )
+            )
+        return app
+    candidates = [a for a in apps if a.kind == sdk]
+    if len(candidates) > 1:
+        names = ", ".join(a.name for a in candidates)
+        violations.append(
+            FieldViolation("app", f"is required: this caller may use several {sdk} apps ({names})")
+        )
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def no_app(caller: Caller, sdk: str) -> NoReturn:
+    """Raise for a valid call without `app` when no app of `sdk` is there for `caller`: its
+    rule's apps have none (a refusal, the same whether one is configured or not), or, for a
+    rule without apps, none is configured."""
+    if caller.rule.apps is not None:
+        refuse_kind(caller, sdk)
+    raise FailedPrecondition(
+        f"no {sdk} app is configured: add one to the configuration "
+        f"(or set ZOOM_{sdk.upper()}_SDK_KEY and ZOOM_{sdk.upper()}_SDK_SECRET)"
+    )
+
+
+def app_for(caller: Caller, name: str, sdk: str, apps: Iterable[KindedT]) -> KindedT:
+    """The app of `apps` (every configured one) a call naming `name` is for, chosen within
+    `caller`'s rule exactly as Sign chooses (in_scope, pick_app, no_app, authorize_app):
+    InvalidArgument for an app outside it (worded as one nobody configured), a refusal
+    (rule `app`) when the rule has no app of `sdk`."""
+    violations: list[FieldViolation] = []
+    app = pick_app(name, sdk, in_scope(caller.rule.apps, apps), violations)
+    if violations:
+        raise InvalidArgument(violations)
+    if app is None:
+        no_app(caller, sdk)
+    authorize_app(caller, app.name)
+    return app

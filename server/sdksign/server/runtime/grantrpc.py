@@ -16,15 +16,14 @@ from urllib.parse import urlsplit
 
 from sdksign.v1 import signature_service_pb2 as pb
 
-from ..access.policy import Caller, authorize_grants
-from ..config import App, Config
+from ..access.policy import Caller, app_for, authorize_app, authorize_grants
+from ..config import App, Config, app_named
 from ..config.grants import GRANTS_FILE, dev_grant_key, state_folder
 from ..errors import (
     FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     Unavailable,
-    unknown_app,
 )
 from ..observe import metrics
 from ..observe.context import bind
@@ -137,7 +136,7 @@ class Grants:
         self, config: Config, caller: Caller, request: pb.BeginGrantRequest
     ) -> pb.BeginGrantResponse:
         authorize_grants(caller)
-        app = _app(config, request.app)
+        app = app_for(caller, request.app, "meeting", config.apps)
         _check_redirect(request.redirect_uri)
         keeper = await self.keeper(config)
         url, state, expires_at = await keeper.begin(app, caller.name, request.redirect_uri)
@@ -158,8 +157,14 @@ class Grants:
         if violations:
             raise InvalidArgument(violations)
         keeper = await self.keeper(config)
-        served = {app.name: app for app in config.apps}
-        grant = await keeper.complete(served.get, caller.name, request.state, request.code)
+
+        def find_app(name: str) -> App | None:
+            # The app the state was begun for, still within the caller's rule (a reload may
+            # have narrowed it): refused as Sign would refuse it.
+            authorize_app(caller, name)
+            return app_named(config.apps_of_kind("meeting"), name)
+
+        grant = await keeper.complete(find_app, caller.name, request.state, request.code)
         bind(app=grant.app, user_id=grant.user_id)
         self._recount(keeper)
         return grant_message(grant)
@@ -168,7 +173,7 @@ class Grants:
         self, config: Config, caller: Caller, request: pb.RemoveGrantRequest
     ) -> pb.RemoveGrantResponse:
         authorize_grants(caller)
-        app = _app(config, request.app)
+        app = app_for(caller, request.app, "meeting", config.apps)
         if not request.user:
             raise InvalidArgument([FieldViolation("user", "is required: an email or user ID")])
         keeper = await self.keeper(config)
@@ -181,7 +186,7 @@ class Grants:
         self, config: Config, caller: Caller, request: pb.ListGrantsRequest
     ) -> pb.ListGrantsResponse:
         authorize_grants(caller)
-        app = _app(config, request.app)
+        app = app_for(caller, request.app, "meeting", config.apps)
         size = request.page_size or DEFAULT_PAGE_SIZE
         if not 1 <= size <= MAX_PAGE_SIZE:
             raise InvalidArgument(
@@ -211,20 +216,6 @@ def grant_message(grant: StoredGrant) -> pb.Grant:
     )
     message.created_at.seconds = int(grant.created_at)
     return message
-
-
-def _app(config: Config, name: str) -> App:
-    meeting_apps = config.apps_of_kind("meeting")
-    if not name and len(meeting_apps) == 1:
-        return meeting_apps[0]
-    for app in meeting_apps:
-        if app.name == name:
-            return app
-    if not name:
-        raise InvalidArgument(
-            [FieldViolation("app", "is required: more than one meeting app is configured")]
-        )
-    raise InvalidArgument([unknown_app(name, [app.name for app in meeting_apps])])
 
 
 def _check_redirect(uri: str) -> None:

@@ -8,14 +8,13 @@ check the request, pick the app, authorize the caller, sign.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import NamedTuple, NoReturn
+from typing import NamedTuple
 
 from sdksign.v1 import signature_service_pb2 as pb
 
-from ..access.policy import Caller, Grant, authorize, in_scope, refuse_kind
-from ..config import App, Config, app_named
-from ..errors import FailedPrecondition, FieldViolation, InvalidArgument, unknown_app
+from ..access.policy import Caller, Grant, authorize, in_scope, no_app, pick_app
+from ..config import App, Config
+from ..errors import FailedPrecondition, FieldViolation, InvalidArgument
 from ..zoom.jwt import encode
 from ..zoom.rules import (
     DEFAULT_TTL,
@@ -89,7 +88,7 @@ def mint(request: pb.SignRequest, config: Config, now: float, caller: Caller) ->
 def check_request(request: pb.SignRequest, config: Config, caller: Caller) -> ValidRequest:
     """The request's claims, app (among those `caller` may use) and lifetime; raises
     InvalidArgument naming every bad field, FailedPrecondition when no app of the SDK asked
-    for is configured, or a refusal when the caller's rule has none (_no_app)."""
+    for is configured, or a refusal when the caller's rule has none (policy.no_app)."""
     sdk: Sdk
     claims: Claims
     which = request.WhichOneof("claims")
@@ -107,11 +106,11 @@ def check_request(request: pb.SignRequest, config: Config, caller: Caller) -> Va
         _check_video(claims, violations)
     _check_start_as(request, claims, violations)
     _check_on_behalf_of(request, claims, violations)
-    app = _pick_app(request.app, sdk, in_scope(caller.rule.apps, config.apps), violations)
+    app = pick_app(request.app, sdk, in_scope(caller.rule.apps, config.apps), violations)
     if violations:
         raise InvalidArgument(violations)
     if app is None:
-        _no_app(caller, sdk)
+        no_app(caller, sdk)
     role = ROLE_NAMES.get(claims.role, "")
     return ValidRequest(
         sdk,
@@ -339,48 +338,3 @@ def _check_optional(
 
 def _too_long(field: str, length: int, limit: int) -> FieldViolation:
     return FieldViolation(field, f"has {length} characters; at most {limit} are allowed")
-
-
-# --- the app --------------------------------------------------------------------------------
-
-
-def _pick_app(
-    name: str, sdk: Sdk, apps: Sequence[App], violations: list[FieldViolation]
-) -> App | None:
-    """Of `apps` (those the caller may use), the app named `name`, else the only one of
-    `sdk`; violations say why there is none, except when `apps` hold none of `sdk` (None
-    alone: _no_app tells).
-
-    An app outside `apps` is answered as one nobody configured: neither its existence nor
-    its kind is told.
-    """
-    if name:
-        app = app_named(apps, name)
-        if app is None:
-            violations.append(unknown_app(name, [a.name for a in apps]))
-        elif app.kind != sdk:
-            violations.append(
-                FieldViolation(
-                    "app", f"{name!r} is a {app.kind} app; {sdk} claims need a {sdk} app"
-                )
-            )
-        return app
-    candidates = [a for a in apps if a.kind == sdk]
-    if len(candidates) > 1:
-        names = ", ".join(a.name for a in candidates)
-        violations.append(
-            FieldViolation("app", f"is required: this caller may use several {sdk} apps ({names})")
-        )
-    return candidates[0] if len(candidates) == 1 else None
-
-
-def _no_app(caller: Caller, sdk: Sdk) -> NoReturn:
-    """Raise for a valid Sign without `app` when no app of `sdk` is there for `caller`: its
-    rule's apps have none (a refusal, the same whether one is configured or not), or, for a
-    rule without apps, none is configured."""
-    if caller.rule.apps is not None:
-        refuse_kind(caller, sdk)
-    raise FailedPrecondition(
-        f"no {sdk} app is configured: add one to the configuration "
-        f"(or set ZOOM_{sdk.upper()}_SDK_KEY and ZOOM_{sdk.upper()}_SDK_SECRET)"
-    )
