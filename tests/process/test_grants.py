@@ -30,10 +30,10 @@ from harness.redis import RedisServer
 from harness.zoomapi import ZoomApi, running_zoom_api
 from sdksign.server.config import App, RateLimitStore, ZoomSettings
 from sdksign.server.config.keys import read_key
-from sdksign.server.errors import FailedPrecondition, NotFound
+from sdksign.server.errors import FailedPrecondition, NotFound, Unavailable
 from sdksign.server.zoomapi.grantredis import RedisGrants, redis_client
 from sdksign.server.zoomapi.grants import GrantKeeper
-from sdksign.server.zoomapi.grantstore import GrantStore, SqliteGrants
+from sdksign.server.zoomapi.grantstore import GrantStore, SqliteGrants, StoredGrant, Tokens
 from sdksign.server.zoomapi.sealing import Sealer, new_key_text
 from sdksign.server.zoomapi.userauth import UserOAuth
 from tests.conftest import ROOT, redis_password
@@ -256,3 +256,83 @@ def test_four_processes_sharing_the_store_never_send_a_stale_refresh_token(
     assert set(calls) == {"OK"} and calls["OK"] > 0
     assert zoom.user_oauth.stale_refreshes == 0
     assert zoom.user_oauth.refreshes >= 4  # 8 s of 1-second usable tokens
+
+
+async def test_a_refresh_answered_after_the_timeout_is_kept_not_lost(
+    keeper: GrantKeeper, zoom: ZoomApi
+) -> None:
+    """Zoom rotates the refresh token but answers after [zoom] timeout (2 s here): the call
+    that waited gets UNAVAILABLE, the exchange goes on and stores the new tokens, and the
+    next call uses them: no stale refresh token is sent, the grant stays ok."""
+    zoom.user_oauth.access_lifetime = 2
+    await granted(keeper)
+    await asyncio.sleep(1.2)
+    zoom.user_oauth.access_lifetime = 3599
+    zoom.user_oauth.refresh_delay = 2.5
+    started = time.monotonic()
+    with pytest.raises(Unavailable, match="did not answer the refresh") as late:
+        await keeper.obf(APP, "u-alice", MEETING)
+    assert late.value.reason == "ZOOM_TIMEOUT"
+    assert 1.9 < time.monotonic() - started < 2.5
+    zoom.user_oauth.refresh_delay = 0
+    for _ in range(100):  # the answer comes 2.5 s after the request; then it is stored
+        stored = await keeper.store.get("meeting", "u-alice")
+        if stored is not None and stored.version > 0:
+            break
+        await asyncio.sleep(0.05)
+    obf = await keeper.obf(APP, "u-alice", MEETING)
+    assert zoom.user_oauth.obf_issued[("u-alice", MEETING)] == [obf]
+    assert zoom.user_oauth.refreshes == 1 and zoom.user_oauth.stale_refreshes == 0
+    assert await keeper.store.states() == {"ok": 1, "broken": 0}
+
+
+async def test_a_refresh_whose_redis_lock_ran_out_is_fenced_off(
+    zoom: ZoomApi, request: pytest.FixtureRequest
+) -> None:
+    """Refresh A holds the lock past its life (a paused worker); refresh B takes the lock
+    and writes first. A's write is refused, because the grant's version moved, and A
+    answers B's tokens: the newer refresh token is never written over."""
+    server: RedisServer = request.getfixturevalue("redis_server")
+    _PASSWORDS[server.url] = redis_password(server)
+    made = new_keeper(server.url, zoom)
+    await granted(made)
+    await made.aclose()
+    store = make_store(server.url)
+    assert isinstance(store, RedisGrants)
+    store.lock_seconds = 0.3
+    before = await store.get("meeting", "u-alice")
+    assert before is not None
+    a_started, b_done = asyncio.Event(), asyncio.Event()
+
+    def tokens(name: str) -> Tokens:
+        return Tokens(f"{name}-access", f"{name}-refresh", time.time() + 3600, ("s",))
+
+    async def paused(grant: StoredGrant) -> Tokens:
+        a_started.set()
+        await b_done.wait()  # the lock ran out meanwhile, and B wrote
+        return tokens("a")
+
+    async def prompt(grant: StoredGrant) -> Tokens:
+        return tokens("b")
+
+    async def b_refresh() -> StoredGrant | None:
+        await a_started.wait()
+        try:  # waits for A's lock to run out (0.3 s), then refreshes
+            return await store.refresh(
+                "meeting", "u-alice", before.tokens.access_token, time.time(), prompt
+            )
+        finally:
+            b_done.set()
+
+    try:
+        a, b = await asyncio.gather(
+            store.refresh("meeting", "u-alice", before.tokens.access_token, time.time(), paused),
+            b_refresh(),
+        )
+        stored = await store.get("meeting", "u-alice")
+    finally:
+        await store.aclose()
+    assert b is not None and b.tokens.refresh_token == "b-refresh"
+    assert a is not None and a.tokens.refresh_token == "b-refresh"  # fenced: B's, read back
+    assert stored is not None and stored.tokens.refresh_token == "b-refresh"
+    assert stored.version == before.version + 1

@@ -359,3 +359,32 @@ async def test_the_python_clients_and_the_cli_grant_sign_on_behalf_list_and_remo
     finally:
         assert server.stop(timeout=15) is not None
     assert_nothing_secret_logged(server, zoom, [])
+
+
+async def test_a_refresh_zoom_answers_late_keeps_the_grant_for_the_next_sign(
+    tmp_path: Path, zoom: ZoomApi
+) -> None:
+    """Zoom rotates the refresh token and answers after [zoom] timeout (2 s): that Sign is
+    UNAVAILABLE, the answer is stored when it comes, and the next Sign is OK without a
+    stale refresh token."""
+    zoom.user_oauth.access_lifetime = 2
+    server = start(tmp_path / "one", zoom, f"sqlite:{tmp_path / 'grants.db'}")
+    try:
+        async with grpc.aio.insecure_channel(server.target) as channel:
+            stub = pb_grpc.SignatureServiceStub(channel)
+            await grant_alice(stub)
+            await asyncio.sleep(1.2)
+            zoom.user_oauth.access_lifetime = 3599
+            zoom.user_oauth.refresh_delay = 3.0
+            with pytest.raises(grpc.aio.AioRpcError) as late:
+                await stub.Sign(on_behalf("u-alice"), metadata=METADATA, timeout=10)
+            assert late.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "did not answer the refresh" in (late.value.details() or "")
+            zoom.user_oauth.refresh_delay = 0
+            await asyncio.sleep(1.5)  # the answer comes 3 s after the request
+            signed = await stub.Sign(on_behalf("u-alice"), metadata=METADATA, timeout=10)
+            assert signed.obf_token in zoom.user_oauth.obf_issued[("u-alice", MEETING)]
+    finally:
+        assert server.stop(timeout=15) is not None
+    assert zoom.user_oauth.refreshes == 1 and zoom.user_oauth.stale_refreshes == 0
+    assert not [line for line in server.events("grant_broken")]

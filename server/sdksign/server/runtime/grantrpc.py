@@ -41,6 +41,15 @@ MAX_PAGE_SIZE = 1000
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
+def refresh_lock_seconds(config: Config) -> float:
+    """How long a refresh may hold its grant's lock (Redis: the lock's life): the longest
+    exchange with Zoom a refresh still waits for (userauth.refresh_limit), plus [grants]
+    timeout and a second for the store's reads and writes around it (docs/join.md)."""
+    from ..zoomapi.userauth import refresh_limit
+
+    return refresh_limit(config.zoom) + config.grants.timeout + 1
+
+
 async def make_keeper(config: Config) -> GrantKeeper:
     """A keeper of the grants `config` names, its store started."""
     from ..zoomapi.grants import GrantKeeper
@@ -53,8 +62,7 @@ async def make_keeper(config: Config) -> GrantKeeper:
     if key is None:  # the development key, made on first use
         key = await asyncio.to_thread(dev_grant_key, state_folder())
     sealer = Sealer(key, settings.previous_keys)
-    # A refresh holds the lock for at most Zoom's timeout; the margin covers the store's writes.
-    lock_seconds = config.zoom.timeout * 2 + 1
+    lock_seconds = refresh_lock_seconds(config)
     store: GrantStore
     if settings.redis is not None:
         from ..zoomapi.grantredis import RedisGrants, redis_client  # the redis extra

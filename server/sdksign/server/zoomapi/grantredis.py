@@ -5,8 +5,9 @@ fields are sealed; `PREFIX e:<app>:<email>` names the user ID of an email; a sor
 `PREFIX a:<app>` lists an app's user IDs (for ListGrants' pages); a pending grant is
 `PREFIX s:<SHA-256 of the state>`, expiring with it, taken with GETDEL (single use).
 
-A refresh takes `PREFIX l:<app>:<user ID>` (SET NX PX, a random value) for LOCK_SECONDS,
-more than Zoom's timeout, so that no other worker or replica refreshes meanwhile; the others
+A refresh takes `PREFIX l:<app>:<user ID>` (SET NX PX, a random value) for lock_seconds,
+longer than any exchange with Zoom it waits for (runtime.grantrpc.refresh_lock_seconds), so
+that no other worker or replica refreshes meanwhile; the others
 poll for the lock's end and read the new access token. The new tokens are written by one
 script that checks the fence first: the grant's `version` must be the one the refresh read,
 so that a refresh whose lock ran out (a worker paused for longer than LOCK_SECONDS) never
@@ -95,7 +96,7 @@ def redis_client(store: RateLimitStore) -> Redis:
 
 
 class RedisGrants:
-    """Grants in Redis. `lock_seconds` bounds a refresh (it is more than Zoom's timeout)."""
+    """Grants in Redis. `lock_seconds` bounds a refresh (it outlasts its exchange with Zoom)."""
 
     def __init__(self, redis: Redis, sealer: Sealer, lock_seconds: float, name: str) -> None:
         self.redis = redis

@@ -32,7 +32,7 @@ from ..errors import FailedPrecondition, NotFound, Unavailable
 from ..observe import metrics
 from ..zoom.rules import GRANT_STATE_LIFETIME
 from .grantstore import GrantStore, Pending, Refused, StoredGrant, StoreUnavailable, Tokens
-from .userauth import ExpiredAccess, UserOAuth, authorize_url, pkce_pair
+from .userauth import ExpiredAccess, UserOAuth, authorize_url, pkce_pair, refresh_limit
 
 if TYPE_CHECKING:
     from ..config import App
@@ -57,10 +57,15 @@ class GrantKeeper:
         self.store = store
         self.oauth = oauth
         self._clock = clock
-        self._refreshing: dict[tuple[str, str, str], asyncio.Task[StoredGrant | None]] = {}
+        self._refreshing: dict[tuple[str, str, str], _Refresh] = {}
 
     async def aclose(self) -> None:
-        for task in list(self._refreshing.values()):
+        # A refresh in flight may hold the only copy of the grant's new refresh token: it is
+        # let finish (refresh_limit bounds it) before the client and the store close.
+        runs = [run.task for run in self._refreshing.values()]
+        if runs:
+            await asyncio.wait(runs, timeout=refresh_limit(self.oauth.settings) + 1)
+        for task in runs:
             task.cancel()
         await self.oauth.aclose()
         await self.store.aclose()
@@ -163,26 +168,46 @@ class GrantKeeper:
 
     async def _refreshed(self, app: App, grant: StoredGrant, user: str) -> StoredGrant | None:
         """The grant after one refresh shared by this worker's calls (and, through the
-        store, made once across every worker)."""
+        store, made once across every worker). The refresh is a task of its own that no
+        caller cancels: when Zoom has not answered within [zoom] timeout, the callers are
+        answered UNAVAILABLE and the refresh goes on (up to refresh_limit), storing the
+        tokens Zoom answers, since Zoom may already have rotated the refresh token."""
         key = (app.name, grant.user_id, grant.tokens.access_token)
-        task = self._refreshing.get(key)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(self._refresh(app, grant, user))
-            self._refreshing[key] = task
-            task.add_done_callback(lambda done: self._done(key, done))
-        return await asyncio.shield(task)
+        run = self._refreshing.get(key)
+        if run is None:
+            run = _Refresh()
+            run.task = asyncio.get_running_loop().create_task(self._refresh(app, grant, user, run))
+            self._refreshing[key] = run
+            run.task.add_done_callback(lambda done: self._done(key, done))
+        late = asyncio.ensure_future(run.late.wait())
+        try:
+            await asyncio.wait((run.task, late), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            late.cancel()
+        if run.task.done():
+            return run.task.result()
+        raise Unavailable(
+            f"Zoom's API did not answer the refresh of the grant of {user!r} in time "
+            "(its answer is still awaited, and stored when it comes)",
+            "ZOOM_TIMEOUT",
+        )
 
     def _done(self, key: tuple[str, str, str], task: asyncio.Task[StoredGrant | None]) -> None:
-        if self._refreshing.get(key) is task:
+        run = self._refreshing.get(key)
+        if run is not None and run.task is task:
             del self._refreshing[key]
         if not task.cancelled():
             task.exception()
 
-    async def _refresh(self, app: App, grant: StoredGrant, user: str) -> StoredGrant | None:
+    async def _refresh(
+        self, app: App, grant: StoredGrant, user: str, run: _Refresh
+    ) -> StoredGrant | None:
         refused = refreshed = False
 
         async def refresher(stored: StoredGrant) -> Tokens:
             nonlocal refused, refreshed
+            # The callers stop waiting once the exchange has taken [zoom] timeout; it goes on.
+            timer = asyncio.get_running_loop().call_later(self.oauth.settings.timeout, run.late.set)
             try:
                 tokens = await self.oauth.refresh(
                     app.sdk_key, app.secret, stored.tokens.refresh_token, stored.user_id
@@ -192,6 +217,8 @@ class GrantKeeper:
             except Refused:
                 refused = True
                 raise
+            finally:
+                timer.cancel()
 
         try:
             fresh = await _stored(
@@ -213,6 +240,15 @@ class GrantKeeper:
         elif refreshed:
             metrics.grant_refresh("ok")
         return fresh
+
+
+class _Refresh:
+    """One refresh in this worker: its task, and `late`, set once Zoom has not answered
+    its exchange within [zoom] timeout (the callers then stop waiting)."""
+
+    def __init__(self) -> None:
+        self.task: asyncio.Task[StoredGrant | None]
+        self.late = asyncio.Event()
 
 
 async def _stored(work: Awaitable[T]) -> T:

@@ -193,7 +193,7 @@ CREATE TABLE IF NOT EXISTS pending (key TEXT PRIMARY KEY, body TEXT NOT NULL,
 class SqliteGrants:
     """Grants in a SQLite file (mode 0600) that the processes of one host share. Every call
     runs in a thread on its own connection; `timeout` bounds the wait for the write lock,
-    and so for another worker's refresh (it is more than Zoom's timeout)."""
+    and so for another worker's refresh (it outlasts a refresh's exchange with Zoom)."""
 
     def __init__(self, path: Path, sealer: Sealer, timeout: float) -> None:
         self.path = path

@@ -37,6 +37,18 @@ from .grantstore import Refused, Tokens
 if TYPE_CHECKING:
     from ..config import ZoomSettings
 
+# A refresh's exchange with Zoom is never dropped at [zoom] timeout: Zoom may have rotated
+# the refresh token already, and its answer is the only copy of the new one. The call that
+# waits is answered UNAVAILABLE at [zoom] timeout (grants.GrantKeeper); the exchange goes on
+# in the background for up to this many times [zoom] timeout, and its tokens are stored.
+REFRESH_LIMIT_FACTOR = 4
+
+
+def refresh_limit(settings: ZoomSettings) -> float:
+    """The most a refresh's exchange with Zoom may take, in seconds (docs/join.md)."""
+    return settings.timeout * REFRESH_LIMIT_FACTOR
+
+
 # A user's access token is used until this many seconds before it expires (Zoom's live an
 # hour); one that lives less than twice this is used for half its life.
 ACCESS_MARGIN = 60.0
@@ -169,10 +181,11 @@ class UserOAuth:
         return read
 
     async def refresh(self, client_id: str, secret: bytes, refresh_token: str, user: str) -> Tokens:
-        """New tokens for a grant; Refused when Zoom no longer takes its refresh token."""
+        """New tokens for a grant; Refused when Zoom no longer takes its refresh token.
+        Bounded by refresh_limit, not [zoom] timeout: see REFRESH_LIMIT_FACTOR."""
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
         what = f"the refresh of the grant of {user!r}"
-        answer = await self._token(client_id, secret, form, what)
+        answer = await self._token(client_id, secret, form, what, refresh_limit(self.settings))
         read = read_tokens(answer.status_code, _headers(answer), answer.content, time.time(), what)
         _count("user_oauth_refresh", answer, read)
         if isinstance(read, Failure):
@@ -251,11 +264,18 @@ class UserOAuth:
         raise failure.error
 
     async def _token(
-        self, client_id: str, secret: bytes, form: dict[str, str], what: str
+        self,
+        client_id: str,
+        secret: bytes,
+        form: dict[str, str],
+        what: str,
+        limit: float | None = None,
     ) -> httpx.Response:
         url = f"{self.settings.oauth_url}{OAUTH_TOKEN_PATH}"
         auth = httpx.BasicAuth(client_id, secret.decode())
-        return await self._request("user_oauth", "POST", url, what, data=form, auth=auth)
+        return await self._request(
+            "user_oauth", "POST", url, what, data=form, auth=auth, limit=limit
+        )
 
     async def _request(
         self,
@@ -268,14 +288,23 @@ class UserOAuth:
         data: dict[str, str] | None = None,
         bearer: str | None = None,
         auth: httpx.Auth | None = None,
+        limit: float | None = None,
     ) -> httpx.Response:
-        """One request bounded whole by [zoom] timeout; no answer is UNAVAILABLE."""
+        """One request bounded whole by `limit` (None: [zoom] timeout); no answer is
+        UNAVAILABLE."""
         headers = {"authorization": f"Bearer {bearer}"} if bearer is not None else None
+        seconds = self.settings.timeout if limit is None else limit
         started = time.monotonic()
         try:
-            async with asyncio.timeout(self.settings.timeout):
+            async with asyncio.timeout(seconds):
                 return await self._http.request(
-                    method, url, params=params, data=data, headers=headers, auth=auth
+                    method,
+                    url,
+                    params=params,
+                    data=data,
+                    headers=headers,
+                    auth=auth,
+                    timeout=httpx.Timeout(seconds),
                 )
         except (TimeoutError, httpx.TimeoutException):
             failure = unreachable(what, timed_out=True)
