@@ -25,7 +25,8 @@ follows Zoom's documented contract, from these pages:
 
 Faults (set the attributes while it serves): `fail_429` and `fail_500`, the share of requests
 answered 429 (with `retry_after`) or 500 at random; `hang`, no answer until it is turned off
-or the stand-in stops; `expire_tokens()`, every access token issued so far answered with 124.
+or the stand-in stops; `drop`, the next that many requests never answered nor acted on (a
+request lost on its way: each is held until its client gives up); `expire_tokens()`, every access token issued so far answered with 124.
 Counts: `token_requests`, `zak_requests`, and each user's ZAKs in `issued`.
 
     with running_zoom_api() as zoom:
@@ -43,6 +44,8 @@ import json
 import random
 import re
 import secrets
+import select
+import socket
 import sys
 import threading
 import time
@@ -91,6 +94,8 @@ class ZoomApi:
     fail_500: float = 0.0
     retry_after: int | None = 2
     hang: bool = False
+    drop: int = 0
+    dropped: int = 0
     url: str = ""
     token_requests: int = 0
     zak_requests: int = 0
@@ -183,6 +188,15 @@ class ZoomApi:
             self.zak_ttls[zak] = int(query.get("ttl", "7200"))
         return 200, {}, {"token": zak}
 
+    def take_drop(self) -> bool:
+        """Whether this request is one of the `drop` to lose (counted in `dropped`)."""
+        with self._lock:
+            if self.drop <= 0:
+                return False
+            self.drop -= 1
+            self.dropped += 1
+            return True
+
     def fault(self) -> Answer | None:
         """A fault to answer with instead (429 or 500 at random), or None; hangs first if asked."""
         deadline = time.monotonic() + MAX_HANG
@@ -208,10 +222,16 @@ class _Handler(BaseHTTPRequestHandler):
         """Quiet: the tests count what they need."""
 
     def do_POST(self) -> None:
-        self._answer("POST")
+        self._answer_or_drop("POST")
 
     def do_GET(self) -> None:
-        self._answer("GET")
+        self._answer_or_drop("GET")
+
+    def _answer_or_drop(self, method: str) -> None:
+        if self.server.api.take_drop():
+            self._hold_until_closed(self.server.api)
+        else:
+            self._answer(method)
 
     def _answer(self, method: str) -> None:
         length = int(self.headers.get("content-length") or 0)
@@ -257,6 +277,15 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+    def _hold_until_closed(self, api: ZoomApi) -> None:
+        """No answer: wait until the client closes the connection (or MAX_HANG), then close."""
+        self.close_connection = True
+        deadline = time.monotonic() + MAX_HANG
+        while not api._stopping.is_set() and time.monotonic() < deadline:
+            readable, _, _ = select.select([self.connection], [], [], 0.05)
+            if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                return
 
 
 class _Server(ThreadingHTTPServer):

@@ -29,7 +29,7 @@ from grpc_status import rpc_status
 
 from harness.redis import RedisServer
 from harness.zoomapi import ZoomApi, running_zoom_api
-from sdksign.client import AsyncClient, Client, Role
+from sdksign.client import AsyncClient, Client, Role, SdkSignError
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from tests.conftest import BIN, ENV, ServerProcess, redis_password, run, start_server_process
@@ -388,3 +388,29 @@ async def test_a_refresh_zoom_answers_late_keeps_the_grant_for_the_next_sign(
         assert server.stop(timeout=15) is not None
     assert zoom.user_oauth.refreshes == 1 and zoom.user_oauth.stale_refreshes == 0
     assert not [line for line in server.events("grant_broken")]
+
+
+async def test_complete_grant_is_retried_after_zoom_left_the_exchange_unanswered(
+    tmp_path: Path, zoom: ZoomApi
+) -> None:
+    """Zoom never answers the first exchange of the code (lost on its way; the server's
+    [zoom] timeout is 2 s): the state is put back, the Python client's own retry on
+    UNAVAILABLE exchanges again, and the grant is stored."""
+    server = start(tmp_path / "one", zoom, f"sqlite:{tmp_path / 'grants.db'}")
+    try:
+        async with AsyncClient(server.target, bearer_token=TOKEN, timeout=20) as client:
+            began = await client.begin_grant(CALLBACK)
+            code = await follow(began.authorize_url)
+            zoom.drop = 1
+            grant = await client.complete_grant(began.state, code)
+            assert (grant.user_id, zoom.dropped) == ("u-alice", 1)
+            # Still single use: the state is gone once the grant is stored.
+            with pytest.raises(SdkSignError) as again:
+                await client.complete_grant(began.state, code)
+            assert again.value.code == grpc.StatusCode.FAILED_PRECONDITION
+    finally:
+        assert server.stop(timeout=15) is not None
+    assert server.rpc_codes("/sdksign.v1.SignatureService/CompleteGrant") == Counter(
+        {"UNAVAILABLE": 1, "OK": 1, "FAILED_PRECONDITION": 1}
+    )
+    assert_nothing_secret_logged(server, zoom, [began.state])

@@ -5,6 +5,8 @@
   Zoom's authorize page is returned.
 - complete: the state taken (a second use, another caller or a late one finds nothing), the
   code exchanged with the verifier, the user named by GET /v2/users/me, the grant stored.
+  An exchange Zoom did not answer (timeout, no connection, 5xx) puts the state back, so
+  that a retry (the Python clients retry UNAVAILABLE) exchanges again.
 - obf: the grant's access token (refreshed through the store's protocol when it is due, or
   when Zoom calls it expired), then the OBF token, never kept: Zoom's are single-use.
 - remove: revoked at Zoom, then deleted.
@@ -21,6 +23,7 @@ their ID or the email the caller gave.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -38,6 +41,9 @@ if TYPE_CHECKING:
     from ..config import App
 
 log = structlog.get_logger("sdksign")
+# The reasons of an exchange Zoom gave no answer to (no answer in time, none at all, or its
+# 5xx): the code may still be unused, so CompleteGrant's state is put back for a retry.
+NO_ANSWER = frozenset({"ZOOM_TIMEOUT", "ZOOM_UNREACHABLE", "ZOOM_UNAVAILABLE"})
 T = TypeVar("T")
 
 
@@ -95,9 +101,14 @@ class GrantKeeper:
         app = find_app(pending.app)
         if app is None:
             raise FailedPrecondition(f"app {pending.app!r} is no longer served: begin again")
-        tokens = await self.oauth.exchange(
-            app.sdk_key, app.secret, code, pending.redirect_uri, pending.verifier
-        )
+        try:
+            tokens = await self.oauth.exchange(
+                app.sdk_key, app.secret, code, pending.redirect_uri, pending.verifier
+            )
+        except Unavailable as error:
+            if error.reason in NO_ANSWER:
+                await self._put_back(state, pending)
+            raise
         me = await self.oauth.me(tokens.access_token)
         grant = StoredGrant(
             app=app.name,
@@ -110,6 +121,16 @@ class GrantKeeper:
         await _stored(self.store.put(grant))
         log.info("grant_stored", app=app.name, user_id=me.user_id)
         return grant
+
+    async def _put_back(self, state: str, pending: Pending) -> None:
+        """The state again, as it was (still single use, its expiry unchanged), after an
+        exchange Zoom did not answer: a retry of CompleteGrant exchanges the code again
+        (and Zoom itself refuses a code it already took). Not when it has expired, nor
+        when the store cannot take it: the caller then begins again."""
+        if pending.expires_at <= self._clock():
+            return
+        with contextlib.suppress(StoreUnavailable):
+            await self.store.put_pending(state, pending)
 
     async def remove(self, app: App, user: str) -> StoredGrant:
         """Revoke the grant of `user` (an email or ID) at Zoom, then delete it."""
