@@ -60,6 +60,9 @@ class UserOAuth:
     # Seconds a refresh's answer is held back once Zoom has rotated the token (the soak's
     # window for a kill mid-refresh); `refreshing` counts those in flight.
     refresh_delay: float = 0.0
+    # The next that many OBF requests are refused as Zoom refuses a meeting_id it will not
+    # take: 400 {"code": 300}.
+    obf_refusals: int = 0
     refreshing: int = 0
     refreshes: int = 0
     stale_refreshes: int = 0
@@ -199,7 +202,10 @@ class UserOAuth:
         if user_id is None:
             return _EXPIRED
         meeting = query.get("meeting_id", "")
-        if not meeting.isdigit():
+        with self._lock:
+            refused = self.obf_refusals > 0
+            self.obf_refusals -= refused
+        if refused or not meeting.isdigit():
             return 400, {}, {"code": 300, "message": "Invalid meeting_id."}
         token = "standin-obf-" + secrets.token_urlsafe(32)
         with self._lock:

@@ -414,3 +414,77 @@ async def test_complete_grant_is_retried_after_zoom_left_the_exchange_unanswered
         {"UNAVAILABLE": 1, "OK": 1, "FAILED_PRECONDITION": 1}
     )
     assert_nothing_secret_logged(server, zoom, [began.state])
+
+
+def all_samples(server: ServerProcess, prefix: str = "sdksign_") -> dict[str, float]:
+    """Every sample of the admin listener's /metrics (all workers) whose name has `prefix`."""
+    address = str(server.events("listening")[0]["admin_address"])
+    text = httpx.get(f"http://{address}/metrics", timeout=5).text
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(prefix)
+    }
+
+
+async def test_grant_and_obf_metrics_count_real_calls_and_a_broken_grant_is_logged_once(
+    tmp_path: Path, zoom: ZoomApi
+) -> None:
+    """After real calls, the admin port's counters: OBF requests by outcome (a refusal of
+    the OBF token by Zoom is `failed`, not `broken`), refreshes by outcome, Zoom's API
+    requests by endpoint and outcome; and one `grant_broken` line for one broken grant."""
+    zoom.user_oauth.access_lifetime = 2
+    server = start(tmp_path / "one", zoom, f"sqlite:{tmp_path / 'grants.db'}")
+    codes: list[str] = []
+    try:
+        async with grpc.aio.insecure_channel(server.target) as channel:
+            stub = pb_grpc.SignatureServiceStub(channel)
+
+            async def sign(user: str) -> None:
+                try:
+                    await stub.Sign(on_behalf(user), metadata=METADATA, timeout=10)
+                    codes.append("OK")
+                except grpc.aio.AioRpcError as error:
+                    codes.append(error.code().name)
+
+            await grant_alice(stub)
+            await sign("u-alice")  # ok
+            await sign("bob@example.com")  # no grant
+            zoom.user_oauth.obf_refusals = 1
+            await sign("u-alice")  # Zoom refuses the OBF token: failed
+            with zoom.user_oauth._lock:  # the user revokes the app at Zoom
+                for grant in zoom.user_oauth._grants.values():
+                    grant.revoked = True
+            await asyncio.sleep(1.2)  # the access token is due: a refresh, refused
+            await sign("u-alice")  # broken
+            await sign("u-alice")  # broken, not refreshed again
+        samples = all_samples(server)
+    finally:
+        assert server.stop(timeout=15) is not None
+    assert codes == ["OK", *["FAILED_PRECONDITION"] * 4]
+    obf = {o: samples[f'sdksign_obf_requests_total{{outcome="{o}"}}'] for o in OUTCOMES}
+    assert obf == {"ok": 1, "no_grant": 1, "broken": 2, "failed": 1}
+    refreshes = {
+        o: samples[f'sdksign_grant_refreshes_total{{outcome="{o}"}}']
+        for o in ("ok", "refused", "failed")
+    }
+    assert refreshes == {"ok": 0, "refused": 1, "failed": 0}
+    zoom_calls = {
+        key.removeprefix("sdksign_zoom_api_requests_total"): value
+        for key, value in samples.items()
+        if key.startswith("sdksign_zoom_api_requests_total{") and value
+    }
+    assert zoom_calls == {
+        '{endpoint="user_oauth_code",outcome="ok"}': 1,
+        '{endpoint="user_me",outcome="ok"}': 1,
+        '{endpoint="user_obf",outcome="ok"}': 1,
+        '{endpoint="user_obf",outcome="refused"}': 1,
+        '{endpoint="user_oauth_refresh",outcome="refused"}': 1,
+    }
+    assert samples['sdksign_zoom_api_request_seconds_count{endpoint="user_obf"}'] == 2
+    broken = server.events("grant_broken")
+    assert [(line["user_id"], line["app"]) for line in broken] == [("u-alice", "meeting")]
+    assert zoom.user_oauth.refreshes == 1
+
+
+OUTCOMES = ("ok", "no_grant", "broken", "failed")

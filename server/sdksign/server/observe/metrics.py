@@ -192,7 +192,8 @@ class Metrics:
         self.obf_requests = Counter(
             "sdksign_obf_requests_total",
             "OBF tokens asked for by Signs with on_behalf_of, by outcome (ok, no_grant, "
-            "broken, failed).",
+            "broken: a grant Zoom refused, failed: anything else, Zoom refusing the OBF token "
+            "included).",
             ("outcome",),
         )
         self.zoom_request_seconds = Histogram(

@@ -47,11 +47,17 @@ NO_ANSWER = frozenset({"ZOOM_TIMEOUT", "ZOOM_UNREACHABLE", "ZOOM_UNAVAILABLE"})
 T = TypeVar("T")
 
 
-def must_authorize(user: str, app: str, why: str) -> FailedPrecondition:
-    return FailedPrecondition(
-        f"Zoom user {user!r} {why} for app {app!r}: they must authorize again "
-        "(BeginGrant, then CompleteGrant)"
-    )
+class MustAuthorize(FailedPrecondition):
+    """The user has no grant (`outcome` "no_grant") or one Zoom refused ("broken"): they
+    must authorize again. `outcome` labels sdksign_obf_requests_total."""
+
+    def __init__(self, user: str, app: str, outcome: str) -> None:
+        why = "has no grant" if outcome == "no_grant" else "has a grant Zoom refused"
+        super().__init__(
+            f"Zoom user {user!r} {why} for app {app!r}: they must authorize again "
+            "(BeginGrant, then CompleteGrant)"
+        )
+        self.outcome = outcome
 
 
 class GrantKeeper:
@@ -155,8 +161,8 @@ class GrantKeeper:
         """The OBF token Zoom issues for `user`'s grant and the meeting."""
         try:
             token = await self._obf(app, user, meeting_number)
-        except FailedPrecondition as error:
-            metrics.obf_request("broken" if "refused" in str(error) else "no_grant")
+        except MustAuthorize as error:
+            metrics.obf_request(error.outcome)
             raise
         except BaseException:
             metrics.obf_request("failed")
@@ -177,14 +183,14 @@ class GrantKeeper:
         try:
             return await self.oauth.obf(grant.tokens.access_token, meeting_number, user)
         except ExpiredAccess:
-            raise must_authorize(user, app.name, "has a grant Zoom refused") from None
+            raise MustAuthorize(user, app.name, "broken") from None
 
     @staticmethod
     def _live(grant: StoredGrant | None, app: App, user: str) -> StoredGrant:
         if grant is None:
-            raise must_authorize(user, app.name, "has no grant")
+            raise MustAuthorize(user, app.name, "no_grant")
         if grant.broken:
-            raise must_authorize(user, app.name, "has a grant Zoom refused")
+            raise MustAuthorize(user, app.name, "broken")
         return grant
 
     async def _refreshed(self, app: App, grant: StoredGrant, user: str) -> StoredGrant | None:
