@@ -140,14 +140,15 @@ async def test_the_obf_token_is_the_one_zoom_issued_and_the_grant_survives_a_res
 ) -> None:
     await granted(keeper)
     obf = await keeper.obf(APP, "alice@example.com", MEETING)
-    assert zoom.user_oauth.obf_issued[("u-alice", MEETING)] == [obf]
+    assert obf.user_id == "u-alice"
+    assert zoom.user_oauth.obf_issued[("u-alice", MEETING)] == [obf.token]
     again = new_keeper(store_spec, zoom)  # another process's keeper, same store
     try:
-        second = await again.obf(APP, "u-alice", MEETING)
+        second = (await again.obf(APP, "u-alice", MEETING)).token
     finally:
         await again.aclose()
-    assert zoom.user_oauth.obf_issued[("u-alice", MEETING)] == [obf, second]
-    assert obf != second  # never cached
+    assert zoom.user_oauth.obf_issued[("u-alice", MEETING)] == [obf.token, second]
+    assert obf.token != second  # never cached
 
 
 async def test_a_user_without_a_grant_must_authorize(keeper: GrantKeeper) -> None:
@@ -281,7 +282,7 @@ async def test_a_refresh_answered_after_the_timeout_is_kept_not_lost(
             break
         await asyncio.sleep(0.05)
     obf = await keeper.obf(APP, "u-alice", MEETING)
-    assert zoom.user_oauth.obf_issued[("u-alice", MEETING)] == [obf]
+    assert zoom.user_oauth.obf_issued[("u-alice", MEETING)] == [obf.token]
     assert zoom.user_oauth.refreshes == 1 and zoom.user_oauth.stale_refreshes == 0
     assert await keeper.store.states() == {"ok": 1, "broken": 0}
 

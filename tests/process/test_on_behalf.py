@@ -166,8 +166,10 @@ async def test_a_grant_then_on_behalf_signs_across_a_restart_until_removed(
     finally:
         assert server.stop(timeout=15) is not None
     assert_nothing_secret_logged(server, zoom, states)
-    lines = [line for line in server.events("rpc") if line.get("on_behalf_of")]
-    assert [(line["code"], bool(line.get("obf_fp"))) for line in lines] == [("OK", True)]
+    lines = [line for line in server.events("rpc") if line.get("obf_fp")]
+    # The user by the grant's Zoom user ID, though the Sign named them by email.
+    assert [(line["code"], line.get("obf_user_id")) for line in lines] == [("OK", "u-alice")]
+    assert "alice@example.com" not in server.logs().lower()
 
     restarted = start(tmp_path / "two", zoom, store)
     try:

@@ -30,7 +30,7 @@ from ..observe.context import bind
 from ..zoom.rules import REDIRECT_URI_LENGTH
 
 if TYPE_CHECKING:
-    from ..zoomapi.grants import GrantKeeper
+    from ..zoomapi.grants import GrantKeeper, Obf
     from ..zoomapi.grantstore import StoredGrant
 
 # The grants gauge (sdksign_grants by state) is counted again at most this often, by a grant
@@ -209,7 +209,7 @@ class Grants:
             response.next_page_token = base64.urlsafe_b64encode(last.encode()).decode()
         return response
 
-    async def obf(self, config: Config, app: App, user: str, meeting_number: str) -> str:
+    async def obf(self, config: Config, app: App, user: str, meeting_number: str) -> Obf:
         keeper = await self.keeper(config)
         return await keeper.obf(app, user, meeting_number)
 

@@ -46,6 +46,7 @@ from .grantrpc import Grants
 if TYPE_CHECKING:
     from ..config import ZoomSettings
     from ..zoomapi.client import ZakSource
+    from ..zoomapi.grants import Obf
 
 
 def _no_peer() -> dict[str, list[bytes]]:
@@ -181,7 +182,9 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
                 if (request.start_as)
                 else ""
             )
-            obf = await self._obf(config, minted, request, context) if request.on_behalf_of else ""
+            obf = (
+                await self._obf(config, minted, request, context) if request.on_behalf_of else None
+            )
         except RequestError:
             bind(**_request_fields(request))  # a refusal is logged with what was asked for
             raise
@@ -196,14 +199,15 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         if zak:
             # The user as the caller named it: the audit line says whose meeting started.
             bind(start_as=request.start_as, zak_fp=fingerprint(zak))
-        if obf:
-            bind(on_behalf_of=request.on_behalf_of, obf_fp=fingerprint(obf))
+        if obf is not None:
+            # The user by the Zoom user ID of their grant, never the email the caller gave.
+            bind(obf_user_id=obf.user_id, obf_fp=fingerprint(obf.token))
         response = pb.SignResponse(
             token=minted.token,
             sdk_key=minted.app.sdk_key,
             app=minted.app.name,
             zak=zak,
-            obf_token=obf,
+            obf_token="" if obf is None else obf.token,
         )
         response.issued_at.seconds = minted.issued_at
         response.expires_at.seconds = minted.expires_at
@@ -215,7 +219,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         minted: Minted,
         request: pb.SignRequest,
         context: grpc.aio.ServicerContext,
-    ) -> str:
+    ) -> Obf:
         """The OBF token of request.on_behalf_of for the meeting, within the call's deadline."""
         remaining = context.time_remaining()
         budget = None if remaining is None else remaining - DEADLINE_MARGIN
@@ -290,7 +294,10 @@ def _request_fields(request: pb.SignRequest) -> dict[str, object]:
     if request.start_as:
         fields["start_as"] = request.start_as[:START_AS_LENGTH]  # as sent: cut short
     if request.on_behalf_of:
-        fields["on_behalf_of"] = request.on_behalf_of[:START_AS_LENGTH]
+        # Refused, so no grant names the user: a fingerprint of them as given (an email is
+        # taken in lower case, as Zoom treats it), never the email itself.
+        given = request.on_behalf_of
+        fields["on_behalf_of_fp"] = fingerprint(given.lower() if "@" in given else given)
     return fields
 
 

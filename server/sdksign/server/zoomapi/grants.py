@@ -16,8 +16,8 @@ workers and replicas the store makes it one at a time (grantstore, grantredis). 
 refuses is marked broken, said once in the log, counted, and never refreshed again: the
 user must authorize again.
 
-No token, code, verifier or state reaches a message or a log line: users are named by
-their ID or the email the caller gave.
+No token, code, verifier or state reaches a message or a log line: log lines name users by
+their Zoom user ID; messages to the caller by their ID or the email the caller gave.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import contextlib
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 import structlog
@@ -45,6 +46,15 @@ log = structlog.get_logger("sdksign")
 # 5xx): the code may still be unused, so CompleteGrant's state is put back for a retry.
 NO_ANSWER = frozenset({"ZOOM_TIMEOUT", "ZOOM_UNREACHABLE", "ZOOM_UNAVAILABLE"})
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Obf:
+    """An OBF token and the Zoom user ID of the grant it was asked with (for the audit
+    line, which names the user by ID, never by the email a caller gave)."""
+
+    token: str = field(repr=False)
+    user_id: str
 
 
 class MustAuthorize(FailedPrecondition):
@@ -157,8 +167,8 @@ class GrantKeeper:
     async def page(self, app: App, after: str, limit: int) -> list[StoredGrant]:
         return await _stored(self.store.page(app.name, after, limit))
 
-    async def obf(self, app: App, user: str, meeting_number: str) -> str:
-        """The OBF token Zoom issues for `user`'s grant and the meeting."""
+    async def obf(self, app: App, user: str, meeting_number: str) -> Obf:
+        """The OBF token Zoom issues for `user`'s grant and the meeting, and whose it is."""
         try:
             token = await self._obf(app, user, meeting_number)
         except MustAuthorize as error:
@@ -170,18 +180,20 @@ class GrantKeeper:
         metrics.obf_request("ok")
         return token
 
-    async def _obf(self, app: App, user: str, meeting_number: str) -> str:
+    async def _obf(self, app: App, user: str, meeting_number: str) -> Obf:
         grant = await _stored(self.store.get(app.name, user))
         grant = self._live(grant, app, user)
         if not grant.usable(self._clock()):
             grant = self._live(await self._refreshed(app, grant, user), app, user)
         try:
-            return await self.oauth.obf(grant.tokens.access_token, meeting_number, user)
+            token = await self.oauth.obf(grant.tokens.access_token, meeting_number, user)
+            return Obf(token, grant.user_id)
         except ExpiredAccess:
             # Revoked or expired early: one refresh, one more try.
             grant = self._live(await self._refreshed(app, grant, user), app, user)
         try:
-            return await self.oauth.obf(grant.tokens.access_token, meeting_number, user)
+            token = await self.oauth.obf(grant.tokens.access_token, meeting_number, user)
+            return Obf(token, grant.user_id)
         except ExpiredAccess:
             raise MustAuthorize(user, app.name, "broken") from None
 
