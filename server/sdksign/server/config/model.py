@@ -36,7 +36,8 @@ MIN_RATE = 1 / 86400
 MAX_BURST = 10**9
 # [rate_limits]: how long a call may wait for the shared store, in seconds.
 DEFAULT_STORE_TIMEOUT = 0.1
-# [grants] timeout: seconds a call waits for the grant store (beyond another worker's refresh).
+# [grants] timeout: seconds one operation on the grant store may take; a call that finds
+# another worker refreshing the grant waits for that refresh on top (docs/join.md).
 DEFAULT_GRANTS_TIMEOUT = 5.0
 MAX_STORE_TIMEOUT = 5.0
 DEFAULT_REDIS_PORT = 6379
