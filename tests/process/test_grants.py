@@ -31,11 +31,12 @@ from harness.zoomapi import ZoomApi, running_zoom_api
 from sdksign.server.config import App, RateLimitStore, ZoomSettings
 from sdksign.server.config.keys import read_key
 from sdksign.server.errors import FailedPrecondition, NotFound, Unavailable
+from sdksign.server.zoomapi import grants as grants_module
 from sdksign.server.zoomapi.grantredis import RedisGrants, redis_client
 from sdksign.server.zoomapi.grants import GrantKeeper
 from sdksign.server.zoomapi.grantstore import GrantStore, SqliteGrants, StoredGrant, Tokens
 from sdksign.server.zoomapi.sealing import Sealer, new_key_text
-from sdksign.server.zoomapi.userauth import UserOAuth
+from sdksign.server.zoomapi.userauth import UserOAuth, pkce_pair
 from tests.conftest import ROOT, redis_password
 
 SDK_KEY = "GrantAppKey01"
@@ -191,13 +192,28 @@ def _basic() -> str:
 
 
 async def test_no_token_is_in_the_store_in_the_clear(
-    keeper: GrantKeeper, zoom: ZoomApi, store_spec: str, request: pytest.FixtureRequest
+    keeper: GrantKeeper,
+    zoom: ZoomApi,
+    store_spec: str,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """Neither tokens, nor PKCE verifiers (of a completed grant and of a pending one), nor
+    authorization codes, nor states, nor the sealing key are in the store as given."""
+    verifiers: list[str] = []
+
+    def recorded_pkce_pair() -> tuple[str, str]:
+        verifier, challenge = pkce_pair()
+        verifiers.append(verifier)
+        return verifier, challenge
+
+    monkeypatch.setattr(grants_module, "pkce_pair", recorded_pkce_pair)
     zoom.user_oauth.access_lifetime = 2
-    await granted(keeper)
+    first_state, first_code = await authorize(keeper)
+    await keeper.complete(lambda name: APP, "backend", first_state, first_code)
     await asyncio.sleep(1.2)
     await keeper.obf(APP, "u-alice", MEETING)  # a refresh: new tokens written
-    state, _ = await authorize(keeper)  # a pending grant, its verifier sealed
+    state, code = await authorize(keeper)  # a pending grant, its verifier sealed
     if store_spec.startswith("sqlite:"):
         stored = await asyncio.to_thread(sqlite_bytes, Path(store_spec.removeprefix("sqlite:")))
     else:
@@ -207,7 +223,9 @@ async def test_no_token_is_in_the_store_in_the_clear(
             repr(client.dump(key)).encode() + str(key).encode() for key in client.keys("*")
         )
     assert len(stored) > 0
-    handed = [*zoom.user_oauth.handed_out, state, KEY_TEXT]
+    assert len(verifiers) == 2 and {first_code, code} <= set(zoom.user_oauth.handed_out)
+    handed = [*zoom.user_oauth.handed_out, *verifiers, first_code, code, first_state, state]
+    handed.append(KEY_TEXT)
     assert [value[:10] for value in handed if value.encode() in stored] == []
 
 
