@@ -24,7 +24,7 @@ from sdksign.server.zoomapi.grantredis import RedisGrants, redis_client
 from sdksign.server.zoomapi.grants import GrantKeeper
 from sdksign.server.zoomapi.grantstore import GrantStore, SqliteGrants
 from sdksign.server.zoomapi.sealing import Sealer
-from sdksign.server.zoomapi.userauth import UserOAuth
+from sdksign.server.zoomapi.userauth import REFRESH_LIMIT_FACTOR, UserOAuth
 
 CONCURRENCY = 8
 MEETING = "123456789"
@@ -40,7 +40,9 @@ def make_store(spec: str, sealer: Sealer, timeout: float) -> GrantStore:
         password=(os.environ.get("GRANT_REDIS_PASSWORD") or "").encode() or None,
         timeout=timeout,
     )
-    return RedisGrants(redis_client(store), sealer, lock_seconds=timeout * 2 + 1, name=spec)
+    # As the server's (runtime.grantrpc.refresh_lock_seconds), `timeout` for Zoom's and the store's.
+    lock_seconds = timeout * REFRESH_LIMIT_FACTOR + timeout + 1
+    return RedisGrants(redis_client(store), sealer, lock_seconds=lock_seconds, name=spec)
 
 
 async def run(spec: str, url: str, seconds: float, user: str) -> Counter[str]:
