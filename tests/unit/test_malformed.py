@@ -238,6 +238,9 @@ UNKNOWN_LABELS = {"grpc_service": "unknown", "grpc_method": "unknown"}
         # (docs/operations.md): never the INVALID_ARGUMENT the server did not send.
         (b"\x01" + SIGN_FRAME[1:], replaced("x", "y"), "13", ("CANCELLED", True), SIGN_LABELS),
         (OVERSIZED, replaced("x", "y"), "8", ("CANCELLED", True), SIGN_LABELS),
+        # The core cancels these as they start: to the server, a client that cancelled.
+        (SIGN_FRAME, replaced("grpc-timeout", "abc"), "13", ("CANCELLED", False), SIGN_LABELS),
+        (SIGN_FRAME, replaced("x-trace-bin", "!!"), "13", ("CANCELLED", False), SIGN_LABELS),
         # An unknown method: UNIMPLEMENTED, logged and counted as such.
         (
             SIGN_FRAME,
@@ -248,7 +251,14 @@ UNKNOWN_LABELS = {"grpc_service": "unknown", "grpc_method": "unknown"}
         ),
         (SIGN_FRAME, replaced(":path", "/x.Y/Z"), "12", ("UNIMPLEMENTED", False), UNKNOWN_LABELS),
     ],
-    ids=["compressed-flag", "over-64-kib", "unknown-method", "unknown-service"],
+    ids=[
+        "compressed-flag",
+        "over-64-kib",
+        "bad-timeout",
+        "bad-bin",
+        "unknown-method",
+        "unknown-service",
+    ],
 )
 async def test_what_the_core_answers_is_logged_and_counted_as_it_is(
     log_stream: io.BytesIO,
