@@ -216,17 +216,43 @@ async def test_a_user_zoom_does_not_know_is_not_found_naming_the_user(
     assert zoom.answers[404] == 1
 
 
-async def test_zooms_429_is_resource_exhausted_with_its_retry_after(
+def retry_info(error: grpc.aio.AioRpcError) -> error_details_pb2.RetryInfo:
+    return next(d for d in details(error) if isinstance(d, error_details_pb2.RetryInfo))
+
+
+async def test_zooms_429_of_the_access_token_is_resource_exhausted_with_its_retry_after(
     server: ServerProcess, zoom: ZoomApi
 ) -> None:
-    zoom.fail_429, zoom.retry_after = 1.0, 7
+    zoom.fail_429, zoom.fault_on, zoom.retry_after = 1.0, "oauth_token", 7
     async with grpc.aio.insecure_channel(server.target) as channel:
         error = await call(channel, host_start("alice@example.com"))
     assert isinstance(error, grpc.aio.AioRpcError)
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    retry = next(d for d in details(error) if isinstance(d, error_details_pb2.RetryInfo))
-    assert retry.retry_delay.seconds == 7
+    assert (retry_info(error).retry_delay.seconds, retry_info(error).retry_delay.nanos) == (7, 0)
     assert error_info(error).reason == "ZOOM_RATE_LIMITED"
+    assert "the access token of app 'meeting'" in (error.details() or "")
+    assert (zoom.faulted, zoom.zak_requests) == ({"oauth_token": 1}, 0)
+
+
+@pytest.mark.parametrize("form", ["iso", "http-date"])
+async def test_zooms_daily_limit_429_of_the_zak_says_retry_at_its_date(
+    server: ServerProcess, zoom: ZoomApi, form: str
+) -> None:
+    """The ZAK endpoint's 429 with Retry-After as a date (Zoom's daily-limit example is ISO
+    8601, HTTP's own an HTTP-date): RetryInfo is the time until then, not the 1 s default."""
+    zoom.fail_429, zoom.fault_on, zoom.retry_after_form = 1.0, "user_token", form
+    zoom.retry_after = 5 * 3600  # a daily limit's reset, hours away
+    async with grpc.aio.insecure_channel(server.target) as channel:
+        error = await call(channel, host_start("alice@example.com"))
+    assert isinstance(error, grpc.aio.AioRpcError)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    delay = retry_info(error).retry_delay
+    # The date is to the second and read up to a whole second: a few seconds less at most.
+    assert 5 * 3600 - 5 <= delay.seconds <= 5 * 3600 and delay.nanos == 0
+    assert error_info(error).reason == "ZOOM_RATE_LIMITED"
+    assert "the ZAK of 'alice@example.com'" in (error.details() or "")
+    # The access token came; the ZAK's request was the one refused.
+    assert (zoom.token_requests, zoom.faulted, zoom.zak_requests) == (1, {"user_token": 1}, 0)
 
 
 async def test_an_expired_access_token_is_replaced_and_the_call_retried_unseen(
