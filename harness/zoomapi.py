@@ -37,7 +37,8 @@ for Zoom's daily-limit date, "http-date") or 500 at random; `fault_on`, the endp
 faults hit ("oauth_token" or "user_token"; "" for both); `hang`, no answer until it is turned
 off or the stand-in stops; `expire_tokens()`, every access token issued so far answered with
 124. Counts: `token_requests` (and their forms in `token_forms`), `zak_requests` (both without
-the faults, which `faulted` counts by endpoint), and each user's ZAKs in `issued`.
+the faults, which `faulted` counts by endpoint), each user's ZAKs in `issued`, and the access
+token each ZAK was asked with in `zak_tokens`.
 
     with running_zoom_api() as zoom:
         ...  # zoom.url, zoom.users, zoom.issued["u-alice"], zoom.token_requests
@@ -119,6 +120,8 @@ class ZoomApi:
     # Each user ID's ZAKs, in the order issued, and each ZAK's asked ttl.
     issued: dict[str, list[str]] = field(default_factory=dict)
     zak_ttls: dict[str, int] = field(default_factory=dict)
+    # Each ZAK's access token: the one its request carried (which worker asked, in tests).
+    zak_tokens: dict[str, str] = field(default_factory=dict)
     # Every access token issued, expired or not (the tests look for them in logs).
     access_tokens: list[str] = field(default_factory=list)
     _tokens: dict[str, float] = field(default_factory=dict)
@@ -203,6 +206,7 @@ class ZoomApi:
         with self._lock:
             self.issued.setdefault(user_id, []).append(zak)
             self.zak_ttls[zak] = int(query.get("ttl", "7200"))
+            self.zak_tokens[zak] = token
         return 200, {}, {"token": zak}
 
     def fault(self, endpoint: str) -> Answer | None:
