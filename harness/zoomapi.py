@@ -6,9 +6,13 @@ Zoom's API cannot be reached from where the tests run, so the tests run the real
 against this over HTTP on loopback (`[zoom] oauth_url` and `api_url` pointed at it). It
 follows Zoom's documented contract, from these pages:
 
-- Server-to-Server OAuth, https://developers.zoom.us/docs/internal-apps/s2s-oauth/ :
-  `POST /oauth/token?grant_type=account_credentials&account_id=ID` with HTTP Basic
-  `client_id:client_secret` answers 200 `{"access_token": ..., "token_type": "bearer",
+- Server-to-Server OAuth, https://developers.zoom.us/docs/internal-apps/s2s-oauth/ and
+  OAuth 2.0's "Request an access token", "App Type: Server to Server",
+  https://developers.zoom.us/docs/rooms/oauth/ :
+  `POST /oauth/token` with `grant_type=account_credentials` and `account_id=ID` "either as
+  query parameters or in the request body using the x-www-form-urlencoded format" (Zoom's
+  words; both are accepted here, and each request's form counted in `token_forms`) and HTTP
+  Basic `client_id:client_secret` answers 200 `{"access_token": ..., "token_type": "bearer",
   "expires_in": 3599, "scope": ..., "api_url": ...}`; the token lives an hour and there is
   no refresh token. Wrong credentials answer 401 `{"reason": "Invalid client_id or
   client_secret", "error": "invalid_client"}`, a grant other than account_credentials 400
@@ -21,12 +25,20 @@ follows Zoom's documented contract, from these pages:
   400 `{"code": 4711, "message": "Invalid access token, does not contain scopes:[...]"}`.
 - Rate limits, https://developers.zoom.us/docs/api/rest/rate-limits/ : 429 `{"code": 429,
   "message": "You have reached the maximum per-second rate limit for this API. Try again
-  later."}`, with a Retry-After header when Zoom knows when to retry.
+  later."}`, with a Retry-After header when Zoom knows when to retry. For a daily limit the
+  page's example under "Best practices for handling errors" (seen at its former address,
+  https://marketplace.zoom.us/docs/api-reference/rate-limits ) is a date,
+  `Retry-After: 2020-05-31T00:00:00Z` (ISO 8601); HTTP's own forms are seconds and an
+  HTTP-date (RFC 9110). All three can be sent.
 
 Faults (set the attributes while it serves): `fail_429` and `fail_500`, the share of requests
-answered 429 (with `retry_after`) or 500 at random; `hang`, no answer until it is turned off
-or the stand-in stops; `expire_tokens()`, every access token issued so far answered with 124.
-Counts: `token_requests`, `zak_requests`, and each user's ZAKs in `issued`.
+answered 429 (with `retry_after` seconds, sent as `retry_after_form` says: "seconds", "iso"
+for Zoom's daily-limit date, "http-date") or 500 at random; `fault_on`, the endpoint the
+faults hit ("oauth_token" or "user_token"; "" for both); `hang`, no answer until it is turned
+off or the stand-in stops; `expire_tokens()`, every access token issued so far answered with
+124. Counts: `token_requests` (and their forms in `token_forms`), `zak_requests` (both without
+the faults, which `faulted` counts by endpoint), each user's ZAKs in `issued`, and the access
+token each ZAK was asked with in `zak_tokens`.
 
     with running_zoom_api() as zoom:
         ...  # zoom.url, zoom.users, zoom.issued["u-alice"], zoom.token_requests
@@ -39,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import datetime
 import json
 import random
 import re
@@ -50,6 +63,7 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -73,6 +87,10 @@ MAX_HANG = 120.0
 # An answer: HTTP status, headers, JSON body.
 Answer = tuple[int, dict[str, str], dict[str, object]]
 _ZAK_PATH = re.compile(r"\A/v2/users/([^/]+)/token\Z")
+# The forms a Retry-After is sent in (ZoomApi.retry_after_form), and the endpoints faults can
+# be kept to (ZoomApi.fault_on).
+RETRY_AFTER_FORMS = ("seconds", "iso", "http-date")
+ENDPOINTS = ("oauth_token", "user_token")
 
 
 @dataclass
@@ -88,14 +106,22 @@ class ZoomApi:
     fail_429: float = 0.0
     fail_500: float = 0.0
     retry_after: int | None = 2
+    retry_after_form: str = "seconds"
+    fault_on: str = ""
     hang: bool = False
     url: str = ""
     token_requests: int = 0
+    # How each token request gave grant_type and account_id: "query" or "body".
+    token_forms: Counter[str] = field(default_factory=Counter)
     zak_requests: int = 0
+    # Each endpoint's requests answered with a fault (429 or 500) instead.
+    faulted: Counter[str] = field(default_factory=Counter)
     answers: Counter[int] = field(default_factory=Counter)
     # Each user ID's ZAKs, in the order issued, and each ZAK's asked ttl.
     issued: dict[str, list[str]] = field(default_factory=dict)
     zak_ttls: dict[str, int] = field(default_factory=dict)
+    # Each ZAK's access token: the one its request carried (which worker asked, in tests).
+    zak_tokens: dict[str, str] = field(default_factory=dict)
     # Every access token issued, expired or not (the tests look for them in logs).
     access_tokens: list[str] = field(default_factory=list)
     _tokens: dict[str, float] = field(default_factory=dict)
@@ -115,10 +141,16 @@ class ZoomApi:
 
     # --- the endpoints (the handler calls these; each returns status, headers, body) ------
 
-    def oauth_token(self, query: dict[str, str], authorization: str) -> Answer:
+    def oauth_token(
+        self, query: dict[str, str], form: dict[str, str], authorization: str
+    ) -> Answer:
+        """`query`: the query string's parameters; `form`: an x-www-form-urlencoded body's.
+        Zoom takes the parameters from either; a body's are read first here."""
+        params = form if "grant_type" in form else query
         with self._lock:
             self.token_requests += 1
-        if query.get("grant_type") != "account_credentials":
+            self.token_forms["body" if params is form else "query"] += 1
+        if params.get("grant_type") != "account_credentials":
             return 400, {}, {"reason": "unsupported grant type", "error": "unsupported_grant_type"}
         expected = f"{self.client_id}:{self.client_secret}".encode()
         scheme, _, encoded = authorization.partition(" ")
@@ -132,7 +164,7 @@ class ZoomApi:
                 {},
                 {"reason": "Invalid client_id or client_secret", "error": "invalid_client"},
             )
-        if query.get("account_id") != self.account_id:
+        if params.get("account_id") != self.account_id:
             return 400, {}, {"reason": "Invalid account_id", "error": "invalid_request"}
         token = "standin-at-" + secrets.token_urlsafe(24)
         with self._lock:
@@ -174,16 +206,23 @@ class ZoomApi:
         with self._lock:
             self.issued.setdefault(user_id, []).append(zak)
             self.zak_ttls[zak] = int(query.get("ttl", "7200"))
+            self.zak_tokens[zak] = token
         return 200, {}, {"token": zak}
 
-    def fault(self) -> Answer | None:
-        """A fault to answer with instead (429 or 500 at random), or None; hangs first if asked."""
+    def fault(self, endpoint: str) -> Answer | None:
+        """A fault to answer a request to `endpoint` (one of ENDPOINTS) with instead (429 or
+        500 at random), or None; hangs first if asked. None when `fault_on` names another."""
+        if self.fault_on and self.fault_on != endpoint:
+            return None
         deadline = time.monotonic() + MAX_HANG
         while self.hang and not self._stopping.is_set() and time.monotonic() < deadline:
             self._stopping.wait(0.05)
         draw = random.random()  # noqa: S311 (faults, not secrets)
+        if draw < self.fail_429 + self.fail_500:
+            with self._lock:
+                self.faulted[endpoint] += 1
         if draw < self.fail_429:
-            headers = {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+            headers = {} if self.retry_after is None else {"Retry-After": self.retry_after_value()}
             message = (
                 "You have reached the maximum per-second rate limit for this API. Try again later."
             )
@@ -191,6 +230,20 @@ class ZoomApi:
         if draw < self.fail_429 + self.fail_500:
             return 500, {}, {"code": 500, "message": "Internal Server Error"}
         return None
+
+    def retry_after_value(self) -> str:
+        """The Retry-After header for `retry_after` seconds from now, in `retry_after_form`:
+        a date is now plus those seconds, to the second (cut, as Zoom's example shows none)."""
+        seconds = self.retry_after or 0
+        if self.retry_after_form == "seconds":
+            return str(seconds)
+        now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+        when = now + datetime.timedelta(seconds=seconds)
+        if self.retry_after_form == "iso":
+            return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if self.retry_after_form == "http-date":
+            return format_datetime(when, usegmt=True)
+        raise ValueError(f"retry_after_form: one of {RETRY_AFTER_FORMS}")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -208,21 +261,26 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, method: str) -> None:
         length = int(self.headers.get("content-length") or 0)
-        if length:
-            self.rfile.read(length)
+        sent = self.rfile.read(length) if length else b""
         api = self.server.api
         parts = urlsplit(self.path)
-        query = {key: values[0] for key, values in parse_qs(parts.query).items()}
+        query = _params(parts.query)
+        content_type = self.headers.get("content-type", "").split(";")[0].strip().lower()
+        form = (
+            _params(sent.decode("ascii", errors="replace"))
+            if content_type == "application/x-www-form-urlencoded"
+            else {}
+        )
         authorization = self.headers.get("authorization", "")
-        answer = api.fault()
-        if answer is None:
-            match = _ZAK_PATH.match(parts.path)
-            if method == "POST" and parts.path == "/oauth/token":
-                answer = api.oauth_token(query, authorization)
-            elif method == "GET" and match:
-                answer = api.user_token(unquote(match[1]), query, authorization)
-            else:
-                answer = 404, {}, {"code": 404, "message": "Not Found"}
+        match = _ZAK_PATH.match(parts.path)
+        if method == "POST" and parts.path == "/oauth/token":
+            answer = api.fault("oauth_token") or api.oauth_token(query, form, authorization)
+        elif method == "GET" and match:
+            answer = api.fault("user_token") or api.user_token(
+                unquote(match[1]), query, authorization
+            )
+        else:
+            answer = api.fault("") or (404, {}, {"code": 404, "message": "Not Found"})
         status, headers, body = answer
         with api._lock:
             api.answers[status] += 1
@@ -234,6 +292,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)
+
+
+def _params(text: str) -> dict[str, str]:
+    """The first value of each parameter of a query string or form body."""
+    return {key: values[0] for key, values in parse_qs(text).items()}
 
 
 class _Server(ThreadingHTTPServer):
