@@ -5,6 +5,7 @@ refuse, and the server's answers do not count toward ejection. Both configuratio
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import socket
@@ -38,6 +39,7 @@ MESSAGE = pb.SignRequest(
     meeting=pb.MeetingClaims(meeting_number="123456789", role=pb.ROLE_PARTICIPANT)
 ).SerializeToString()
 WEB = frame(MESSAGE)
+TEXT = {"content-type": "application/grpc-web-text", "x-grpc-web": "1"}
 
 # name: (path, body, headers, what the client must get: HTTP status, grpc-status or None)
 HOSTILE: dict[str, tuple[str, bytes, dict[str, str], tuple[int, str | None]]] = {
@@ -71,6 +73,9 @@ HOSTILE: dict[str, tuple[str, bytes, dict[str, str], tuple[int, str | None]]] = 
     "web: 200 KB": (SIGN, frame(b"\x0a" + b"x" * 200_000), GRPC_WEB, (200, "8")),
     "web: no message": (SIGN, b"", GRPC_WEB, (200, "3")),
     "web: 20 KB header": (SIGN, WEB, {**GRPC_WEB, "x-pad": "a" * 20_000}, (200, "8")),
+    "json: grpc-web-text, not base64": ("/", b"!!!!", TEXT, (415, None)),
+    "web: grpc-web-text, not base64": (SIGN, b"!!!!", TEXT, (200, "3")),
+    "web: grpc-web-text, cut short": (SIGN, base64.b64encode(WEB)[:-1], TEXT, (200, "3")),
     "web: unknown method": ("/sdksign.v1.SignatureService/Nope", WEB, GRPC_WEB, (200, "12")),
 }
 
@@ -275,3 +280,21 @@ def test_big_headers_over_http2(cleartext: Gateway) -> None:
         ("json", 70_000): {("reset", "2")},
         ("web", 70_000): {("reset", "2")},
     }
+
+
+def test_grpc_web_text_that_is_not_base64_is_the_client_s_error(gateway: Gateway) -> None:
+    origin = "https://app.example.com" if gateway.tls else "http://localhost:5173"
+    # Not the alphabet, cut short, "=" inside, bits the padding drops set, two padded pieces
+    # (grpc_web decodes the body in one piece), binary.
+    for body in (b"!!!!", b"AAA", b"AA=A", b"AB==", b"YWI=YWI=", WEB):
+        status, headers, _ = gateway.request(
+            "POST", SIGN, body, {**TEXT, "accept": TEXT["content-type"], "origin": origin}
+        )
+        assert (status, headers.get("grpc-status")) == (200, "3"), (body, headers)
+        assert headers["grpc-message"] == (
+            "the request body is not base64, as application/grpc-web-text must be"
+        )
+        assert headers["content-type"].startswith("application/grpc-web-text")
+        assert headers["access-control-allow-origin"] == origin  # a page can read it
+        assert "grpc-status" in headers["access-control-expose-headers"]
+    assert answer(gateway, SIGN, base64.b64encode(WEB), TEXT) == (200, "0")
