@@ -15,7 +15,7 @@ from functools import cached_property
 from typing import NamedTuple, NoReturn, Protocol, TypeVar
 
 from ..errors import PermissionDenied, Unauthenticated
-from ..zoom.rules import ROLES
+from ..zoom.rules import ROLES, is_meeting_number, is_zoom_user, quoted, shown
 
 
 @dataclass(frozen=True)
@@ -194,7 +194,7 @@ def authorize(caller: Caller, grant: Grant) -> None:
     ):
         _deny(
             caller,
-            f"may not mint tokens for meeting {grant.meeting_number or '(none)'} "
+            f"may not mint tokens for meeting {shown(grant.meeting_number, is_meeting_number) or '(none)'} "
             f"(allowed: {', '.join(meetings) or 'none'})",
             "meeting",
         )
@@ -207,7 +207,7 @@ def authorize(caller: Caller, grant: Grant) -> None:
     if grant.start_as and not may_start_as(rule, grant.start_as):
         _deny(
             caller,
-            f"may not start meetings as {grant.start_as!r} "
+            f"may not start meetings as {quoted(grant.start_as, is_zoom_user)} "
             f"(allowed: {', '.join(rule.start_as) or 'none'})",
             "start_as",
         )

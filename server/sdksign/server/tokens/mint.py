@@ -45,8 +45,11 @@ from ..zoom.rules import (
     VIDEO_VERSION,
     OptionalClaim,
     Sdk,
+    is_app_name,
     is_meeting_number,
+    is_region_name,
     is_start_as,
+    quoted,
 )
 
 Claims = pb.MeetingClaims | pb.VideoClaims
@@ -302,7 +305,7 @@ def _check_optional(
                     violations.append(
                         FieldViolation(
                             f"{prefix}.{name}[{index}]",
-                            f"{region[:8]!r} is not a Zoom region; allowed: "
+                            f"{quoted(region, is_region_name)} is not a Zoom region; allowed: "
                             + ", ".join(sorted(GEO_REGIONS)),
                         )
                     )
@@ -328,7 +331,7 @@ def _pick_app(
     if name:
         app = app_named(apps, name)
         if app is None:
-            violations.append(unknown_app(name, [a.name for a in apps]))
+            violations.append(unknown_app(quoted(name, is_app_name), [a.name for a in apps]))
         elif app.kind != sdk:
             violations.append(
                 FieldViolation(

@@ -18,7 +18,14 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from ..errors import FailedPrecondition, NotFound, RequestError, ResourceExhausted, Unavailable
-from ..zoom.rules import ZAK_SCOPE, ZOOM_INVALID_ACCESS_TOKEN, ZOOM_USER_NOT_FOUND
+from ..zoom.rules import (
+    ZAK_SCOPE,
+    ZOOM_INVALID_ACCESS_TOKEN,
+    ZOOM_USER_NOT_FOUND,
+    is_zoom_user,
+    quoted,
+    shown,
+)
 
 # How long a caller is told to wait after Zoom's 429 without a Retry-After (or with one that
 # cannot be read), in seconds; and the most a Retry-After is believed: a day, as Zoom's daily
@@ -166,7 +173,7 @@ def user_token(
     status: int, headers: dict[str, str], body: bytes, now: float, user: str, app: str
 ) -> str | Failure:
     """The answer of GET /v2/users/{user}/token?type=zak: the ZAK, or why there is none."""
-    what = f"the ZAK of {user!r}"
+    what = f"the ZAK of {quoted(user, is_zoom_user)}"
     if status == 200:
         try:
             parsed: Any = json.loads(body)
@@ -181,15 +188,15 @@ def user_token(
     if status == 404 or code == ZOOM_USER_NOT_FOUND:
         return Failure(
             NotFound(
-                f"Zoom has no user {user!r} on the account of app {app!r}",
+                f"Zoom has no user {quoted(user, is_zoom_user)} on the account of app {app!r}",
                 reason="ZOOM_USER_NOT_FOUND",
-                subject=user,
+                subject=shown(user, is_zoom_user),
             ),
             "not_found",
         )
     return Failure(
         FailedPrecondition(
-            f"Zoom refused to give the ZAK of {user!r} (HTTP {status}"
+            f"Zoom refused to give {what} (HTTP {status}"
             f"{f', code {code}' if code is not None else ''}): the Server-to-Server OAuth app of "
             f"app {app!r} needs the scope {ZAK_SCOPE}"
         ),

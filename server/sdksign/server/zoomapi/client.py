@@ -35,7 +35,7 @@ from urllib.parse import quote
 import httpx
 
 from ..observe.metrics import zoom_request
-from ..zoom.rules import ZAK_MAX_TTL, ZAK_REUSE
+from ..zoom.rules import ZAK_MAX_TTL, ZAK_REUSE, is_zoom_user, quoted
 from .answers import AccessToken, Failure, access_token, is_expired_token, unreachable, user_token
 
 if TYPE_CHECKING:
@@ -112,15 +112,16 @@ class ZakSource:
         url = f"{self.settings.api_url}/v2/users/{quote(user, safe='@')}/token"
         params = {"type": "zak", "ttl": str(zak_ttl)}
         token = await self._access_token(app, s2s)
+        what = f"the ZAK of {quoted(user, is_zoom_user)}"
         answer = await self._request(
-            "user_token", "GET", url, params=params, bearer=token, what=user
+            "user_token", "GET", url, params=params, bearer=token, what=what
         )
         if is_expired_token(answer.status_code, answer.content):
             zoom_request("user_token", "token_expired", answer.elapsed.total_seconds())
             self._forget(s2s, token)
             token = await self._access_token(app, s2s)
             answer = await self._request(
-                "user_token", "GET", url, params=params, bearer=token, what=user
+                "user_token", "GET", url, params=params, bearer=token, what=what
             )
         now = time.time()
         read = user_token(
