@@ -33,8 +33,9 @@ answer by a generous deadline, transport errors), and checks its target:
 - rapid kills: SIGKILL the youngest living worker 5 times, 2 s apart, under load: the
   server stays up, at most 1 % of calls fail.
 - hostile input: 2 replicas behind Envoy, anonymous bad headers (grpc-timeout, grpc-*, -bin),
-  queries on POST /, compressed, oversized and garbage bodies, unknown paths, with good
-  calls among them: no 5xx, no INTERNAL, UNKNOWN or UNAVAILABLE, no ejection, good calls OK.
+  8 to 80 KB of headers, queries on POST /, compressed, oversized and garbage bodies,
+  grpc-web-text bodies that are not base64, unknown paths, with good calls among them: no
+  5xx, no INTERNAL, UNKNOWN or UNAVAILABLE, no ejection, good calls OK.
 - zoom: host starts (start_as) beside plain Signs, 2 workers, against the stand-in of Zoom's
   API answering 429 and 500 at random, then hanging, then down: each host start OK,
   RESOURCE_EXHAUSTED or UNAVAILABLE as its fault calls for, within its deadline; every

@@ -6,9 +6,13 @@ Zoom's API cannot be reached from where the tests run, so the tests run the real
 against this over HTTP on loopback (`[zoom] oauth_url` and `api_url` pointed at it). It
 follows Zoom's documented contract, from these pages:
 
-- Server-to-Server OAuth, https://developers.zoom.us/docs/internal-apps/s2s-oauth/ :
-  `POST /oauth/token?grant_type=account_credentials&account_id=ID` with HTTP Basic
-  `client_id:client_secret` answers 200 `{"access_token": ..., "token_type": "bearer",
+- Server-to-Server OAuth, https://developers.zoom.us/docs/internal-apps/s2s-oauth/ and
+  OAuth 2.0's "Request an access token", "App Type: Server to Server",
+  https://developers.zoom.us/docs/rooms/oauth/ :
+  `POST /oauth/token` with `grant_type=account_credentials` and `account_id=ID` "either as
+  query parameters or in the request body using the x-www-form-urlencoded format" (Zoom's
+  words; both are accepted here, and each request's form counted in `token_forms`) and HTTP
+  Basic `client_id:client_secret` answers 200 `{"access_token": ..., "token_type": "bearer",
   "expires_in": 3599, "scope": ..., "api_url": ...}`; the token lives an hour and there is
   no refresh token. Wrong credentials answer 401 `{"reason": "Invalid client_id or
   client_secret", "error": "invalid_client"}`, a grant other than account_credentials 400
@@ -21,13 +25,24 @@ follows Zoom's documented contract, from these pages:
   400 `{"code": 4711, "message": "Invalid access token, does not contain scopes:[...]"}`.
 - Rate limits, https://developers.zoom.us/docs/api/rest/rate-limits/ : 429 `{"code": 429,
   "message": "You have reached the maximum per-second rate limit for this API. Try again
-  later."}`, with a Retry-After header when Zoom knows when to retry.
+  later."}`, with a Retry-After header when Zoom knows when to retry. For a daily limit the
+  page's example under "Best practices for handling errors" (seen at its former address,
+  https://marketplace.zoom.us/docs/api-reference/rate-limits ) is a date,
+  `Retry-After: 2020-05-31T00:00:00Z` (ISO 8601); HTTP's own forms are seconds and an
+  HTTP-date (RFC 9110). All three can be sent.
 
 Faults (set the attributes while it serves): `fail_429` and `fail_500`, the share of requests
-answered 429 (with `retry_after`) or 500 at random; `hang`, no answer until it is turned off
-or the stand-in stops; `drop`, the next that many requests never answered nor acted on (a
-request lost on its way: each is held until its client gives up); `expire_tokens()`, every access token issued so far answered with 124.
-Counts: `token_requests`, `zak_requests`, and each user's ZAKs in `issued`.
+answered 429 (with `retry_after` seconds, sent as `retry_after_form` says: "seconds", "iso"
+for Zoom's daily-limit date, "http-date") or 500 at random; `fault_on`, the endpoint the
+faults hit (one of ENDPOINTS: "oauth_token", "user_token", or a user grant's "user_oauth",
+"user_me", "user_obf"; "" for all); `hang`, no answer until it is turned off or the stand-in
+stops; `drop`, the next that many requests never answered nor acted on (a request lost on
+its way: each is held until its client gives up, and counted in `dropped`);
+`expire_tokens()`, every access token issued so far answered with 124. Counts:
+`token_requests` (and their forms in `token_forms`), `zak_requests` (both without the
+faults, which `faulted` counts by endpoint), each user's ZAKs in `issued`, and the access
+token each ZAK was asked with in `zak_tokens`. Users' grants and OBF tokens:
+harness.zoomusers, in `user_oauth`.
 
     with running_zoom_api() as zoom:
         ...  # zoom.url, zoom.users, zoom.issued["u-alice"], zoom.token_requests
@@ -40,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import datetime
 import json
 import random
 import re
@@ -50,9 +66,10 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -78,6 +95,10 @@ MAX_HANG = 120.0
 # An answer: HTTP status, headers, JSON body.
 Answer = tuple[int, dict[str, str], dict[str, object]]
 _ZAK_PATH = re.compile(r"\A/v2/users/([^/]+)/token\Z")
+# The forms a Retry-After is sent in (ZoomApi.retry_after_form), and the endpoints faults can
+# be kept to (ZoomApi.fault_on).
+RETRY_AFTER_FORMS = ("seconds", "iso", "http-date")
+ENDPOINTS = ("oauth_token", "user_token", "user_oauth", "user_me", "user_obf")
 
 
 @dataclass
@@ -93,16 +114,24 @@ class ZoomApi:
     fail_429: float = 0.0
     fail_500: float = 0.0
     retry_after: int | None = 2
+    retry_after_form: str = "seconds"
+    fault_on: str = ""
     hang: bool = False
     drop: int = 0
     dropped: int = 0
     url: str = ""
     token_requests: int = 0
+    # How each token request gave grant_type and account_id: "query" or "body".
+    token_forms: Counter[str] = field(default_factory=Counter)
     zak_requests: int = 0
+    # Each endpoint's requests answered with a fault (429 or 500) instead.
+    faulted: Counter[str] = field(default_factory=Counter)
     answers: Counter[int] = field(default_factory=Counter)
     # Each user ID's ZAKs, in the order issued, and each ZAK's asked ttl.
     issued: dict[str, list[str]] = field(default_factory=dict)
     zak_ttls: dict[str, int] = field(default_factory=dict)
+    # Each ZAK's access token: the one its request carried (which worker asked, in tests).
+    zak_tokens: dict[str, str] = field(default_factory=dict)
     # Every access token issued, expired or not (the tests look for them in logs).
     access_tokens: list[str] = field(default_factory=list)
     _tokens: dict[str, float] = field(default_factory=dict)
@@ -127,10 +156,16 @@ class ZoomApi:
 
     # --- the endpoints (the handler calls these; each returns status, headers, body) ------
 
-    def oauth_token(self, query: dict[str, str], authorization: str) -> Answer:
+    def oauth_token(
+        self, query: dict[str, str], form: dict[str, str], authorization: str
+    ) -> Answer:
+        """`query`: the query string's parameters; `form`: an x-www-form-urlencoded body's.
+        Zoom takes the parameters from either; a body's are read first here."""
+        params = form if "grant_type" in form else query
         with self._lock:
             self.token_requests += 1
-        if query.get("grant_type") != "account_credentials":
+            self.token_forms["body" if params is form else "query"] += 1
+        if params.get("grant_type") != "account_credentials":
             return 400, {}, {"reason": "unsupported grant type", "error": "unsupported_grant_type"}
         expected = f"{self.client_id}:{self.client_secret}".encode()
         scheme, _, encoded = authorization.partition(" ")
@@ -144,7 +179,7 @@ class ZoomApi:
                 {},
                 {"reason": "Invalid client_id or client_secret", "error": "invalid_client"},
             )
-        if query.get("account_id") != self.account_id:
+        if params.get("account_id") != self.account_id:
             return 400, {}, {"reason": "Invalid account_id", "error": "invalid_request"}
         token = "standin-at-" + secrets.token_urlsafe(24)
         with self._lock:
@@ -186,6 +221,7 @@ class ZoomApi:
         with self._lock:
             self.issued.setdefault(user_id, []).append(zak)
             self.zak_ttls[zak] = int(query.get("ttl", "7200"))
+            self.zak_tokens[zak] = token
         return 200, {}, {"token": zak}
 
     def take_drop(self) -> bool:
@@ -197,14 +233,20 @@ class ZoomApi:
             self.dropped += 1
             return True
 
-    def fault(self) -> Answer | None:
-        """A fault to answer with instead (429 or 500 at random), or None; hangs first if asked."""
+    def fault(self, endpoint: str) -> Answer | None:
+        """A fault to answer a request to `endpoint` (one of ENDPOINTS) with instead (429 or
+        500 at random), or None; hangs first if asked. None when `fault_on` names another."""
+        if self.fault_on and self.fault_on != endpoint:
+            return None
         deadline = time.monotonic() + MAX_HANG
         while self.hang and not self._stopping.is_set() and time.monotonic() < deadline:
             self._stopping.wait(0.05)
         draw = random.random()  # noqa: S311 (faults, not secrets)
+        if draw < self.fail_429 + self.fail_500:
+            with self._lock:
+                self.faulted[endpoint] += 1
         if draw < self.fail_429:
-            headers = {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
+            headers = {} if self.retry_after is None else {"Retry-After": self.retry_after_value()}
             message = (
                 "You have reached the maximum per-second rate limit for this API. Try again later."
             )
@@ -212,6 +254,20 @@ class ZoomApi:
         if draw < self.fail_429 + self.fail_500:
             return 500, {}, {"code": 500, "message": "Internal Server Error"}
         return None
+
+    def retry_after_value(self) -> str:
+        """The Retry-After header for `retry_after` seconds from now, in `retry_after_form`:
+        a date is now plus those seconds, to the second (cut, as Zoom's example shows none)."""
+        seconds = self.retry_after or 0
+        if self.retry_after_form == "seconds":
+            return str(seconds)
+        now = datetime.datetime.now(datetime.UTC).replace(microsecond=0)
+        when = now + datetime.timedelta(seconds=seconds)
+        if self.retry_after_form == "iso":
+            return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+        if self.retry_after_form == "http-date":
+            return format_datetime(when, usegmt=True)
+        raise ValueError(f"retry_after_form: one of {RETRY_AFTER_FORMS}")
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -235,37 +291,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, method: str) -> None:
         length = int(self.headers.get("content-length") or 0)
-        form = self.rfile.read(length).decode(errors="replace") if length else ""
+        sent = self.rfile.read(length) if length else b""
         api = self.server.api
         parts = urlsplit(self.path)
-        query = {key: values[0] for key, values in parse_qs(parts.query).items()}
-        # A form body (the OAuth endpoints take either) adds to the query.
-        query |= {key: values[0] for key, values in parse_qs(form).items()}
+        query = _params(parts.query)
+        content_type = self.headers.get("content-type", "").split(";")[0].strip().lower()
+        form = (
+            _params(sent.decode("ascii", errors="replace"))
+            if content_type == "application/x-www-form-urlencoded"
+            else {}
+        )
         authorization = self.headers.get("authorization", "")
-        answer = api.fault()
-        if answer is None:
-            match = _ZAK_PATH.match(parts.path)
-            users = api.user_oauth
-            if method == "GET" and parts.path == "/oauth/authorize":
-                answer = users.authorize(query)
-            elif (
-                method == "POST"
-                and parts.path == "/oauth/token"
-                and (query.get("grant_type") in ("authorization_code", "refresh_token"))
-            ):
-                answer = users.token(query, authorization)
-            elif method == "POST" and parts.path == "/oauth/revoke":
-                answer = users.revoke(query, authorization)
-            elif method == "GET" and parts.path == "/v2/users/me":
-                answer = users.me(authorization)
-            elif method == "GET" and match and match[1] == "me" and query.get("type") == "onbehalf":
-                answer = users.onbehalf(query, authorization)
-            elif method == "POST" and parts.path == "/oauth/token":
-                answer = api.oauth_token(query, authorization)
-            elif method == "GET" and match:
-                answer = api.user_token(unquote(match[1]), query, authorization)
-            else:
-                answer = 404, {}, {"code": 404, "message": "Not Found"}
+        endpoint, act = self._route(method, parts.path, query, form, authorization)
+        answer = api.fault(endpoint) or act()
         status, headers, body = answer
         with api._lock:
             api.answers[status] += 1
@@ -278,6 +316,41 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def _route(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        form: dict[str, str],
+        authorization: str,
+    ) -> tuple[str, Callable[[], Answer]]:
+        """The endpoint (of ENDPOINTS; "" for none) a request is to, and what answers it."""
+        api = self.server.api
+        users = api.user_oauth
+        # Zoom's OAuth endpoints take their parameters from the query or a form body.
+        given = query | form
+        match = _ZAK_PATH.match(path)
+        if method == "GET" and path == "/oauth/authorize":
+            return "user_oauth", lambda: users.authorize(query)
+        if (
+            method == "POST"
+            and path == "/oauth/token"
+            and given.get("grant_type") in ("authorization_code", "refresh_token")
+        ):
+            return "user_oauth", lambda: users.token(given, authorization)
+        if method == "POST" and path == "/oauth/revoke":
+            return "user_oauth", lambda: users.revoke(given, authorization)
+        if method == "GET" and path == "/v2/users/me":
+            return "user_me", lambda: users.me(authorization)
+        if method == "GET" and match and match[1] == "me" and query.get("type") == "onbehalf":
+            return "user_obf", lambda: users.onbehalf(query, authorization)
+        if method == "POST" and path == "/oauth/token":
+            return "oauth_token", lambda: api.oauth_token(query, form, authorization)
+        if method == "GET" and match:
+            user = unquote(match[1])
+            return "user_token", lambda: api.user_token(user, query, authorization)
+        return "", lambda: (404, {}, {"code": 404, "message": "Not Found"})
+
     def _hold_until_closed(self, api: ZoomApi) -> None:
         """No answer: wait until the client closes the connection (or MAX_HANG), then close."""
         self.close_connection = True
@@ -286,6 +359,11 @@ class _Handler(BaseHTTPRequestHandler):
             readable, _, _ = select.select([self.connection], [], [], 0.05)
             if readable and not self.connection.recv(1, socket.MSG_PEEK):
                 return
+
+
+def _params(text: str) -> dict[str, str]:
+    """The first value of each parameter of a query string or form body."""
+    return {key: values[0] for key, values in parse_qs(text).items()}
 
 
 class _Server(ThreadingHTTPServer):

@@ -1,7 +1,8 @@
 """Anonymous bad headers, queries and bodies through the real Envoy (harness/fleet.py's Fleet of
 2 replicas), good calls among them: every answer counted by what the client got. Target: no
-5xx, no gRPC INTERNAL, UNKNOWN or UNAVAILABLE, no hung call, not one replica ejected, and every
-good call OK. What each bad input gets is in docs/gateway.md."""
+5xx, no gRPC INTERNAL, UNKNOWN or UNAVAILABLE (not even with a 4xx), every 4xx of POST / in
+Zoom's sample's error shape, no hung call, not one replica ejected, and every good call OK.
+What each bad input gets is in docs/gateway.md."""
 
 from __future__ import annotations
 
@@ -29,10 +30,13 @@ REQUESTS = 4_000
 CLIENT_GRPC = {"0", "3", "4", "8", "11", "12", "16"}  # OK, INVALID_ARGUMENT, ... UNAUTHENTICATED
 JSON = {"content-type": "application/json"}
 GRPC_WEB = {"content-type": "application/grpc-web+proto", "x-grpc-web": "1"}
+TEXT = "application/grpc-web-text"
 
 Request = tuple[str, str, bytes, dict[str, str]]  # kind, path, body, headers
 # A 200 from POST / whose token is not for the body's meeting and role: a miss.
 OVERRIDDEN = "HTTP 200, a token not of the body"
+# A 4xx from POST / whose body is not the sample's {"errors": [{"property", "reason"}]}: a miss.
+NOT_SAMPLE = "not in the sample's error shape"
 
 
 async def hostile_input(soak: Soak, row: Row) -> None:
@@ -77,7 +81,10 @@ def _report(row: Row, answers: Counter[str], stats: dict[str, int]) -> None:
     ejected = stats.get("outlier_detection.ejections_enforced_total", 0)
     row.note(f"Envoy: {ejected} ejections, {stats.get('upstream_rq_retry', 0)} retries")
     if row.outcomes.failed:
-        row.miss(f"{row.outcomes.failed:,} answers were a 5xx, an error of the server's or none")
+        row.miss(
+            f"{row.outcomes.failed:,} answers were a 5xx, an error of the server's, "
+            "a POST / 4xx not in the sample's shape, or none"
+        )
     if ejected:
         row.miss(f"Envoy ejected a replica {ejected} times")
 
@@ -86,15 +93,18 @@ def _a_client_error(said: str) -> bool:
     """HTTP 400-499, or a gRPC code that is the client's, or OK (a header dropped)."""
     if said == OK:
         return True
-    if said.startswith("HTTP "):
-        status = int(said.removeprefix("HTTP "))
-        return 400 <= status < 500
+    if said.endswith(NOT_SAMPLE):
+        return False
+    if said.startswith("HTTP "):  # "HTTP 431", or "HTTP 400, grpc 13" (a gRPC-web answer)
+        status, _, code = said.removeprefix("HTTP ").partition(", grpc ")
+        return 400 <= int(status) < 500 and (not code or code in CLIENT_GRPC)
     return said.removeprefix("grpc ") in CLIENT_GRPC
 
 
 def _send(port: int, request: Request, deadline: float) -> str:
-    """One request; its answer as "KIND: HTTP 413", "KIND: grpc 3", "KIND: OK", hung or a
-    transport error."""
+    """One request; its answer as "KIND: HTTP 413", "KIND: HTTP 400, grpc 13", "KIND: grpc 3",
+    "KIND: OK", hung or a transport error; on POST / a 4xx not in the sample's shape is said
+    so."""
     kind, path, body, headers = request
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=deadline)
     try:
@@ -109,13 +119,27 @@ def _send(port: int, request: Request, deadline: float) -> str:
         connection.close()
     if headers is JSON or headers.get("content-type") == "application/json":
         if response.status != 200:
-            return f"{kind}: HTTP {response.status}"
+            unshaped = path == "/" and not _sample_error(response.status, data)
+            return f"{kind}: HTTP {response.status}" + (f", {NOT_SAMPLE}" if unshaped else "")
         return f"{kind}: {OK if _minted_from_the_body(data) else OVERRIDDEN}"
     trailer = re.search(rb"grpc-status:\s*(\d+)", data)
     code = response.getheader("grpc-status") or (trailer[1].decode() if trailer else None)
-    if response.status != 200 or code is None:
+    if code is None:
         return f"{kind}: HTTP {response.status}"
+    if response.status != 200:
+        return f"{kind}: HTTP {response.status}, grpc {code}"
     return f"{kind}: {OK if code == '0' else f'grpc {code}'}"
+
+
+def _sample_error(status: int, answer: bytes) -> bool:
+    """Whether a 4xx is Zoom's sample's error: {"errors": [{"property": ..., "reason": ...}]}."""
+    if not 400 <= status < 500:
+        return True  # not a 4xx: not this check's business
+    try:
+        errors = json.loads(answer)["errors"]
+        return bool(errors) and all(set(error) == {"property", "reason"} for error in errors)
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def _minted_from_the_body(answer: bytes) -> bool:
@@ -198,6 +222,27 @@ def _web_body(chance: random.Random) -> Request:
     return "bad grpc-web body", SIGN, body, dict(GRPC_WEB)
 
 
+def _web_text_body(chance: random.Random) -> Request:
+    """grpc-web-text, a browser client's default, whose body is not base64 (or, by chance,
+    base64 of a message cut short): noise, base64 cut anywhere, the binary frame."""
+    text = base64.b64encode(_frame(_message()))
+    body = chance.choice(
+        [
+            _noise(chance, chance.randrange(1, 64)).encode(),
+            text[: chance.randrange(1, len(text))],
+            _frame(_message()),
+        ]
+    )
+    return "bad grpc-web-text body", SIGN, body, {**GRPC_WEB, "content-type": TEXT}
+
+
+def _big_headers(chance: random.Random) -> Request:
+    """A good call with 8 to 80 KB more of headers: signed up to the gateway's 16 KiB, then
+    431 (POST /) or RESOURCE_EXHAUSTED, or past 32 KiB Envoy's codec's 431."""
+    _, path, body, headers = chance.choice(_GOOD)(chance)
+    return "big headers", path, body, {**headers, "x-pad": "a" * chance.randrange(8_000, 80_000)}
+
+
 def _web_path(chance: random.Random) -> Request:
     path = chance.choice([f"{SIGN}?a={chance.randrange(99)}", "/sdksign.v1.SignatureService/Nope"])
     return "bad grpc-web path", path, _frame(_message()), dict(GRPC_WEB)
@@ -210,5 +255,7 @@ _BAD: list[Callable[[random.Random], Request]] = [
     _json_large,
     _web_header,
     _web_body,
+    _web_text_body,
     _web_path,
+    _big_headers,
 ]

@@ -2,10 +2,14 @@
 (harness.zoomapi), `--workers 2`: while it answers 429 and 500 at random, while it hangs, and
 while it is down. Plain Signs go on beside them the whole time.
 
+Calls go over a connection to each worker (harness.connections): one channel is one
+connection, which one worker serves, so a single channel would leave the other worker idle.
+
 Targets: every host start answered, with OK or the code its fault calls for (429:
 RESOURCE_EXHAUSTED; 500, a hang, no connection: UNAVAILABLE), none hung, within its deadline;
-every plain Sign OK; the same workers at the end as at the start; and (the log scan) no client
-secret, access token or ZAK in any log line.
+every plain Sign OK; every worker served host starts (their log lines); the same workers at
+the end as at the start; and (the log scan) no client secret, access token or ZAK in any log
+line.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 
 import grpc
 
+from harness.connections import channel_per_worker, close
 from harness.process import free_port
 from harness.server import ServerProcess
 from harness.zoomapi import ZoomApi, running_zoom_api
@@ -104,22 +109,28 @@ async def _drive(
     hosts: Counter[str] = Counter()
     plain: Counter[str] = Counter()
     late = 0
-    async with grpc.aio.insecure_channel(server.target) as channel:
-        stub = pb_grpc.SignatureServiceStub(channel)
+
+    async def probe(channel: grpc.aio.Channel) -> None:
+        await pb_grpc.SignatureServiceStub(channel).Sign(PLAIN, timeout=DEADLINE)
+
+    channels = await channel_per_worker(server, WORKERS, probe)
+    lines_before = len(server.events("rpc"))
+    try:
+        stubs = [pb_grpc.SignatureServiceStub(channel) for channel in channels.values()]
         queue = iter(range(count))
 
         async def host_worker() -> None:
             nonlocal late
             for index in queue:
                 started = time.monotonic()
-                call = stub.Sign(host_start(index), timeout=DEADLINE)
+                call = stubs[index % len(stubs)].Sign(host_start(index), timeout=DEADLINE)
                 outcome = await outcome_of(call, DEADLINE)
                 ms = (time.monotonic() - started) * 1000
                 hosts[outcome] += 1
                 row.outcomes.add(outcome if outcome in allowed else f"host {outcome}", ms)
                 late += ms > DEADLINE * 1000
 
-        async def plain_worker(count: int) -> None:
+        async def plain_worker(stub: pb_grpc.SignatureServiceStub, count: int) -> None:
             for _ in range(count):
                 outcome = await outcome_of(stub.Sign(PLAIN, timeout=DEADLINE), DEADLINE)
                 plain[outcome] += 1
@@ -127,8 +138,14 @@ async def _drive(
 
         await asyncio.gather(
             *(host_worker() for _ in range(CONCURRENCY)),
-            *(plain_worker(count // CONCURRENCY) for _ in range(CONCURRENCY)),
+            *(
+                plain_worker(stubs[i % len(stubs)], count // CONCURRENCY)
+                for i in range(CONCURRENCY)
+            ),
         )
+    finally:
+        await close(channels.values())
+    await _check_spread(server, row, lines_before, sum(hosts.values()))
     row.note("host starts: " + ", ".join(f"{code} {n:,}" for code, n in hosts.most_common()))
     row.note("plain Signs: " + ", ".join(f"{code} {n:,}" for code, n in plain.most_common()))
     if unexpected := {code: n for code, n in hosts.items() if code not in allowed}:
@@ -139,6 +156,24 @@ async def _drive(
         row.miss(f"{late} host starts answered after their {DEADLINE:g} s deadline")
     if server.workers() != workers_before:
         row.miss(f"workers changed: {workers_before} -> {server.workers()}")
+
+
+async def _check_spread(server: ServerProcess, row: Row, after: int, host_starts: int) -> None:
+    """A miss unless every worker logged host starts (lines with `start_as`, OK or not) of
+    the `host_starts` made, from the `after`th rpc line on; each line comes once its answer
+    has left, so this waits for them (up to 15 s)."""
+    deadline = time.monotonic() + 15.0
+    while True:
+        lines = [line for line in server.events("rpc")[after:] if line.get("start_as")]
+        if len(lines) >= host_starts or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    served = Counter(int(line.get("worker", 0)) for line in lines)
+    row.note(
+        "host starts by worker: " + ", ".join(f"{w}: {n:,}" for w, n in sorted(served.items()))
+    )
+    if idle := [worker for worker in range(WORKERS) if not served[worker]]:
+        row.miss(f"workers {idle} served no host start")
 
 
 async def zoom_faults(soak: Soak, row: Row) -> None:

@@ -1,6 +1,7 @@
 """The last check: no line any server (or gateway) logged in the run holds a whole token (three
-base64url segments whose first decodes to JSON) or any configured secret, or any token the
-stand-in of Zoom's API handed out."""
+base64url segments whose first decodes to JSON), a token's payload or signature whatever
+separators surround it, any configured secret, or any token the stand-in of Zoom's API
+handed out."""
 
 from __future__ import annotations
 
@@ -41,6 +42,48 @@ def whole_tokens(line: str) -> Iterator[str]:
                 yield ".".join(parts[i : i + 2])
             elif i + 2 < len(parts) and parts[i + 1] and _decodes_to_json(parts[i]):
                 yield ".".join(parts[i : i + 3])
+
+
+# A whole run of base64url characters, and of either base64 alphabet: matched whole, as _RUN.
+_URLSAFE_RUN = re.compile(r"[A-Za-z0-9_-]+")
+_BASE64_RUN = re.compile(r"[A-Za-z0-9_\-+/]+")
+# A payload glued after a separator's last characters ("2E" of "%2E", "u002e" of "\\u002e")
+# starts this far into its run at most.
+_GLUE = 8
+_JSON_START = re.compile(rb"[ \t\n\r]*\{[ \t\n\r]*[\"}]")
+
+
+def token_pieces(line: str) -> Iterator[str]:
+    """What in `line` could be a token's signature or payload, whatever surrounds it: the
+    dots of its token written as ",", "%2E" or "\\u002e", put apart by white space, or
+    glued to other characters.
+
+    A signature is 43 base64url characters, a token's payload longer still (its JSON has
+    the SDK key and two times): so any run of SIGNATURE_CHARS or more base64url characters
+    is one, or a run of either base64 alphabet that long whose start (within a separator's
+    leftover characters) decodes to a JSON object: a payload in standard base64. Nothing a
+    log line shows of its own is a run that long (the server shows a caller's value only in
+    a shape that has none: zoom.rules). One pass over the line's runs: linear in its length.
+    """
+    for run in _URLSAFE_RUN.finditer(line):
+        if run.end() - run.start() >= SIGNATURE_CHARS:
+            yield run.group()
+    for run in _BASE64_RUN.finditer(line):
+        text = run.group()
+        if len(text) >= SIGNATURE_CHARS and ("+" in text or "/" in text) and _json_at_start(text):
+            yield text
+
+
+def _json_at_start(run: str) -> bool:
+    """Whether `run` decodes, from one of its first _GLUE characters, to a JSON object's start."""
+    for at in range(_GLUE):
+        window = run[at : at + 12].replace("+", "-").replace("/", "_")
+        try:
+            if _JSON_START.match(base64.urlsafe_b64decode(window)):
+                return True
+        except (ValueError, binascii.Error):
+            continue
+    return False
 
 
 def _signature_sized(segment: str) -> bool:
@@ -95,7 +138,7 @@ def scan_logs(soak: Soak, row: Row) -> None:
     for path in soak.logs:
         for number, line in _numbered_lines(path):
             lines += 1
-            token = next(whole_tokens(line), None)
+            token = next(whole_tokens(line), None) or next(token_pieces(line), None)
             if token is not None:
                 token_lines += 1
                 first_token = first_token or f"{path.name}:{number}, token {fingerprint(token)}"

@@ -26,9 +26,11 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from harness.connections import channel_per_worker, close
 from harness.process import free_port
 from harness.zoomapi import ZoomApi, running_zoom_api
 from sdksign.client import Client, Role
+from sdksign.server.zoom.jwt import fingerprint
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from tests.conftest import BIN, ENV, ROOT, ServerProcess, run, start_server_process
@@ -160,21 +162,57 @@ async def test_a_host_start_returns_the_zak_zoom_issued_for_the_user_by_email_or
     assert all(line["code"] == "OK" and line["zak_fp"] for line in lines)
 
 
+def host_lines_by_worker(server: ServerProcess, count: int) -> dict[int, list[dict[str, object]]]:
+    """The `rpc` lines of host starts (`start_as`) by worker, once `count` are logged."""
+    wait_for(lambda: len([line for line in server.events("rpc") if line.get("start_as")]) >= count)
+    found: dict[int, list[dict[str, object]]] = {}
+    for line in server.events("rpc"):
+        if line.get("start_as"):
+            found.setdefault(int(line.get("worker", 0)), []).append(line)
+    return found
+
+
+def access_tokens_by_worker(
+    lines: dict[int, list[dict[str, object]]], zoom: ZoomApi
+) -> dict[int, set[str]]:
+    """The access tokens each worker asked for its ZAKs with: its lines' `zak_fp`, the ZAK the
+    stand-in issued under that fingerprint, the token that ZAK's request carried."""
+    by_fingerprint = {fingerprint(zak): zak for zaks in zoom.issued.values() for zak in zaks}
+    return {
+        worker: {zoom.zak_tokens[by_fingerprint[str(line["zak_fp"])]] for line in worker_lines}
+        for worker, worker_lines in lines.items()
+    }
+
+
 async def test_sixty_concurrent_host_starts_take_one_access_token_per_worker(
     server: ServerProcess, zoom: ZoomApi
 ) -> None:
     users = ["alice@example.com", "bob@example.com", "u-carol"]
-    async with grpc.aio.insecure_channel(server.target) as channel:
+    # One channel is one connection, which one worker serves: a channel to each worker (the
+    # worker read from the log line of a plain Sign on it), the starts spread over them.
+    channels = list((await channel_per_worker(server, WORKERS, lambda c: call(c, PLAIN))).values())
+    try:
         results = await asyncio.gather(
-            *(call(channel, host_start(users[i % 3])) for i in range(60))
+            *(call(channels[i % WORKERS], host_start(users[i % 3])) for i in range(60))
         )
+    finally:
+        await close(channels)
     assert codes(results) == {"OK": 60}
-    assert 1 <= zoom.token_requests <= WORKERS
-    # Concurrent starts for one user share one Zoom call (per worker), or reuse its ZAK.
-    assert zoom.zak_requests <= WORKERS * len(users)
     for result, user in zip(results, [users[i % 3] for i in range(60)], strict=True):
         assert isinstance(result, pb.SignResponse)
         assert result.zak in zoom.issued[zoom.user_id(user) or ""]
+    # Every worker served its half, and asked Zoom with one access token, its own: one
+    # token request per worker, none shared.
+    lines = host_lines_by_worker(server, 60)
+    assert {worker: len(served) for worker, served in lines.items()} == dict.fromkeys(
+        range(WORKERS), 60 // WORKERS
+    )
+    tokens = access_tokens_by_worker(lines, zoom)
+    assert all(len(used) == 1 for used in tokens.values()), tokens
+    assert len(set.union(*tokens.values())) == zoom.token_requests == WORKERS
+    assert zoom.token_forms == {"body": WORKERS}  # grant_type and account_id in the body
+    # Concurrent starts for one user share one Zoom call (per worker), or reuse its ZAK.
+    assert zoom.zak_requests <= WORKERS * len(users)
 
 
 async def test_the_policy_refuses_other_users_before_zoom_is_asked(
@@ -216,17 +254,43 @@ async def test_a_user_zoom_does_not_know_is_not_found_naming_the_user(
     assert zoom.answers[404] == 1
 
 
-async def test_zooms_429_is_resource_exhausted_with_its_retry_after(
+def retry_info(error: grpc.aio.AioRpcError) -> error_details_pb2.RetryInfo:
+    return next(d for d in details(error) if isinstance(d, error_details_pb2.RetryInfo))
+
+
+async def test_zooms_429_of_the_access_token_is_resource_exhausted_with_its_retry_after(
     server: ServerProcess, zoom: ZoomApi
 ) -> None:
-    zoom.fail_429, zoom.retry_after = 1.0, 7
+    zoom.fail_429, zoom.fault_on, zoom.retry_after = 1.0, "oauth_token", 7
     async with grpc.aio.insecure_channel(server.target) as channel:
         error = await call(channel, host_start("alice@example.com"))
     assert isinstance(error, grpc.aio.AioRpcError)
     assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
-    retry = next(d for d in details(error) if isinstance(d, error_details_pb2.RetryInfo))
-    assert retry.retry_delay.seconds == 7
+    assert (retry_info(error).retry_delay.seconds, retry_info(error).retry_delay.nanos) == (7, 0)
     assert error_info(error).reason == "ZOOM_RATE_LIMITED"
+    assert "the access token of app 'meeting'" in (error.details() or "")
+    assert (zoom.faulted, zoom.zak_requests) == ({"oauth_token": 1}, 0)
+
+
+@pytest.mark.parametrize("form", ["iso", "http-date"])
+async def test_zooms_daily_limit_429_of_the_zak_says_retry_at_its_date(
+    server: ServerProcess, zoom: ZoomApi, form: str
+) -> None:
+    """The ZAK endpoint's 429 with Retry-After as a date (Zoom's daily-limit example is ISO
+    8601, HTTP's own an HTTP-date): RetryInfo is the time until then, not the 1 s default."""
+    zoom.fail_429, zoom.fault_on, zoom.retry_after_form = 1.0, "user_token", form
+    zoom.retry_after = 5 * 3600  # a daily limit's reset, hours away
+    async with grpc.aio.insecure_channel(server.target) as channel:
+        error = await call(channel, host_start("alice@example.com"))
+    assert isinstance(error, grpc.aio.AioRpcError)
+    assert error.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    delay = retry_info(error).retry_delay
+    # The date is to the second and read up to a whole second: a few seconds less at most.
+    assert 5 * 3600 - 5 <= delay.seconds <= 5 * 3600 and delay.nanos == 0
+    assert error_info(error).reason == "ZOOM_RATE_LIMITED"
+    assert "the ZAK of 'alice@example.com'" in (error.details() or "")
+    # The access token came; the ZAK's request was the one refused.
+    assert (zoom.token_requests, zoom.faulted, zoom.zak_requests) == (1, {"user_token": 1}, 0)
 
 
 async def test_an_expired_access_token_is_replaced_and_the_call_retried_unseen(

@@ -27,6 +27,8 @@ ENV = {"S": "s" * 32, "VAULT_TOKEN": "t" * 24, "REDIS_PASSWORD": "p" * 24}
 VAULT = '[vault]\naddress = "http://127.0.0.1:1"\ntoken_env = "VAULT_TOKEN"\n'
 STORE = '[rate_limits]\nstore = "redis://127.0.0.1:1"\n'
 
+S2S = APP + 'secret_env = "S"\n[apps.s2s]\naccount_id = "a"\nclient_id = "c"\n'
+
 CERT = Authority().issue("localhost", server=True).cert
 
 # Each key that can hold a secret, with the secret (X) where its value goes.
@@ -56,6 +58,14 @@ WHERE = {
     + 'secret_env = "S"\n[rate_limits]\nstore = "redis://:X@127.0.0.1:1"\n',
     "[[callers]] token_sha256": APP
     + 'secret_env = "S"\n[[callers]]\nname = "c"\ntoken_sha256 = "X"\n',
+    "[apps.s2s] client_secret_env": S2S + 'client_secret_env = "X"\n',
+    "[apps.s2s] client_secret_file": S2S + 'client_secret_file = "X"\n',
+    "[apps.s2s] client_secret_vault (whole)": S2S + 'client_secret_vault = "X"\n' + VAULT,
+    "[apps.s2s] client_secret_vault (path)": S2S
+    + 'client_secret_vault = "secret/data/zoom/X#secret"\n'
+    + VAULT,
+    "[zoom] api_url": APP + 'secret_env = "S"\n[zoom]\napi_url = "https://u:X@api.zoom.us"\n',
+    "[zoom] oauth_url": APP + 'secret_env = "S"\n[zoom]\noauth_url = "https://u:X@zoom.us"\n',
     "[server] tls_key_file": APP
     + 'secret_env = "S"\n[server]\ntls_cert_file = "c.pem"\ntls_key_file = "X"\n',
 }

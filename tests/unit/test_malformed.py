@@ -26,7 +26,7 @@ from sdksign.client import AsyncClient, Role, SdkSignError
 from sdksign.server import Config
 from sdksign.server.errors import MAX_VIOLATIONS
 from sdksign.server.runtime import deadlines as request_deadlines
-from sdksign.server.runtime.serve import add_port, build_server
+from sdksign.server.runtime.serve import MAX_METADATA_BYTES, add_port, build_server
 from sdksign.v1 import signature_service_pb2 as pb
 from tests.conftest import MEETING_KEY, rpc_lines
 from tests.helpers import HS256, meeting_claims, raw_token
@@ -173,6 +173,32 @@ async def test_many_violations_still_reach_a_default_client(target: str) -> None
     assert "57 more" in error.message and len(error.message) < 1200
 
 
+async def test_metadata_is_taken_or_refused_the_same_way_every_time(target: str) -> None:
+    """Up to MAX_METADATA_BYTES (names, values and 32 bytes an entry, as gRPC counts them),
+    metadata is taken; over it, refused with RESOURCE_EXHAUSTED. gRPC's default refused
+    between 8 and 16 KiB at random."""
+    check = health_pb2.HealthCheckRequest(service="")
+    got: dict[int, set[grpc.StatusCode]] = {}
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for _ in range(8):
+            for pad in (9_000, 15_000, 20_000, MAX_METADATA_BYTES - 1_000, MAX_METADATA_BYTES):
+                try:
+                    await stub.Check(check, metadata=(("x-pad", "a" * pad),), timeout=10)
+                    code = grpc.StatusCode.OK
+                except grpc.aio.AioRpcError as error:
+                    code = error.code()
+                got.setdefault(pad, set()).add(code)
+    ok, refused = {grpc.StatusCode.OK}, {grpc.StatusCode.RESOURCE_EXHAUSTED}
+    assert got == {
+        9_000: ok,
+        15_000: ok,
+        20_000: ok,
+        MAX_METADATA_BYTES - 1_000: ok,
+        MAX_METADATA_BYTES: refused,
+    }
+
+
 @pytest.mark.parametrize("mn", ["\ud800", "12\udfff34", "\udfff\ud800"])
 async def test_a_lone_surrogate_in_a_signed_claim_is_answered(
     target: str, meeting_secret: str, mn: str
@@ -238,6 +264,9 @@ UNKNOWN_LABELS = {"grpc_service": "unknown", "grpc_method": "unknown"}
         # (docs/operations.md): never the INVALID_ARGUMENT the server did not send.
         (b"\x01" + SIGN_FRAME[1:], replaced("x", "y"), "13", ("CANCELLED", True), SIGN_LABELS),
         (OVERSIZED, replaced("x", "y"), "8", ("CANCELLED", True), SIGN_LABELS),
+        # The core cancels these as they start: to the server, a client that cancelled.
+        (SIGN_FRAME, replaced("grpc-timeout", "abc"), "13", ("CANCELLED", False), SIGN_LABELS),
+        (SIGN_FRAME, replaced("x-trace-bin", "!!"), "13", ("CANCELLED", False), SIGN_LABELS),
         # An unknown method: UNIMPLEMENTED, logged and counted as such.
         (
             SIGN_FRAME,
@@ -248,7 +277,14 @@ UNKNOWN_LABELS = {"grpc_service": "unknown", "grpc_method": "unknown"}
         ),
         (SIGN_FRAME, replaced(":path", "/x.Y/Z"), "12", ("UNIMPLEMENTED", False), UNKNOWN_LABELS),
     ],
-    ids=["compressed-flag", "over-64-kib", "unknown-method", "unknown-service"],
+    ids=[
+        "compressed-flag",
+        "over-64-kib",
+        "bad-timeout",
+        "bad-bin",
+        "unknown-method",
+        "unknown-service",
+    ],
 )
 async def test_what_the_core_answers_is_logged_and_counted_as_it_is(
     log_stream: io.BytesIO,

@@ -73,3 +73,11 @@ def test_refusals_name_the_field_of_their_rule() -> None:
         assert json.loads(sample.errors(error)) == {
             "errors": [{"property": property_, "reason": error.message}]
         }
+
+
+def test_no_body_is_read_as_an_empty_object_and_blank_is_not() -> None:
+    # Express's JSON parser (the sample's) reads zero bytes as {} and whitespace as bad JSON.
+    assert sample.sign_request("application/json", b"") == sample.sign_request(
+        "application/json", b"{}"
+    )
+    assert [e["property"] for e in refused(b" ")] == ["$body"]

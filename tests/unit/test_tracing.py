@@ -27,13 +27,14 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
-from bench.reliability.logscan import whole_tokens
+from bench.reliability.logscan import token_pieces, whole_tokens
 from sdksign.server import Config, ConfigError, load_config
 from sdksign.server.access.policy import Caller, Policy, Rule
 from sdksign.server.observe import tracing as _tracing
 from sdksign.server.observe.spans import exporters
 from sdksign.server.runtime import service as _service
 from sdksign.server.runtime.serve import add_port, build_server, reloaded
+from sdksign.server.zoom.jwt import fingerprint
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from tests.conftest import rpc_lines
@@ -298,7 +299,8 @@ async def test_no_token_secret_bearer_meeting_or_session_on_any_span(
         assert secret not in text
     for part in (*token.split("."), *video_token.split(".")):
         assert part not in text
-    assert "<token " in text  # the token sent as the app's name, replaced by its fingerprint
+    # The token sent as the app's name: its length and fingerprint (zoom.rules.shown).
+    assert f"<{len(token)} chars, fp {fingerprint(token)}>" in text
     for span in found:
         assert set(span.attributes or {}) <= {
             *("rpc.system", "rpc.service", "rpc.method", "rpc.grpc.status_code"),
@@ -315,7 +317,8 @@ async def test_glued_tokens_on_a_span_leave_nothing_to_rebuild(
     for glued in (first + second, first + "A" + second, first[:40] + second + first[40:]):
         await refused(stub.Sign(sign_request(app=glued)))  # no such app: refused, on a span
     text = everything_said(await spans(exporter, count=5))
-    assert "<token " in text and list(whole_tokens(text)) == []
+    assert " chars, fp " in text and list(whole_tokens(text)) == []
+    assert list(token_pieces(text)) == []
     for token in (first, second):
         assert token.split(".", 1)[1] not in text and token.split(".")[2][:12] not in text
 

@@ -4,11 +4,13 @@ loopback, and what Zoom's answers mean (zoomapi.answers, pure)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
-from harness.zoomapi import ZoomApi, running_zoom_api
+from harness.zoomapi import RETRY_AFTER_FORMS, ZoomApi, running_zoom_api
 from sdksign.server.config.model import S2s, ZoomSettings
 from sdksign.server.errors import (
     FailedPrecondition,
@@ -150,6 +152,61 @@ async def test_each_failure_is_its_own_error_and_says_no_secret(zoom: ZoomApi) -
         assert secret not in said
 
 
+async def test_the_access_token_is_asked_for_with_a_form_body(zoom: ZoomApi) -> None:
+    """grant_type and account_id go in an x-www-form-urlencoded body (RFC 6749 4.4), which
+    Zoom takes as it takes the query string: never in the URL."""
+    source = source_for(zoom)
+    try:
+        await source.zak("web", s2s_of(zoom), "u-alice", 1800)
+    finally:
+        await source.aclose()
+    assert zoom.token_forms == {"body": 1}
+
+
+@pytest.mark.parametrize("form", ["query", "body", "none"])
+async def test_the_stand_in_takes_the_oauth_parameters_where_zoom_does(
+    zoom: ZoomApi, form: str
+) -> None:
+    params = {"grant_type": "account_credentials", "account_id": zoom.account_id}
+    basic = base64.b64encode(f"{zoom.client_id}:{zoom.client_secret}".encode()).decode()
+    async with httpx.AsyncClient(headers={"authorization": f"Basic {basic}"}) as http:
+        answer = await http.post(
+            f"{zoom.url}/oauth/token",
+            params=params if form == "query" else None,
+            data=params if form == "body" else None,
+        )
+    if form == "none":
+        assert answer.status_code == 400
+        assert answer.json()["error"] == "unsupported_grant_type"
+    else:
+        assert answer.status_code == 200 and answer.json()["access_token"]
+        assert zoom.token_forms == {form: 1}
+
+
+@pytest.mark.parametrize("form", RETRY_AFTER_FORMS)
+async def test_a_429_of_the_zak_endpoint_says_when_in_any_retry_after_form(
+    zoom: ZoomApi, form: str
+) -> None:
+    """A daily limit's 429 on the ZAK endpoint (Zoom's date form among them): the caller is
+    told to wait until then, not the 1 s default."""
+    zoom.fail_429, zoom.fault_on, zoom.retry_after, zoom.retry_after_form = (
+        1.0,
+        "user_token",
+        7200,
+        form,
+    )
+    source = source_for(zoom)
+    try:
+        with pytest.raises(ResourceExhausted) as caught:
+            await source.zak("web", s2s_of(zoom), "u-alice", 1800)
+    finally:
+        await source.aclose()
+    assert zoom.token_requests == 1 and zoom.faulted == {"user_token": 1}
+    # A date is to the second: the wait is a whole number of seconds up to the one sent.
+    assert 7200 - 5 <= caught.value.retry_after <= 7200
+    assert caught.value.reason == "ZOOM_RATE_LIMITED"
+
+
 async def test_wrong_credentials_are_a_configuration_problem(zoom: ZoomApi) -> None:
     source = source_for(zoom)
     try:
@@ -184,12 +241,36 @@ async def test_a_dead_zoom_is_unreachable() -> None:
         ("7", 7.0),
         ("not a time", answers.DEFAULT_RETRY_AFTER),
         ("99999999", answers.MAX_RETRY_AFTER),
+        (" 7 ", 7.0),
+        ("0", 0.0),
         ("Thu, 01 Jan 1970 00:01:40 GMT", 40.0),  # an HTTP date, 40 s after "now" (60)
         ("Thu, 01 Jan 1970 00:00:10 GMT", 0.0),  # past
+        ("Thursday, 01-Jan-70 00:01:40 GMT", 40.0),  # RFC 850, which HTTP still reads
+        ("1970-01-01T00:01:40Z", 40.0),  # ISO 8601, Zoom's daily-limit form
+        ("1970-01-01T01:01:40+01:00", 40.0),  # with an offset
+        ("1970-01-01T00:01:40", 40.0),  # no time zone: UTC
+        ("1970-01-01T00:00:59Z", 0.0),  # past: never negative
+        ("2020-05-31T00:00:00Z", answers.MAX_RETRY_AFTER),  # decades on: a day at most
+        ("-5", answers.DEFAULT_RETRY_AFTER),
+        ("1.5", answers.DEFAULT_RETRY_AFTER),
+        ("\u00b2", answers.DEFAULT_RETRY_AFTER),  # a digit to str.isdigit, not to float()
+        ("2020-13-45T00:00:00Z", answers.DEFAULT_RETRY_AFTER),
+        ("Thu, 32 Foo 1970 99:99:99 GMT", answers.DEFAULT_RETRY_AFTER),
+        ("0001-01-01T00:00:00+01:00", 0.0),  # the first date there is
+        ("9999-12-31T23:59:59-01:00", answers.MAX_RETRY_AFTER),  # and the last, past 9999 in UTC
     ],
 )
 def test_retry_after(header: str | None, seconds: float) -> None:
     assert answers.retry_after(header, now=60.0) == seconds
+
+
+def test_a_retry_after_date_is_rounded_up_to_whole_seconds_from_now() -> None:
+    # 39.75 s to wait: 40, so that a caller who waits it is not early.
+    assert answers.retry_after("1970-01-01T00:01:40Z", now=60.25) == 40.0
+    # Zoom's example, a day's end: the seconds from now until then.
+    midnight = 1590883200.0  # 2020-05-31T00:00:00Z
+    assert answers.retry_after("2020-05-31T00:00:00Z", now=midnight - 3600) == 3600.0
+    assert answers.retry_after("Sun, 31 May 2020 00:00:00 GMT", now=midnight - 3600) == 3600.0
 
 
 @pytest.mark.parametrize(

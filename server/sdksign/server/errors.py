@@ -145,8 +145,9 @@ class Unavailable(RequestError):
 
 def unknown_app(name: str, allowed: Iterable[str]) -> FieldViolation:
     """The violation for an `app` field (of Sign or Verify) naming no app of `allowed`, the
-    caller's: the same words whether the app is configured or not."""
+    caller's: the same words whether the app is configured or not. `name` is the field as a
+    message may show it (zoom.rules.quoted), never as sent."""
     return FieldViolation(
         "app",
-        f"{name[:64]!r} is not an app this caller may use (allowed: {', '.join(allowed) or 'none'})",
+        f"{name} is not an app this caller may use (allowed: {', '.join(allowed) or 'none'})",
     )

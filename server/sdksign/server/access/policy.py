@@ -22,7 +22,7 @@ from ..errors import (
     Unauthenticated,
     unknown_app,
 )
-from ..zoom.rules import ROLES
+from ..zoom.rules import ROLES, is_app_name, is_meeting_number, is_zoom_user, quoted, shown
 
 
 @dataclass(frozen=True)
@@ -204,7 +204,7 @@ def authorize(caller: Caller, grant: Grant) -> None:
     ):
         _deny(
             caller,
-            f"may not mint tokens for meeting {grant.meeting_number or '(none)'} "
+            f"may not mint tokens for meeting {shown(grant.meeting_number, is_meeting_number) or '(none)'} "
             f"(allowed: {', '.join(meetings) or 'none'})",
             "meeting",
         )
@@ -217,7 +217,7 @@ def authorize(caller: Caller, grant: Grant) -> None:
     if grant.start_as and not may_start_as(rule, grant.start_as):
         _deny(
             caller,
-            f"may not start meetings as {grant.start_as!r} "
+            f"may not start meetings as {quoted(grant.start_as, is_zoom_user)} "
             f"(allowed: {', '.join(rule.start_as) or 'none'})",
             "start_as",
         )
@@ -337,7 +337,7 @@ def pick_app(
     if name:
         app = next((a for a in apps if a.name == name), None)
         if app is None:
-            violations.append(unknown_app(name, [a.name for a in apps]))
+            violations.append(unknown_app(quoted(name, is_app_name), [a.name for a in apps]))
         elif app.kind != sdk:
             violations.append(
                 FieldViolation(

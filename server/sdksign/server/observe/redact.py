@@ -2,8 +2,9 @@
 fingerprint, and no field longer than MAX_FIELD_CHARS (redact_and_bound, a structlog
 processor).
 
-Request fields (app, meeting, a refusal's reason) are logged as they were sent: this
-keeps a line short and free of tokens whatever was sent.
+A caller's values reach a line only in their field's shape (zoom.rules.shown: the app,
+the meeting number, the Zoom user...) or as their length and fingerprint; this is the net
+under that, for every other field and every line.
 """
 
 from __future__ import annotations

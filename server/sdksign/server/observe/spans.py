@@ -6,8 +6,8 @@ starts a trace. It carries rpc.system, rpc.service, rpc.method, rpc.grpc.status_
 from the call's log fields, what the config and the API's enums name: sdksign.app,
 .kind, .role, .caller, .rule (a refusal's), .valid and .problems (Verify's), and
 sdksign.meeting only when `[server] trace_meeting_numbers` is true. Never a token, a
-secret or a session name; each value goes through the log's redaction and length
-bound as well, since a refused call's fields are what its caller sent. The status follows
+secret or a session name; a caller's values only in their field's shape (zoom.rules.shown),
+and each value goes through the log's redaction and length bound as well. The status follows
 OpenTelemetry's conventions for gRPC SERVER spans: ERROR only for the codes that say the
 server failed (SERVER_ERRORS), with the code's name as its description (never the error's
 message: it may echo the request); a caller's own mistake or refusal (INVALID_ARGUMENT,

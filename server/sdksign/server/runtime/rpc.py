@@ -51,6 +51,7 @@ from ..errors import (
 from ..observe import tracing
 from ..observe.context import bind, start_call
 from ..observe.metrics import call_started, method_served, record_call
+from ..zoom.rules import is_method_path, shown
 from .deadlines import Answer, RequestDeadlines
 
 log = structlog.get_logger("sdksign.rpc")
@@ -303,8 +304,9 @@ UNKNOWN_METHOD = "/unknown/unknown"
 
 class UnknownMethods(grpc.GenericRpcHandler):  # type: ignore[misc]  # grpc is untyped
     """Registered after every service: a call to a method none of them has is answered
-    UNIMPLEMENTED, as gRPC would, and also logged (with the path it asked for, cut and
-    redacted like any field) and counted (under UNKNOWN_METHOD)."""
+    UNIMPLEMENTED, as gRPC would, and also logged (with the path it asked for when it is
+    shaped like one, else its length and fingerprint: zoom.rules.shown) and counted (under
+    UNKNOWN_METHOD)."""
 
     def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler:
         asked = details.method
@@ -321,7 +323,7 @@ class UnknownMethods(grpc.GenericRpcHandler):  # type: ignore[misc]  # grpc is u
                 record_call(UNKNOWN_METHOD, "UNIMPLEMENTED", seconds)
                 log.info(
                     "rpc",
-                    method=path,
+                    method=shown(path, is_method_path),
                     peer=context.peer(),
                     code="UNIMPLEMENTED",
                     duration_ms=round(seconds * 1000, 3),

@@ -34,9 +34,20 @@ REFLECTED = (SERVICE_NAME, SAMPLE_SERVICE_NAME, health.SERVICE_NAME, reflection.
 # One process (a worker) runs at most this many calls at once; more are refused at once with
 # RESOURCE_EXHAUSTED by grpc.aio, before our code runs (so neither logged nor counted). A
 # call whose answer a client never reads (an HTTP/2 window of 0) stays until its connection
-# closes, holding about 25 KiB: this bounds what such clients can hold, 50 MiB or so.
+# closes, holding about 25 KiB, and up to MAX_METADATA_BYTES more with the largest metadata:
+# this bounds what such clients can hold, 50 MiB or so, about 100 MiB by count at most.
 MAX_CONCURRENT_CALLS = 2_000
 MAX_CONNECTIONS = 1_000
+
+# A call's metadata (its request headers), as gRPC counts it: each entry's name and value
+# plus 32 bytes. gRPC's defaults refuse it over a soft 8 KiB at random and over a hard 16 KiB
+# always (RESOURCE_EXHAUSTED); here one limit, so that a size is always taken or always
+# refused. The gateway lets through at most 16 KiB of names and values in at most 100 headers
+# (gateway/envoy.yaml's script), to which Envoy adds a few (te, a timeout, a longer :path on
+# the JSON route): 16,384 + 100 x 32 + those, measured 19,276 bytes at the script's limit,
+# which 24 KiB holds with room to spare. A call holds its metadata while it lives: 2,000
+# calls a process (MAX_CONCURRENT_CALLS) hold at most 48 MiB of it.
+MAX_METADATA_BYTES = 24 * 1024
 
 # How connections are kept honest: nothing a client opens (and leaves) holds memory for long.
 # Streams that never bring their request are ended by runtime.deadlines.REQUEST_READ_TIMEOUT.
@@ -44,6 +55,9 @@ CONNECTION_OPTIONS: list[tuple[str, int]] = [
     # Requests are small (a token's length is bounded): gRPC refuses any over MAX_MESSAGE_BYTES.
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    # Request metadata up to MAX_METADATA_BYTES is taken, anything more refused, every time.
+    ("grpc.max_metadata_size", MAX_METADATA_BYTES),
+    ("grpc.absolute_max_metadata_size", MAX_METADATA_BYTES),
     # A connection that has not finished its TLS and HTTP/2 handshake in 10 s is closed.
     ("grpc.server_handshake_timeout_ms", 10_000),
     # One connection carries at most this many calls at once (Envoy opens more as needed).

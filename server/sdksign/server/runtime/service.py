@@ -39,7 +39,11 @@ from ..zoom.rules import (
     DEFAULT_TTL,
     ROLE_NAME_OF_CLAIM,
     ROLE_NAMES,
-    START_AS_LENGTH,
+    is_app_name,
+    is_meeting_number,
+    is_zoom_user,
+    quoted,
+    shown,
 )
 from .grantrpc import Grants
 
@@ -153,7 +157,8 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
                 )
         except TimeoutError:
             raise Unavailable(
-                f"Zoom's API did not give the ZAK of {user!r} within the call's deadline",
+                f"Zoom's API did not give the ZAK of {quoted(user, is_zoom_user)} within the "
+                "call's deadline",
                 "ZOOM_TIMEOUT",
             ) from None
 
@@ -186,7 +191,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
                 await self._obf(config, minted, request, context) if request.on_behalf_of else None
             )
         except RequestError:
-            bind(**_request_fields(request))  # a refusal is logged with what was asked for
+            bind(**_request_fields(request, config))  # a refusal: what was asked for
             raise
         bind(
             app=minted.app.name,
@@ -198,7 +203,7 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         )
         if zak:
             # The user as the caller named it: the audit line says whose meeting started.
-            bind(start_as=request.start_as, zak_fp=fingerprint(zak))
+            bind(start_as=shown(request.start_as, is_zoom_user), zak_fp=fingerprint(zak))
         if obf is not None:
             # The user by the Zoom user ID of their grant, never the email the caller gave.
             bind(obf_user_id=obf.user_id, obf_fp=fingerprint(obf.token))
@@ -280,25 +285,32 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         return verify_response(diagnosis)
 
 
-def _request_fields(request: pb.SignRequest) -> dict[str, object]:
-    """The log fields of what a Sign request asked for, before any of it was checked."""
+def _request_fields(request: pb.SignRequest, config: Config) -> dict[str, object]:
+    """The log fields of what a Sign request asked for, before any of it was checked: each
+    value the caller wrote as it was sent only when it has its field's shape (zoom.rules:
+    shown), else its length and fingerprint."""
     claims = request.WhichOneof("claims")
     role = request.meeting.role if claims == "meeting" else request.video.role
     fields = {
-        "app": request.app,
+        "app": shown(request.app, lambda name: is_app_name(name) or _configured(config, name)),
         "kind": claims or "",
         "role": ROLE_NAMES.get(role, ""),
-        "meeting": request.meeting.meeting_number,
+        "meeting": shown(request.meeting.meeting_number, is_meeting_number),
         "ttl": request.ttl.seconds if request.HasField("ttl") else DEFAULT_TTL,
     }
     if request.start_as:
-        fields["start_as"] = request.start_as[:START_AS_LENGTH]  # as sent: cut short
+        fields["start_as"] = shown(request.start_as, is_zoom_user)
     if request.on_behalf_of:
         # Refused, so no grant names the user: a fingerprint of them as given (an email is
         # taken in lower case, as Zoom treats it), never the email itself.
         given = request.on_behalf_of
         fields["on_behalf_of_fp"] = fingerprint(given.lower() if "@" in given else given)
     return fields
+
+
+def _configured(config: Config, name: str) -> bool:
+    """Whether `name` is a configured app's (the operator's words, whatever their shape)."""
+    return any(app.name == name for app in config.apps)
 
 
 async def _close_later(source: ZakSource) -> None:

@@ -45,7 +45,9 @@ from ..zoom.rules import (
     OptionalClaim,
     Sdk,
     is_meeting_number,
+    is_region_name,
     is_start_as,
+    quoted,
 )
 
 Claims = pb.MeetingClaims | pb.VideoClaims
@@ -330,7 +332,7 @@ def _check_optional(
                     violations.append(
                         FieldViolation(
                             f"{prefix}.{name}[{index}]",
-                            f"{region[:8]!r} is not a Zoom region; allowed: "
+                            f"{quoted(region, is_region_name)} is not a Zoom region; allowed: "
                             + ", ".join(sorted(GEO_REGIONS)),
                         )
                     )

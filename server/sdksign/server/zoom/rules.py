@@ -3,6 +3,10 @@
 Minting (tokens.mint) and diagnosis (tokens.diagnose) both read these; neither imports the
 other. docs/zoom-sdk-jwt.md explains each rule and the ways real code breaks it.
 
+The last section says what of a caller's value a log line, a span or an error message may
+show (shown, quoted): the value when it has its field's shape, else its length and
+fingerprint. Every field that comes from a caller goes through it.
+
 Adding an optional claim means a line in MEETING_OPTIONAL or VIDEO_OPTIONAL (its
 name is also the field of MeetingClaims or VideoClaims that Sign takes it from),
 the field in the proto, and tests: Sign validates and writes it, Verify checks it.
@@ -11,11 +15,14 @@ the field in the proto, and tests: Sign validates and writes it, Verify checks i
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from enum import Enum
 from typing import Literal, NamedTuple
 
 from sdksign.client import _limits
 from sdksign.v1 import signature_service_pb2 as pb
+
+from .jwt import fingerprint
 
 # Which SDK an app (and its tokens) is for; `kind` in the configuration file.
 Sdk = Literal["meeting", "video"]
@@ -186,3 +193,76 @@ OBF_PATH = "/v2/users/me/token"
 USER_ME_PATH = "/v2/users/me"
 # An OAuth redirect URI: https, or http to loopback (a developer's machine), at most this long.
 REDIRECT_URI_LENGTH = 2048
+
+
+# --- what a log line, a span or an error message shows of a caller's value ------------------
+
+# No whole token (an SDK JWT, a ZAK, an OAuth token) may reach a log line, a span or an error
+# message, nor be rebuildable from one. A value a caller sent is shown there only when it has
+# its field's shape. Each shape is far shorter than a token's payload and signature together
+# (a Meeting SDK token is about 200 characters, its payload at least 100), has no run of
+# SIGNATURE_CHARS base64url characters (an HS256 signature's 43: what the soak's log scan
+# looks for), and none of the characters that could join a token's segments but a dot (",",
+# "%", "\\", white space). Any other value is shown as its length and fingerprint: none of its
+# characters, whatever is glued around a token in it. A caller's whole token in a field gets
+# the fingerprint its token_fp would have.
+SIGNATURE_CHARS = 43
+_PART = r"[A-Za-z0-9_]{1,42}"  # a run of a shape: shorter than a signature
+
+# An app's name as a request gives it: a configuration's names are not bound to a charset,
+# but a request's are shown only in this one (a log line also shows a configured app's name).
+APP_NAME_LENGTH = 40
+_APP_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# A Zoom user as a log line and a message show it: an email address (a local part without
+# "%", dot-joined domain labels) or a user ID (Zoom's are 22 base64url characters), each
+# part shorter than a signature. Stricter than START_AS_RULE, which Sign takes.
+USER_ID_LENGTH = 32
+_USER_ID = re.compile(r"[A-Za-z0-9_-]+")
+_EMAIL = re.compile(r"[A-Za-z0-9._+'-]{1,42}@[A-Za-z0-9-]{1,42}(?:\.[A-Za-z0-9-]{1,42})+")
+# A region as a request names it (GEO_REGIONS are two letters).
+_REGION = re.compile(r"[A-Za-z]{1,8}")
+# A gRPC method path ("/package.Service/Method") a call asked for.
+METHOD_PATH_LENGTH = 96
+_METHOD_PATH = re.compile(rf"/(?:{_PART}\.)*{_PART}/{_PART}")
+
+
+def is_app_name(text: str) -> bool:
+    """An app's name as a request may show it: at most APP_NAME_LENGTH letters, digits and
+    . _ -, starting with a letter or digit."""
+    return len(text) <= APP_NAME_LENGTH and text.isascii() and _APP_NAME.fullmatch(text) is not None
+
+
+def is_zoom_user(text: str) -> bool:
+    """A Zoom user as a log line shows it: an email address or a user ID (see _EMAIL)."""
+    if len(text) > START_AS_LENGTH or not text.isascii():
+        return False
+    if "@" in text:
+        return _EMAIL.fullmatch(text) is not None
+    return len(text) <= USER_ID_LENGTH and _USER_ID.fullmatch(text) is not None
+
+
+def is_region_name(text: str) -> bool:
+    """A region's name as a message shows it: a few letters (GEO_REGIONS have two)."""
+    return _REGION.fullmatch(text) is not None
+
+
+def is_method_path(text: str) -> bool:
+    """A gRPC method's path, "/package.Service/Method", of at most METHOD_PATH_LENGTH."""
+    return len(text) <= METHOD_PATH_LENGTH and _METHOD_PATH.fullmatch(text) is not None
+
+
+def shown(value: str, shaped: Callable[[str], bool]) -> str:
+    """`value` as a log line or span shows it: itself when empty or `shaped`, else
+    placeholder(value)."""
+    return value if not value or shaped(value) else placeholder(value)
+
+
+def quoted(value: str, shaped: Callable[[str], bool]) -> str:
+    """`value` as an error message shows it: quoted when `shaped`, else placeholder(value)."""
+    return repr(value) if shaped(value) else placeholder(value)
+
+
+def placeholder(value: str) -> str:
+    """What stands for a value of the wrong shape: its length and fingerprint (the one a
+    token's token_fp has), none of its characters."""
+    return f"<{len(value)} chars, fp {fingerprint(value)}>"

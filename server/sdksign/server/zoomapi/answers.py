@@ -10,21 +10,34 @@ Zoom's own words are never echoed, as they may quote what was sent.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from ..errors import FailedPrecondition, NotFound, RequestError, ResourceExhausted, Unavailable
-from ..zoom.rules import ZAK_SCOPE, ZOOM_INVALID_ACCESS_TOKEN, ZOOM_USER_NOT_FOUND
+from ..zoom.rules import (
+    ZAK_SCOPE,
+    ZOOM_INVALID_ACCESS_TOKEN,
+    ZOOM_USER_NOT_FOUND,
+    is_zoom_user,
+    quoted,
+    shown,
+)
 
-# How long a caller is told to wait after Zoom's 429 without a Retry-After, in seconds; and
-# the most a Retry-After is believed (Zoom's daily limits reset at midnight UTC).
+# How long a caller is told to wait after Zoom's 429 without a Retry-After (or with one that
+# cannot be read), in seconds; and the most a Retry-After is believed: a day, as Zoom's daily
+# limits reset at 00:00 UTC, so no wait Zoom means is longer (a date further on is a wrong
+# clock or a wrong header, and a day is also the most RetryInfo is given: runtime.rpc).
 DEFAULT_RETRY_AFTER = 1.0
 MAX_RETRY_AFTER = 86400.0
 # An error body is read up to this many bytes; a longer one is not what Zoom documents.
 MAX_ERROR_BODY = 4096
 _WORD = re.compile(r"[a-z_]{1,40}")
+# Retry-After in seconds: ASCII digits only (str.isdigit takes "²", which float() refuses).
+_SECONDS = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -64,20 +77,42 @@ def error_fields(body: bytes) -> tuple[int | None, str]:
 
 
 def retry_after(value: str | None, now: float) -> float:
-    """Seconds to wait from a Retry-After header (seconds, or an HTTP date), bounded; the
-    default when there is none or it cannot be read."""
+    """Seconds to wait from a Retry-After header, never negative and at most MAX_RETRY_AFTER;
+    DEFAULT_RETRY_AFTER when there is none or it cannot be read.
+
+    Read in three forms: whole seconds ("7", HTTP's delay-seconds); an ISO 8601 date, the form
+    Zoom's rate-limit page shows for a daily limit ("2020-05-31T00:00:00Z"); an HTTP-date
+    ("Sun, 31 May 2020 00:00:00 GMT", RFC 9110). A date is the time from `now` (Unix seconds)
+    until it, rounded up to a whole second (a caller who waits it is not early); a date
+    without a time zone is taken as UTC, as Zoom's daily limits reset at 00:00 UTC.
+    """
     if not value:
         return DEFAULT_RETRY_AFTER
     value = value.strip()
     seconds: float
-    if value.isdigit():
+    if _SECONDS.fullmatch(value):
         seconds = float(value)
     else:
-        try:
-            seconds = parsedate_to_datetime(value).timestamp() - now
-        except (TypeError, ValueError, IndexError, OverflowError):
+        when = _date(value)
+        if when is None:
             return DEFAULT_RETRY_AFTER
+        seconds = float(math.ceil(when - now))
     return min(max(seconds, 0.0), MAX_RETRY_AFTER)
+
+
+def _date(value: str) -> float | None:
+    """The Unix time of an ISO 8601 date or an HTTP-date (naive: UTC); None for anything
+    else."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return when.timestamp()
 
 
 def is_expired_token(status: int, body: bytes) -> bool:
@@ -138,7 +173,7 @@ def user_token(
     status: int, headers: dict[str, str], body: bytes, now: float, user: str, app: str
 ) -> str | Failure:
     """The answer of GET /v2/users/{user}/token?type=zak: the ZAK, or why there is none."""
-    what = f"the ZAK of {user!r}"
+    what = f"the ZAK of {quoted(user, is_zoom_user)}"
     if status == 200:
         try:
             parsed: Any = json.loads(body)
@@ -153,15 +188,15 @@ def user_token(
     if status == 404 or code == ZOOM_USER_NOT_FOUND:
         return Failure(
             NotFound(
-                f"Zoom has no user {user!r} on the account of app {app!r}",
+                f"Zoom has no user {quoted(user, is_zoom_user)} on the account of app {app!r}",
                 reason="ZOOM_USER_NOT_FOUND",
-                subject=user,
+                subject=shown(user, is_zoom_user),
             ),
             "not_found",
         )
     return Failure(
         FailedPrecondition(
-            f"Zoom refused to give the ZAK of {user!r} (HTTP {status}"
+            f"Zoom refused to give {what} (HTTP {status}"
             f"{f', code {code}' if code is not None else ''}): the Server-to-Server OAuth app of "
             f"app {app!r} needs the scope {ZAK_SCOPE}"
         ),

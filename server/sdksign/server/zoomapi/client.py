@@ -12,6 +12,11 @@ app, with everything that keeps Zoom asked as little as it must be.
   unseen: a new access token, and the request again.
 - No client secret, access token or ZAK is ever part of a log line, a metric, a span or an
   error: the messages say whose, never what.
+- The access token is asked for as OAuth 2.0's client credentials grant is (RFC 6749 4.4):
+  `grant_type` and `account_id` in an application/x-www-form-urlencoded body, the client ID
+  and secret in HTTP Basic. Zoom's OAuth page takes them "either as query parameters or in
+  the request body using the x-www-form-urlencoded format"; in the body, they stay out of
+  the URL that proxies and access logs on the way keep.
 
 httpx carries the requests: [zoom] timeout bounds each one whole (asyncio.timeout around it,
 not only httpx's timeouts for each phase); the caller's deadline bounds the call
@@ -30,7 +35,7 @@ from urllib.parse import quote
 import httpx
 
 from ..observe.metrics import zoom_request
-from ..zoom.rules import ZAK_MAX_TTL, ZAK_REUSE
+from ..zoom.rules import ZAK_MAX_TTL, ZAK_REUSE, is_zoom_user, quoted
 from .answers import AccessToken, Failure, access_token, is_expired_token, unreachable, user_token
 
 if TYPE_CHECKING:
@@ -107,12 +112,17 @@ class ZakSource:
         url = f"{self.settings.api_url}/v2/users/{quote(user, safe='@')}/token"
         params = {"type": "zak", "ttl": str(zak_ttl)}
         token = await self._access_token(app, s2s)
-        answer = await self._request("user_token", "GET", url, params, bearer=token, what=user)
+        what = f"the ZAK of {quoted(user, is_zoom_user)}"
+        answer = await self._request(
+            "user_token", "GET", url, params=params, bearer=token, what=what
+        )
         if is_expired_token(answer.status_code, answer.content):
             zoom_request("user_token", "token_expired", answer.elapsed.total_seconds())
             self._forget(s2s, token)
             token = await self._access_token(app, s2s)
-            answer = await self._request("user_token", "GET", url, params, bearer=token, what=user)
+            answer = await self._request(
+                "user_token", "GET", url, params=params, bearer=token, what=what
+            )
         now = time.time()
         read = user_token(
             answer.status_code, _headers(answer), answer.content, now, user=user, app=app
@@ -147,10 +157,10 @@ class ZakSource:
     async def _fetch_access_token(self, app: str, s2s: S2s) -> str:
         started = self._clock()
         url = f"{self.settings.oauth_url}/oauth/token"
-        params = {"grant_type": "account_credentials", "account_id": s2s.account_id}
+        form = {"grant_type": "account_credentials", "account_id": s2s.account_id}
         auth = httpx.BasicAuth(s2s.client_id, s2s.client_secret.decode())
         what = f"the access token of app {app!r}"
-        answer = await self._request("oauth_token", "POST", url, params, auth=auth, what=what)
+        answer = await self._request("oauth_token", "POST", url, form=form, auth=auth, what=what)
         read = access_token(answer.status_code, _headers(answer), answer.content, time.time(), app)
         _count("oauth_token", answer, read)
         if isinstance(read, Failure):
@@ -163,21 +173,23 @@ class ZakSource:
         endpoint: str,
         method: str,
         url: str,
-        params: dict[str, str],
         *,
         what: str,
+        params: dict[str, str] | None = None,
+        form: dict[str, str] | None = None,
         bearer: str | None = None,
         auth: httpx.Auth | None = None,
     ) -> httpx.Response:
-        """One request, bounded whole by [zoom] timeout; a failure to get an answer is
-        counted and raised as UNAVAILABLE (never with httpx's words: they hold the URL)."""
+        """One request (`params` in the query string, `form` as an x-www-form-urlencoded
+        body), bounded whole by [zoom] timeout; a failure to get an answer is counted and
+        raised as UNAVAILABLE (never with httpx's words: they hold the URL)."""
         headers = {"authorization": f"Bearer {bearer}"} if bearer is not None else None
         started = self._clock()
         failure: Failure | None = None
         try:
             async with asyncio.timeout(self.settings.timeout):
                 return await self._http.request(
-                    method, url, params=params, headers=headers, auth=auth
+                    method, url, params=params, data=form, headers=headers, auth=auth
                 )
         except TimeoutError:
             failure = unreachable(what, timed_out=True)

@@ -27,7 +27,13 @@ from sdksign.v1 import signature_service_pb2 as pb
 from ...access.policy import Caller, in_scope
 from ...config import App, Config, app_named
 from ...errors import FieldViolation, InvalidArgument, unknown_app
-from ...zoom.rules import MEETING_NUMBER, MEETING_NUMBER_RULE, is_meeting_number
+from ...zoom.rules import (
+    MEETING_NUMBER,
+    MEETING_NUMBER_RULE,
+    is_app_name,
+    is_meeting_number,
+    quoted,
+)
 from ..signature import SignatureCheck, find_signer, matching_secret
 from ..wrapped import maybe_wrapped
 from .claims import check_claims
@@ -63,7 +69,7 @@ def check(request: pb.VerifyRequest, config: Config, now: int, caller: Caller) -
         # An app outside the caller's rule reads as one nobody configured.
         only_app = app_named(apps, request.app)
         if only_app is None:
-            violations.append(unknown_app(request.app, [a.name for a in apps]))
+            violations.append(unknown_app(quoted(request.app, is_app_name), [a.name for a in apps]))
     expected = (
         request.expected_meeting_number if request.HasField("expected_meeting_number") else None
     )
