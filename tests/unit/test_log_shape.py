@@ -9,7 +9,7 @@ import io
 import json
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -18,6 +18,7 @@ from grpc_status import rpc_status
 
 from bench.reliability.logscan import token_pieces, whole_tokens
 from sdksign.server import App
+from sdksign.server.errors import NotFound
 from sdksign.server.zoom.jwt import encode, fingerprint
 from sdksign.server.zoom.rules import (
     is_app_name,
@@ -28,6 +29,9 @@ from sdksign.server.zoom.rules import (
     quoted,
     shown,
 )
+from sdksign.server.zoomapi.grants import GrantKeeper, MustAuthorize
+from sdksign.server.zoomapi.grantstore import GrantStore
+from sdksign.server.zoomapi.userauth import UserOAuth
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 from sdksign.v1 import zoom_sample_pb2_grpc as zs_grpc
@@ -139,6 +143,7 @@ def sign_requests(value: str) -> dict[str, pb.SignRequest]:
             meeting=pb.MeetingClaims(meeting_number=value, role=pb.ROLE_HOST)
         ),
         "start_as": pb.SignRequest(meeting=host, start_as=value),
+        "on_behalf_of": pb.SignRequest(meeting=host, on_behalf_of=value),
         # Each over its claim's length, so that each call is refused.
         "session_name": pb.SignRequest(
             video=pb.VideoClaims(session_name=value + "s" * 200, role=pb.ROLE_HOST)
@@ -193,6 +198,48 @@ async def test_a_shaped_value_is_logged_as_it_was_sent(log_stream: io.BytesIO, t
     assert start_as["start_as"] == "alice@example.com" and start_as["meeting"] == "123456789"
     assert "'alice@example.com'" in start_as["reason"]
     assert app["app"] == "nope" and "'nope' is not an app" in app["reason"]
+
+
+async def test_on_behalf_of_is_named_in_a_message_only_in_its_shape(
+    log_stream: io.BytesIO, target: str, meeting_app: App
+) -> None:
+    """A refused on-behalf Sign's message names the user as sent only in a Zoom user's
+    shape; its log line has the user's fingerprint, never the user."""
+    signature = live_token(meeting_app).split(".")[2]
+    odd = f"{signature}%2E@example.com"  # a user Sign takes (START_AS_RULE), not in shape
+    async with grpc.aio.insecure_channel(target) as channel:
+        stub = pb_grpc.SignatureServiceStub(channel)
+        shaped = await refused(stub.Sign(sign_requests("alice@example.com")["on_behalf_of"]))
+        unshaped = await refused(stub.Sign(sign_requests(odd)["on_behalf_of"]))
+    first, second = await rpc_lines(log_stream, 2)
+    assert "'alice@example.com'" in shaped and "'alice@example.com'" in first["reason"]
+    assert signature not in unshaped and placeholder(odd) in unshaped
+    assert "on_behalf_of" not in second and second["on_behalf_of_fp"] == fingerprint(odd.lower())
+    assert signature not in log_stream.getvalue().decode()
+
+
+async def test_a_grant_users_name_is_shown_only_in_its_shape(meeting_app: App) -> None:
+    """RemoveGrant's `user` and an on-behalf Sign's user, echoed by the grant keeper's errors
+    (no grant, none to remove), only in a Zoom user's shape."""
+
+    class NoGrants:
+        async def get(self, app: str, user: str) -> None:
+            return None
+
+    keeper = GrantKeeper(cast("GrantStore", NoGrants()), cast("UserOAuth", None))
+    token = live_token(meeting_app)
+    for value in [*written(token).values(), "alice@example.com"]:
+        with pytest.raises(NotFound) as missing:
+            await keeper.remove(meeting_app, value)
+        with pytest.raises(MustAuthorize) as unauthorized:
+            await keeper.obf(meeting_app, value, "123456789")
+        text = f"{missing.value}\n{missing.value.subject}\n{unauthorized.value}"
+        if is_zoom_user(value):
+            assert repr(value) in str(missing.value) and missing.value.subject == value
+            assert repr(value) in str(unauthorized.value)
+        else:
+            assert_no_piece(text, token)
+            assert placeholder(value) in str(missing.value) and placeholder(value) in text
 
 
 async def test_a_token_in_a_verify_field_reaches_no_log_line_and_no_answer(

@@ -225,7 +225,7 @@ def authorize(caller: Caller, grant: Grant) -> None:
     if grant.on_behalf_of and not _names_user(rule.on_behalf_of, grant.on_behalf_of):
         _deny(
             caller,
-            f"may not join on behalf of {grant.on_behalf_of!r} "
+            f"may not join on behalf of {quoted(grant.on_behalf_of, is_zoom_user)} "
             f"(allowed: {', '.join(rule.on_behalf_of) or 'none'})",
             "on_behalf_of",
         )

@@ -238,8 +238,8 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
                 )
         except TimeoutError:
             raise Unavailable(
-                f"the OBF token of {user!r} was not had within the call's deadline "
-                "(Zoom's API or the grant store did not answer in time)",
+                f"the OBF token of {quoted(user, is_zoom_user)} was not had within the call's "
+                "deadline (Zoom's API or the grant store did not answer in time)",
                 "OBF_TIMEOUT",
             ) from None
 

@@ -34,7 +34,7 @@ import structlog
 
 from ..errors import FailedPrecondition, NotFound, Unavailable
 from ..observe import metrics
-from ..zoom.rules import GRANT_STATE_LIFETIME
+from ..zoom.rules import GRANT_STATE_LIFETIME, is_zoom_user, quoted, shown
 from .grantstore import GrantStore, Pending, Refused, StoredGrant, StoreUnavailable, Tokens
 from .userauth import ExpiredAccess, UserOAuth, authorize_url, pkce_pair, refresh_limit
 
@@ -64,8 +64,8 @@ class MustAuthorize(FailedPrecondition):
     def __init__(self, user: str, app: str, outcome: str) -> None:
         why = "has no grant" if outcome == "no_grant" else "has a grant Zoom refused"
         super().__init__(
-            f"Zoom user {user!r} {why} for app {app!r}: they must authorize again "
-            "(BeginGrant, then CompleteGrant)"
+            f"Zoom user {quoted(user, is_zoom_user)} {why} for app {app!r}: they must "
+            "authorize again (BeginGrant, then CompleteGrant)"
         )
         self.outcome = outcome
 
@@ -153,7 +153,9 @@ class GrantKeeper:
         grant = await _stored(self.store.get(app.name, user))
         if grant is None:
             raise NotFound(
-                f"no grant of Zoom user {user!r} for app {app.name!r}", "GRANT_NOT_FOUND", user
+                f"no grant of Zoom user {quoted(user, is_zoom_user)} for app {app.name!r}",
+                "GRANT_NOT_FOUND",
+                shown(user, is_zoom_user),
             )
         if not grant.broken:  # a broken grant Zoom already refuses: nothing to revoke
             if not grant.usable(self._clock()):
@@ -226,8 +228,9 @@ class GrantKeeper:
         if run.task.done():
             return run.task.result()
         raise Unavailable(
-            f"Zoom's API did not answer the refresh of the grant of {user!r} in time "
-            "(its answer is still awaited, and stored when it comes)",
+            "Zoom's API did not answer the refresh of the grant of "
+            f"{quoted(user, is_zoom_user)} in time (its answer is still awaited, and stored "
+            "when it comes)",
             "ZOOM_TIMEOUT",
         )
 

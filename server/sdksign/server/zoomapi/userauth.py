@@ -30,6 +30,8 @@ from ..zoom.rules import (
     OBF_PATH,
     REFRESH_REFUSED_ERRORS,
     USER_ME_PATH,
+    is_zoom_user,
+    quoted,
 )
 from .answers import Failure, common_failure, error_fields, is_expired_token, unreachable
 from .grantstore import Refused, Tokens
@@ -184,7 +186,7 @@ class UserOAuth:
         """New tokens for a grant; Refused when Zoom no longer takes its refresh token.
         Bounded by refresh_limit, not [zoom] timeout: see REFRESH_LIMIT_FACTOR."""
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        what = f"the refresh of the grant of {user!r}"
+        what = f"the refresh of the grant of {quoted(user, is_zoom_user)}"
         answer = await self._token(client_id, secret, form, what, refresh_limit(self.settings))
         read = read_tokens(answer.status_code, _headers(answer), answer.content, time.time(), what)
         _count("user_oauth_refresh", answer, read)
@@ -200,7 +202,7 @@ class UserOAuth:
     async def revoke(self, client_id: str, secret: bytes, token: str, user: str) -> None:
         """Revoke a grant at Zoom; one Zoom already forgot (400/401) counts as revoked."""
         url = f"{self.settings.oauth_url}{OAUTH_REVOKE_PATH}"
-        what = f"the revocation of the grant of {user!r}"
+        what = f"the revocation of the grant of {quoted(user, is_zoom_user)}"
         auth = httpx.BasicAuth(client_id, secret.decode())
         answer = await self._request(
             "user_oauth_revoke", "POST", url, what, data={"token": token}, auth=auth
@@ -228,7 +230,7 @@ class UserOAuth:
     async def obf(self, access_token: str, meeting_number: str, user: str) -> str:
         """The OBF token of the grant's user for the meeting; ExpiredAccess on Zoom's 124."""
         url = f"{self.settings.api_url}{OBF_PATH}"
-        what = f"the OBF token of {user!r}"
+        what = f"the OBF token of {quoted(user, is_zoom_user)}"
         params = {"type": "onbehalf", "meeting_id": meeting_number}
         answer = await self._request(
             "user_obf", "GET", url, what, params=params, bearer=access_token
