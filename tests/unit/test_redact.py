@@ -35,7 +35,8 @@ def cut(draw: st.DrawFn, token: str) -> str:
     """`token` (or tokens) with its end cut off, or its start cut off short of its signature: a bare
     signature, with not one character of its payload before it, is no token anyone can
     rebuild, and nothing marks it as one (it is 43 random characters)."""
-    if "." not in token or draw(st.booleans()):
+    # A token cut before already may start with its last dot: then only its end is cut.
+    if token.rfind(".") < 1 or draw(st.booleans()):
         return token[: draw(st.integers(1, len(token)))]
     return token[draw(st.integers(0, token.rindex(".") - 1)) :]
 
