@@ -242,10 +242,11 @@ def mtls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProce
 
 def test_the_readme_certificates_serve_the_mtls_example(mtls: tuple[ServerProcess, Path]) -> None:
     server, home = mtls
-    (serve, *sign) = readme_block("sdksign serve --config ~/sdksign-tls/mtls.toml").splitlines()
+    serve = readme_block("sdksign serve --config ~/sdksign-tls/mtls.toml")
     assert "--config ~/sdksign-tls/mtls.toml" in serve  # the file the fixture serves
     port = server.target.rsplit(":", 1)[1]
-    command = "\n".join(sign).replace("localhost:50443", f"localhost:{port}")
+    sign = readme_block("sdksign sign --target localhost:50443")  # run in another terminal
+    command = sign.replace("localhost:50443", f"localhost:{port}")
     done = bash(command, home)
     assert done.returncode == 0, done.stderr
     assert done.stdout.count(".") == 2
