@@ -1,5 +1,5 @@
-"""A stand-in for Zoom's API on loopback: the two endpoints a host start needs, answering as
-Zoom documents them, with faults on demand. It is not Zoom: nothing here reaches Zoom, and
+"""A stand-in for Zoom's API on loopback: the endpoints a host start and a user's grant need,
+answering as Zoom documents them, with faults on demand. It is not Zoom: nothing here reaches Zoom, and
 what it issues starts no meeting.
 
 Zoom's API cannot be reached from where the tests run, so the tests run the real server
