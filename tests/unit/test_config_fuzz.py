@@ -262,7 +262,9 @@ def documents(draw: st.DrawFn) -> dict[str, object]:
             continue
         if where == "s2s":
             apps = document["apps"]
-            target = apps[0].setdefault("s2s", {}) if isinstance(apps, list) and apps else {}
+            # An earlier step may have made apps anything: a list of strings included.
+            first = apps[0] if isinstance(apps, list) and apps else None
+            target = first.setdefault("s2s", {}) if isinstance(first, dict) else {}
             if isinstance(target, dict):
                 target[draw(known_or_not(TABLES["s2s"]))] = draw(values)
             continue
