@@ -202,10 +202,10 @@ def authorize(caller: Caller, grant: Grant) -> None:
         and meetings is not None
         and not _matches(grant.meeting_number, meetings)
     ):
+        number = shown(grant.meeting_number, is_meeting_number) or "(none)"
         _deny(
             caller,
-            f"may not mint tokens for meeting {shown(grant.meeting_number, is_meeting_number) or '(none)'} "
-            f"(allowed: {', '.join(meetings) or 'none'})",
+            f"may not mint tokens for meeting {number} (allowed: {', '.join(meetings) or 'none'})",
             "meeting",
         )
     if grant.sdk == "video" and sessions is not None and not _matches(grant.session_name, sessions):

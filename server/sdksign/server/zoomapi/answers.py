@@ -169,11 +169,16 @@ def access_token(
     )
 
 
+def zak_of(user: str) -> str:
+    """How a message names a user's ZAK: the user only in a Zoom user's shape."""
+    return f"the ZAK of {quoted(user, is_zoom_user)}"
+
+
 def user_token(
     status: int, headers: dict[str, str], body: bytes, now: float, user: str, app: str
 ) -> str | Failure:
     """The answer of GET /v2/users/{user}/token?type=zak: the ZAK, or why there is none."""
-    what = f"the ZAK of {quoted(user, is_zoom_user)}"
+    what = zak_of(user)
     if status == 200:
         try:
             parsed: Any = json.loads(body)

@@ -35,8 +35,16 @@ from urllib.parse import quote
 import httpx
 
 from ..observe.metrics import zoom_request
-from ..zoom.rules import ZAK_MAX_TTL, ZAK_REUSE, is_zoom_user, quoted
-from .answers import AccessToken, Failure, access_token, is_expired_token, unreachable, user_token
+from ..zoom.rules import ZAK_MAX_TTL, ZAK_REUSE
+from .answers import (
+    AccessToken,
+    Failure,
+    access_token,
+    is_expired_token,
+    unreachable,
+    user_token,
+    zak_of,
+)
 
 if TYPE_CHECKING:
     from ..config import S2s, ZoomSettings
@@ -112,7 +120,7 @@ class ZakSource:
         url = f"{self.settings.api_url}/v2/users/{quote(user, safe='@')}/token"
         params = {"type": "zak", "ttl": str(zak_ttl)}
         token = await self._access_token(app, s2s)
-        what = f"the ZAK of {quoted(user, is_zoom_user)}"
+        what = zak_of(user)
         answer = await self._request(
             "user_token", "GET", url, params=params, bearer=token, what=what
         )
