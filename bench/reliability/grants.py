@@ -37,6 +37,7 @@ from urllib.parse import parse_qs, urlsplit
 import grpc
 import httpx
 
+from harness.connections import channel_per_worker, close
 from harness.process import free_port
 from harness.redis import RedisServer
 from harness.server import ServerProcess
@@ -57,6 +58,7 @@ USERS = ("alice@example.com", "bob@example.com", "carol@example.org")
 KEY_VARIABLE = "SOAK_GRANT_KEY"
 REDIS_VARIABLE = "SOAK_GRANT_REDIS_PASSWORD"
 CALLBACK = "https://backend.example.com/zoom/callback"
+SIGN = "/sdksign.v1.SignatureService/Sign"
 KILLS = 3
 
 
@@ -129,10 +131,14 @@ def on_behalf(index: int) -> pb.SignRequest:
     )
 
 
-async def load(targets: list[str], seconds: float, row: Row, calls: Counter[str]) -> None:
-    """On-behalf Signs for `seconds`, CONCURRENCY in flight per replica, each counted."""
+async def load(servers: list[ServerProcess], seconds: float, row: Row, calls: Counter[str]) -> None:
+    """On-behalf Signs for `seconds`, CONCURRENCY in flight per replica, spread over a
+    connection to each of its workers (one channel reaches one worker), each counted."""
     end = time.monotonic() + seconds
-    channels = [grpc.aio.insecure_channel(target) for target in targets]
+
+    async def probe(channel: grpc.aio.Channel) -> object:
+        stub = pb_grpc.SignatureServiceStub(channel)
+        return await outcome_of(stub.Sign(on_behalf(0), timeout=DEADLINE), DEADLINE)
 
     async def worker(stub: pb_grpc.SignatureServiceStub, first: int) -> None:
         index = first
@@ -145,17 +151,29 @@ async def load(targets: list[str], seconds: float, row: Row, calls: Counter[str]
             if outcome != OK:
                 await asyncio.sleep(0.05)  # a refused user is not asked again at once
 
+    channels: list[grpc.aio.Channel] = []
     try:
+        for server in servers:
+            channels += (await channel_per_worker(server, WORKERS, probe)).values()
         await asyncio.gather(
             *(
                 worker(pb_grpc.SignatureServiceStub(channel), i)
                 for channel in channels
-                for i in range(CONCURRENCY)
+                for i in range(CONCURRENCY // WORKERS)
             )
         )
     finally:
-        for channel in channels:
-            await channel.close()
+        await close(channels)
+
+
+def signs_by_worker(servers: list[ServerProcess]) -> dict[str, int]:
+    """The OK on-behalf Signs each worker of each replica logged, as "replica/worker"."""
+    counts: Counter[str] = Counter()
+    for number, server in enumerate(servers):
+        for line in server.events("rpc"):
+            if line.get("method") == SIGN and line.get("code") == OK and "obf_user_id" in line:
+                counts[f"{number}/{line.get('worker', 0)}"] += 1
+    return dict(sorted(counts.items()))
 
 
 def report(row: Row, zoom: ZoomApi, calls: Counter[str], allowed: set[str]) -> None:
@@ -177,8 +195,15 @@ async def shared_store(soak: Soak, row: Row, store: str, name: str) -> None:
         calls: Counter[str] = Counter()
         async with replicas(soak, name, config) as servers:
             await grant_all(servers[0].target, zoom)
-            await load([s.target for s in servers], soak.settings.steady_seconds, row, calls)
+            await load(servers, soak.settings.steady_seconds, row, calls)
+            served = signs_by_worker(servers)
         report(row, zoom, calls, {OK})
+        row.note(
+            "on-behalf Signs by replica/worker: "
+            + ", ".join(f"{k}: {n:,}" for k, n in served.items())
+        )
+        if len(served) < REPLICAS * WORKERS:
+            row.miss(f"workers that served no on-behalf Sign: {REPLICAS * WORKERS - len(served)}")
         if zoom.user_oauth.stale_refreshes:
             row.miss(f"{zoom.user_oauth.stale_refreshes} stale refresh tokens sent")
         if zoom.user_oauth.refreshes < soak.settings.steady_seconds:
@@ -221,7 +246,7 @@ async def grants_kill(soak: Soak, row: Row) -> None:
         async with replicas(soak, "grants-kill", config) as servers:
             await grant_all(servers[0].target, zoom)
             seconds = max(soak.settings.steady_seconds, 10)
-            running = asyncio.ensure_future(load([s.target for s in servers], seconds, row, calls))
+            running = asyncio.ensure_future(load(servers, seconds, row, calls))
             for _ in range(KILLS):
                 await asyncio.sleep(seconds / (KILLS + 1))
                 for _ in range(200):  # until a refresh is in flight (at most 2 s)
@@ -267,15 +292,15 @@ async def grants_redis_lost(soak: Soak, row: Row) -> None:
             async with replicas(soak, "grants-redis-lost", config) as servers:
                 targets = [s.target for s in servers]
                 await grant_all(targets[0], zoom)
-                await load(targets, 3, row, calls)
-                lost = asyncio.ensure_future(load(targets, 4, row, calls))
+                await load(servers, 3, row, calls)
+                lost = asyncio.ensure_future(load(servers, 4, row, calls))
                 await asyncio.sleep(1)
                 await asyncio.to_thread(redis.kill)
                 await asyncio.sleep(2)
                 await asyncio.to_thread(redis.start)
                 await lost
                 await asyncio.sleep(1)  # the lock of a refresh cut off by the loss expires
-                await load(targets, 3, row, after)
+                await load(servers, 3, row, after)
                 listed = await _grants(targets[0])
             report(row, zoom, calls, {OK, "UNAVAILABLE"})
             row.note("after: " + ", ".join(f"{code} {n:,}" for code, n in after.most_common()))
@@ -294,9 +319,9 @@ async def grants_restart(soak: Soak, row: Row) -> None:
         calls: Counter[str] = Counter()
         async with replicas(soak, "grants-restart", config) as servers:
             await grant_all(servers[0].target, zoom)
-            await load([s.target for s in servers], 2, row, calls)
+            await load(servers, 2, row, calls)
         async with replicas(soak, "grants-restart", config) as servers:
-            await load([s.target for s in servers], 3, row, calls)
+            await load(servers, 3, row, calls)
             listed = await _grants(servers[0].target)
         report(row, zoom, calls, {OK})
         row.note(f"grants after the restart {len(listed)} of {len(USERS)}")

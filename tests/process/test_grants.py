@@ -31,6 +31,7 @@ from harness.zoomapi import ZoomApi, running_zoom_api
 from sdksign.server.config import App, RateLimitStore, ZoomSettings
 from sdksign.server.config.keys import read_key
 from sdksign.server.errors import FailedPrecondition, NotFound, Unavailable
+from sdksign.server.zoom.rules import GRANT_STATE_LIFETIME
 from sdksign.server.zoomapi import grants as grants_module
 from sdksign.server.zoomapi.grantredis import RedisGrants, redis_client
 from sdksign.server.zoomapi.grants import GrantKeeper
@@ -134,6 +135,48 @@ async def test_a_state_is_bound_to_the_caller_that_began_it(keeper: GrantKeeper)
     with pytest.raises(FailedPrecondition, match="another caller"):
         await keeper.complete(lambda name: APP, "intruder", state, code)
     assert await keeper.store.get("meeting", "u-alice") is None
+
+
+async def test_a_state_lives_ten_minutes_and_a_late_use_spends_it(keeper: GrantKeeper) -> None:
+    now = [time.time()]
+    timed = GrantKeeper(keeper.store, keeper.oauth, clock=lambda: now[0])
+
+    def find(name: str) -> App:
+        return APP
+
+    state, code = await authorize(timed)
+    now[0] += GRANT_STATE_LIFETIME + 1
+    with pytest.raises(FailedPrecondition, match="expired"):
+        await timed.complete(find, "backend", state, code)
+    now[0] = time.time()  # the late attempt took the state: it is gone even in time
+    with pytest.raises(FailedPrecondition, match="begin the grant again"):
+        await timed.complete(find, "backend", state, code)
+    assert await keeper.store.get("meeting", "u-alice") is None
+    state, code = await authorize(timed)
+    now[0] += GRANT_STATE_LIFETIME - 1
+    grant = await timed.complete(find, "backend", state, code)
+    assert grant.user_id == "u-alice"
+
+
+def stored(user: int, app: str = "meeting") -> StoredGrant:
+    tokens = Tokens(f"at-{user}", f"rt-{user}", time.time() + 600, ("user:read:zak",))
+    return StoredGrant(app, f"u-{user}", f"user{user}@example.com", (), time.time(), tokens)
+
+
+async def test_pages_name_each_grant_of_the_app_once_in_order(keeper: GrantKeeper) -> None:
+    for user in (3, 0, 4, 1, 2):
+        await keeper.store.put(stored(user))
+    await keeper.store.put(stored(9, app="webinar"))
+    pages: list[list[str]] = []
+    after = ""
+    while page := await keeper.store.page("meeting", after, 2):
+        pages.append([grant.user_id for grant in page])
+        after = page[-1].user_id
+    assert pages == [["u-0", "u-1"], ["u-2", "u-3"], ["u-4"]]
+    # A grant removed between two pages is not named; the next page goes on after the last.
+    assert await keeper.store.delete("meeting", "u-2")
+    assert [g.user_id for g in await keeper.store.page("meeting", "u-1", 2)] == ["u-3", "u-4"]
+    assert [g.user_id for g in await keeper.store.page("webinar", "", 10)] == ["u-9"]
 
 
 async def test_the_obf_token_is_the_one_zoom_issued_and_the_grant_survives_a_restart(

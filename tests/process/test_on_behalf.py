@@ -27,6 +27,7 @@ import pytest
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from harness.connections import channel_per_worker, close
 from harness.redis import RedisServer
 from harness.zoomapi import ZoomApi, running_zoom_api
 from sdksign.client import AsyncClient, Client, Role, SdkSignError
@@ -44,6 +45,7 @@ METADATA = (("authorization", f"Bearer {TOKEN}"),)
 OTHER_METADATA = (("authorization", f"Bearer {OTHER}"),)
 CALLBACK = "https://backend.example.com/zoom/callback"
 MEETING = "123456789"
+SIGN = "/sdksign.v1.SignatureService/Sign"
 
 
 def on_behalf(user: str, meeting: str = MEETING) -> pb.SignRequest:
@@ -224,6 +226,7 @@ async def test_the_policy_and_bad_input_are_refused_before_zoom_is_asked(
                 ),
                 (stub.CompleteGrant, pb.CompleteGrantRequest(), "state"),
                 (stub.ListGrants, pb.ListGrantsRequest(page_size=5000), "page_size"),
+                (stub.ListGrants, pb.ListGrantsRequest(page_token="abc"), "page_token"),
                 (
                     stub.Sign,
                     pb.SignRequest(
@@ -264,10 +267,15 @@ async def test_the_policy_and_bad_input_are_refused_before_zoom_is_asked(
     assert "UNKNOWN" not in server.rpc_codes() and "INTERNAL" not in server.rpc_codes()
 
 
-async def signs_for(targets: list[str], seconds: float) -> Counter[str]:
-    """On-behalf Signs from 4 tasks per target for `seconds`: every call's code, counted."""
+async def signs_for(replicas: list[ServerProcess], seconds: float) -> Counter[str]:
+    """On-behalf Signs for `seconds` from 2 tasks on a connection to each worker of each
+    replica (one channel reaches one worker): every call's code, counted."""
     counts: Counter[str] = Counter()
     end = time.monotonic() + seconds
+
+    async def probe(channel: grpc.aio.Channel) -> object:
+        stub = pb_grpc.SignatureServiceStub(channel)
+        return await stub.Sign(on_behalf("u-alice"), metadata=METADATA, timeout=10)
 
     async def loop(stub: pb_grpc.SignatureServiceStub) -> None:
         while time.monotonic() < end:
@@ -277,15 +285,24 @@ async def signs_for(targets: list[str], seconds: float) -> Counter[str]:
             except grpc.aio.AioRpcError as error:
                 counts[error.code().name] += 1
 
-    channels = [grpc.aio.insecure_channel(target) for target in targets]
+    channels: list[grpc.aio.Channel] = []
     try:
+        for replica in replicas:
+            channels += (await channel_per_worker(replica, WORKERS, probe)).values()
         await asyncio.gather(
-            *(loop(pb_grpc.SignatureServiceStub(c)) for c in channels for _ in range(4))
+            *(loop(pb_grpc.SignatureServiceStub(c)) for c in channels for _ in range(2))
         )
     finally:
-        for channel in channels:
-            await channel.close()
+        await close(channels)
     return counts
+
+
+def on_behalf_signs_by_worker(server: ServerProcess) -> Counter[int]:
+    return Counter(
+        int(line.get("worker", 0))
+        for line in server.events("rpc")
+        if line.get("method") == SIGN and line.get("code") == "OK" and "obf_user_id" in line
+    )
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
@@ -305,11 +322,15 @@ async def test_two_replicas_of_two_workers_share_grants_without_a_stale_refresh(
     try:
         async with grpc.aio.insecure_channel(replicas[0].target) as channel:
             await grant_alice(pb_grpc.SignatureServiceStub(channel))
-        calls = await signs_for([r.target for r in replicas], 20.0)
+        calls = await signs_for(replicas, 20.0)
     finally:
         for replica in replicas:
             assert replica.stop(timeout=15) is not None
     assert set(calls) == {"OK"} and calls["OK"] > 0, calls
+    # Every one of the four workers served its share of on-behalf Signs.
+    by_worker = [on_behalf_signs_by_worker(replica) for replica in replicas]
+    assert all(len(served) == WORKERS for served in by_worker), by_worker
+    assert min(n for served in by_worker for n in served.values()) > calls["OK"] / 16, by_worker
     assert zoom.user_oauth.stale_refreshes == 0
     assert zoom.user_oauth.refreshes >= 10
     for replica in replicas:
