@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -35,7 +35,13 @@ from sdksign.server.zoom.rules import GRANT_STATE_LIFETIME
 from sdksign.server.zoomapi import grants as grants_module
 from sdksign.server.zoomapi.grantredis import RedisGrants, redis_client
 from sdksign.server.zoomapi.grants import GrantKeeper
-from sdksign.server.zoomapi.grantstore import GrantStore, SqliteGrants, StoredGrant, Tokens
+from sdksign.server.zoomapi.grantstore import (
+    Census,
+    GrantStore,
+    SqliteGrants,
+    StoredGrant,
+    Tokens,
+)
 from sdksign.server.zoomapi.sealing import Sealer, new_key_text
 from sdksign.server.zoomapi.userauth import UserOAuth, pkce_pair
 from tests.conftest import ROOT, redis_password
@@ -64,8 +70,8 @@ def store_spec(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield redis.url
 
 
-def make_store(spec: str) -> GrantStore:
-    sealer = Sealer(read_key(KEY_TEXT.encode(), "key"))
+def make_store(spec: str, sealer: Sealer | None = None) -> GrantStore:
+    sealer = sealer or Sealer(read_key(KEY_TEXT.encode(), "key"))
     if spec.startswith("sqlite:"):
         return SqliteGrants(Path(spec.removeprefix("sqlite:")), sealer, timeout=5.0)
     parts = urlsplit(spec)
@@ -89,9 +95,14 @@ async def keeper(
     await made.aclose()
 
 
-def new_keeper(spec: str, zoom: ZoomApi) -> GrantKeeper:
+def new_keeper(
+    spec: str,
+    zoom: ZoomApi,
+    sealer: Sealer | None = None,
+    clock: Callable[[], float] = time.time,
+) -> GrantKeeper:
     settings = ZoomSettings(oauth_url=zoom.url, api_url=zoom.url, timeout=2.0)
-    return GrantKeeper(make_store(spec), UserOAuth(settings))
+    return GrantKeeper(make_store(spec, sealer), UserOAuth(settings), clock)
 
 
 async def authorize(keeper: GrantKeeper, caller: str = "backend") -> tuple[str, str]:
@@ -195,6 +206,33 @@ async def test_the_obf_token_is_the_one_zoom_issued_and_the_grant_survives_a_res
     assert obf.token != second  # never cached
 
 
+async def test_a_new_key_opens_old_grants_seals_on_refresh_and_counts_the_rest(
+    keeper: GrantKeeper, zoom: ZoomApi, store_spec: str
+) -> None:
+    """docs/join.md, "Rotating the grant key": the old key kept as previous, a grant sealed
+    with it still serves and is sealed again on its next refresh; the census says how many
+    are left; a key dropped too soon leaves its grants UNAVAILABLE, naming the user."""
+    old, new = read_key(KEY_TEXT.encode(), "key"), os.urandom(32)
+    await granted(keeper)
+    rotated = new_keeper(store_spec, zoom, Sealer(new, previous=[old]))
+    late = new_keeper(store_spec, zoom, Sealer(new, previous=[old]), lambda: time.time() + 7200)
+    only_new = new_keeper(store_spec, zoom, Sealer(new))
+    try:
+        assert await rotated.store.census() == Census({"ok": 1, "broken": 0}, old_key=1)
+        with pytest.raises(Unavailable, match="u-alice") as caught:
+            await only_new.obf(APP, "u-alice", MEETING)  # the old key dropped too soon
+        assert not [v for v in zoom.user_oauth.handed_out if v in str(caught.value)]
+        assert (await rotated.obf(APP, "u-alice", MEETING)).user_id == "u-alice"
+        refreshes = zoom.user_oauth.refreshes
+        await late.obf(APP, "u-alice", MEETING)  # its access token due: refreshed, sealed anew
+        assert zoom.user_oauth.refreshes == refreshes + 1
+        assert await rotated.store.census() == Census({"ok": 1, "broken": 0}, old_key=0)
+        assert (await only_new.obf(APP, "alice@example.com", MEETING)).user_id == "u-alice"
+    finally:
+        for each in (rotated, late, only_new):
+            await each.aclose()
+
+
 async def test_a_user_without_a_grant_must_authorize(keeper: GrantKeeper) -> None:
     with pytest.raises(
         FailedPrecondition, match=r"'bob@example.com' has no grant.*authorize again"
@@ -227,7 +265,7 @@ async def test_a_refused_refresh_marks_the_grant_broken_once(
     with pytest.raises(FailedPrecondition, match="refused"):
         await keeper.obf(APP, "u-alice", MEETING)
     assert zoom.user_oauth.refreshes == refreshes  # never asked again
-    assert await keeper.store.states() == {"ok": 0, "broken": 1}
+    assert await keeper.store.census() == Census({"ok": 0, "broken": 1}, old_key=0)
 
 
 def _basic() -> str:
@@ -345,7 +383,7 @@ async def test_a_refresh_answered_after_the_timeout_is_kept_not_lost(
     obf = await keeper.obf(APP, "u-alice", MEETING)
     assert zoom.user_oauth.obf_issued[("u-alice", MEETING)] == [obf.token]
     assert zoom.user_oauth.refreshes == 1 and zoom.user_oauth.stale_refreshes == 0
-    assert await keeper.store.states() == {"ok": 1, "broken": 0}
+    assert await keeper.store.census() == Census({"ok": 1, "broken": 0}, old_key=0)
 
 
 async def test_a_refresh_whose_redis_lock_ran_out_is_fenced_off(

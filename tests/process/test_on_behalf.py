@@ -165,6 +165,7 @@ async def test_a_grant_then_on_behalf_signs_across_a_restart_until_removed(
         samples = metric_samples(server)
         assert samples['sdksign_obf_requests_total{outcome="ok"}'] == 1
         assert samples['sdksign_grants{state="ok"}'] == 1
+        assert samples["sdksign_grants_sealed_with_old_key"] == 0
     finally:
         assert server.stop(timeout=15) is not None
     assert_nothing_secret_logged(server, zoom, states)

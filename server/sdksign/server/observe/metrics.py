@@ -29,6 +29,7 @@ from .metricfiles import set_mode
 
 if TYPE_CHECKING:
     from ..config import Config
+    from ..zoomapi.grantstore import Census as GrantCensus
 
 log = structlog.get_logger("sdksign")
 
@@ -181,6 +182,13 @@ class Metrics:
             "Users' grants in the grant store, by state (ok, broken: Zoom refused its refresh "
             "token and the user must authorize again), as this worker last counted them.",
             ("state",),
+            multiprocess_mode="livemax",
+        )
+        self.grants_old_key = Gauge(
+            "sdksign_grants_sealed_with_old_key",
+            "Users' grants in the grant store holding a token sealed with a previous grant key "
+            "(it still opens them; at 0 on every replica the previous key may be dropped), as "
+            "this worker last counted them.",
             multiprocess_mode="livemax",
         )
         self.grant_refreshes = Counter(
@@ -476,11 +484,13 @@ def obf_request(outcome: str) -> None:
         _failed("obf_request")
 
 
-def grants_by_state(counts: dict[str, int]) -> None:
-    """The grant store's grants by state (GRANT_STATES), as last counted."""
+def grants_counted(census: GrantCensus) -> None:
+    """The grant store's grants by state (GRANT_STATES), and those sealed with an old key,
+    as last counted."""
     try:
         made = _made or setup()
         for state in GRANT_STATES:
-            made.grants.labels(state).set(counts.get(state, 0))
+            made.grants.labels(state).set(census.states.get(state, 0))
+        made.grants_old_key.set(census.old_key)
     except Exception:
-        _failed("grants_by_state")
+        _failed("grants_counted")

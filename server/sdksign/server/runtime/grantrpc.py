@@ -100,7 +100,7 @@ class Grants:
 
     async def _count(self, keeper: GrantKeeper) -> None:
         try:
-            metrics.grants_by_state(await keeper.store.states())
+            metrics.grants_counted(await keeper.store.census())
         except Exception:  # the store's trouble shows in the calls; counted again later
             self._counted_at = time.monotonic() - COUNT_INTERVAL / 2
         finally:

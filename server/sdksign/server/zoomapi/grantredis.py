@@ -28,8 +28,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 
+from ..observe.metrics import GRANT_STATES
 from .grantstore import (
-    GRANT_STATES,
+    Census,
     Pending,
     Refresher,
     Refused,
@@ -172,17 +173,19 @@ class RedisGrants:
         found = [await self._read(app, user_id) for user_id in ids]
         return [grant for grant in found if grant is not None]
 
-    async def states(self) -> dict[str, int]:
+    async def census(self) -> Census:
         counts = dict.fromkeys(GRANT_STATES, 0)
+        old_key = 0
         cursor = 0
         while True:
             cursor, keys = await self._do(self.redis.scan(cursor, match=f"{PREFIX}g:*", count=500))
             for key in keys:
-                state = await self._do(self.redis.hget(key, "state"))
+                state, *sealed = await self._do(self.redis.hmget(key, "state", "refresh", "access"))
                 if state in counts:
                     counts[state] += 1
+                    old_key += any(self.sealer.stale(each) for each in sealed if each)
             if cursor == 0:
-                return counts
+                return Census(counts, old_key)
 
     async def put_pending(self, state: str, pending: Pending) -> None:
         key = state_key(state)

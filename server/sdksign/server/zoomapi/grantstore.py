@@ -32,9 +32,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, TypeVar
 
+from ..observe.metrics import GRANT_STATES
 from .sealing import Sealer, Unsealable
 
-GRANT_STATES = ("ok", "broken")
 T = TypeVar("T")
 
 
@@ -86,6 +86,15 @@ class StoreUnavailable(Exception):
     message names what, never a token."""
 
 
+@dataclass(frozen=True)
+class Census:
+    """A store's grants, counted: by state (GRANT_STATES), and how many hold a token sealed
+    with a previous key, which must not be dropped while any does (docs/join.md)."""
+
+    states: dict[str, int]
+    old_key: int
+
+
 # What refresh() calls, under the lock, with the grant as stored: Zoom's new tokens, or
 # Refused, or any other exception (nothing is then changed).
 Refresher = Callable[[StoredGrant], Awaitable[Tokens]]
@@ -98,7 +107,7 @@ class GrantStore(Protocol):
     async def get(self, app: str, user: str) -> StoredGrant | None: ...
     async def delete(self, app: str, user_id: str) -> bool: ...
     async def page(self, app: str, after: str, limit: int) -> list[StoredGrant]: ...
-    async def states(self) -> dict[str, int]: ...
+    async def census(self) -> Census: ...
     async def put_pending(self, state: str, pending: Pending) -> None: ...
     async def take_pending(self, state: str, now: float) -> Pending | None: ...
     async def refresh(
@@ -271,10 +280,15 @@ class SqliteGrants:
         rows = await self._run(lambda c: c.execute(sql, (app, after, limit)).fetchall())
         return [self._open(row) for row in rows]
 
-    async def states(self) -> dict[str, int]:
-        sql = "SELECT state, count(*) FROM grants GROUP BY state"
-        rows = await self._run(lambda c: c.execute(sql).fetchall())
-        return {state: 0 for state in GRANT_STATES} | {row[0]: row[1] for row in rows}
+    async def census(self) -> Census:
+        prefix = self.sealer.prefix
+        sql = (
+            "SELECT state, count(*), total(substr(refresh, 1, ?2) != ?1 "
+            "OR substr(access, 1, ?2) != ?1) FROM grants GROUP BY state"
+        )
+        rows = await self._run(lambda c: c.execute(sql, (prefix, len(prefix))).fetchall())
+        states = dict.fromkeys(GRANT_STATES, 0) | {row[0]: row[1] for row in rows}
+        return Census(states, int(sum(row[2] for row in rows)))
 
     async def put_pending(self, state: str, pending: Pending) -> None:
         key = state_key(state)

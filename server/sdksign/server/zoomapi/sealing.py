@@ -71,6 +71,11 @@ class Sealer:
         except (binascii.Error, ValueError, InvalidTag):
             raise Unsealable(f"a sealed value of {place!r} does not open (altered?)") from None
 
+    @property
+    def prefix(self) -> str:
+        """How every value the current key seals begins."""
+        return f"{VERSION}.{self.current}."
+
     def stale(self, sealed: str) -> bool:
         """Whether `sealed` was sealed with another key than the current one."""
         return sealed.split(".", 2)[1:2] != [self.current]
