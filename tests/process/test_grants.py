@@ -148,6 +148,22 @@ async def test_a_state_is_bound_to_the_caller_that_began_it(keeper: GrantKeeper)
     assert await keeper.store.get("meeting", "u-alice") is None
 
 
+async def test_a_grant_zoom_made_but_whose_user_is_unnamed_is_not_kept(
+    keeper: GrantKeeper, zoom: ZoomApi
+) -> None:
+    """GET /v2/users/me failing after the code exchange: UNAVAILABLE, nothing stored, and a
+    retry told to begin again (docs/join.md, the grant flow's step 3)."""
+    state, code = await authorize(keeper)
+    zoom.fail_500, zoom.fault_on = 1.0, "user_me"
+    with pytest.raises(Unavailable) as caught:
+        await keeper.complete(lambda name: APP, "backend", state, code)
+    assert code not in str(caught.value) and state not in str(caught.value)
+    zoom.fail_500 = 0.0
+    with pytest.raises(FailedPrecondition, match="begin the grant again"):
+        await keeper.complete(lambda name: APP, "backend", state, code)
+    assert await keeper.store.census() == Census({"ok": 0, "broken": 0}, old_key=0)
+
+
 async def test_a_state_lives_ten_minutes_and_a_late_use_spends_it(keeper: GrantKeeper) -> None:
     now = [time.time()]
     timed = GrantKeeper(keeper.store, keeper.oauth, clock=lambda: now[0])
