@@ -40,20 +40,22 @@ async def channel_per_worker(
     workers: int,
     probe: Callable[[grpc.aio.Channel], Awaitable[object]],
     most: int = MOST_CONNECTIONS,
+    method: str | None = None,
 ) -> dict[int, grpc.aio.Channel]:
     """A channel to each of the `workers` workers of `server`, by worker index. `probe` makes
     one call on a new channel (that logs an `rpc` line: not a health check, logged at debug
-    only); nothing else may call `server` meanwhile. AssertionError when `most` connections
-    have not reached them all."""
+    only), of `method` when given (its full path): only that method's lines are read, so a
+    line of an earlier call logged late is not taken for the probe's. Nothing else may call
+    `server` meanwhile. AssertionError when `most` connections have not reached them all."""
     found: dict[int, grpc.aio.Channel] = {}
     try:
         for _ in range(most):
             if len(found) == workers:
                 return found
             channel = grpc.aio.insecure_channel(server.target, options=OWN_CONNECTION)
-            before = len(server.events("rpc"))
+            before = len(_rpc_lines(server, method))
             await probe(channel)
-            worker = int(str((await _new_line(server, before)).get("worker", 0)))
+            worker = int(str((await _new_line(server, before, method)).get("worker", 0)))
             if worker in found:
                 await channel.close()
             else:
@@ -67,10 +69,14 @@ async def channel_per_worker(
     raise AssertionError(f"{most} connections reached workers {sorted(found)} of {workers}")
 
 
-async def _new_line(server: ServerProcess, before: int) -> dict[str, object]:
-    """The `rpc` line logged after the first `before` ones."""
+def _rpc_lines(server: ServerProcess, method: str | None) -> list[dict[str, object]]:
+    return [line for line in server.events("rpc") if method in (None, line.get("method"))]
+
+
+async def _new_line(server: ServerProcess, before: int, method: str | None) -> dict[str, object]:
+    """The `rpc` line (of `method`) logged after the first `before` ones."""
     deadline = time.monotonic() + LINE_TIMEOUT
-    while len(lines := server.events("rpc")) <= before:
+    while len(lines := _rpc_lines(server, method)) <= before:
         assert time.monotonic() < deadline, f"no rpc line within {LINE_TIMEOUT:g} s"
         await asyncio.sleep(0.02)
     return lines[before]

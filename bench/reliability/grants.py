@@ -154,7 +154,8 @@ async def load(servers: list[ServerProcess], seconds: float, row: Row, calls: Co
     channels: list[grpc.aio.Channel] = []
     try:
         for server in servers:
-            channels += (await channel_per_worker(server, WORKERS, probe)).values()
+            found = await channel_per_worker(server, WORKERS, probe, method=SIGN)
+            channels += found.values()
         await asyncio.gather(
             *(
                 worker(pb_grpc.SignatureServiceStub(channel), i)

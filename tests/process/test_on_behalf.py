@@ -289,7 +289,8 @@ async def signs_for(replicas: list[ServerProcess], seconds: float) -> Counter[st
     channels: list[grpc.aio.Channel] = []
     try:
         for replica in replicas:
-            channels += (await channel_per_worker(replica, WORKERS, probe)).values()
+            found = await channel_per_worker(replica, WORKERS, probe, method=SIGN)
+            channels += found.values()
         await asyncio.gather(
             *(loop(pb_grpc.SignatureServiceStub(c)) for c in channels for _ in range(2))
         )
