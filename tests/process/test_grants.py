@@ -19,6 +19,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -226,24 +227,38 @@ async def test_a_new_key_opens_old_grants_seals_on_refresh_and_counts_the_rest(
     keeper: GrantKeeper, zoom: ZoomApi, store_spec: str
 ) -> None:
     """docs/join.md, "Rotating the grant key": the old key kept as previous, a grant sealed
-    with it still serves and is sealed again on its next refresh; the census says how many
-    are left; a key dropped too soon leaves its grants UNAVAILABLE, naming the user."""
+    with it still serves and is sealed again on its next refresh; the census counts the
+    grants in use still sealed with it (a broken one is not: it is no loss). A key dropped
+    too soon leaves its grants listed and removable, their Signs UNAVAILABLE naming the
+    user and saying why."""
     old, new = read_key(KEY_TEXT.encode(), "key"), os.urandom(32)
     await granted(keeper)
+    await keeper.store.put(stored(7))
+    await keeper.store.put(replace(stored(8), broken=True))
     rotated = new_keeper(store_spec, zoom, Sealer(new, previous=[old]))
     late = new_keeper(store_spec, zoom, Sealer(new, previous=[old]), lambda: time.time() + 7200)
     only_new = new_keeper(store_spec, zoom, Sealer(new))
     try:
-        assert await rotated.store.census() == Census({"ok": 1, "broken": 0}, old_key=1)
-        with pytest.raises(Unavailable, match="u-alice") as caught:
+        assert await rotated.store.census() == Census({"ok": 2, "broken": 1}, old_key=2)
+        with pytest.raises(Unavailable, match=r"'u-alice'.*grant key") as caught:
             await only_new.obf(APP, "u-alice", MEETING)  # the old key dropped too soon
         assert not [v for v in zoom.user_oauth.handed_out if v in str(caught.value)]
+        listed = await only_new.page(APP, "", 10)
+        assert [(g.user_id, g.unopened) for g in listed] == [
+            ("u-7", True),
+            ("u-8", True),
+            ("u-alice", True),
+        ]
         assert (await rotated.obf(APP, "u-alice", MEETING)).user_id == "u-alice"
         refreshes = zoom.user_oauth.refreshes
         await late.obf(APP, "u-alice", MEETING)  # its access token due: refreshed, sealed anew
         assert zoom.user_oauth.refreshes == refreshes + 1
-        assert await rotated.store.census() == Census({"ok": 1, "broken": 0}, old_key=0)
+        assert await rotated.store.census() == Census({"ok": 2, "broken": 1}, old_key=1)
         assert (await only_new.obf(APP, "alice@example.com", MEETING)).user_id == "u-alice"
+        # u-7's grant never used meanwhile: removed without a token to revoke.
+        assert (await only_new.remove(APP, "user7@example.com")).user_id == "u-7"
+        assert zoom.user_oauth.revoked == 0
+        assert await only_new.store.census() == Census({"ok": 1, "broken": 1}, old_key=0)
     finally:
         for each in (rotated, late, only_new):
             await each.aclose()

@@ -43,7 +43,7 @@ from .grantstore import (
     seal_pending,
     state_key,
 )
-from .sealing import Sealer, Unsealable
+from .sealing import Sealer
 
 if TYPE_CHECKING:
     from ..config import RateLimitStore
@@ -150,10 +150,7 @@ class RedisGrants:
         fields = await self._do(self.redis.hgetall(f"{PREFIX}g:{app}:{user_id}"))
         if not fields:
             return None
-        try:
-            return open_grant(self.sealer, fields)
-        except Unsealable as error:
-            raise StoreUnavailable(f"the grant of user {user_id!r}: {error}") from None
+        return open_grant(self.sealer, fields)
 
     async def delete(self, app: str, user_id: str) -> bool:
         grant = await self._read(app, user_id)
@@ -183,7 +180,7 @@ class RedisGrants:
                 state, *sealed = await self._do(self.redis.hmget(key, "state", "refresh", "access"))
                 if state in counts:
                     counts[state] += 1
-                    old_key += any(self.sealer.stale(each) for each in sealed if each)
+                    old_key += state == "ok" and any(self.sealer.stale(s) for s in sealed if s)
             if cursor == 0:
                 return Census(counts, old_key)
 

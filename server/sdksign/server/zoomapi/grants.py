@@ -157,13 +157,14 @@ class GrantKeeper:
                 "GRANT_NOT_FOUND",
                 shown(user, is_zoom_user),
             )
-        if not grant.broken:  # a broken grant Zoom already refuses: nothing to revoke
-            if not grant.usable(self._clock()):
-                grant = await self._refreshed(app, grant, user) or grant
-            if not grant.broken:
-                await self.oauth.revoke(app.sdk_key, app.secret, grant.tokens.access_token, user)
+        # A broken grant Zoom already refuses, and an unopened one has no token to revoke.
+        if not grant.broken and not grant.unopened and not grant.usable(self._clock()):
+            grant = await self._refreshed(app, grant, user) or grant
+        revoke = not grant.broken and not grant.unopened
+        if revoke:
+            await self.oauth.revoke(app.sdk_key, app.secret, grant.tokens.access_token, user)
         await _stored(self.store.delete(app.name, grant.user_id))
-        log.info("grant_removed", app=app.name, user_id=grant.user_id)
+        log.info("grant_removed", app=app.name, user_id=grant.user_id, revoked=revoke)
         return grant
 
     async def page(self, app: App, after: str, limit: int) -> list[StoredGrant]:
@@ -205,6 +206,13 @@ class GrantKeeper:
             raise MustAuthorize(user, app.name, "no_grant")
         if grant.broken:
             raise MustAuthorize(user, app.name, "broken")
+        if grant.unopened:
+            raise Unavailable(
+                f"the grant of Zoom user {quoted(user, is_zoom_user)} for app {app.name!r} is "
+                "sealed with a grant key this server does not have: give that key back as a "
+                "previous key, or the user must authorize again (BeginGrant, CompleteGrant)",
+                "GRANT_KEY_UNKNOWN",
+            )
         return grant
 
     async def _refreshed(self, app: App, grant: StoredGrant, user: str) -> StoredGrant | None:

@@ -61,9 +61,12 @@ class StoredGrant:
     tokens: Tokens
     broken: bool = False
     version: int = 0
+    # Its tokens are sealed with a key this server does not have (a grant key dropped or
+    # not yet given): listed and removable, never used; `tokens` is then empty.
+    unopened: bool = False
 
     def usable(self, now: float) -> bool:
-        return not self.broken and now < self.tokens.access_until
+        return not self.broken and not self.unopened and now < self.tokens.access_until
 
 
 @dataclass(frozen=True)
@@ -88,8 +91,9 @@ class StoreUnavailable(Exception):
 
 @dataclass(frozen=True)
 class Census:
-    """A store's grants, counted: by state (GRANT_STATES), and how many hold a token sealed
-    with a previous key, which must not be dropped while any does (docs/join.md)."""
+    """A store's grants, counted: by state (GRANT_STATES), and how many of those in use (not
+    broken) hold a token sealed with another key than the current one, which must not be
+    dropped while any does (docs/join.md)."""
 
     states: dict[str, int]
     old_key: int
@@ -124,7 +128,7 @@ def needs_refresh(grant: StoredGrant, stale_access: str, now: float) -> bool:
     """Whether the grant read under the lock still needs the refresh asked for: not when
     another worker refreshed it meanwhile (a new access token, still usable), nor when it is
     broken (Zoom already refused it: never asked again)."""
-    if grant.broken:
+    if grant.broken or grant.unopened:
         return False
     return grant.tokens.access_token == stale_access or not grant.usable(now)
 
@@ -141,23 +145,30 @@ def seal_fields(sealer: Sealer, grant: StoredGrant) -> dict[str, str]:
 
 
 def open_grant(sealer: Sealer, fields: dict[str, str]) -> StoredGrant:
-    """A grant from its stored fields (strings); Unsealable when a token does not open."""
+    """A grant from its stored fields (strings); `unopened`, without tokens, when they do
+    not open with the sealer's keys."""
     place = f"{fields['app']}\x00{fields['user_id']}"
     scopes = tuple(fields["scopes"].split())
+    try:
+        tokens = Tokens(
+            access_token=sealer.open(fields["access"], place + "\x00access"),
+            refresh_token=sealer.open(fields["refresh"], place + "\x00refresh"),
+            access_until=float(fields["access_until"]),
+            scopes=scopes,
+        )
+        unopened = False
+    except Unsealable:
+        tokens, unopened = Tokens("", "", 0.0, scopes), True
     return StoredGrant(
         app=fields["app"],
         user_id=fields["user_id"],
         email=fields["email"],
         scopes=scopes,
         created_at=float(fields["created_at"]),
-        tokens=Tokens(
-            access_token=sealer.open(fields["access"], place + "\x00access"),
-            refresh_token=sealer.open(fields["refresh"], place + "\x00refresh"),
-            access_until=float(fields["access_until"]),
-            scopes=scopes,
-        ),
+        tokens=tokens,
         broken=fields["state"] == "broken",
         version=int(fields["version"]),
+        unopened=unopened,
     )
 
 
@@ -266,10 +277,7 @@ class SqliteGrants:
     def _open(self, row: sqlite3.Row) -> StoredGrant:
         fields = {key: str(row[key]) for key in row.keys()}  # noqa: SIM118 (sqlite3.Row)
         fields["version"] = str(row["version"])
-        try:
-            return open_grant(self.sealer, fields)
-        except Unsealable as error:
-            raise StoreUnavailable(f"the grant of user {row['user_id']!r}: {error}") from None
+        return open_grant(self.sealer, fields)
 
     async def delete(self, app: str, user_id: str) -> bool:
         sql = "DELETE FROM grants WHERE app = ? AND user_id = ?"
@@ -283,8 +291,8 @@ class SqliteGrants:
     async def census(self) -> Census:
         prefix = self.sealer.prefix
         sql = (
-            "SELECT state, count(*), total(substr(refresh, 1, ?2) != ?1 "
-            "OR substr(access, 1, ?2) != ?1) FROM grants GROUP BY state"
+            "SELECT state, count(*), total(state = 'ok' AND (substr(refresh, 1, ?2) != ?1 "
+            "OR substr(access, 1, ?2) != ?1)) FROM grants GROUP BY state"
         )
         rows = await self._run(lambda c: c.execute(sql, (prefix, len(prefix))).fetchall())
         states = dict.fromkeys(GRANT_STATES, 0) | {row[0]: row[1] for row in rows}
