@@ -29,7 +29,8 @@ class GrantRoutes(BaseHTTPRequestHandler):
             query = parse_qs(url.query)
             state, code = query.get("state", [""])[0], query.get("code", [""])[0]
             cookie = SimpleCookie(self.headers.get("cookie", "")).get("zoom_state")
-            if not state or cookie is None or not secrets.compare_digest(cookie.value, state):
+            sent = "" if cookie is None else cookie.value
+            if not state or not secrets.compare_digest(sent.encode(), state.encode()):
                 self.reply(400, "this authorization was not started in this browser")
                 return
             try:

@@ -14,7 +14,11 @@ const client = createSdkSignClient({
   bearerToken: process.env.SDKSIGN_BEARER_TOKEN,
 });
 
-const same = (a, b) => a.length === b.length && timingSafeEqual(Buffer.from(a), Buffer.from(b));
+// Compared as bytes: a string's length is not its bytes'.
+const same = (a, b) => {
+  const [x, y] = [Buffer.from(a), Buffer.from(b)];
+  return x.length === y.length && timingSafeEqual(x, y);
+};
 
 async function route(request) {
   const url = new URL(request.url, "http://localhost");
@@ -36,7 +40,7 @@ async function route(request) {
 }
 
 const server = createServer(async (request, response) => {
-  const [status, text, headers = {}] = await route(request);
+  const [status, text, headers = {}] = await route(request).catch(() => [502, "sdksign did not answer: try again"]);
   response.writeHead(status, { "content-type": "text/plain; charset=utf-8", ...headers });
   response.end(text);
 });
