@@ -225,6 +225,11 @@ async def test_the_policy_and_bad_input_are_refused_before_zoom_is_asked(
                     pb.BeginGrantRequest(redirect_uri="http://example.com/cb"),
                     "redirect_uri",
                 ),
+                (
+                    stub.BeginGrant,
+                    pb.BeginGrantRequest(redirect_uri="https://[::1/cb"),  # urlsplit: ValueError
+                    "redirect_uri",
+                ),
                 (stub.CompleteGrant, pb.CompleteGrantRequest(), "state"),
                 (stub.ListGrants, pb.ListGrantsRequest(page_size=5000), "page_size"),
                 (stub.ListGrants, pb.ListGrantsRequest(page_token="abc"), "page_token"),

@@ -33,8 +33,9 @@ if TYPE_CHECKING:
     from ..zoomapi.grants import GrantKeeper, Obf
     from ..zoomapi.grantstore import StoredGrant
 
-# The grants gauge (sdksign_grants by state) is counted again at most this often, by a grant
-# call or an on-behalf Sign, in the background (a Redis store is scanned).
+# The grants gauges (sdksign_grants by state, sdksign_grants_sealed_with_old_key) are counted
+# again at most this often, by a grant call or an on-behalf Sign, in the background (a Redis
+# store is scanned), and at once after CompleteGrant and RemoveGrant.
 COUNT_INTERVAL = 30.0
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -227,7 +228,10 @@ def grant_message(grant: StoredGrant) -> pb.Grant:
 
 
 def _check_redirect(uri: str) -> None:
-    parts = urlsplit(uri)
+    try:
+        parts = urlsplit(uri)
+    except ValueError:  # a "[" host without its "]": refused below as no URL at all
+        parts = urlsplit("")
     secure = parts.scheme == "https" or (parts.scheme == "http" and parts.hostname in LOOPBACK)
     if not uri or len(uri) > REDIRECT_URI_LENGTH or not secure or not parts.hostname:
         raise InvalidArgument(
