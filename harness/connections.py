@@ -13,7 +13,7 @@ not reached yet, else closed, until every worker has one.
     try:
         ...  # calls spread over channels.values(): each worker serves some
     finally:
-        await close(channels)
+        await close(channels.values())
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ async def channel_per_worker(
     """A channel to each of the `workers` workers of `server`, by worker index. `probe` makes
     one call on a new channel (that logs an `rpc` line: not a health check, logged at debug
     only), of `method` when given (its full path): only that method's lines are read, so a
-    line of an earlier call logged late is not taken for the probe's. Nothing else may call
+    line of an earlier call of another method logged late is not taken for the probe's. Nothing else may call
     `server` meanwhile. AssertionError when `most` connections have not reached them all."""
     found: dict[int, grpc.aio.Channel] = {}
     try:

@@ -212,9 +212,3 @@ class UserOAuth:
             self.obf_issued.setdefault((user_id, meeting), []).append(token)
             self.handed_out.append(token)
         return 200, {}, {"token": token}
-
-    def is_live(self, refresh: str) -> bool:
-        """Whether `refresh` is a grant's current refresh token."""
-        with self._lock:
-            grant = self._grants.get(refresh)
-            return grant is not None and not grant.revoked

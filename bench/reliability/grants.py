@@ -45,7 +45,7 @@ from harness.zoomapi import ZoomApi, running_zoom_api
 from sdksign.v1 import signature_service_pb2 as pb
 from sdksign.v1 import signature_service_pb2_grpc as pb_grpc
 
-from .common import MEETING, OK, Row, Soak
+from .common import MEETING, OK, SIGN, Row, Soak
 from .load import outcome_of
 from .server import MEETING_KEY, config_text, serving, write_config
 
@@ -58,7 +58,6 @@ USERS = ("alice@example.com", "bob@example.com", "carol@example.org")
 KEY_VARIABLE = "SOAK_GRANT_KEY"
 REDIS_VARIABLE = "SOAK_GRANT_REDIS_PASSWORD"
 CALLBACK = "https://backend.example.com/zoom/callback"
-SIGN = "/sdksign.v1.SignatureService/Sign"
 KILLS = 3
 
 

@@ -20,7 +20,8 @@ from sdksign.server.errors import (
 )
 from sdksign.server.zoom.rules import ZAK_REUSE
 from sdksign.server.zoomapi import answers
-from sdksign.server.zoomapi.client import ACCESS_TOKEN_MARGIN, ZakSource
+from sdksign.server.zoomapi.answers import ACCESS_TOKEN_MARGIN
+from sdksign.server.zoomapi.client import ZakSource
 
 
 class Clock:

@@ -12,7 +12,9 @@ import { SignatureService } from "./gen/sdksign/v1/signature_service_pb.js";
 export * from "./gen/sdksign/v1/signature_service_pb.js";
 export { Code, ConnectError };
 
-/** The client of SignatureService: `sign(...)` and `verify(...)`, typed from the proto. */
+/** The client of SignatureService: `sign(...)`, `verify(...)` and the grant calls
+ * (`beginGrant(...)`, `completeGrant(...)`, `removeGrant(...)`, `listGrants(...)`), typed
+ * from the proto. */
 export type SdkSignClient = Client<typeof SignatureService>;
 
 export interface SdkSignClientOptions {

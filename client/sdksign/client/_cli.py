@@ -392,7 +392,7 @@ def _grants_command(args: argparse.Namespace) -> int:
     for grant in grants:
         if args.json:
             shown = grant.__dict__ | {"created_at": grant.created_at.isoformat()}
-            print(json.dumps(shown | {"scopes": list(grant.scopes)}))
+            print(json.dumps(shown))
         else:
             state = "broken: must authorize again" if grant.broken else "ok"
             removed = "removed " if args.action == "remove" else ""

@@ -25,6 +25,7 @@ from ._types import (
     Role,
     SignedToken,
     Verification,
+    _raise_if_unparsed,
     meeting_request,
     signed_token,
     verification,
@@ -227,9 +228,11 @@ class AsyncClient:
 
     async def _call(self, method: Any, request: Any) -> Any:
         try:
-            return await method(request, timeout=self._timeout, metadata=self._metadata)
+            response = await method(request, timeout=self._timeout, metadata=self._metadata)
         except grpc.RpcError as error:
             raise from_rpc_error(error, GRANTS) from None
+        _raise_if_unparsed(response)
+        return response
 
     async def close(self) -> None:
         """Close the channel; calls still in flight are cancelled."""
@@ -382,9 +385,11 @@ class Client:
 
     def _call(self, method: Any, request: Any) -> Any:
         try:
-            return method(request, timeout=self._timeout, metadata=self._metadata)
+            response = method(request, timeout=self._timeout, metadata=self._metadata)
         except grpc.RpcError as error:
             raise from_rpc_error(error, GRANTS) from None
+        _raise_if_unparsed(response)
+        return response
 
     def close(self) -> None:
         """Close the channel; calls still in flight are cancelled."""

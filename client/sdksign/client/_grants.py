@@ -3,7 +3,7 @@ RemoveGrant and ListGrants as plain values; no token is ever part of them."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sdksign.v1 import signature_service_pb2 as pb
@@ -14,10 +14,11 @@ GRANTS = "a grant request is a URL, a state and a code: a few KB at most"
 
 @dataclass(frozen=True)
 class BeganGrant:
-    """Where to send the user (Zoom's authorize page), and the state Zoom sends back."""
+    """Where to send the user (Zoom's authorize page), and the state Zoom sends back. Neither
+    is in its repr: the state (also in the URL) is what ties the callback to this grant."""
 
-    authorize_url: str
-    state: str
+    authorize_url: str = field(repr=False)
+    state: str = field(repr=False)
     expires_at: datetime
 
 

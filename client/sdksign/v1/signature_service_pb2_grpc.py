@@ -100,7 +100,8 @@ class SignatureServiceServicer:
         """BeginGrant starts a Zoom user's grant to an app (joins outside the
         account): the backend sends the user to `authorize_url`, Zoom's authorize
         page with PKCE, and Zoom sends them back to `redirect_uri` with a code and
-        the state. Only for callers with `grants = true`.
+        the state. BeginGrant and the three grant calls below are only for callers
+        with `grants = true`.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -119,7 +120,8 @@ class SignatureServiceServicer:
 
     def RemoveGrant(self, request, context):
         """RemoveGrant revokes a user's grant at Zoom and deletes it (NOT_FOUND when
-        there is none).
+        there is none). A broken grant, or one sealed with a key the server no
+        longer has, is deleted without a revocation: it holds no token Zoom takes.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

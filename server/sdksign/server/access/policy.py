@@ -222,7 +222,7 @@ def authorize(caller: Caller, grant: Grant) -> None:
             "start_as",
         )
 
-    if grant.on_behalf_of and not _names_user(rule.on_behalf_of, grant.on_behalf_of):
+    if grant.on_behalf_of and not names_user(rule.on_behalf_of, grant.on_behalf_of):
         _deny(
             caller,
             f"may not join on behalf of {quoted(grant.on_behalf_of, is_zoom_user)} "
@@ -247,22 +247,21 @@ def authorize_grants(caller: Caller) -> None:
         _deny(caller, "may not manage users' grants (grants = true is not set)", "grants")
 
 
-def _names_user(patterns: tuple[str, ...], user: str) -> bool:
-    """Whether `patterns` name the Zoom user `user`: emails in any case, IDs exactly."""
+def names_user(patterns: Sequence[str], user: str) -> bool:
+    """Whether `patterns` (a rule's start_as or on_behalf_of) name the Zoom user `user` (an
+    email or a user ID).
+
+    Email addresses are matched without regard to case, as Zoom treats them; user IDs
+    exactly, since two IDs that differ in case are two users.
+    """
     if "@" not in user:
         return _matches(user, patterns)
     return _matches(user.lower(), [pattern.lower() for pattern in patterns])
 
 
 def may_start_as(rule: Rule, user: str) -> bool:
-    """Whether `rule`'s start_as patterns name the Zoom user `user` (an email or a user ID).
-
-    Email addresses are matched without regard to case, as Zoom treats them; user IDs
-    exactly, since two IDs that differ in case are two users.
-    """
-    if "@" not in user:
-        return _matches(user, rule.start_as)
-    return _matches(user.lower(), [pattern.lower() for pattern in rule.start_as])
+    """Whether `rule`'s start_as patterns name the Zoom user `user` (names_user)."""
+    return names_user(rule.start_as, user)
 
 
 def authorize_verify(caller: Caller) -> None:

@@ -7,9 +7,7 @@ file beside it, made with mode 0600 on first use (dev_grant_key), as the develop
 
 from __future__ import annotations
 
-import base64
 import os
-import secrets
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +16,7 @@ from ..errors import ConfigError
 from .credentials import one_of, secret_from_env, secret_from_file
 from .devapps import dev_apps_file
 from .files import reason
-from .keys import KEY_BYTES, read_key
+from .keys import new_key_text, read_key
 from .model import GrantsSettings, RateLimitStore
 from .schema import GrantsTable
 from .stores import redis_store
@@ -68,7 +66,7 @@ def _redis(
     table: GrantsTable, store: str, folder: Path, environ: Mapping[str, str]
 ) -> RateLimitStore:
     try:
-        store_url(store)
+        store_url(store, _GRANTS)
     except ConfigError as error:
         raise ConfigError(f"{_GRANTS} store: sqlite:PATH, or {error}") from None
     return redis_store(_GRANTS, store, table, folder, environ)
@@ -89,7 +87,7 @@ def dev_grant_key(folder: Path) -> bytes:
             fd, written = tempfile.mkstemp(dir=folder, prefix=".grant-key-")  # mode 0600
             try:
                 with os.fdopen(fd, "w", encoding="ascii") as out:
-                    out.write(base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode() + "\n")
+                    out.write(new_key_text() + "\n")
                 os.link(written, path)
             except FileExistsError:
                 pass

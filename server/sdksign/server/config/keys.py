@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import base64
 import binascii
+import secrets
 
 from ..errors import ConfigError
 
 KEY_BYTES = 32
+
+
+def new_key_text() -> str:
+    """A new random key, as base64 text."""
+    return base64.b64encode(secrets.token_bytes(KEY_BYTES)).decode()
 
 
 def read_key(text: bytes, where: str) -> bytes:

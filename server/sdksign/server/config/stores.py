@@ -40,7 +40,7 @@ def redis_store(
     on_store_error: StoreError = "local",
 ) -> RateLimitStore:
     """The Redis store of the table named `where` ("[rate_limits]"), its secrets read."""
-    host, port, db, tls = store_url(url)
+    host, port, db, tls = store_url(url, where)
     env, file = table.password_env, table.password_file
     one_of(where, {"password_env": env, "password_file": file}, required=False)
     password = None

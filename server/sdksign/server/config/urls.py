@@ -19,12 +19,13 @@ _RATE_LIMITS = "[rate_limits]"
 _VAULT = "[vault]"
 
 
-def store_url(url: str) -> tuple[str, int, int, bool]:
-    """Host, port, database and TLS of redis://HOST[:PORT][/DB] (rediss:// for TLS).
+def store_url(url: str, table: str = _RATE_LIMITS) -> tuple[str, int, int, bool]:
+    """Host, port, database and TLS of redis://HOST[:PORT][/DB] (rediss:// for TLS), the
+    store of `table` ("[rate_limits]", "[grants]"), which messages name.
 
     The URL is never shown in a message: one that holds a password is refused as such.
     """
-    where = f"{_RATE_LIMITS} store"
+    where = f"{table} store"
     if "@" in url:
         raise ConfigError(
             f"{where}: credentials are never written in the URL; "
@@ -35,7 +36,7 @@ def store_url(url: str) -> tuple[str, int, int, bool]:
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
         raise ConfigError(f"{where} must be {STORE_URL}")
     if parts.query or parts.fragment:
-        raise ConfigError(f"{where}: options are keys of {_RATE_LIMITS}, not part of the URL")
+        raise ConfigError(f"{where}: options are keys of {table}, not part of the URL")
     db = parts.path.strip("/") or "0"
     if not re.fullmatch(r"[0-9]{1,5}", db) or port == 0:
         raise ConfigError(f"{where} must be {STORE_URL} (a port from 1, a database number)")

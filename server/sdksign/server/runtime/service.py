@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from google.api import httpbody_pb2
@@ -57,9 +57,11 @@ def _no_peer() -> dict[str, list[bytes]]:
     return {}
 
 
-# A host start answers UNAVAILABLE this long before the call's deadline when Zoom has not
-# answered by then, so that the caller hears why rather than DEADLINE_EXCEEDED.
+# A host start (or an on-behalf Sign) answers UNAVAILABLE this long before the call's
+# deadline when Zoom (or the grant store) has not answered by then, so that the caller hears
+# why rather than DEADLINE_EXCEEDED.
 DEADLINE_MARGIN = 0.05
+T = TypeVar("T")
 
 
 class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,unused-ignore]
@@ -146,21 +148,19 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         Unavailable when Zoom has not answered just before it."""
         s2s = minted.app.s2s
         assert s2s is not None  # tokens.mint refuses a host start of an app without one
-        remaining = context.time_remaining()
-        budget = None if remaining is None else remaining - DEADLINE_MARGIN
-        try:
-            if budget is not None and budget <= 0:
-                raise TimeoutError
-            async with asyncio.timeout(budget):
-                return await self._zaks(config.zoom).zak(
-                    minted.app.name, s2s, user, minted.expires_at - minted.issued_at
-                )
-        except TimeoutError:
+        zak = await _before_deadline(
+            context,
+            lambda: self._zaks(config.zoom).zak(
+                minted.app.name, s2s, user, minted.expires_at - minted.issued_at
+            ),
+        )
+        if zak is None:
             raise Unavailable(
                 f"Zoom's API did not give the ZAK of {quoted(user, is_zoom_user)} within the "
                 "call's deadline",
                 "ZOOM_TIMEOUT",
-            ) from None
+            )
+        return zak
 
     async def _admit(self, config: Config, context: grpc.aio.ServicerContext) -> Caller:
         """Identify the caller (raises Unauthenticated), name it on the call's log line and
@@ -226,22 +226,18 @@ class SignatureService(pb_grpc.SignatureServiceServicer):  # type: ignore[misc,u
         context: grpc.aio.ServicerContext,
     ) -> Obf:
         """The OBF token of request.on_behalf_of for the meeting, within the call's deadline."""
-        remaining = context.time_remaining()
-        budget = None if remaining is None else remaining - DEADLINE_MARGIN
         user = request.on_behalf_of
-        try:
-            if budget is not None and budget <= 0:
-                raise TimeoutError
-            async with asyncio.timeout(budget):
-                return await self._grants.obf(
-                    config, minted.app, user, request.meeting.meeting_number
-                )
-        except TimeoutError:
+        obf = await _before_deadline(
+            context,
+            lambda: self._grants.obf(config, minted.app, user, request.meeting.meeting_number),
+        )
+        if obf is None:
             raise Unavailable(
                 f"the OBF token of {quoted(user, is_zoom_user)} was not had within the call's "
                 "deadline (Zoom's API or the grant store did not answer in time)",
                 "OBF_TIMEOUT",
-            ) from None
+            )
+        return obf
 
     async def BeginGrant(
         self, request: pb.BeginGrantRequest, context: grpc.aio.ServicerContext
@@ -311,6 +307,22 @@ def _request_fields(request: pb.SignRequest, config: Config) -> dict[str, object
 def _configured(config: Config, name: str) -> bool:
     """Whether `name` is a configured app's (the operator's words, whatever their shape)."""
     return any(app.name == name for app in config.apps)
+
+
+async def _before_deadline(
+    context: grpc.aio.ServicerContext, work: Callable[[], Awaitable[T]]
+) -> T | None:
+    """What `work()` answers, or None when it has not answered DEADLINE_MARGIN before the
+    call's deadline (not started at all when that is already past)."""
+    remaining = context.time_remaining()
+    budget = None if remaining is None else remaining - DEADLINE_MARGIN
+    if budget is not None and budget <= 0:
+        return None
+    try:
+        async with asyncio.timeout(budget):
+            return await work()
+    except TimeoutError:
+        return None
 
 
 async def _close_later(source: ZakSource) -> None:

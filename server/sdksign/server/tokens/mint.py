@@ -106,8 +106,7 @@ def check_request(request: pb.SignRequest, config: Config, caller: Caller) -> Va
         _check_meeting(claims, violations)
     else:
         _check_video(claims, violations)
-    _check_start_as(request, claims, violations)
-    _check_on_behalf_of(request, claims, violations)
+    _check_users(request, claims, violations)
     app = pick_app(request.app, sdk, in_scope(caller.rule.apps, config.apps), violations)
     if violations:
         raise InvalidArgument(violations)
@@ -263,42 +262,36 @@ def _check_meeting(claims: pb.MeetingClaims, violations: list[FieldViolation]) -
     _check_optional(claims, MEETING_OPTIONAL, "meeting", violations)
 
 
-def _check_start_as(
-    request: pb.SignRequest, claims: Claims, violations: list[FieldViolation]
-) -> None:
-    """start_as: only for a Meeting SDK web token with role ROLE_HOST, and a user's name."""
-    user = request.start_as
-    if not user:
-        return
-    if not isinstance(claims, pb.MeetingClaims) or claims.role != pb.ROLE_HOST:
-        violations.append(
-            FieldViolation(
-                "start_as",
-                "is allowed only with a Meeting SDK web token of role ROLE_HOST "
-                "(meeting.meeting_number and meeting.role = ROLE_HOST)",
-            )
+def _check_users(request: pb.SignRequest, claims: Claims, violations: list[FieldViolation]) -> None:
+    """The fields naming a Zoom user, each a user's name and only with the token it needs:
+    start_as a Meeting SDK web token of role ROLE_HOST, on_behalf_of one of any role."""
+    role = claims.role if isinstance(claims, pb.MeetingClaims) else pb.ROLE_UNSPECIFIED
+    if request.start_as:
+        _check_user(
+            "start_as",
+            request.start_as,
+            role == pb.ROLE_HOST,
+            "a Meeting SDK web token of role ROLE_HOST "
+            "(meeting.meeting_number and meeting.role = ROLE_HOST)",
+            violations,
         )
-    elif not is_start_as(user):
-        violations.append(FieldViolation("start_as", f"must be {START_AS_RULE}"))
+    if request.on_behalf_of:
+        _check_user(
+            "on_behalf_of",
+            request.on_behalf_of,
+            role != pb.ROLE_UNSPECIFIED,
+            "a Meeting SDK web token (meeting.meeting_number and meeting.role)",
+            violations,
+        )
 
 
-def _check_on_behalf_of(
-    request: pb.SignRequest, claims: Claims, violations: list[FieldViolation]
+def _check_user(
+    field: str, user: str, fits: bool, needs: str, violations: list[FieldViolation]
 ) -> None:
-    """on_behalf_of: only for a Meeting SDK web token (a role), and a user's name."""
-    user = request.on_behalf_of
-    if not user:
-        return
-    if not isinstance(claims, pb.MeetingClaims) or claims.role == pb.ROLE_UNSPECIFIED:
-        violations.append(
-            FieldViolation(
-                "on_behalf_of",
-                "is allowed only with a Meeting SDK web token (meeting.meeting_number and "
-                "meeting.role)",
-            )
-        )
+    if not fits:
+        violations.append(FieldViolation(field, f"is allowed only with {needs}"))
     elif not is_start_as(user):
-        violations.append(FieldViolation("on_behalf_of", f"must be {START_AS_RULE}"))
+        violations.append(FieldViolation(field, f"must be {START_AS_RULE}"))
 
 
 def _check_video(claims: pb.VideoClaims, violations: list[FieldViolation]) -> None:

@@ -185,7 +185,7 @@ OAUTH_REVOKE_PATH = "/oauth/revoke"
 # A begun grant's state lives at most this many seconds, and is used once.
 GRANT_STATE_LIFETIME = 600
 # Zoom's answer to a refresh token it no longer takes (rotated out, revoked): HTTP 400 or 401
-# with OAuth error invalid_grant or invalid_request ("Invalid Token!").
+# with OAuth error invalid_grant, invalid_request ("Invalid Token!") or invalid_token.
 REFRESH_REFUSED_ERRORS = frozenset({"invalid_grant", "invalid_request", "invalid_token"})
 # The OBF token of a user for a meeting (developers.zoom.us/docs/meeting-sdk/auth/obf/):
 # GET /v2/users/me/token?type=onbehalf&meeting_id=..., with that user's access token.

@@ -35,6 +35,9 @@ DEFAULT_RETRY_AFTER = 1.0
 MAX_RETRY_AFTER = 86400.0
 # An error body is read up to this many bytes; a longer one is not what Zoom documents.
 MAX_ERROR_BODY = 4096
+# An access token (S2S or a user's) is used until this many seconds before Zoom says it
+# expires (Zoom's live an hour); one that lives less than twice this, for half its life.
+ACCESS_TOKEN_MARGIN = 60.0
 _WORD = re.compile(r"[a-z_]{1,40}")
 # Retry-After in seconds: ASCII digits only (str.isdigit takes "²", which float() refuses).
 _SECONDS = re.compile(r"[0-9]+")
@@ -154,7 +157,7 @@ def access_token(
         expires_in = parsed.get("expires_in") if isinstance(parsed, dict) else None
         if isinstance(token, str) and token and type(expires_in) is int and expires_in > 0:
             return AccessToken(token, float(expires_in))
-        return _bad_answer(what)
+        return bad_answer(what)
     failure = common_failure(status, headers, now, what)
     if failure is not None:
         return failure
@@ -185,7 +188,7 @@ def user_token(
         except (ValueError, UnicodeDecodeError):
             parsed = None
         zak = parsed.get("token") if isinstance(parsed, dict) else None
-        return zak if isinstance(zak, str) and zak else _bad_answer(what)
+        return zak if isinstance(zak, str) and zak else bad_answer(what)
     failure = common_failure(status, headers, now, what)
     if failure is not None:
         return failure
@@ -209,13 +212,22 @@ def user_token(
     )
 
 
-def _bad_answer(what: str) -> Failure:
+def bad_answer(what: str) -> Failure:
+    """An answer Zoom's documentation does not describe (UNAVAILABLE, ZOOM_BAD_ANSWER)."""
     return Failure(
         Unavailable(
             f"Zoom's API answered {what} in a form it does not document", "ZOOM_BAD_ANSWER"
         ),
         "bad_answer",
     )
+
+
+def usable_for(expires_in: float) -> float:
+    """How long an access token Zoom says expires in `expires_in` seconds is used: until
+    ACCESS_TOKEN_MARGIN before, or half its life when it lives under twice that."""
+    if expires_in >= 2 * ACCESS_TOKEN_MARGIN:
+        return expires_in - ACCESS_TOKEN_MARGIN
+    return expires_in / 2
 
 
 def unreachable(what: str, timed_out: bool) -> Failure:

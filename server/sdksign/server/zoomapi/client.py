@@ -2,8 +2,8 @@
 app, with everything that keeps Zoom asked as little as it must be.
 
 - The S2S access token is kept per worker and per credentials (a new client secret takes a
-  new token) until ACCESS_TOKEN_MARGIN before it expires, and fetched once at a time: calls
-  that need it while it is being fetched wait for that one request.
+  new token) until answers.ACCESS_TOKEN_MARGIN before it expires, and fetched once at a
+  time: calls that need it while it is being fetched wait for that one request.
 - Host starts for the same user, app and lifetime at the same time share one Zoom call; one
   that gives up (its deadline) leaves the others theirs.
 - A ZAK is asked to live ZAK_REUSE seconds longer than the token, and is handed out again for
@@ -37,11 +37,11 @@ import httpx
 from ..observe.metrics import zoom_request
 from ..zoom.rules import ZAK_MAX_TTL, ZAK_REUSE
 from .answers import (
-    AccessToken,
     Failure,
     access_token,
     is_expired_token,
     unreachable,
+    usable_for,
     user_token,
     zak_of,
 )
@@ -49,9 +49,6 @@ from .answers import (
 if TYPE_CHECKING:
     from ..config import S2s, ZoomSettings
 
-# An access token is used until this many seconds before Zoom says it expires (Zoom's live an
-# hour); one that lives less than twice this is used for half its life.
-ACCESS_TOKEN_MARGIN = 60.0
 # The most ZAKs kept for reuse in a worker; past it, those too old to reuse are let go of.
 MAX_KEPT_ZAKS = 10_000
 
@@ -133,9 +130,9 @@ class ZakSource:
             )
         now = time.time()
         read = user_token(
-            answer.status_code, _headers(answer), answer.content, now, user=user, app=app
+            answer.status_code, answer_headers(answer), answer.content, now, user=user, app=app
         )
-        _count("user_token", answer, read)
+        count_answer("user_token", answer, read)
         if isinstance(read, Failure):
             raise read.error
         self._keep(key, read, started + min(ZAK_REUSE, zak_ttl - ttl))
@@ -169,11 +166,13 @@ class ZakSource:
         auth = httpx.BasicAuth(s2s.client_id, s2s.client_secret.decode())
         what = f"the access token of app {app!r}"
         answer = await self._request("oauth_token", "POST", url, form=form, auth=auth, what=what)
-        read = access_token(answer.status_code, _headers(answer), answer.content, time.time(), app)
-        _count("oauth_token", answer, read)
+        read = access_token(
+            answer.status_code, answer_headers(answer), answer.content, time.time(), app
+        )
+        count_answer("oauth_token", answer, read)
         if isinstance(read, Failure):
             raise read.error
-        self._tokens[s2s.key] = _Kept(read.value, started + _usable_for(read))
+        self._tokens[s2s.key] = _Kept(read.value, started + usable_for(read.expires_in))
         return read.value
 
     async def _request(
@@ -209,17 +208,12 @@ class ZakSource:
         raise failure.error from None
 
 
-def _usable_for(token: AccessToken) -> float:
-    """How long an access token is used: until ACCESS_TOKEN_MARGIN before it expires."""
-    if token.expires_in >= 2 * ACCESS_TOKEN_MARGIN:
-        return token.expires_in - ACCESS_TOKEN_MARGIN
-    return token.expires_in / 2
-
-
-def _headers(answer: httpx.Response) -> dict[str, str]:
+def answer_headers(answer: httpx.Response) -> dict[str, str]:
+    """The headers of Zoom's answer that answers.py reads."""
     return {"retry-after": answer.headers.get("retry-after", "")}
 
 
-def _count(endpoint: str, answer: httpx.Response, read: object) -> None:
+def count_answer(endpoint: str, answer: httpx.Response, read: object) -> None:
+    """Count a request to Zoom's API by `read`, what was made of its answer."""
     outcome = read.outcome if isinstance(read, Failure) else "ok"
     zoom_request(endpoint, outcome, answer.elapsed.total_seconds())

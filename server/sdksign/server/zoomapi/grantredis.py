@@ -10,7 +10,7 @@ longer than any exchange with Zoom it waits for (runtime.grantrpc.refresh_lock_s
 that no other worker or replica refreshes meanwhile; the others
 poll for the lock's end and read the new access token. The new tokens are written by one
 script that checks the fence first: the grant's `version` must be the one the refresh read,
-so that a refresh whose lock ran out (a worker paused for longer than LOCK_SECONDS) never
+so that a refresh whose lock ran out (a worker paused for longer than lock_seconds) never
 writes over a newer refresh token. A worker killed mid-refresh leaves the lock to expire.
 """
 
@@ -49,7 +49,8 @@ if TYPE_CHECKING:
     from ..config import RateLimitStore
 
 PREFIX = "sdksign:grant:"
-# A lost connection is tried again this many times, waiting up to RETRY_CAP s between.
+# A lost connection is tried again this many times, 0.1, 0.2 and 0.4 s apart (the backoff
+# doubles from 0.05 s; RETRY_CAP is never reached in three tries).
 RETRIES = 3
 RETRY_CAP = 0.5
 # How often a worker waiting for another's refresh looks again.
@@ -78,8 +79,8 @@ return 0
 
 
 def redis_client(store: RateLimitStore) -> Redis:
-    """A client of the Redis that `store` names, with [rate_limits]' credential keys. A lost
-    connection is tried again RETRIES times within about RETRY_CAP * RETRIES seconds (redis-py's
+    """A client of the Redis that `store` names ([grants]' keys, as [rate_limits]' are). A
+    lost connection is tried again RETRIES times, within about 0.7 s of waiting (redis-py's
     default, 10 tries with backoff up to 10 s, would outlast any call's deadline)."""
     return Redis(
         retry=Retry(ExponentialBackoff(cap=RETRY_CAP, base=0.05), RETRIES),

@@ -9,7 +9,8 @@
   that a retry (the Python clients retry UNAVAILABLE) exchanges again.
 - obf: the grant's access token (refreshed through the store's protocol when it is due, or
   when Zoom calls it expired), then the OBF token, never kept: Zoom's are single-use.
-- remove: revoked at Zoom, then deleted.
+- remove: revoked at Zoom (unless broken, or sealed with a key this server lacks: no token
+  to revoke), then deleted.
 
 A refresh in this worker is shared by every call that needs it (one task per grant); across
 workers and replicas the store makes it one at a time (grantstore, grantredis). A grant Zoom
@@ -83,7 +84,9 @@ class GrantKeeper:
 
     async def aclose(self) -> None:
         # A refresh in flight may hold the only copy of the grant's new refresh token: it is
-        # let finish (refresh_limit bounds it) before the client and the store close.
+        # let finish (refresh_limit bounds its exchange with Zoom; one still waiting for
+        # another worker's lock then may be cut off, before it has asked Zoom) before the
+        # client and the store close.
         runs = [run.task for run in self._refreshing.values()]
         if runs:
             await asyncio.wait(runs, timeout=refresh_limit(self.oauth.settings) + 1)

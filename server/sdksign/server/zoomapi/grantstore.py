@@ -28,7 +28,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -43,8 +43,8 @@ class Tokens:
     """What Zoom's token endpoint answered: both tokens, until when the access token is
     used (epoch seconds, a margin before Zoom's expiry) and the scopes granted."""
 
-    access_token: str
-    refresh_token: str
+    access_token: str = field(repr=False)
+    refresh_token: str = field(repr=False)
     access_until: float
     scopes: tuple[str, ...]
 
@@ -76,7 +76,7 @@ class Pending:
     app: str
     caller: str
     redirect_uri: str
-    verifier: str
+    verifier: str = field(repr=False)
     expires_at: float
 
 
@@ -93,7 +93,8 @@ class StoreUnavailable(Exception):
 class Census:
     """A store's grants, counted: by state (GRANT_STATES), and how many of those in use (not
     broken) hold a token sealed with another key than the current one, which must not be
-    dropped while any does (docs/join.md)."""
+    dropped while any does (docs/join.md). One whose key is already gone counts too, until
+    it is removed or authorized again."""
 
     states: dict[str, int]
     old_key: int
@@ -127,7 +128,7 @@ def state_key(state: str) -> str:
 def needs_refresh(grant: StoredGrant, stale_access: str, now: float) -> bool:
     """Whether the grant read under the lock still needs the refresh asked for: not when
     another worker refreshed it meanwhile (a new access token, still usable), nor when it is
-    broken (Zoom already refused it: never asked again)."""
+    broken (Zoom already refused it: never asked again) or unopened (no token to send)."""
     if grant.broken or grant.unopened:
         return False
     return grant.tokens.access_token == stale_access or not grant.usable(now)
@@ -276,7 +277,6 @@ class SqliteGrants:
 
     def _open(self, row: sqlite3.Row) -> StoredGrant:
         fields = {key: str(row[key]) for key in row.keys()}  # noqa: SIM118 (sqlite3.Row)
-        fields["version"] = str(row["version"])
         return open_grant(self.sealer, fields)
 
     async def delete(self, app: str, user_id: str) -> bool:

@@ -33,7 +33,16 @@ from ..zoom.rules import (
     is_zoom_user,
     quoted,
 )
-from .answers import Failure, common_failure, error_fields, is_expired_token, unreachable
+from .answers import (
+    Failure,
+    bad_answer,
+    common_failure,
+    error_fields,
+    is_expired_token,
+    unreachable,
+    usable_for,
+)
+from .client import answer_headers, count_answer
 from .grantstore import Refused, Tokens
 
 if TYPE_CHECKING:
@@ -49,11 +58,6 @@ REFRESH_LIMIT_FACTOR = 4
 def refresh_limit(settings: ZoomSettings) -> float:
     """The most a refresh's exchange with Zoom may take, in seconds (docs/join.md)."""
     return settings.timeout * REFRESH_LIMIT_FACTOR
-
-
-# A user's access token is used until this many seconds before it expires (Zoom's live an
-# hour); one that lives less than twice this is used for half its life.
-ACCESS_MARGIN = 60.0
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -80,8 +84,8 @@ def authorize_url(
 
 
 def usable_until(now: float, expires_in: float) -> float:
-    margin = ACCESS_MARGIN if expires_in >= 2 * ACCESS_MARGIN else expires_in / 2
-    return now + expires_in - margin
+    """Until when (epoch seconds) a user's access token is used (answers.usable_for)."""
+    return now + usable_for(expires_in)
 
 
 def read_tokens(
@@ -104,7 +108,7 @@ def read_tokens(
             and isinstance(scope, str)
         ):
             return Tokens(access, refresh, usable_until(now, expires_in), tuple(scope.split()))
-        return _bad(what)
+        return bad_answer(what)
     failure = common_failure(status, headers, now, what)
     if failure is not None:
         return failure
@@ -123,17 +127,6 @@ def _json(body: bytes) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError):
         return {}
     return parsed if isinstance(parsed, dict) else {}
-
-
-def _bad(what: str) -> Failure:
-    from ..errors import Unavailable
-
-    return Failure(
-        Unavailable(
-            f"Zoom's API answered {what} in a form it does not document", "ZOOM_BAD_ANSWER"
-        ),
-        "bad_answer",
-    )
 
 
 @dataclass(frozen=True)
@@ -172,12 +165,12 @@ class UserOAuth:
         answer = await self._token(client_id, secret, form, "the authorization code")
         read = read_tokens(
             answer.status_code,
-            _headers(answer),
+            answer_headers(answer),
             answer.content,
             time.time(),
             "the authorization code",
         )
-        _count("user_oauth_code", answer, read)
+        count_answer("user_oauth_code", answer, read)
         if isinstance(read, Failure):
             raise read.error
         return read
@@ -188,8 +181,10 @@ class UserOAuth:
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
         what = f"the refresh of the grant of {quoted(user, is_zoom_user)}"
         answer = await self._token(client_id, secret, form, what, refresh_limit(self.settings))
-        read = read_tokens(answer.status_code, _headers(answer), answer.content, time.time(), what)
-        _count("user_oauth_refresh", answer, read)
+        read = read_tokens(
+            answer.status_code, answer_headers(answer), answer.content, time.time(), what
+        )
+        count_answer("user_oauth_refresh", answer, read)
         if isinstance(read, Failure):
             if (
                 answer.status_code in (400, 401)
@@ -200,15 +195,16 @@ class UserOAuth:
         return read
 
     async def revoke(self, client_id: str, secret: bytes, token: str, user: str) -> None:
-        """Revoke a grant at Zoom; one Zoom already forgot (400/401) counts as revoked."""
+        """Revoke a grant at Zoom. Only a 429 or Zoom's failure (5xx, no answer) is an error:
+        any other answer (one Zoom already forgot, 400/401, included) counts as revoked."""
         url = f"{self.settings.oauth_url}{OAUTH_REVOKE_PATH}"
         what = f"the revocation of the grant of {quoted(user, is_zoom_user)}"
         auth = httpx.BasicAuth(client_id, secret.decode())
         answer = await self._request(
             "user_oauth_revoke", "POST", url, what, data={"token": token}, auth=auth
         )
-        failure = common_failure(answer.status_code, _headers(answer), time.time(), what)
-        _count("user_oauth_revoke", answer, failure or "ok")
+        failure = common_failure(answer.status_code, answer_headers(answer), time.time(), what)
+        count_answer("user_oauth_revoke", answer, failure or "ok")
         if failure is not None:
             raise failure.error
 
@@ -219,12 +215,12 @@ class UserOAuth:
         parsed = _json(answer.content) if answer.status_code == 200 else {}
         user_id, email = parsed.get("id"), parsed.get("email")
         if isinstance(user_id, str) and user_id and isinstance(email, str) and "@" in email:
-            _count("user_me", answer, "ok")
+            count_answer("user_me", answer, "ok")
             return Me(user_id, email)
-        failure = common_failure(answer.status_code, _headers(answer), time.time(), what) or _bad(
-            what
-        )
-        _count("user_me", answer, failure)
+        failure = common_failure(
+            answer.status_code, answer_headers(answer), time.time(), what
+        ) or bad_answer(what)
+        count_answer("user_me", answer, failure)
         raise failure.error
 
     async def obf(self, access_token: str, meeting_number: str, user: str) -> str:
@@ -236,13 +232,13 @@ class UserOAuth:
             "user_obf", "GET", url, what, params=params, bearer=access_token
         )
         if is_expired_token(answer.status_code, answer.content):
-            _count("user_obf", answer, Failure(FailedPrecondition(""), "token_expired"))
+            count_answer("user_obf", answer, Failure(FailedPrecondition(""), "token_expired"))
             raise ExpiredAccess(what)
         token = _json(answer.content).get("token") if answer.status_code == 200 else None
         if isinstance(token, str) and token:
-            _count("user_obf", answer, "ok")
+            count_answer("user_obf", answer, "ok")
             return token
-        failure = common_failure(answer.status_code, _headers(answer), time.time(), what)
+        failure = common_failure(answer.status_code, answer_headers(answer), time.time(), what)
         if failure is None and answer.status_code == 404:
             failure = Failure(
                 NotFound(
@@ -261,8 +257,8 @@ class UserOAuth:
                 ),
                 "refused",
             )
-        failure = failure or _bad(what)
-        _count("user_obf", answer, failure)
+        failure = failure or bad_answer(what)
+        count_answer("user_obf", answer, failure)
         raise failure.error
 
     async def _token(
@@ -314,12 +310,3 @@ class UserOAuth:
             failure = unreachable(what, timed_out=False)
         zoom_request(endpoint, failure.outcome, time.monotonic() - started)
         raise failure.error from None
-
-
-def _headers(answer: httpx.Response) -> dict[str, str]:
-    return {"retry-after": answer.headers.get("retry-after", "")}
-
-
-def _count(endpoint: str, answer: httpx.Response, read: object) -> None:
-    outcome = read.outcome if isinstance(read, Failure) else "ok"
-    zoom_request(endpoint, outcome, answer.elapsed.total_seconds())
