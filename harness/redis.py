@@ -86,9 +86,21 @@ class RedisServer:
         log = self.folder / "redis.log"
         self.process = spawn(command, log, os.environ, self.folder)
         deadline = time.monotonic() + timeout
+        retried = False
         while not self._answers():
-            if self.process.poll() is not None:
-                raise RedisError(f"redis-server exited: {log.read_text(errors='replace')}")
+            code = self.process.poll()
+            if code is not None:
+                died = f"redis-server exited ({code}): {log.read_text(errors='replace')}"
+                if code >= 0 or retried:
+                    raise RedisError(died)
+                # Debian's redis-server 7.0.15 has died by SIGSEGV just after "Ready to accept
+                # connections", with no crash report, on a restart under load (2 runs of
+                # test_redis_killed_and_restarted_under_load in a few dozen): Redis's crash,
+                # not what a test checks. Started once more, and said.
+                print(f"harness.redis: redis-server died ({code}); starting it once more")
+                retried = True
+                self.process = spawn(command, log, os.environ, self.folder)
+                continue
             if time.monotonic() > deadline:
                 self.stop()
                 raise RedisError(f"redis-server did not start: {log.read_text(errors='replace')}")
